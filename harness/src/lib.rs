@@ -1,0 +1,28 @@
+//! tlsharness: fake SMTP relays and STARTTLS-tampering middleboxes on
+//! loopback, a real Postfix in a container, and scenario files that say,
+//! level by level, whether mail is delivered over TLS, delivered in
+//! plaintext, deferred or bounced.
+//!
+//! Data flows one way:
+//!
+//! - [`scenario`]: file format and strict loading (file:line errors).
+//! - [`pki`]: the run's CA and server certificates (rcgen).
+//! - [`upstream`]: the fake relay (mailin's SMTP engine on tokio).
+//! - [`middlebox`]: the proxy on the path, its behaviours and transcripts.
+//! - [`postfix`]: the MTA under test: image, container, config, log.
+//! - [`run`]: scenarios x levels -> cases, execution, classification.
+//! - [`report`]: terminal matrix and JSON.
+//! - [`smtp`]: line and reply primitives shared by relay and middlebox.
+
+pub mod exit;
+pub mod level;
+pub mod middlebox;
+pub mod outcome;
+pub mod pki;
+pub mod postfix;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod smtp;
+pub mod tls;
+pub mod upstream;

@@ -1,0 +1,218 @@
+//! The `tlsharness` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tlsharness::exit;
+use tlsharness::level::Level;
+use tlsharness::postfix::{self, docker, image};
+use tlsharness::report;
+use tlsharness::run::{self, RunEvent, RunOptions};
+use tlsharness::scenario;
+
+#[derive(Parser)]
+#[command(
+    name = "tlsharness",
+    version,
+    about = "Run a real Postfix against fake relays and STARTTLS-tampering middleboxes, level by level"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios against a real Postfix and compare with their expectations.
+    Run(RunArgs),
+    /// Check scenario files without running anything.
+    Validate {
+        /// Scenario files or directories.
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+    },
+    /// Manage the Postfix image.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Remove containers left behind by harness runs that were killed.
+    Sweep,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Scenario files or directories (every *.toml inside).
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    /// Write a JSON report (one record per scenario x level).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// The Postfix image to run.
+    #[arg(long, default_value = image::DEFAULT_IMAGE)]
+    image: String,
+    /// Only these levels (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LEVELS")]
+    level: Option<Vec<Level>>,
+    /// The longest one delivery attempt may take, in seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    attempt_timeout: u64,
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build tlsharness/postfix:SUITE offline (debootstrap + docker import) unless present.
+    Build {
+        /// Debian suite: bullseye (Postfix 3.5), bookworm (3.7), trixie (3.10).
+        #[arg(long, default_value = "bookworm")]
+        suite: String,
+        /// Build even if the image exists.
+        #[arg(long)]
+        rebuild: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = tokio::select! {
+        code = dispatch(cli) => code,
+        signal = interrupted() => {
+            // Dropping `dispatch` has removed the container and the run's
+            // directory by the time we get here.
+            eprintln!("tlsharness: {signal}; cleaned up");
+            exit::INTERRUPTED
+        }
+    };
+    ExitCode::from(code as u8)
+}
+
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "terminated",
+        _ = int.recv() => "interrupted",
+    }
+}
+
+async fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Run(args) => run_command(args).await,
+        Command::Validate { paths } => match scenario::load_paths(&paths) {
+            Ok(s) => {
+                println!("{} scenario file(s) are valid", s.len());
+                exit::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                exit::BAD_INPUT
+            }
+        },
+        Command::Image {
+            command: ImageCommand::Build { suite, rebuild },
+        } => image_build(&suite, rebuild).await,
+        Command::Sweep => match docker::connect(Duration::from_secs(10)).await {
+            Ok(d) => match docker::sweep(&d).await {
+                Ok(n) => {
+                    println!("removed {n} leftover container(s)");
+                    exit::SUCCESS
+                }
+                Err(e) => environment(e),
+            },
+            Err(e) => environment(e),
+        },
+    }
+}
+
+fn environment(e: postfix::PostfixError) -> i32 {
+    eprintln!("tlsharness: {e}");
+    exit::ENVIRONMENT
+}
+
+async fn image_build(suite: &str, rebuild: bool) -> i32 {
+    let docker = match docker::connect(Duration::from_secs(10)).await {
+        Ok(d) => d,
+        Err(e) => return environment(e),
+    };
+    match image::ensure(&docker, suite, rebuild).await {
+        Ok(image::Ensured::AlreadyPresent) => {
+            println!("{} is present", image::image_for_suite(suite));
+            exit::SUCCESS
+        }
+        Ok(image::Ensured::Built) => exit::SUCCESS,
+        Err(e) => environment(e),
+    }
+}
+
+async fn run_command(args: RunArgs) -> i32 {
+    let scenarios = match scenario::load_paths(&args.paths) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let scenarios: Vec<_> = scenarios.into_iter().map(Arc::new).collect();
+    let opts = RunOptions {
+        image: args.image,
+        levels: args.level,
+        attempt_timeout: Duration::from_secs(args.attempt_timeout),
+        observer: Some(Arc::new(progress)),
+        ..RunOptions::default()
+    };
+    let report = match run::run(&scenarios, &opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tlsharness: {e}");
+            return if e.is_environment() {
+                exit::ENVIRONMENT
+            } else if matches!(e, run::RunError::NothingToRun(_)) {
+                exit::BAD_INPUT
+            } else {
+                exit::HARNESS_ERROR
+            };
+        }
+    };
+    println!();
+    print!("{}", report::matrix(&report));
+    for c in report.cases.iter().filter(|c| !c.passed) {
+        println!();
+        print!("{}", report::failure_details(c));
+    }
+    if let Some(path) = &args.json
+        && let Err(e) = report::write_json(&report, path)
+    {
+        eprintln!("tlsharness: failed to write {}: {e}", path.display());
+        return exit::HARNESS_ERROR;
+    }
+    if report.passed() {
+        exit::SUCCESS
+    } else {
+        exit::EXPECTATION_FAILED
+    }
+}
+
+fn progress(event: RunEvent<'_>) {
+    match event {
+        RunEvent::Ready {
+            version,
+            cases,
+            startup,
+        } => eprintln!(
+            "tlsharness: Postfix {version} ready in {:.1}s; running {cases} cases",
+            startup.as_secs_f64()
+        ),
+        RunEvent::CaseDone(c) => eprintln!(
+            "  {:4} {}/{}  {}",
+            if c.passed { "ok" } else { "FAIL" },
+            c.scenario,
+            c.level,
+            report::cell(c)
+        ),
+    }
+}

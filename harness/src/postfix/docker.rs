@@ -1,0 +1,119 @@
+//! The Docker engine: reachability with a deadline, and the sweep that
+//! removes containers left behind by a harness that was killed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+
+use super::PostfixError;
+
+/// Label on every container the harness starts: the run's id.
+pub const LABEL_RUN: &str = "tlsharness.run";
+/// Label: the owning harness process, as `pid:start-time` (so a reused
+/// pid is not mistaken for the owner).
+pub const LABEL_PID: &str = "tlsharness.pid";
+/// Label: the boot id of the machine that pid lives on.
+pub const LABEL_BOOT: &str = "tlsharness.boot";
+
+/// Connects to the local Docker engine and checks that it answers.
+pub async fn connect(deadline: Duration) -> Result<Docker, PostfixError> {
+    let endpoint =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let no_docker = |detail: String| PostfixError::NoDocker {
+        endpoint: endpoint.clone(),
+        detail,
+    };
+    let docker = Docker::connect_with_defaults().map_err(|e| no_docker(e.to_string()))?;
+    match tokio::time::timeout(deadline, docker.ping()).await {
+        Ok(Ok(_)) => Ok(docker),
+        Ok(Err(e)) => Err(no_docker(e.to_string())),
+        Err(_) => Err(no_docker(format!(
+            "no answer within {}s",
+            deadline.as_secs()
+        ))),
+    }
+}
+
+/// This machine's boot id; with a pid it names one process unambiguously.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// `pid:start-time` of this process, for [`LABEL_PID`].
+pub fn process_tag() -> String {
+    let pid = std::process::id();
+    format!("{pid}:{}", start_time(pid).unwrap_or_default())
+}
+
+/// Field 22 of /proc/PID/stat: when the process started, in clock ticks.
+fn start_time(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields resume after its ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19).map(str::to_owned)
+}
+
+fn owner_alive(tag: &str) -> bool {
+    let Some((pid, start)) = tag.split_once(':') else {
+        return false;
+    };
+    pid.parse()
+        .ok()
+        .and_then(start_time)
+        .is_some_and(|s| s == start)
+}
+
+/// Removes harness containers whose owning process no longer exists on
+/// this machine (a run killed with SIGKILL). Returns how many it removed.
+pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
+    let filters = HashMap::from([("label".to_owned(), vec![LABEL_RUN.to_owned()])]);
+    let list = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| PostfixError::Docker(format!("failed to list containers: {e}")))?;
+    let boot = boot_id();
+    let mut removed = 0;
+    for c in list {
+        let labels = c.labels.unwrap_or_default();
+        let same_machine = labels.get(LABEL_BOOT).is_some_and(|b| *b == boot);
+        let owner_alive = labels.get(LABEL_PID).is_some_and(|t| owner_alive(t));
+        if same_machine && owner_alive {
+            continue;
+        }
+        let Some(id) = c.id else { continue };
+        docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| PostfixError::Docker(format!("failed to remove container {id}: {e}")))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Whether the image exists locally (nothing is ever pulled).
+pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool, PostfixError> {
+    match docker.inspect_image(image).await {
+        Ok(_) => Ok(true),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(false),
+        Err(e) => Err(PostfixError::Docker(format!(
+            "failed to inspect image {image}: {e}"
+        ))),
+    }
+}

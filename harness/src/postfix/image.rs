@@ -1,0 +1,153 @@
+//! The Postfix image. Where a registry is reachable, users build
+//! `fixtures/postfix/Dockerfile`; here nothing can be pulled, so the image
+//! is made offline: debootstrap a minimal Debian with Postfix and
+//! `docker import` it.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use bollard::Docker;
+
+use super::PostfixError;
+use super::docker::image_exists;
+
+/// The image a run uses unless told otherwise.
+pub const DEFAULT_IMAGE: &str = "tlsharness/postfix:bookworm";
+
+/// Debian suites the offline build supports, with the Postfix they ship.
+pub const SUITES: [(&str, &str); 3] =
+    [("bullseye", "3.5"), ("bookworm", "3.7"), ("trixie", "3.10")];
+
+/// The built-in image name for a suite.
+pub fn image_for_suite(suite: &str) -> String {
+    format!("tlsharness/postfix:{suite}")
+}
+
+/// The suite of a built-in image name, if it is one.
+pub fn suite_of(image: &str) -> Option<&'static str> {
+    SUITES
+        .iter()
+        .map(|(s, _)| *s)
+        .find(|s| image == image_for_suite(s))
+}
+
+/// What [`ensure`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ensured {
+    AlreadyPresent,
+    Built,
+}
+
+/// Makes sure the built-in image for `suite` exists, building it offline
+/// when it does not (or when `rebuild` is set).
+pub async fn ensure(docker: &Docker, suite: &str, rebuild: bool) -> Result<Ensured, PostfixError> {
+    if !SUITES.iter().any(|(s, _)| *s == suite) {
+        return Err(PostfixError::Image(format!(
+            "unknown suite `{suite}` (built-in: bullseye, bookworm, trixie)"
+        )));
+    }
+    let image = image_for_suite(suite);
+    if !rebuild && image_exists(docker, &image).await? {
+        return Ok(Ensured::AlreadyPresent);
+    }
+    let suite = suite.to_owned();
+    tokio::task::spawn_blocking(move || build_offline(&suite, &image))
+        .await
+        .map_err(|e| PostfixError::Image(format!("image build task failed: {e}")))??;
+    Ok(Ensured::Built)
+}
+
+/// debootstrap + docker import. Needs root, debootstrap and the docker CLI.
+fn build_offline(suite: &str, image: &str) -> Result<(), PostfixError> {
+    let find = |tool: &str| {
+        which(tool).ok_or_else(|| {
+            PostfixError::Image(format!(
+                "`{tool}` is not installed; run ci/setup-docker.sh (it installs docker.io and debootstrap), or build fixtures/postfix/Dockerfile where a registry is reachable"
+            ))
+        })
+    };
+    let (debootstrap, docker, tar) = (find("debootstrap")?, find("docker")?, find("tar")?);
+    let work = tempfile::Builder::new()
+        .prefix("tlsharness-rootfs-")
+        .tempdir_in("/var/tmp")
+        .map_err(|e| PostfixError::Image(format!("failed to make a build directory: {e}")))?;
+    let root = work.path().join("root");
+    let log_path = work.path().join("debootstrap.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| {
+        PostfixError::Image(format!("failed to create {}: {e}", log_path.display()))
+    })?;
+    eprintln!("tlsharness: building {image} with debootstrap ({suite}); this takes about a minute");
+    // No mirror argument: debootstrap's own default is used.
+    let status = Command::new(debootstrap)
+        .args([
+            "--variant=minbase",
+            "--include=postfix,ca-certificates,libsasl2-modules",
+            suite,
+        ])
+        .arg(&root)
+        .stdout(Stdio::from(log.try_clone().map_err(io_err)?))
+        .stderr(Stdio::from(log))
+        .status()
+        .map_err(|e| PostfixError::Image(format!("failed to run debootstrap: {e}")))?;
+    if !status.success() {
+        return Err(PostfixError::Image(format!(
+            "debootstrap {suite} failed ({status}); its last lines:\n{}",
+            tail(&log_path, 15)
+        )));
+    }
+    let mut tar = Command::new(tar)
+        .arg("-C")
+        .arg(&root)
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| PostfixError::Image(format!("failed to run tar: {e}")))?;
+    let tar_out = tar.stdout.take().expect("stdout is piped");
+    let import = Command::new(docker)
+        .args(["import", "-c", r#"CMD ["/bin/sh"]"#, "-", image])
+        .stdin(Stdio::from(tar_out))
+        .stdout(Stdio::null())
+        .output()
+        .map_err(|e| PostfixError::Image(format!("failed to run docker import: {e}")))?;
+    let tar_status = tar.wait().map_err(io_err)?;
+    if !tar_status.success() || !import.status.success() {
+        return Err(PostfixError::Image(format!(
+            "docker import of {image} failed: {}",
+            String::from_utf8_lossy(&import.stderr).trim()
+        )));
+    }
+    eprintln!("tlsharness: built {image}");
+    Ok(())
+}
+
+fn io_err(e: std::io::Error) -> PostfixError {
+    PostfixError::Image(e.to_string())
+}
+
+/// The program's path, looking in PATH and the sbin directories (which
+/// a non-login root shell may lack).
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    let paths = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&paths)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suite_names_map_to_images() {
+        assert_eq!(image_for_suite("bookworm"), DEFAULT_IMAGE);
+        assert_eq!(suite_of(DEFAULT_IMAGE), Some("bookworm"));
+        assert_eq!(suite_of("example/postfix:prod"), None);
+    }
+}

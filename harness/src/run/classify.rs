@@ -1,0 +1,286 @@
+//! Turning evidence into an outcome, and comparing it with the expectation.
+//!
+//! Three witnesses are consulted for every attempt: Postfix's log (status
+//! line, TLS summary line), the middlebox's wire tap (did the message cross
+//! in plaintext?), and the relay (did it receive the message, over TLS?).
+//! A delivery is classified only when the witnesses agree.
+
+use serde::Serialize;
+
+use crate::middlebox::ConnectionRecord;
+use crate::outcome::Outcome;
+use crate::postfix::log::{Delivery, TlsSession};
+use crate::scenario::{AttemptExpectation, Expectation};
+use crate::upstream::Received;
+
+/// What the wire showed during one attempt (all its connections).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Wire {
+    pub connections: usize,
+    pub relay_offered_starttls: bool,
+    pub postfix_saw_starttls: bool,
+    pub postfix_sent_starttls: bool,
+    pub tls_started: bool,
+    pub plaintext_mail: bool,
+    pub plaintext_data: bool,
+    pub plaintext_auth: bool,
+}
+
+impl Wire {
+    pub fn from_records(records: &[ConnectionRecord]) -> Wire {
+        let any = |f: fn(&ConnectionRecord) -> bool| records.iter().any(f);
+        Wire {
+            connections: records.len(),
+            relay_offered_starttls: any(|r| r.relay_offered_starttls),
+            postfix_saw_starttls: any(|r| r.client_saw_starttls),
+            postfix_sent_starttls: any(|r| r.client_sent_starttls),
+            tls_started: any(|r| r.tls_started),
+            plaintext_mail: any(|r| r.plaintext_mail),
+            plaintext_data: any(|r| r.plaintext_data),
+            plaintext_auth: any(|r| r.plaintext_auth),
+        }
+    }
+}
+
+/// One delivery attempt, observed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attempt {
+    /// `None` when the attempt could not be classified; see `error`.
+    pub outcome: Option<Outcome>,
+    pub status: String,
+    pub dsn: String,
+    pub reason: String,
+    pub relay: String,
+    /// Postfix's TLS summary for the session that ended the attempt.
+    pub tls: Option<TlsSession>,
+    pub wire: Wire,
+    /// The relay's record of the message, when it received one.
+    pub received: Option<Received>,
+    /// The status line, verbatim.
+    pub log_line: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Attempt {
+    /// An attempt that produced no status line.
+    pub fn failed(error: String, wire: Wire) -> Attempt {
+        Attempt {
+            outcome: None,
+            status: String::new(),
+            dsn: String::new(),
+            reason: String::new(),
+            relay: String::new(),
+            tls: None,
+            wire,
+            received: None,
+            log_line: String::new(),
+            error: Some(error),
+        }
+    }
+}
+
+/// Classifies one attempt from its three witnesses.
+pub fn classify(
+    delivery: &Delivery,
+    log_line: &str,
+    tls: Option<TlsSession>,
+    wire: Wire,
+    received: Option<Received>,
+) -> Attempt {
+    let mut error = None;
+    let outcome = match delivery.status.as_str() {
+        "sent" => match (&tls, wire.plaintext_data, &received) {
+            (_, _, None) => {
+                error =
+                    Some("Postfix logged status=sent but the relay recorded no message".to_owned());
+                None
+            }
+            (Some(_), false, Some(r)) if r.tls => Some(Outcome::DeliveredTls),
+            (None, true, Some(r)) if !r.tls => Some(Outcome::DeliveredPlaintext),
+            (tls, plaintext, Some(r)) => {
+                error = Some(format!(
+                    "the witnesses disagree: Postfix {} a TLS session, the wire {} the message in plaintext, the relay received it {}",
+                    if tls.is_some() { "logged" } else { "logged no" },
+                    if plaintext {
+                        "carried"
+                    } else {
+                        "did not carry"
+                    },
+                    if r.tls { "over TLS" } else { "in plaintext" },
+                ));
+                None
+            }
+        },
+        "deferred" => Some(Outcome::Deferred),
+        "bounced" | "expired" => Some(Outcome::Bounced),
+        other => {
+            error = Some(format!("unknown status `{other}`"));
+            None
+        }
+    };
+    Attempt {
+        outcome,
+        status: delivery.status.clone(),
+        dsn: delivery.dsn.clone(),
+        reason: delivery.reason.clone(),
+        relay: delivery.relay.clone(),
+        tls,
+        wire,
+        received,
+        log_line: log_line.to_owned(),
+        error,
+    }
+}
+
+/// Why the observed attempts do not meet the expectation, if they don't.
+pub fn compare(expect: &Expectation, got: &[Attempt]) -> Option<String> {
+    for (i, (e, a)) in expect.attempts.iter().zip(got).enumerate() {
+        if let Some(why) = compare_attempt(e, a) {
+            return Some(if expect.attempts.len() > 1 {
+                format!("attempt {}: {why}", i + 1)
+            } else {
+                why
+            });
+        }
+    }
+    if got.len() != expect.attempts.len() {
+        return Some(format!(
+            "expected {} delivery attempt(s), saw {}",
+            expect.attempts.len(),
+            got.len()
+        ));
+    }
+    None
+}
+
+fn compare_attempt(e: &AttemptExpectation, a: &Attempt) -> Option<String> {
+    let Some(outcome) = a.outcome else {
+        return Some(format!(
+            "expected {e}, but the attempt could not be classified: {}",
+            a.error.as_deref().unwrap_or("unknown error")
+        ));
+    };
+    if outcome != e.outcome {
+        return Some(format!("expected {}, got {outcome}", e.outcome));
+    }
+    if let Some(dsn) = &e.dsn
+        && dsn.as_str() != a.dsn
+    {
+        return Some(format!("expected dsn {dsn}, got {}", a.dsn));
+    }
+    if let Some(reason) = &e.reason
+        && !a.reason.contains(reason.as_str())
+    {
+        return Some(format!(
+            "expected the reason to contain {reason:?}, got {:?}",
+            a.reason
+        ));
+    }
+    if let Some(trust) = e.trust {
+        let got = a.tls.as_ref().map(|t| t.trust);
+        if got != Some(trust) {
+            return Some(format!(
+                "expected a {trust} TLS session, got {}",
+                got.map_or("none".to_owned(), |t| t.to_string())
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Trust;
+
+    fn delivery(status: &str) -> Delivery {
+        Delivery {
+            queue_id: "ABCDEF123".into(),
+            to: "x@c0.tlsharness.test".into(),
+            relay: "smtp.relay.test[127.0.0.1]:4000".into(),
+            dsn: "2.0.0".into(),
+            status: status.into(),
+            reason: "250 ok".into(),
+        }
+    }
+
+    fn received(tls: bool) -> Option<Received> {
+        Some(Received {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            helo: String::new(),
+            mail_from: String::new(),
+            rcpt_to: vec![],
+            tls,
+            size: 1,
+            message_id: None,
+        })
+    }
+
+    fn session() -> Option<TlsSession> {
+        Some(TlsSession {
+            trust: Trust::Verified,
+            host: "h".into(),
+            addr: "127.0.0.1".into(),
+            port: 4000,
+            protocol: "TLSv1.3".into(),
+            cipher: "X".into(),
+        })
+    }
+
+    #[test]
+    fn agreeing_witnesses_classify() {
+        let plain = Wire {
+            plaintext_data: true,
+            ..Default::default()
+        };
+        let a = classify(&delivery("sent"), "", None, plain.clone(), received(false));
+        assert_eq!(a.outcome, Some(Outcome::DeliveredPlaintext));
+        let a = classify(
+            &delivery("sent"),
+            "",
+            session(),
+            Wire::default(),
+            received(true),
+        );
+        assert_eq!(a.outcome, Some(Outcome::DeliveredTls));
+    }
+
+    #[test]
+    fn disagreeing_witnesses_are_an_error_not_a_verdict() {
+        let plain = Wire {
+            plaintext_data: true,
+            ..Default::default()
+        };
+        let a = classify(&delivery("sent"), "", session(), plain, received(false));
+        assert_eq!(a.outcome, None);
+        assert!(a.error.unwrap().contains("disagree"));
+        let a = classify(&delivery("sent"), "", session(), Wire::default(), None);
+        assert_eq!(a.outcome, None);
+    }
+
+    #[test]
+    fn compare_checks_dsn_reason_and_trust() {
+        let mut d = delivery("deferred");
+        d.dsn = "4.7.4".into();
+        d.reason = "TLS is required, but was not offered by host x".into();
+        let got = vec![classify(&d, "", None, Wire::default(), None)];
+        let mut e = AttemptExpectation::outcome(Outcome::Deferred);
+        e.dsn = Some(crate::scenario::Dsn::parse("4.7.4").unwrap());
+        e.reason = Some("was not offered".into());
+        let expect = Expectation {
+            attempts: vec![e.clone()],
+        };
+        assert_eq!(compare(&expect, &got), None);
+        e.reason = Some("refused".into());
+        let expect = Expectation { attempts: vec![e] };
+        assert!(compare(&expect, &got).unwrap().contains("reason"));
+        let tls = Expectation {
+            attempts: vec![AttemptExpectation {
+                trust: Some(Trust::Verified),
+                ..AttemptExpectation::outcome(Outcome::Deferred)
+            }],
+        };
+        assert!(compare(&tls, &got).unwrap().contains("verified"));
+    }
+}

@@ -1,0 +1,10 @@
+//! Running scenarios: plan the cases, execute them against one Postfix,
+//! classify what happened and compare it with what was expected.
+
+mod classify;
+mod execute;
+mod plan;
+
+pub use classify::{Attempt, Wire, classify, compare};
+pub use execute::{CaseResult, RunError, RunEvent, RunOptions, RunReport, run};
+pub use plan::{Case, plan};

@@ -1,0 +1,426 @@
+//! Strict loading: every problem is reported with file, line, column and
+//! the path of the key, before anything is started.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use super::model::{Expectation, MiddleboxSpec, PostfixSpec, RawScenario, RelaySpec};
+use crate::level::Level;
+
+/// A validated scenario: one network path and what Postfix must do at each level.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The file stem; unique within a run.
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub path: PathBuf,
+    pub relay: RelaySpec,
+    pub middlebox: MiddleboxSpec,
+    pub postfix: PostfixSpec,
+    pub expect: BTreeMap<Level, Expectation>,
+}
+
+/// A scenario file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    NoScenarios { path: PathBuf, message: String },
+    #[error("{}:{line}:{column}: {}{message}", path.display(), key_prefix(key))]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        /// Dotted path of the offending key (empty for the file's top level).
+        key: String,
+        message: String,
+    },
+}
+
+fn key_prefix(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}: ")
+    }
+}
+
+/// All the problems found in the given files, in file order.
+#[derive(Debug)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadErrors {}
+
+/// Loads scenario files and directories (every `*.toml` directly inside,
+/// sorted by name). All files are checked; every problem is returned.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Scenario>, LoadErrors> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match expand(path) {
+            Ok(found) => files.extend(found),
+            Err(e) => errors.push(e),
+        }
+    }
+    let mut scenarios: Vec<Scenario> = Vec::new();
+    for file in files {
+        match load_file(&file) {
+            Ok(s) => {
+                if let Some(other) = scenarios.iter().find(|o| o.id == s.id) {
+                    errors.push(LoadError::NoScenarios {
+                        path: file.clone(),
+                        message: format!(
+                            "scenario id `{}` is already used by {}; rename one of the files",
+                            s.id,
+                            other.path.display()
+                        ),
+                    });
+                } else {
+                    scenarios.push(s);
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(scenarios)
+    } else {
+        Err(LoadErrors(errors))
+    }
+}
+
+fn expand(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let io = |source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let p = entry.path();
+        if p.extension().is_some_and(|e| e == "toml") && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(LoadError::NoScenarios {
+            path: path.to_owned(),
+            message: "no scenario files (*.toml) in this directory".into(),
+        });
+    }
+    Ok(files)
+}
+
+/// Loads one scenario file.
+pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    load_bytes(path, &bytes)
+}
+
+/// Loads a scenario from bytes; `path` names it in errors and gives its id.
+pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Scenario, LoadError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        invalid(
+            path,
+            bytes,
+            at..at,
+            "",
+            "the file is not valid UTF-8".into(),
+        )
+    })?;
+    let raw = parse(path, text)?;
+    validate(path, text, raw)
+}
+
+fn parse(path: &Path, text: &str) -> Result<RawScenario, LoadError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        invalid(
+            path,
+            text.as_bytes(),
+            e.span().unwrap_or(0..0),
+            "",
+            e.message().trim().to_owned(),
+        )
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = clean_path(&e.path().to_string());
+        let inner = e.into_inner();
+        invalid(
+            path,
+            text.as_bytes(),
+            inner.span().unwrap_or(0..0),
+            &key,
+            inner.message().trim().to_owned(),
+        )
+    })
+}
+
+/// serde_path_to_error shows the top level as "." and descends into
+/// `Spanned` wrappers; neither means anything to the user.
+fn clean_path(p: &str) -> String {
+    if p == "." {
+        return String::new();
+    }
+    p.split('.')
+        .filter(|seg| !seg.starts_with("$__serde_spanned"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadError> {
+    let bytes = text.as_bytes();
+    let expect_span = raw.expect.span();
+    let expect = raw.expect.into_inner().into_map();
+    for level in Level::REQUIRED {
+        if !expect.contains_key(&level) {
+            return Err(invalid(
+                path,
+                bytes,
+                expect_span.clone(),
+                "expect",
+                format!(
+                    "missing expectation for level `{level}` (every scenario states none, may, encrypt, verify and secure)"
+                ),
+            ));
+        }
+    }
+    let mut checked = BTreeMap::new();
+    for (level, spanned) in expect {
+        let span = spanned.span();
+        let key = format!("expect.{level}");
+        let e = spanned.into_inner();
+        check_expectation(&e).map_err(|m| invalid(path, bytes, span, &key, m))?;
+        checked.insert(level, e);
+    }
+    if raw.name.trim().is_empty() {
+        return Err(invalid(
+            path,
+            bytes,
+            0..0,
+            "name",
+            "the scenario needs a non-empty name".into(),
+        ));
+    }
+    Ok(Scenario {
+        id: scenario_id(path),
+        name: raw.name,
+        description: raw.description,
+        path: path.to_owned(),
+        relay: raw.relay,
+        middlebox: raw.middlebox,
+        postfix: raw.postfix,
+        expect: checked,
+    })
+}
+
+fn check_expectation(e: &Expectation) -> Result<(), String> {
+    let last = e.attempts.len() - 1;
+    for (i, a) in e.attempts.iter().enumerate() {
+        if i < last && a.outcome.is_final() {
+            return Err(format!(
+                "attempt {} is `{}`: the message leaves the queue, so no attempt can follow it",
+                i + 1,
+                a.outcome
+            ));
+        }
+        if a.trust.is_some() && a.outcome != crate::outcome::Outcome::DeliveredTls {
+            return Err(format!(
+                "attempt {}: `trust` applies only to `delivered-tls`",
+                i + 1
+            ));
+        }
+        if a.reason.as_deref().is_some_and(|r| r.trim().is_empty()) {
+            return Err(format!(
+                "attempt {}: `reason` is empty; leave it out or give text Postfix's reason must contain",
+                i + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The scenario's id: its file stem.
+pub fn scenario_id(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scenario".into())
+}
+
+fn invalid(path: &Path, text: &[u8], span: Range<usize>, key: &str, message: String) -> LoadError {
+    let (line, column) = line_column(text, span.start);
+    LoadError::Invalid {
+        path: path.to_owned(),
+        line,
+        column,
+        key: key.to_owned(),
+        message,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_column(text: &[u8], offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Outcome;
+
+    const GOOD: &str = r#"
+name = "incident"
+[relay]
+hostname = "smtp.relay.test"
+port = 587
+starttls = true
+[middlebox]
+behaviour = ["strip-starttls"]
+[expect]
+none = "delivered-plaintext"
+may = "delivered-plaintext"
+encrypt = { outcome = "deferred", dsn = "4.7.4", reason = "TLS is required, but was not offered" }
+verify = "deferred"
+secure = ["deferred"]
+"#;
+
+    fn load(text: &str) -> Result<Scenario, LoadError> {
+        load_bytes(Path::new("scenarios/x.toml"), text.as_bytes())
+    }
+
+    fn error(text: &str) -> (usize, String, String) {
+        match load(text).unwrap_err() {
+            LoadError::Invalid {
+                line, key, message, ..
+            } => (line, key, message),
+            other => panic!("unexpected error {other}"),
+        }
+    }
+
+    #[test]
+    fn loads_a_good_file() {
+        let s = load(GOOD).unwrap();
+        assert_eq!(s.id, "x");
+        assert_eq!(s.relay.port, 587);
+        assert_eq!(s.middlebox.behaviour.len(), 1);
+        let enc = &s.expect[&Level::Encrypt].attempts[0];
+        assert_eq!(enc.outcome, Outcome::Deferred);
+        assert_eq!(enc.dsn.as_ref().unwrap().as_str(), "4.7.4");
+        assert_eq!(s.expect.len(), 5);
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let text = GOOD.replace("port = 587", "prot = 587");
+        let (line, key, message) = error(&text);
+        assert_eq!(line, 5);
+        assert!(key.starts_with("relay"), "{key}");
+        assert!(message.contains("unknown field `prot`"), "{message}");
+    }
+
+    #[test]
+    fn bad_outcome_is_located() {
+        let text = GOOD.replace("verify = \"deferred\"", "verify = \"delivered\"");
+        let (line, key, message) = error(&text);
+        assert_eq!(line, 13);
+        assert_eq!(key, "expect.verify");
+        assert!(message.contains("unknown outcome `delivered`"), "{message}");
+    }
+
+    #[test]
+    fn bad_value_inside_a_table_is_located() {
+        let text = GOOD.replace("dsn = \"4.7.4\"", "dsn = \"4.7\"");
+        let (line, key, message) = error(&text);
+        assert_eq!(line, 12);
+        assert!(key.starts_with("expect.encrypt"), "{key}");
+        assert!(message.contains("not a DSN"), "{message}");
+    }
+
+    #[test]
+    fn unknown_behaviour_is_located() {
+        let text = GOOD.replace("strip-starttls", "strip-startls");
+        let (line, key, message) = error(&text);
+        assert_eq!(line, 8);
+        assert!(key.starts_with("middlebox.behaviour"), "{key}");
+        assert!(message.contains("strip-startls"), "{message}");
+    }
+
+    #[test]
+    fn missing_level_is_located() {
+        let text = GOOD.replace("verify = \"deferred\"\n", "");
+        let (line, key, message) = error(&text);
+        assert_eq!(line, 9);
+        assert_eq!(key, "expect");
+        assert!(message.contains("`verify`"), "{message}");
+    }
+
+    #[test]
+    fn missing_section_is_reported() {
+        let text = GOOD.replace("[relay]", "[relai]");
+        let (_, _, message) = error(&text);
+        assert!(message.contains("relai"), "{message}");
+    }
+
+    #[test]
+    fn syntax_error_is_located() {
+        let text = GOOD.replace("port = 587", "port = = 587");
+        let (line, _, _) = error(&text);
+        assert_eq!(line, 5);
+    }
+
+    #[test]
+    fn final_attempt_cannot_be_followed() {
+        let text = GOOD.replace(
+            "secure = [\"deferred\"]",
+            "secure = [\"delivered-tls\", \"deferred\"]",
+        );
+        let (line, key, message) = error(&text);
+        assert_eq!(line, 14);
+        assert_eq!(key, "expect.secure");
+        assert!(message.contains("attempt 1"), "{message}");
+    }
+
+    #[test]
+    fn line_column_counts_characters() {
+        assert_eq!(line_column(b"ab\ncd", 4), (2, 2));
+        assert_eq!(line_column("é=\nx".as_bytes(), 2), (1, 2));
+    }
+}

@@ -1,0 +1,9 @@
+//! Scenario files: one network path and what Postfix must do at each level.
+
+mod load;
+mod model;
+
+pub use load::{LoadError, LoadErrors, Scenario, line_column, load_bytes, load_file, load_paths};
+pub use model::{
+    AttemptExpectation, Dsn, Expectation, Hostname, MiddleboxSpec, PostfixSpec, RelaySpec,
+};

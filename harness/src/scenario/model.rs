@@ -1,0 +1,352 @@
+//! The scenario file's data model. Every struct refuses unknown keys and
+//! every value is checked while it is read, so an error carries the
+//! position of the offending key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::level::Level;
+use crate::middlebox::BehaviourSpec;
+use crate::outcome::{Outcome, Trust};
+use crate::pki::CertKind;
+
+/// The scenario file as written, before cross-key checks.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub relay: RelaySpec,
+    #[serde(default)]
+    pub middlebox: MiddleboxSpec,
+    #[serde(default)]
+    pub postfix: PostfixSpec,
+    pub expect: Spanned<RawExpectations>,
+}
+
+/// The fake upstream relay at the far end of the network path.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySpec {
+    /// The name Postfix is told to relay to; it resolves to loopback inside
+    /// the container and is the name certificates are checked against.
+    pub hostname: Hostname,
+    /// The port of the real relayhost (shown in reports). On loopback the
+    /// harness listens on an ephemeral port instead.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Whether the relay offers STARTTLS in its EHLO reply.
+    pub starttls: bool,
+    /// The certificate the relay presents after STARTTLS.
+    #[serde(default)]
+    pub certificate: CertKind,
+}
+
+fn default_port() -> u16 {
+    25
+}
+
+/// The network path between Postfix and the relay.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiddleboxSpec {
+    /// Behaviours applied in order; empty means pass-through.
+    #[serde(default)]
+    pub behaviour: Vec<BehaviourSpec>,
+}
+
+/// Scenario-level settings of the Postfix under test.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostfixSpec {
+    /// Whether Postfix trusts the run's CA (`smtp_tls_CAfile`). With `false`
+    /// Postfix has no trust anchor at all, as with a relay whose CA is unknown.
+    #[serde(default = "yes")]
+    pub trust_ca: bool,
+}
+
+impl Default for PostfixSpec {
+    fn default() -> Self {
+        PostfixSpec { trust_ca: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[expect]`: one entry per security level.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExpectations {
+    pub none: Option<Spanned<Expectation>>,
+    pub may: Option<Spanned<Expectation>>,
+    pub encrypt: Option<Spanned<Expectation>>,
+    pub fingerprint: Option<Spanned<Expectation>>,
+    pub dane: Option<Spanned<Expectation>>,
+    #[serde(rename = "dane-only")]
+    pub dane_only: Option<Spanned<Expectation>>,
+    pub verify: Option<Spanned<Expectation>>,
+    pub secure: Option<Spanned<Expectation>>,
+}
+
+impl RawExpectations {
+    pub fn into_map(self) -> BTreeMap<Level, Spanned<Expectation>> {
+        [
+            (Level::None, self.none),
+            (Level::May, self.may),
+            (Level::Encrypt, self.encrypt),
+            (Level::Fingerprint, self.fingerprint),
+            (Level::Dane, self.dane),
+            (Level::DaneOnly, self.dane_only),
+            (Level::Verify, self.verify),
+            (Level::Secure, self.secure),
+        ]
+        .into_iter()
+        .filter_map(|(level, e)| e.map(|e| (level, e)))
+        .collect()
+    }
+}
+
+/// What must happen at one level: one entry per delivery attempt.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Expectation {
+    pub attempts: Vec<AttemptExpectation>,
+}
+
+/// What must happen at one delivery attempt. `dsn`, `reason` and `trust`
+/// are checked only when given.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptExpectation {
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dsn: Option<Dsn>,
+    /// A piece of text Postfix's reason must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The trust Postfix must have logged for the TLS session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<Trust>,
+}
+
+impl AttemptExpectation {
+    pub fn outcome(outcome: Outcome) -> Self {
+        AttemptExpectation {
+            outcome,
+            dsn: None,
+            reason: None,
+            trust: None,
+        }
+    }
+}
+
+impl fmt::Display for AttemptExpectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.outcome)?;
+        if let Some(dsn) = &self.dsn {
+            write!(f, " dsn={dsn}")?;
+        }
+        if let Some(trust) = &self.trust {
+            write!(f, " trust={trust}")?;
+        }
+        if let Some(reason) = &self.reason {
+            write!(f, " reason~{reason:?}")?;
+        }
+        Ok(())
+    }
+}
+
+struct AttemptVisitor;
+
+impl<'de> Visitor<'de> for AttemptVisitor {
+    type Value = AttemptExpectation;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an outcome (\"delivered-tls\", \"delivered-plaintext\", \"deferred\", \"bounced\") or a table { outcome, dsn, reason, trust }")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        v.parse::<Outcome>()
+            .map(AttemptExpectation::outcome)
+            .map_err(E::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        AttemptExpectation::deserialize(de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+/// An attempt is written either as a bare outcome or as a table.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct OneAttempt(#[serde(deserialize_with = "attempt")] AttemptExpectation);
+
+fn attempt<'de, D: Deserializer<'de>>(d: D) -> Result<AttemptExpectation, D::Error> {
+    d.deserialize_any(AttemptVisitor)
+}
+
+impl<'de> Deserialize<'de> for Expectation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ExpectationVisitor;
+
+        impl<'de> Visitor<'de> for ExpectationVisitor {
+            type Value = Expectation;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an outcome, a table { outcome, dsn, reason, trust }, or a list of them (one per delivery attempt)")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                AttemptVisitor
+                    .visit_str(v)
+                    .map(|a| Expectation { attempts: vec![a] })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                AttemptVisitor
+                    .visit_map(map)
+                    .map(|a| Expectation { attempts: vec![a] })
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut attempts = Vec::new();
+                while let Some(OneAttempt(a)) = seq.next_element()? {
+                    attempts.push(a);
+                }
+                if attempts.is_empty() {
+                    return Err(de::Error::custom(
+                        "an empty list: give at least one delivery attempt",
+                    ));
+                }
+                Ok(Expectation { attempts })
+            }
+        }
+
+        d.deserialize_any(ExpectationVisitor)
+    }
+}
+
+/// A DSN status code such as `4.7.4`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Dsn(String);
+
+impl Dsn {
+    pub fn parse(s: &str) -> Result<Dsn, String> {
+        let parts: Vec<&str> = s.split('.').collect();
+        let ok = parts.len() == 3
+            && matches!(parts[0], "2" | "4" | "5")
+            && parts[1..]
+                .iter()
+                .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+        if ok {
+            Ok(Dsn(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a DSN status code (expected class.subject.detail, e.g. 4.7.4)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Dsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dsn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Dsn::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+/// A DNS host name (lower case, letters, digits and hyphens, at least two labels).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Hostname(String);
+
+impl Hostname {
+    pub fn parse(s: &str) -> Result<Hostname, String> {
+        let bad = |why: &str| Err(format!("`{s}` is not a usable host name: {why}"));
+        if s.is_empty() || s.len() > 253 {
+            return bad("it must have 1 to 253 characters");
+        }
+        let labels: Vec<&str> = s.split('.').collect();
+        if labels.len() < 2 {
+            return bad("give a fully qualified name such as smtp.relay.test");
+        }
+        for label in &labels {
+            if label.is_empty() || label.len() > 63 {
+                return bad("each label must have 1 to 63 characters");
+            }
+            if !label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                return bad("use lower-case letters, digits and hyphens only");
+            }
+            if label.starts_with('-') || label.ends_with('-') {
+                return bad("a label may not begin or end with a hyphen");
+            }
+        }
+        if labels.iter().all(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+            return bad("it looks like an IP address; give a name");
+        }
+        Ok(Hostname(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Hostname {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hostname {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Hostname::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsn_accepts_status_codes_only() {
+        assert!(Dsn::parse("4.7.4").is_ok());
+        assert!(Dsn::parse("5.7.10").is_ok());
+        assert!(Dsn::parse("4.7").is_err());
+        assert!(Dsn::parse("3.0.0").is_err());
+        assert!(Dsn::parse("4.x.4").is_err());
+    }
+
+    #[test]
+    fn hostname_rules() {
+        assert!(Hostname::parse("smtp.relay.test").is_ok());
+        assert!(Hostname::parse("smtp-1.sendgrid.net").is_ok());
+        assert!(Hostname::parse("localhost").is_err());
+        assert!(Hostname::parse("SMTP.relay.test").is_err());
+        assert!(Hostname::parse("127.0.0.1").is_err());
+        assert!(Hostname::parse("a..b").is_err());
+        assert!(Hostname::parse("-a.b").is_err());
+    }
+}

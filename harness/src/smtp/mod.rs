@@ -1,0 +1,10 @@
+//! SMTP wire primitives shared by the fake relay and the middlebox:
+//! bounded line reading, reply parsing and a boxed stream type.
+
+mod io;
+mod line;
+mod reply;
+
+pub use io::{BoxIo, Io};
+pub use line::{Chunk, LineReader, MAX_LINE};
+pub use reply::{Reply, ReplyAssembler, ReplyLine, Unit, command_verb, printable};

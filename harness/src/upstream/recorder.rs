@@ -1,0 +1,151 @@
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mailin_embedded::response::OK;
+use mailin_embedded::{Handler, Response};
+use serde::Serialize;
+
+/// A message the relay accepted.
+#[derive(Clone, Debug, Serialize)]
+pub struct Received {
+    pub peer: SocketAddr,
+    pub helo: String,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    /// Whether the session was inside TLS when the message arrived.
+    pub tls: bool,
+    pub size: usize,
+    pub message_id: Option<String>,
+}
+
+/// One SMTP session the relay served.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionRecord {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    /// Why the session ended, in words.
+    pub end: String,
+}
+
+/// Everything a relay saw.
+#[derive(Debug, Default)]
+pub(crate) struct RelayLog {
+    pub received: Mutex<Vec<Received>>,
+    pub sessions: Mutex<Vec<SessionRecord>>,
+}
+
+/// The part of a message kept to find its Message-ID.
+const HEAD_LIMIT: usize = 16 * 1024;
+
+/// mailin's per-connection handler: accepts everything and records it.
+pub(crate) struct Recorder {
+    pub peer: SocketAddr,
+    pub tls: Arc<AtomicBool>,
+    pub log: Arc<RelayLog>,
+    pub hostname: String,
+    helo: String,
+    current: Option<Received>,
+    head: Vec<u8>,
+}
+
+impl Recorder {
+    pub fn new(
+        peer: SocketAddr,
+        tls: Arc<AtomicBool>,
+        log: Arc<RelayLog>,
+        hostname: String,
+    ) -> Self {
+        Recorder {
+            peer,
+            tls,
+            log,
+            hostname,
+            helo: String::new(),
+            current: None,
+            head: Vec::new(),
+        }
+    }
+}
+
+impl Handler for Recorder {
+    fn helo(&mut self, _ip: IpAddr, domain: &str) -> Response {
+        self.helo = domain.to_owned();
+        OK
+    }
+
+    fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.head.clear();
+        self.current = Some(Received {
+            peer: self.peer,
+            helo: self.helo.clone(),
+            mail_from: from.to_owned(),
+            rcpt_to: to.to_vec(),
+            tls: self.tls.load(Ordering::SeqCst),
+            size: 0,
+            message_id: None,
+        });
+        OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if let Some(current) = &mut self.current {
+            current.size += buf.len();
+            let room = HEAD_LIMIT.saturating_sub(self.head.len());
+            self.head.extend_from_slice(&buf[..buf.len().min(room)]);
+        }
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let Some(mut received) = self.current.take() else {
+            return OK;
+        };
+        received.message_id = message_id(&self.head);
+        let how = if received.tls {
+            "over TLS"
+        } else {
+            "in plaintext"
+        };
+        let reply = format!(
+            "2.0.0 Ok: accepted {how} by tlsharness relay {}",
+            self.hostname
+        );
+        self.log
+            .received
+            .lock()
+            .expect("relay log poisoned")
+            .push(received);
+        Response::custom(250, reply)
+    }
+}
+
+/// The Message-ID header's value, if the header block has one.
+fn message_id(head: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(head);
+    for line in text.split("\r\n") {
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("message-id")
+        {
+            return Some(value.trim().to_owned());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_message_id_in_headers_only() {
+        assert_eq!(
+            message_id(b"Subject: x\r\nMessage-ID: <a@b>\r\n\r\nbody").as_deref(),
+            Some("<a@b>")
+        );
+        assert_eq!(message_id(b"Subject: x\r\n\r\nMessage-ID: <a@b>\r\n"), None);
+    }
+}

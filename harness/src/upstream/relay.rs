@@ -1,0 +1,268 @@
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use mailin::SessionBuilder;
+use mailin_embedded::{Action, Response};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::Received;
+use super::recorder::{Recorder, RelayLog, SessionRecord};
+use crate::smtp::{BoxIo, Chunk, LineReader};
+
+/// How a relay behaves.
+#[derive(Clone)]
+pub struct RelayConfig {
+    /// The name in the greeting and in accepted-message replies.
+    pub hostname: String,
+    /// Offered via STARTTLS when present.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// A session idle this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// A running fake relay. It stops when the run's shutdown token fires.
+#[derive(Clone)]
+pub struct Relay {
+    addr: SocketAddr,
+    log: Arc<RelayLog>,
+}
+
+impl Relay {
+    /// Serves SMTP on an already bound listener until `shutdown` fires.
+    pub fn start(
+        listener: TcpListener,
+        config: RelayConfig,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> io::Result<Relay> {
+        let addr = listener.local_addr()?;
+        let log = Arc::new(RelayLog::default());
+        let relay = Relay {
+            addr,
+            log: log.clone(),
+        };
+        let config = Arc::new(config);
+        let tracker = tasks.clone();
+        tasks.spawn(async move {
+            loop {
+                let (stream, peer) = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        // Transient (e.g. out of descriptors): keep serving.
+                        Err(_) => continue,
+                    },
+                };
+                let config = config.clone();
+                let log = log.clone();
+                let shutdown = shutdown.clone();
+                tracker.spawn(async move {
+                    let tls = Arc::new(AtomicBool::new(false));
+                    let end = tokio::select! {
+                        _ = shutdown.cancelled() => "the run ended".to_owned(),
+                        r = session(stream, peer, &config, log.clone(), tls.clone()) => match r {
+                            Ok(end) => end,
+                            Err(e) => format!("error: {e}"),
+                        },
+                    };
+                    log.sessions
+                        .lock()
+                        .expect("relay log poisoned")
+                        .push(SessionRecord {
+                            peer,
+                            tls: tls.load(Ordering::SeqCst),
+                            end,
+                        });
+                });
+            }
+        });
+        Ok(relay)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Messages accepted so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.log
+            .received
+            .lock()
+            .expect("relay log poisoned")
+            .clone()
+    }
+
+    /// Sessions that have ended so far.
+    pub fn sessions(&self) -> Vec<SessionRecord> {
+        self.log
+            .sessions
+            .lock()
+            .expect("relay log poisoned")
+            .clone()
+    }
+}
+
+async fn session(
+    stream: TcpStream,
+    peer: SocketAddr,
+    config: &RelayConfig,
+    log: Arc<RelayLog>,
+    tls: Arc<AtomicBool>,
+) -> io::Result<String> {
+    stream.set_nodelay(true)?;
+    let mut builder = SessionBuilder::new(config.hostname.clone());
+    if config.tls.is_some() {
+        builder.enable_start_tls();
+    }
+    let handler = Recorder::new(peer, tls.clone(), log, config.hostname.clone());
+    let mut session = builder.build(peer.ip(), handler);
+    let mut io: BoxIo = Box::new(stream);
+    let mut reader = LineReader::default();
+    let mut in_data = false;
+    write(&mut io, &session.greeting()).await?;
+    loop {
+        let chunk = match tokio::time::timeout(config.idle_timeout, reader.next(&mut io)).await {
+            Err(_) => {
+                io.write_all(b"421 4.4.2 idle too long, closing\r\n")
+                    .await?;
+                return Ok("idle timeout".into());
+            }
+            Ok(r) => r?,
+        };
+        let Some(chunk) = chunk else {
+            return Ok("client closed".into());
+        };
+        let line = match chunk {
+            Chunk::Line(line) => line,
+            // Message content may be passed on in pieces; a command may not.
+            Chunk::Partial(piece) if in_data => piece,
+            Chunk::Partial(_) => {
+                io.write_all(b"500 5.5.2 line too long\r\n").await?;
+                return Ok("line too long".into());
+            }
+        };
+        if in_data && line == b".\r\n" {
+            in_data = false;
+        }
+        let response = session.process(&line);
+        match response.action {
+            Action::NoReply => {}
+            Action::Reply => {
+                write(&mut io, &response).await?;
+                in_data = response.code == 354;
+            }
+            Action::Close => {
+                write(&mut io, &response).await?;
+                return Ok(format!("closed with {}", response.code));
+            }
+            Action::UpgradeTls => {
+                write(&mut io, &response).await?;
+                // Plaintext pipelined after STARTTLS is dropped, never
+                // treated as sent inside TLS (the CVE-2011-0411 class).
+                let _ = reader.take_buffered();
+                let acceptor = tokio_rustls::TlsAcceptor::from(
+                    config
+                        .tls
+                        .clone()
+                        .expect("STARTTLS is offered only with TLS"),
+                );
+                let stream = match acceptor.accept(io).await {
+                    Ok(s) => s,
+                    Err(e) => return Ok(format!("TLS handshake failed: {e}")),
+                };
+                io = Box::new(stream);
+                tls.store(true, Ordering::SeqCst);
+                session.tls_active();
+            }
+        }
+    }
+}
+
+async fn write(io: &mut BoxIo, response: &Response) -> io::Result<()> {
+    io.write_all(&response.buffer()?).await?;
+    io.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    async fn start(tls: Option<Arc<rustls::ServerConfig>>) -> (Relay, CancellationToken) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let token = CancellationToken::new();
+        let relay = Relay::start(
+            listener,
+            RelayConfig {
+                hostname: "smtp.relay.test".into(),
+                tls,
+                idle_timeout: Duration::from_secs(5),
+            },
+            &TaskTracker::new(),
+            token.clone(),
+        )
+        .unwrap();
+        (relay, token)
+    }
+
+    async fn reply(r: &mut BufReader<TcpStream>) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).await.unwrap();
+            let done = line.as_bytes().get(3) != Some(&b'-');
+            lines.push(line.trim_end().to_owned());
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    async fn send(r: &mut BufReader<TcpStream>, line: &str) -> Vec<String> {
+        r.get_mut().write_all(line.as_bytes()).await.unwrap();
+        reply(r).await
+    }
+
+    #[tokio::test]
+    async fn accepts_and_records_a_plaintext_message() {
+        let (relay, token) = start(None).await;
+        let mut c = BufReader::new(TcpStream::connect(relay.addr()).await.unwrap());
+        assert!(reply(&mut c).await[0].starts_with("220 smtp.relay.test"));
+        let ehlo = send(&mut c, "EHLO client.test\r\n").await;
+        assert!(!ehlo.iter().any(|l| l.contains("STARTTLS")), "{ehlo:?}");
+        send(&mut c, "MAIL FROM:<a@b.test>\r\n").await;
+        send(&mut c, "RCPT TO:<c@d.test>\r\n").await;
+        assert!(send(&mut c, "DATA\r\n").await[0].starts_with("354"));
+        let done = send(&mut c, "Message-ID: <m1@x>\r\n\r\nhi\r\n.\r\n").await;
+        assert!(done[0].contains("in plaintext"), "{done:?}");
+        let got = relay.received();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].rcpt_to, vec!["c@d.test".to_owned()]);
+        assert_eq!(got[0].message_id.as_deref(), Some("<m1@x>"));
+        assert!(!got[0].tls);
+        token.cancel();
+    }
+
+    #[tokio::test]
+    async fn offers_starttls_when_configured_and_refuses_overlong_commands() {
+        let pki = crate::pki::Pki::new("t").unwrap();
+        let id = pki
+            .identity(crate::pki::CertKind::Trusted, "smtp.relay.test")
+            .unwrap();
+        let cfg = crate::tls::server_config(&id, Default::default()).unwrap();
+        let (relay, token) = start(Some(cfg)).await;
+        let mut c = BufReader::new(TcpStream::connect(relay.addr()).await.unwrap());
+        reply(&mut c).await;
+        let ehlo = send(&mut c, "EHLO client.test\r\n").await;
+        assert!(ehlo.iter().any(|l| l.ends_with("STARTTLS")), "{ehlo:?}");
+        let long = format!("NOOP {}\r\n", "x".repeat(crate::smtp::MAX_LINE));
+        assert!(send(&mut c, &long).await[0].starts_with("500"));
+        token.cancel();
+    }
+}
