@@ -12,6 +12,7 @@ use tlsharness::postfix::{self, docker, image};
 use tlsharness::report;
 use tlsharness::run::{self, RunEvent, RunOptions};
 use tlsharness::scenario;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -78,16 +79,33 @@ enum ImageCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let cancel = CancellationToken::new();
+    let work = dispatch(cli, cancel.clone());
+    tokio::pin!(work);
     let code = tokio::select! {
-        code = dispatch(cli) => code,
+        code = &mut work => code,
         signal = interrupted() => {
-            // Dropping `dispatch` has removed the container and the run's
-            // directory by the time we get here.
-            eprintln!("tlsharness: {signal}; cleaned up");
-            exit::INTERRUPTED
+            eprintln!("tlsharness: {signal}; stopping and cleaning up (send it again to stop at once)");
+            cancel.cancel();
+            tokio::select! {
+                code = &mut work => code,
+                signal = interrupted() => {
+                    eprintln!("tlsharness: {signal} again; removing this process's containers");
+                    force_cleanup().await;
+                    exit::INTERRUPTED
+                }
+            }
         }
     };
     ExitCode::from(code as u8)
+}
+
+/// Removes whatever this process still has in Docker, after the work
+/// future was abandoned.
+async fn force_cleanup() {
+    if let Ok(d) = docker::connect(Duration::from_secs(5)).await {
+        let _ = docker::remove_owned(&d).await;
+    }
 }
 
 async fn interrupted() -> &'static str {
@@ -100,9 +118,9 @@ async fn interrupted() -> &'static str {
     }
 }
 
-async fn dispatch(cli: Cli) -> i32 {
+async fn dispatch(cli: Cli, cancel: CancellationToken) -> i32 {
     match cli.command {
-        Command::Run(args) => run_command(args).await,
+        Command::Run(args) => run_command(args, cancel).await,
         Command::Validate { paths } => match scenario::load_paths(&paths) {
             Ok(s) => {
                 println!("{} scenario file(s) are valid", s.len());
@@ -149,7 +167,7 @@ async fn image_build(suite: &str, rebuild: bool) -> i32 {
     }
 }
 
-async fn run_command(args: RunArgs) -> i32 {
+async fn run_command(args: RunArgs, cancel: CancellationToken) -> i32 {
     let scenarios = match scenario::load_paths(&args.paths) {
         Ok(s) => s,
         Err(e) => {
@@ -163,13 +181,16 @@ async fn run_command(args: RunArgs) -> i32 {
         levels: args.level,
         attempt_timeout: Duration::from_secs(args.attempt_timeout),
         observer: Some(Arc::new(progress)),
+        cancel,
         ..RunOptions::default()
     };
     let report = match run::run(&scenarios, &opts).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tlsharness: {e}");
-            return if e.is_environment() {
+            return if matches!(e, run::RunError::Interrupted) {
+                exit::INTERRUPTED
+            } else if e.is_environment() {
                 exit::ENVIRONMENT
             } else if matches!(e, run::RunError::NothingToRun(_)) {
                 exit::BAD_INPUT
@@ -199,6 +220,9 @@ async fn run_command(args: RunArgs) -> i32 {
 
 fn progress(event: RunEvent<'_>) {
     match event {
+        RunEvent::Starting { run_id, image } => {
+            eprintln!("tlsharness: run {run_id}: starting Postfix ({image})")
+        }
         RunEvent::Ready {
             version,
             cases,

@@ -1,10 +1,11 @@
-//! The Docker engine: reachability with a deadline, and the sweep that
-//! removes containers left behind by a harness that was killed.
+//! The Docker engine: reachability with a deadline, and finding and
+//! removing the harness's containers (including those of killed runs).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::errors::Error as DockerError;
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 
 use super::PostfixError;
@@ -14,10 +15,11 @@ pub const LABEL_RUN: &str = "tlsharness.run";
 /// Label: the owning harness process, as `pid:start-time` (so a reused
 /// pid is not mistaken for the owner).
 pub const LABEL_PID: &str = "tlsharness.pid";
-/// Label: the boot id of the machine that pid lives on.
+/// Label: the boot id of the machine that process lives on.
 pub const LABEL_BOOT: &str = "tlsharness.boot";
 
-/// Connects to the local Docker engine and checks that it answers.
+/// Connects to the Docker engine (DOCKER_HOST, or the local socket) and
+/// checks that it answers within `deadline`.
 pub async fn connect(deadline: Duration) -> Result<Docker, PostfixError> {
     let endpoint =
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
@@ -36,7 +38,7 @@ pub async fn connect(deadline: Duration) -> Result<Docker, PostfixError> {
     }
 }
 
-/// This machine's boot id; with a pid it names one process unambiguously.
+/// This machine's boot id; with a pid and start time it names one process.
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_owned())
@@ -67,39 +69,73 @@ fn owner_alive(tag: &str) -> bool {
         .is_some_and(|s| s == start)
 }
 
-/// Removes harness containers whose owning process no longer exists on
-/// this machine (a run killed with SIGKILL). Returns how many it removed.
-pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
-    let filters = HashMap::from([("label".to_owned(), vec![LABEL_RUN.to_owned()])]);
-    let list = docker
+/// Containers carrying `label` (`key` or `key=value`), running or not.
+async fn list(
+    docker: &Docker,
+    label: String,
+) -> Result<Vec<bollard::models::ContainerSummary>, PostfixError> {
+    docker
         .list_containers(Some(ListContainersOptions {
             all: true,
-            filters: Some(filters),
+            filters: Some(HashMap::from([("label".to_owned(), vec![label])])),
             ..Default::default()
         }))
         .await
-        .map_err(|e| PostfixError::Docker(format!("failed to list containers: {e}")))?;
+        .map_err(|e| PostfixError::Docker(format!("failed to list containers: {e}")))
+}
+
+/// Force-removes a container; one that is gone or already being removed
+/// counts as removed.
+async fn remove(docker: &Docker, id: &str) -> Result<(), PostfixError> {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    match docker.remove_container(id, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        }) => Ok(()),
+        Err(e) => Err(PostfixError::Docker(format!(
+            "failed to remove container {id}: {e}"
+        ))),
+    }
+}
+
+/// Removes harness containers whose owning process no longer exists on
+/// this machine (a run killed with SIGKILL). Returns how many it removed.
+pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
     let boot = boot_id();
     let mut removed = 0;
-    for c in list {
+    for c in list(docker, LABEL_RUN.to_owned()).await? {
         let labels = c.labels.unwrap_or_default();
         let same_machine = labels.get(LABEL_BOOT).is_some_and(|b| *b == boot);
-        let owner_alive = labels.get(LABEL_PID).is_some_and(|t| owner_alive(t));
-        if same_machine && owner_alive {
+        let alive = labels.get(LABEL_PID).is_some_and(|t| owner_alive(t));
+        if same_machine && alive {
             continue;
         }
-        let Some(id) = c.id else { continue };
-        docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                }),
-            )
-            .await
-            .map_err(|e| PostfixError::Docker(format!("failed to remove container {id}: {e}")))?;
+        if let Some(id) = c.id {
+            remove(docker, &id).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Ids of the containers labelled with this run id.
+pub async fn containers_of_run(docker: &Docker, run_id: &str) -> Result<Vec<String>, PostfixError> {
+    let found = list(docker, format!("{LABEL_RUN}={run_id}")).await?;
+    Ok(found.into_iter().filter_map(|c| c.id).collect())
+}
+
+/// Removes every container this process started.
+pub async fn remove_owned(docker: &Docker) -> Result<usize, PostfixError> {
+    let found = list(docker, format!("{LABEL_PID}={}", process_tag())).await?;
+    let mut removed = 0;
+    for id in found.into_iter().filter_map(|c| c.id) {
+        remove(docker, &id).await?;
         removed += 1;
     }
     Ok(removed)
@@ -109,7 +145,7 @@ pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
 pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool, PostfixError> {
     match docker.inspect_image(image).await {
         Ok(_) => Ok(true),
-        Err(bollard::errors::Error::DockerResponseServerError {
+        Err(DockerError::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(false),
         Err(e) => Err(PostfixError::Docker(format!(

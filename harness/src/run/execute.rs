@@ -40,6 +40,8 @@ pub struct RunOptions {
     /// The longest one delivery attempt may take to produce a status line.
     pub attempt_timeout: Duration,
     pub observer: Option<Observer>,
+    /// Fires to stop the run early; everything is still cleaned up.
+    pub cancel: CancellationToken,
 }
 
 impl Default for RunOptions {
@@ -50,12 +52,18 @@ impl Default for RunOptions {
             startup_timeout: Duration::from_secs(60),
             attempt_timeout: Duration::from_secs(120),
             observer: None,
+            cancel: CancellationToken::new(),
         }
     }
 }
 
 /// Progress, as it happens.
 pub enum RunEvent<'a> {
+    /// Fakes are listening; the Postfix container is being started.
+    Starting {
+        run_id: &'a str,
+        image: &'a str,
+    },
     /// Postfix is up; cases are about to run.
     Ready {
         version: &'a str,
@@ -124,6 +132,8 @@ pub enum RunError {
     Setup(String),
     #[error("no case selected: {0}")]
     NothingToRun(String),
+    #[error("the run was interrupted")]
+    Interrupted,
 }
 
 impl RunError {
@@ -262,6 +272,15 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         .write_to(dir.path())
         .map_err(|e| RunError::Setup(format!("failed to write the Postfix configuration: {e}")))?;
 
+    if opts.cancel.is_cancelled() {
+        return Err(RunError::Interrupted);
+    }
+    if let Some(obs) = &opts.observer {
+        obs(RunEvent::Starting {
+            run_id: &run_id,
+            image: &opts.image,
+        });
+    }
     let t_start = Instant::now();
     let mut instance = Instance::start(
         dir.path(),
@@ -273,6 +292,12 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         },
     )
     .await?;
+    // A container being created cannot be abandoned safely, so an
+    // interruption during start-up takes effect once it is up.
+    if opts.cancel.is_cancelled() {
+        instance.stop().await;
+        return Err(RunError::Interrupted);
+    }
     let startup = t_start.elapsed();
     if let Some(obs) = &opts.observer {
         obs(RunEvent::Ready {
@@ -285,14 +310,21 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         .iter()
         .map(|c| instance.subscribe(&c.recipient()))
         .collect();
-    let results = futures_util::future::join_all(
+    let all = futures_util::future::join_all(
         cases
             .iter()
             .zip(&rigs)
             .zip(receivers)
             .map(|((case, rig), rx)| run_case(case, rig, &instance, rx, opts)),
-    )
-    .await;
+    );
+    let results = tokio::select! {
+        results = all => Some(results),
+        _ = opts.cancel.cancelled() => None,
+    };
+    let Some(results) = results else {
+        instance.stop().await;
+        return Err(RunError::Interrupted);
+    };
     let version = instance.version().to_owned();
     instance.stop().await;
     stop.cancel();

@@ -1,0 +1,116 @@
+//! The built-in scenarios against a real Postfix, in one run (one
+//! container), with checks that go beyond each file's expectations: what
+//! the relay received, what crossed the wire, what the transcript shows.
+
+mod common;
+
+use std::sync::Arc;
+
+use tlsharness::level::Level;
+use tlsharness::outcome::{Outcome, Trust};
+use tlsharness::run::{CaseResult, RunOptions, RunReport, run};
+use tlsharness::scenario::load_paths;
+use tokio::sync::OnceCell;
+
+static REPORT: OnceCell<RunReport> = OnceCell::const_new();
+
+async fn report() -> &'static RunReport {
+    REPORT
+        .get_or_init(|| async {
+            let scenarios = load_paths(&[common::root().join("scenarios")])
+                .expect("the built-in scenarios load")
+                .into_iter()
+                .map(Arc::new)
+                .collect::<Vec<_>>();
+            run(&scenarios, &RunOptions::default())
+                .await
+                .expect("the run completes (needs Docker and the image: ci/test.sh sets both up)")
+        })
+        .await
+}
+
+fn case<'a>(r: &'a RunReport, scenario: &str, level: Level) -> &'a CaseResult {
+    r.cases
+        .iter()
+        .find(|c| c.scenario == scenario && c.level == level)
+        .unwrap_or_else(|| panic!("no case {scenario}/{level}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_builtin_scenario_meets_its_expectations() {
+    let r = report().await;
+    let failed: Vec<String> = r
+        .cases
+        .iter()
+        .filter(|c| !c.passed)
+        .map(tlsharness::report::failure_details)
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    // One instance served every case.
+    assert!(r.postfix_version.starts_with("3."), "{}", r.postfix_version);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn incident_defers_encrypt_and_may_delivers_in_plaintext() {
+    let r = report().await;
+    let enc = case(r, "incident-587-strip", Level::Encrypt);
+    let a = &enc.attempts[0];
+    assert_eq!(a.outcome, Some(Outcome::Deferred));
+    assert_eq!(a.dsn, "4.7.4");
+    assert!(
+        a.reason
+            .starts_with("TLS is required, but was not offered by host smtp.sendgrid.net[")
+    );
+    // The relay did offer STARTTLS; Postfix never saw it.
+    assert!(a.wire.relay_offered_starttls && !a.wire.postfix_saw_starttls);
+    assert!(
+        enc.transcript.contains("S~ 250 STARTTLS"),
+        "{}",
+        enc.transcript
+    );
+    for level in [Level::None, Level::May] {
+        let c = case(r, "incident-587-strip", level);
+        let a = &c.attempts[0];
+        assert_eq!(a.outcome, Some(Outcome::DeliveredPlaintext), "{level}");
+        assert!(a.wire.plaintext_data && !a.wire.tls_started, "{level}");
+        let got = a.received.as_ref().expect("the relay received it");
+        assert!(!got.tls, "{level}: the relay got it in plaintext");
+        assert!(a.tls.is_none(), "{level}: Postfix logged no TLS session");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clean_relay_is_verified_at_verify_and_secure() {
+    let r = report().await;
+    for level in [Level::Verify, Level::Secure] {
+        let a = &case(r, "starttls-relay", level).attempts[0];
+        assert_eq!(a.outcome, Some(Outcome::DeliveredTls));
+        assert_eq!(a.tls.as_ref().map(|t| t.trust), Some(Trust::Verified));
+        assert!(a.received.as_ref().is_some_and(|m| m.tls));
+        assert!(!a.wire.plaintext_mail && !a.wire.plaintext_data);
+    }
+    // `none` never starts TLS, although the relay offers it.
+    let none = &case(r, "starttls-relay", Level::None).attempts[0];
+    assert!(none.wire.postfix_saw_starttls && !none.wire.postfix_sent_starttls);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificate_checks_decide_verify_and_secure_only() {
+    let r = report().await;
+    for scenario in ["starttls-relay-unknown-ca", "starttls-relay-wrong-name"] {
+        for level in [Level::Verify, Level::Secure] {
+            let a = &case(r, scenario, level).attempts[0];
+            assert_eq!(a.outcome, Some(Outcome::Deferred), "{scenario}/{level}");
+            assert_eq!(a.dsn, "4.7.5", "{scenario}/{level}");
+            assert!(a.received.is_none(), "{scenario}/{level}");
+        }
+        let enc = &case(r, scenario, Level::Encrypt).attempts[0];
+        assert_eq!(enc.outcome, Some(Outcome::DeliveredTls), "{scenario}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_container_outlives_the_run() {
+    let r = report().await;
+    assert!(common::containers_of_run_async(&r.run_id).await.is_empty());
+}

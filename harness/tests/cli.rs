@@ -1,0 +1,129 @@
+//! The binary as a user meets it: exit codes, located errors, failure
+//! details, and no leftovers after a failed or interrupted run.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Watched, containers_of_run, data, run_dirs, run_id, tlsharness};
+use tlsharness::exit;
+
+#[test]
+fn malformed_scenario_is_rejected_before_anything_starts() {
+    // With no reachable Docker, reaching for it would be exit 3, not 2.
+    let out = tlsharness()
+        .args(["run"])
+        .arg(data("malformed.toml"))
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{stderr}");
+    assert!(
+        stderr.contains("malformed.toml:6:1: relay.certifcate: unknown field `certifcate`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("starting Postfix"), "{stderr}");
+}
+
+#[test]
+fn validate_reports_every_bad_file() {
+    let out = tlsharness()
+        .arg("validate")
+        .arg(data("malformed.toml"))
+        .arg(data("no-such-file.toml"))
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::BAD_INPUT));
+    assert!(stderr.contains("malformed.toml:6:1"), "{stderr}");
+    assert!(
+        stderr.contains("no-such-file.toml: cannot read"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_docker_is_an_environment_error_with_a_remedy() {
+    let out = tlsharness()
+        .args(["run", "scenarios/starttls-relay.toml"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::ENVIRONMENT), "{stderr}");
+    assert!(stderr.contains("ci/setup-docker.sh"), "{stderr}");
+}
+
+#[test]
+fn wrong_expectation_fails_with_details_and_leaves_nothing() {
+    let out = tlsharness()
+        .arg("run")
+        .arg(data("wrong-expectation.toml"))
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(exit::EXPECTATION_FAILED),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("FAIL wrong-expectation/encrypt"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("expected: delivered-tls"), "{stdout}");
+    assert!(stdout.contains("got #1:   deferred dsn=4.7.4"), "{stdout}");
+    // The Postfix log line and the tampering on the wire are both shown.
+    assert!(
+        stdout.contains(
+            "status=deferred (TLS is required, but was not offered by host smtp.relay.test"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("S~ 250 STARTTLS"), "{stdout}");
+    // The other four levels passed.
+    assert_eq!(stdout.matches("FAIL ").count(), 1, "{stdout}");
+    let id = run_id(
+        stderr
+            .lines()
+            .find(|l| l.contains("starting Postfix"))
+            .expect("the run started"),
+    );
+    assert!(containers_of_run(&id).is_empty());
+    assert!(run_dirs(&id).is_empty());
+}
+
+fn interrupt(signal: &str) {
+    let mut cmd = tlsharness();
+    cmd.args(["run", "scenarios"]);
+    let mut w = Watched::spawn(cmd);
+    // Mid-run: the fakes listen and Docker is creating the container.
+    let line = w.wait_for("starting Postfix", Duration::from_secs(60));
+    let id = run_id(&line);
+    let status = std::process::Command::new("kill")
+        .args([signal, &w.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let status = w.wait(Duration::from_secs(60));
+    assert_eq!(
+        status.code(),
+        Some(exit::INTERRUPTED),
+        "{}",
+        w.seen.join("\n")
+    );
+    assert!(containers_of_run(&id).is_empty(), "containers left behind");
+    assert!(run_dirs(&id).is_empty(), "run directory left behind");
+}
+
+#[test]
+fn sigint_mid_run_leaves_no_container_or_directory() {
+    interrupt("-INT");
+}
+
+#[test]
+fn sigterm_mid_run_leaves_no_container_or_directory() {
+    interrupt("-TERM");
+}

@@ -1,0 +1,140 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("harness/ has a parent")
+        .to_owned()
+}
+
+pub fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+pub fn tlsharness() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tlsharness"));
+    c.current_dir(root());
+    c
+}
+
+/// A child whose stderr lines arrive on a channel, so a test can wait for
+/// a line with a deadline.
+pub struct Watched {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Watched {
+    pub fn spawn(mut cmd: Command) -> Watched {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watched {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first stderr line containing `needle`, waiting at most `deadline`.
+    pub fn wait_for(&mut self, needle: &str, deadline: Duration) -> String {
+        let end = std::time::Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line containing {needle:?} within {deadline:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for the process to exit, at most `deadline`.
+    pub fn wait(&mut self, deadline: Duration) -> std::process::ExitStatus {
+        let end = std::time::Instant::now() + deadline;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                return status;
+            }
+            // Drain stderr while waiting; the channel wakes us on output.
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                let _ = self.child.kill();
+                panic!(
+                    "the process did not exit within {deadline:?}; saw:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            if let Ok(line) = self.lines.recv_timeout(left.min(Duration::from_millis(50))) {
+                self.seen.push(line);
+            }
+        }
+    }
+}
+
+/// Containers Docker still has for a run.
+pub fn containers_of_run(run_id: &str) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(containers_of_run_async(run_id))
+}
+
+pub async fn containers_of_run_async(run_id: &str) -> Vec<String> {
+    let docker = tlsharness::postfix::docker::connect(Duration::from_secs(10))
+        .await
+        .expect("the tests need a Docker daemon: run ci/setup-docker.sh");
+    tlsharness::postfix::docker::containers_of_run(&docker, run_id)
+        .await
+        .expect("containers can be listed")
+}
+
+/// The run id from "tlsharness: run ID: starting Postfix ...".
+pub fn run_id(line: &str) -> String {
+    line.split("run ")
+        .nth(1)
+        .and_then(|s| s.split(':').next())
+        .expect("the line names the run")
+        .to_owned()
+}
+
+/// Run directories of `run_id` still on disk.
+pub fn run_dirs(run_id: &str) -> Vec<PathBuf> {
+    let prefix = format!("tlsharness-{run_id}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .expect("temp dir is readable")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect()
+}
