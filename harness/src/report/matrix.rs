@@ -66,18 +66,18 @@ pub fn matrix(report: &RunReport) -> String {
         })
         .collect();
     let mut out = String::new();
-    let _ = write!(out, "{:first$}", "scenario");
+    let mut line = format!("{:first$}", "scenario");
     for (l, w) in levels.iter().zip(&widths) {
-        let _ = write!(out, "  {:w$}", l.as_str());
+        let _ = write!(line, "  {:w$}", l.as_str());
     }
-    out.push('\n');
+    let _ = writeln!(out, "{}", line.trim_end());
     for (scenario, cells) in &rows {
-        let _ = write!(out, "{scenario:first$}");
+        let mut line = format!("{scenario:first$}");
         for (c, w) in cells.iter().zip(&widths) {
             let pad = w - width(c);
-            let _ = write!(out, "  {c}{}", " ".repeat(pad));
+            let _ = write!(line, "  {c}{}", " ".repeat(pad));
         }
-        out.push('\n');
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     let failed = report.cases.iter().filter(|c| !c.passed).count();
     let plaintext = report
