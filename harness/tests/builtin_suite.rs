@@ -114,3 +114,71 @@ async fn no_container_outlives_the_run() {
     let r = report().await;
     assert!(common::containers_of_run_async(&r.run_id).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn may_falls_back_to_plaintext_only_on_a_retry_after_backoff() {
+    let r = report().await;
+    let c = case(r, "fail-handshake-alert", Level::May);
+    assert_eq!(c.attempts.len(), 2);
+    let (first, second) = (&c.attempts[0], &c.attempts[1]);
+    assert_eq!(first.outcome, Some(Outcome::Deferred));
+    assert!(first.wire.tls_broken && first.received.is_none());
+    assert_eq!(second.outcome, Some(Outcome::DeliveredPlaintext));
+    // The retry tried TLS once more, then reconnected without it.
+    assert!(second.wire.tls_broken && second.wire.plaintext_data);
+    assert!(second.wire.connections >= 2, "{:?}", second.wire);
+    let quick = case(r, "fail-handshake-immediate-retry", Level::May);
+    assert!(
+        quick
+            .attempts
+            .iter()
+            .all(|a| a.outcome == Some(Outcome::Deferred))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trusted_interception_satisfies_secure_while_the_relay_hop_is_plaintext() {
+    let r = report().await;
+    let a = &case(r, "intercept-tls-trusted-ca", Level::Secure).attempts[0];
+    assert_eq!(a.outcome, Some(Outcome::DeliveredTls));
+    assert_eq!(a.tls.as_ref().map(|t| t.trust), Some(Trust::Verified));
+    assert!(a.wire.intercepted && a.wire.middlebox_read_data);
+    assert!(!a.wire.plaintext_data, "Postfix's side was encrypted");
+    assert!(a.wire.relay_side_plaintext_data);
+    assert!(a.received.as_ref().is_some_and(|m| !m.tls));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tampering_shows_in_the_transcript() {
+    let r = report().await;
+    let banner = case(r, "mask-banner", Level::May);
+    assert!(
+        banner.transcript.contains("M: 220 ****"),
+        "{}",
+        banner.transcript
+    );
+    assert!(
+        banner.transcript.contains("C: HELO "),
+        "{}",
+        banner.transcript
+    );
+    assert!(
+        banner
+            .log
+            .iter()
+            .any(|l| l.contains("enabling PIX workarounds"))
+    );
+    let masked = case(r, "mask-starttls", Level::Encrypt);
+    assert!(
+        masked.transcript.contains("M: 250 XXXXXXXA"),
+        "{}",
+        masked.transcript
+    );
+    let inject = case(r, "inject-response", Level::Encrypt);
+    assert!(
+        inject
+            .transcript
+            .contains("M: 554 5.7.1 tlsharness: injected before TLS")
+    );
+    assert_eq!(inject.attempts[0].outcome, Some(Outcome::DeliveredTls));
+}

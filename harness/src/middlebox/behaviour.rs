@@ -1,6 +1,10 @@
 //! The contract every middlebox behaviour implements. Behaviours are small
-//! and composable: replies pass through each in order; for commands and
-//! for the TLS hand-over, the first behaviour that does not pass wins.
+//! and composable (in the manner of Toxiproxy's toxics): replies pass
+//! through each in order; for commands and for the TLS hand-over, the
+//! first behaviour that does not pass wins (as turmoil's fault rules do).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::smtp::Reply;
 
@@ -24,11 +28,39 @@ pub enum CloseKind {
     Reset,
 }
 
+/// How a broken TLS handshake looks to Postfix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakKind {
+    /// A fatal TLS alert (handshake_failure) in answer to the ClientHello.
+    Alert,
+    /// Bytes that are not TLS in answer to the ClientHello.
+    Garbage,
+    /// An orderly close after the ClientHello.
+    Close,
+    /// A reset after the ClientHello.
+    Reset,
+    /// Nothing at all: the connection stays open and silent.
+    Silence,
+}
+
+/// The middlebox's own end of an intercepted TLS session.
+#[derive(Clone, Debug)]
+pub struct Interception {
+    /// What Postfix is shown: the middlebox's certificate.
+    pub acceptor: Arc<rustls::ServerConfig>,
+    /// Whether the middlebox speaks TLS to the relay (it sent STARTTLS on).
+    pub upstream_tls: bool,
+}
+
 /// What happens when both ends are about to start TLS.
 #[derive(Debug)]
 pub enum TlsVerdict {
     /// Let the handshake through untouched.
     Pass,
+    /// Break the handshake.
+    Break(BreakKind),
+    /// Terminate TLS in the middlebox and read the dialogue.
+    Intercept(Interception),
 }
 
 /// The SMTP context of a reply.
@@ -36,6 +68,22 @@ pub enum TlsVerdict {
 pub struct ReplyContext<'a> {
     /// The verb of the command this reply answers; `None` for the greeting.
     pub answering: Option<&'a str>,
+}
+
+/// Byte-level shaping of one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Direction {
+    /// Added before every write.
+    pub delay: Duration,
+    /// Forward this many bytes, then hold everything after them.
+    pub stall_after: Option<u64>,
+}
+
+/// Byte-level shaping of a connection, per direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shaping {
+    pub to_postfix: Direction,
+    pub to_relay: Direction,
 }
 
 /// One named way of tampering with the SMTP dialogue.
@@ -49,13 +97,27 @@ pub trait Behaviour: Send {
         None
     }
 
+    /// Bytes to send to Postfix right behind a reply, in the same write.
+    fn after_reply(&mut self, _ctx: ReplyContext<'_>, _reply: &Reply) -> Option<Vec<u8>> {
+        None
+    }
+
     /// Decides the fate of a client command.
     fn on_command(&mut self, _verb: &str, _line: &[u8]) -> CommandVerdict {
         CommandVerdict::Pass
     }
 
-    /// Decides what happens to the TLS handshake after STARTTLS succeeded.
+    /// Bytes to send to the relay right behind a forwarded command, in the
+    /// same write.
+    fn after_command(&mut self, _verb: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Decides what happens to the TLS handshake once STARTTLS succeeded.
     fn on_tls(&mut self) -> TlsVerdict {
         TlsVerdict::Pass
     }
+
+    /// Adds this behaviour's byte-level shaping.
+    fn shape(&self, _shaping: &mut Shaping) {}
 }

@@ -1,19 +1,24 @@
 //! One connection through the middlebox. In plaintext the pump reads the
 //! dialogue line by line, pairs each reply with the command it answers, and
-//! lets the behaviours act; once STARTTLS succeeds it hands the bytes over
-//! untouched and counts them.
+//! lets the behaviours act. Once STARTTLS succeeds it hands the bytes over
+//! untouched, breaks the handshake, or intercepts TLS and keeps reading.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::behaviour::{Behaviour, CloseKind, CommandVerdict, ReplyContext, TlsVerdict};
+use super::behaviour::{
+    Behaviour, BreakKind, CloseKind, CommandVerdict, Interception, ReplyContext, Shaping,
+    TlsVerdict,
+};
+use super::shaping::Shaped;
 use super::transcript::{Dir, Transcript};
 use crate::smtp::{BoxIo, Chunk, LineReader, Reply, ReplyAssembler, Unit, command_verb};
 
@@ -23,19 +28,33 @@ pub struct ConnectionRecord {
     pub peer: Option<SocketAddr>,
     /// The relay's EHLO reply listed STARTTLS.
     pub relay_offered_starttls: bool,
-    /// The EHLO reply Postfix received listed STARTTLS.
+    /// An EHLO reply Postfix received listed STARTTLS.
     pub client_saw_starttls: bool,
     /// Postfix sent STARTTLS.
     pub client_sent_starttls: bool,
-    /// TLS started between Postfix and the relay (the middlebox saw the
-    /// STARTTLS exchange succeed and handed over the handshake).
+    /// TLS started end to end between Postfix and the relay (the middlebox
+    /// saw the STARTTLS exchange succeed and handed the handshake over).
     pub tls_started: bool,
-    /// MAIL FROM crossed the wire in plaintext.
+    /// How the middlebox broke the handshake, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_broken: Option<String>,
+    /// The middlebox terminated Postfix's TLS with its own certificate.
+    pub intercepted: bool,
+    /// The TLS version Postfix negotiated with the intercepting middlebox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intercept_protocol: Option<String>,
+    /// The intercepting middlebox spoke TLS to the relay.
+    pub intercept_relay_tls: bool,
+    /// MAIL FROM crossed the Postfix side of the wire in plaintext.
     pub plaintext_mail: bool,
-    /// Message content crossed the wire in plaintext.
+    /// Message content crossed the Postfix side of the wire in plaintext.
     pub plaintext_data: bool,
-    /// An AUTH command crossed the wire in plaintext.
+    /// An AUTH command crossed the Postfix side of the wire in plaintext.
     pub plaintext_auth: bool,
+    /// The middlebox could read the message content (plaintext, or intercepted).
+    pub middlebox_read_data: bool,
+    /// Message content crossed the relay side of the wire in plaintext.
+    pub relay_side_plaintext_data: bool,
     /// Bytes relayed after TLS began, Postfix to relay and back.
     pub tls_bytes_up: u64,
     pub tls_bytes_down: u64,
@@ -46,6 +65,10 @@ pub struct ConnectionRecord {
 
 /// How many lines of message content the transcript shows.
 const CONTENT_LINES_SHOWN: usize = 12;
+/// The longest the middlebox waits for a TLS handshake it takes part in.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A fatal TLS alert record: handshake_failure.
+const TLS_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
 
 enum Pending {
     /// Forwarded to the relay; its reply is awaited.
@@ -62,12 +85,28 @@ enum Step {
     Tls,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Plain,
+    Intercepted,
+}
+
+/// What a connection needs besides its socket.
+pub(crate) struct Setup {
+    pub upstream: SocketAddr,
+    /// The relay's name, for SNI when the middlebox speaks TLS to it.
+    pub relay_name: String,
+    pub behaviours: Vec<Box<dyn Behaviour>>,
+    pub connect_timeout: Duration,
+}
+
 pub(crate) struct Connection {
     client: BoxIo,
     /// A second handle on the client socket, for socket options the boxed
     /// stream hides (an abortive close).
     client_socket: std::net::TcpStream,
     server: BoxIo,
+    relay_name: String,
     client_lines: LineReader,
     server_lines: LineReader,
     replies: ReplyAssembler,
@@ -76,7 +115,9 @@ pub(crate) struct Connection {
     in_data: bool,
     content_lines: usize,
     content_bytes: usize,
+    phase: Phase,
     behaviours: Vec<Box<dyn Behaviour>>,
+    notes: Arc<Mutex<Vec<String>>>,
     record: ConnectionRecord,
 }
 
@@ -84,9 +125,7 @@ impl Connection {
     pub async fn run(
         client: TcpStream,
         peer: SocketAddr,
-        upstream: SocketAddr,
-        behaviours: Vec<Box<dyn Behaviour>>,
-        connect_timeout: Duration,
+        setup: Setup,
         shutdown: CancellationToken,
     ) -> ConnectionRecord {
         let mut record = ConnectionRecord {
@@ -94,7 +133,7 @@ impl Connection {
             transcript: Transcript::new(),
             ..Default::default()
         };
-        let names: Vec<_> = behaviours.iter().map(|b| b.name()).collect();
+        let names: Vec<_> = setup.behaviours.iter().map(|b| b.name()).collect();
         record.transcript.note(format!(
             "connection from {peer}; behaviours: {}",
             if names.is_empty() {
@@ -103,20 +142,21 @@ impl Connection {
                 names.join(", ")
             }
         ));
-        let server = match tokio::time::timeout(connect_timeout, TcpStream::connect(upstream)).await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                record.end = format!("could not reach the relay at {upstream}: {e}");
-                record.transcript.note(record.end.clone());
-                return record;
-            }
-            Err(_) => {
-                record.end = format!("timed out connecting to the relay at {upstream}");
-                record.transcript.note(record.end.clone());
-                return record;
-            }
-        };
+        let upstream = setup.upstream;
+        let server =
+            match tokio::time::timeout(setup.connect_timeout, TcpStream::connect(upstream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    record.end = format!("could not reach the relay at {upstream}: {e}");
+                    record.transcript.note(record.end.clone());
+                    return record;
+                }
+                Err(_) => {
+                    record.end = format!("timed out connecting to the relay at {upstream}");
+                    record.transcript.note(record.end.clone());
+                    return record;
+                }
+            };
         let _ = client.set_nodelay(true);
         let _ = server.set_nodelay(true);
         let (client, client_socket) = match split_handle(client) {
@@ -126,10 +166,34 @@ impl Connection {
                 return record;
             }
         };
+        let mut shaping = Shaping::default();
+        for b in &setup.behaviours {
+            b.shape(&mut shaping);
+        }
+        let notes = Arc::new(Mutex::new(Vec::new()));
+        let (client, server): (BoxIo, BoxIo) = if shaping == Shaping::default() {
+            (Box::new(client), Box::new(server))
+        } else {
+            (
+                Box::new(Shaped::new(
+                    Box::new(client),
+                    shaping.to_postfix,
+                    "Postfix",
+                    notes.clone(),
+                )),
+                Box::new(Shaped::new(
+                    Box::new(server),
+                    shaping.to_relay,
+                    "the relay",
+                    notes.clone(),
+                )),
+            )
+        };
         let mut conn = Connection {
-            client: Box::new(client),
+            client,
             client_socket,
-            server: Box::new(server),
+            server,
+            relay_name: setup.relay_name,
             client_lines: LineReader::default(),
             server_lines: LineReader::default(),
             replies: ReplyAssembler::new(),
@@ -138,13 +202,16 @@ impl Connection {
             in_data: false,
             content_lines: 0,
             content_bytes: 0,
-            behaviours,
+            phase: Phase::Plain,
+            behaviours: setup.behaviours,
+            notes,
             record,
         };
         let end = tokio::select! {
             _ = shutdown.cancelled() => "the run ended".to_owned(),
             end = conn.pump() => end,
         };
+        conn.drain_notes();
         conn.record.transcript.note(format!("closed: {end}"));
         conn.record.end = end;
         conn.record
@@ -156,6 +223,7 @@ impl Connection {
                 c = self.client_lines.next(&mut self.client) => self.on_client_chunk(c).await,
                 s = self.server_lines.next(&mut self.server) => self.on_server_chunk(s).await,
             };
+            self.drain_notes();
             match step {
                 Ok(Step::Continue) => {}
                 Ok(Step::End(why)) => {
@@ -164,16 +232,30 @@ impl Connection {
                     return why;
                 }
                 Ok(Step::Reset(why)) => {
-                    // Linger zero turns the close into a RST.
-                    let _ = socket2::SockRef::from(&self.client_socket)
-                        .set_linger(Some(Duration::ZERO));
+                    self.reset_client();
                     let _ = self.server.shutdown().await;
                     return why;
                 }
-                Ok(Step::Tls) => return self.tls().await,
+                Ok(Step::Tls) => match self.start_tls().await {
+                    Ok(None) => {}
+                    Ok(Some(end)) => return end,
+                    Err(e) => return format!("i/o error during TLS: {e}"),
+                },
                 Err(e) => return format!("i/o error: {e}"),
             }
         }
+    }
+
+    fn drain_notes(&mut self) {
+        let notes: Vec<String> = std::mem::take(&mut *self.notes.lock().expect("notes poisoned"));
+        for n in notes {
+            self.record.transcript.note(n);
+        }
+    }
+
+    /// Linger zero turns the close into a RST.
+    fn reset_client(&mut self) {
+        let _ = socket2::SockRef::from(&self.client_socket).set_linger(Some(Duration::ZERO));
     }
 
     async fn on_client_chunk(&mut self, chunk: io::Result<Option<Chunk>>) -> io::Result<Step> {
@@ -212,8 +294,19 @@ impl Connection {
             CommandVerdict::Pass => {
                 self.note_command(&verb);
                 self.record.transcript.push(Dir::Client, &line, None);
-                self.server.write_all(&line).await?;
+                let mut bytes = line;
+                for b in &mut self.behaviours {
+                    if let Some(extra) = b.after_command(&verb) {
+                        let note = format!("{}: sent in the same packet", b.name());
+                        self.record
+                            .transcript
+                            .push_lines(Dir::ToServer, &extra, Some(&note));
+                        bytes.extend_from_slice(&extra);
+                    }
+                }
+                self.server.write_all(&bytes).await?;
                 self.pending.push_back(Pending::Relay(verb));
+                Ok(Step::Continue)
             }
             CommandVerdict::Answer(reply) => {
                 self.record.transcript.push(
@@ -223,7 +316,7 @@ impl Connection {
                 );
                 self.pending
                     .push_back(Pending::Local(verb, reply, by.to_owned()));
-                self.flush_local().await?;
+                self.flush_local().await
             }
             CommandVerdict::Close(kind) => {
                 self.record.transcript.push(
@@ -232,20 +325,20 @@ impl Connection {
                     Some(format!("{by}: not forwarded; connection closed ({kind:?})")),
                 );
                 let why = format!("{by} closed the connection on {verb}");
-                return Ok(match kind {
+                Ok(match kind {
                     CloseKind::Fin => Step::End(why),
                     CloseKind::Reset => Step::Reset(why),
-                });
+                })
             }
         }
-        Ok(Step::Continue)
     }
 
     fn note_command(&mut self, verb: &str) {
+        let plain = self.phase == Phase::Plain;
         match verb {
             "STARTTLS" => self.record.client_sent_starttls = true,
-            "MAIL" => self.record.plaintext_mail = true,
-            "AUTH" => self.record.plaintext_auth = true,
+            "MAIL" if plain => self.record.plaintext_mail = true,
+            "AUTH" if plain => self.record.plaintext_auth = true,
             _ => {}
         }
     }
@@ -253,13 +346,28 @@ impl Connection {
     /// Message content, between DATA's 354 and the lone dot.
     async fn content(&mut self, chunk: Chunk) -> io::Result<Step> {
         self.server.write_all(chunk.bytes()).await?;
-        self.record.plaintext_data = true;
+        self.record.middlebox_read_data = true;
+        match self.phase {
+            Phase::Plain => {
+                self.record.plaintext_data = true;
+                self.record.relay_side_plaintext_data = true;
+            }
+            Phase::Intercepted => {
+                if !self.record.intercept_relay_tls {
+                    self.record.relay_side_plaintext_data = true;
+                }
+            }
+        }
         let end = matches!(&chunk, Chunk::Line(l) if l == b".\r\n" || l == b".\n");
         if end {
             self.in_data = false;
             if self.content_lines > CONTENT_LINES_SHOWN {
+                let how = match self.phase {
+                    Phase::Plain => "in plaintext",
+                    Phase::Intercepted => "read by the intercepting middlebox",
+                };
                 self.record.transcript.note(format!(
-                    "message content: {} lines, {} bytes, in plaintext",
+                    "message content: {} lines, {} bytes, {how}",
                     self.content_lines, self.content_bytes
                 ));
             }
@@ -315,7 +423,7 @@ impl Connection {
             match self.pending.pop_front() {
                 Some(Pending::Relay(verb)) => Some(verb),
                 Some(local @ Pending::Local(..)) => {
-                    // Cannot happen: local answers at the front are sent at once.
+                    // Not reached: local answers at the front are sent at once.
                     self.pending.push_front(local);
                     None
                 }
@@ -329,7 +437,7 @@ impl Connection {
             answering: answering.as_deref(),
         };
         let is_ehlo = ctx.answering == Some("EHLO");
-        if is_ehlo && has_starttls(&reply) {
+        if is_ehlo && self.phase == Phase::Plain && has_starttls(&reply) {
             self.record.relay_offered_starttls = true;
         }
         let original = reply.to_bytes();
@@ -339,7 +447,7 @@ impl Connection {
                 notes.push(format!("{}: {note}", b.name()));
             }
         }
-        let delivered = reply.to_bytes();
+        let mut delivered = reply.to_bytes();
         if delivered == original {
             self.record
                 .transcript
@@ -355,11 +463,19 @@ impl Connection {
                 .transcript
                 .push_lines(Dir::ToClient, &delivered, Some(&note));
         }
+        for b in &mut self.behaviours {
+            if let Some(extra) = b.after_reply(ctx, &reply) {
+                let note = format!("{}: sent in the same packet", b.name());
+                self.record
+                    .transcript
+                    .push_lines(Dir::ToClient, &extra, Some(&note));
+                delivered.extend_from_slice(&extra);
+            }
+        }
         if is_ehlo && has_starttls(&reply) {
             self.record.client_saw_starttls = true;
         }
         self.client.write_all(&delivered).await?;
-        self.flush_local().await?;
         let code = reply.code();
         match answering.as_deref() {
             Some("DATA") if code == 354 => {
@@ -370,13 +486,14 @@ impl Connection {
             Some("STARTTLS") if (200..300).contains(&code) => return Ok(Step::Tls),
             _ => {}
         }
-        Ok(Step::Continue)
+        self.flush_local().await
     }
 
-    /// Sends middlebox answers that are next in line.
-    async fn flush_local(&mut self) -> io::Result<()> {
+    /// Sends middlebox answers that are next in line. A 2xx answer to
+    /// STARTTLS starts TLS with the middlebox.
+    async fn flush_local(&mut self) -> io::Result<Step> {
         while let Some(Pending::Local(..)) = self.pending.front() {
-            let Some(Pending::Local(_verb, reply, by)) = self.pending.pop_front() else {
+            let Some(Pending::Local(verb, reply, by)) = self.pending.pop_front() else {
                 unreachable!("front was checked");
             };
             let bytes = reply.to_bytes();
@@ -386,11 +503,20 @@ impl Connection {
                 Some(&format!("{by}: answer")),
             );
             self.client.write_all(&bytes).await?;
+            if verb == "STARTTLS" && (200..300).contains(&reply.code()) {
+                return Ok(Step::Tls);
+            }
         }
-        Ok(())
+        Ok(Step::Continue)
     }
 
-    async fn tls(&mut self) -> String {
+    /// Both sides expect a TLS handshake now. `None`: keep pumping (the
+    /// middlebox intercepted); `Some`: the connection is over.
+    async fn start_tls(&mut self) -> io::Result<Option<String>> {
+        if self.phase == Phase::Intercepted {
+            // A second STARTTLS inside intercepted TLS: nothing to hand over.
+            return Ok(None);
+        }
         let verdict = self
             .behaviours
             .iter_mut()
@@ -398,7 +524,9 @@ impl Connection {
             .find(|v| !matches!(v, TlsVerdict::Pass))
             .unwrap_or(TlsVerdict::Pass);
         match verdict {
-            TlsVerdict::Pass => self.tls_passthrough().await,
+            TlsVerdict::Pass => Ok(Some(self.tls_passthrough().await)),
+            TlsVerdict::Break(kind) => self.break_tls(kind).await.map(Some),
+            TlsVerdict::Intercept(i) => self.intercept(i).await,
         }
     }
 
@@ -411,27 +539,212 @@ impl Connection {
         // on unchanged, as on a plain wire.
         let up = self.client_lines.take_buffered();
         let down = self.server_lines.take_buffered();
-        let result = async {
-            self.server.write_all(&up).await?;
-            self.client.write_all(&down).await?;
-            tokio::io::copy_bidirectional(&mut self.client, &mut self.server).await
-        }
-        .await;
-        let (up_n, down_n) = match &result {
-            Ok((a, b)) => (*a, *b),
-            Err(_) => (0, 0),
-        };
-        self.record.tls_bytes_up = up_n + up.len() as u64;
-        self.record.tls_bytes_down = down_n + down.len() as u64;
+        let (up_n, down_n, error) =
+            relay_bytes(&mut self.client, &mut self.server, &up, &down).await;
+        self.record.tls_bytes_up = up_n;
+        self.record.tls_bytes_down = down_n;
         self.record.transcript.note(format!(
-            "TLS ended: {} bytes Postfix to relay, {} bytes relay to Postfix",
-            self.record.tls_bytes_up, self.record.tls_bytes_down
+            "TLS ended: {up_n} bytes Postfix to relay, {down_n} bytes relay to Postfix"
         ));
-        match result {
-            Ok(_) => "closed after TLS".into(),
-            Err(e) => format!("closed after TLS: {e}"),
+        match error {
+            None => "closed after TLS".into(),
+            Some(e) => format!("closed after TLS: {e}"),
         }
     }
+
+    async fn break_tls(&mut self, kind: BreakKind) -> io::Result<String> {
+        let what = match kind {
+            BreakKind::Alert => "answers the ClientHello with a fatal TLS alert",
+            BreakKind::Garbage => "answers the ClientHello with bytes that are not TLS",
+            BreakKind::Close => "closes the connection after the ClientHello",
+            BreakKind::Reset => "resets the connection after the ClientHello",
+            BreakKind::Silence => "says nothing, holding the connection open",
+        };
+        self.record.tls_broken = Some(what.to_owned());
+        self.record
+            .transcript
+            .note(format!("fail-handshake: the middlebox {what}"));
+        // The relay is left waiting for a handshake that will not come.
+        let _ = self.server.shutdown().await;
+        let mut hello = self.client_lines.take_buffered();
+        if kind == BreakKind::Silence {
+            let mut sink = [0u8; 4096];
+            let mut n = hello.len();
+            loop {
+                match self.client.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => n += k,
+                }
+            }
+            self.record
+                .transcript
+                .note(format!("Postfix sent {n} bytes of handshake and gave up"));
+            return Ok("Postfix gave up waiting".into());
+        }
+        if hello.is_empty() {
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.client.read(&mut buf))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no ClientHello"))??;
+            hello.extend_from_slice(&buf[..n]);
+        }
+        self.record.transcript.note(format!(
+            "Postfix sent {} bytes of handshake{}",
+            hello.len(),
+            if hello.first() == Some(&0x16) {
+                " (a TLS handshake record)"
+            } else {
+                ""
+            }
+        ));
+        match kind {
+            BreakKind::Alert => {
+                self.record.transcript.push(
+                    Dir::ToClient,
+                    b"[TLS alert record: fatal, handshake_failure]",
+                    Some("fail-handshake".into()),
+                );
+                self.client.write_all(&TLS_ALERT).await?;
+            }
+            BreakKind::Garbage => {
+                let junk = b"this is not TLS\r\n";
+                self.record
+                    .transcript
+                    .push(Dir::ToClient, junk, Some("fail-handshake".into()));
+                self.client.write_all(junk).await?;
+            }
+            BreakKind::Reset => {
+                self.reset_client();
+                return Ok("fail-handshake reset the connection".into());
+            }
+            BreakKind::Close | BreakKind::Silence => {}
+        }
+        let _ = self.client.shutdown().await;
+        Ok("fail-handshake closed the connection".into())
+    }
+
+    async fn intercept(&mut self, i: Interception) -> io::Result<Option<String>> {
+        self.record.intercepted = true;
+        // Plaintext pipelined behind STARTTLS is never taken into TLS.
+        let _ = self.client_lines.take_buffered();
+        let _ = self.server_lines.take_buffered();
+        self.record.transcript.note(
+            "intercept-tls: the middlebox answers Postfix's TLS handshake with its own certificate",
+        );
+        let client = std::mem::replace(&mut self.client, placeholder());
+        let accepted = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            tokio_rustls::TlsAcceptor::from(i.acceptor).accept(client),
+        )
+        .await;
+        match accepted {
+            Ok(Ok(tls)) => {
+                let version = tls
+                    .get_ref()
+                    .1
+                    .protocol_version()
+                    .map(|v| format!("{v:?}"))
+                    .unwrap_or_default();
+                self.record.intercept_protocol = Some(version);
+                self.client = Box::new(tls);
+            }
+            Ok(Err(e)) => {
+                let why = format!("Postfix's TLS handshake with the middlebox failed: {e}");
+                self.record.transcript.note(why.clone());
+                let _ = self.server.shutdown().await;
+                return Ok(Some(why));
+            }
+            Err(_) => {
+                let _ = self.server.shutdown().await;
+                return Ok(Some("Postfix never completed its TLS handshake".into()));
+            }
+        }
+        if i.upstream_tls {
+            let server = std::mem::replace(&mut self.server, placeholder());
+            let name = rustls::pki_types::ServerName::try_from(self.relay_name.clone())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let connector =
+                tokio_rustls::TlsConnector::from(crate::tls::accept_any_client_config());
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, server)).await {
+                Ok(Ok(tls)) => {
+                    self.server = Box::new(tls);
+                    self.record.intercept_relay_tls = true;
+                }
+                Ok(Err(e)) => {
+                    let why = format!("the middlebox's TLS handshake with the relay failed: {e}");
+                    self.record.transcript.note(why.clone());
+                    return Ok(Some(why));
+                }
+                Err(_) => return Ok(Some("the relay never completed its TLS handshake".into())),
+            }
+        }
+        self.phase = Phase::Intercepted;
+        self.pending.clear();
+        self.in_data = false;
+        self.replies = ReplyAssembler::new();
+        self.record.transcript.note(format!(
+            "intercept-tls: TLS with Postfix ({}), {} with the relay; the middlebox reads everything from here",
+            self.record.intercept_protocol.as_deref().unwrap_or("?"),
+            if self.record.intercept_relay_tls {
+                "TLS"
+            } else {
+                "plaintext"
+            }
+        ));
+        Ok(None)
+    }
+}
+
+/// Copies bytes both ways until both sides have closed (or one fails),
+/// starting with bytes already read. Counts survive an error.
+async fn relay_bytes(
+    client: &mut BoxIo,
+    server: &mut BoxIo,
+    up_first: &[u8],
+    down_first: &[u8],
+) -> (u64, u64, Option<io::Error>) {
+    let (mut up, mut down) = (0u64, 0u64);
+    let result: io::Result<()> = async {
+        server.write_all(up_first).await?;
+        up += up_first.len() as u64;
+        client.write_all(down_first).await?;
+        down += down_first.len() as u64;
+        let (mut client_open, mut server_open) = (true, true);
+        let mut a = [0u8; 16 * 1024];
+        let mut b = [0u8; 16 * 1024];
+        while client_open || server_open {
+            tokio::select! {
+                n = client.read(&mut a), if client_open => {
+                    let n = n?;
+                    if n == 0 {
+                        client_open = false;
+                        let _ = server.shutdown().await;
+                    } else {
+                        server.write_all(&a[..n]).await?;
+                        up += n as u64;
+                    }
+                }
+                n = server.read(&mut b), if server_open => {
+                    let n = n?;
+                    if n == 0 {
+                        server_open = false;
+                        let _ = client.shutdown().await;
+                    } else {
+                        client.write_all(&b[..n]).await?;
+                        down += n as u64;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    (up, down, result.err())
+}
+
+/// Stands in for a stream while it is being wrapped in TLS.
+fn placeholder() -> BoxIo {
+    Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()))
 }
 
 fn has_starttls(reply: &Reply) -> bool {

@@ -1,23 +1,36 @@
 //! The middlebox: a tokio proxy that always sits between Postfix and the
 //! relay. It keeps a transcript of the plaintext dialogue, marks where TLS
-//! began, and applies the scenario's behaviours in order.
-//!
-//! | behaviour | what it does |
-//! |---|---|
-//! | `pass-through` | nothing; the wire tap only |
-//! | `strip-starttls` | removes STARTTLS from the EHLO reply |
+//! began, and applies the scenario's behaviours in order. One file per
+//! behaviour; the table is in the README.
 
 mod behaviour;
 mod connection;
+mod delay;
+mod drop_on_starttls;
+mod fail_handshake;
+mod inject;
+mod intercept_tls;
+mod mask_banner;
+mod mask_starttls;
 mod pass_through;
+#[cfg(test)]
+mod properties;
 mod proxy;
+mod reject_starttls;
+mod shaping;
 mod spec;
+mod stall;
 mod strip_starttls;
 mod transcript;
 
-pub use behaviour::{Behaviour, CloseKind, CommandVerdict, ReplyContext, TlsVerdict};
+pub use behaviour::{
+    Behaviour, BreakKind, CloseKind, CommandVerdict, Direction, Interception, ReplyContext,
+    Shaping, TlsVerdict,
+};
 pub use connection::ConnectionRecord;
+pub use mask_banner::mask as mask_banner;
+pub use mask_starttls::mask as mask_starttls;
 pub use proxy::{Middlebox, MiddleboxConfig};
-pub use spec::BehaviourSpec;
+pub use spec::{BehaviourSpec, BuildContext, NAMES};
 pub use strip_starttls::strip as strip_starttls;
 pub use transcript::{Dir, Entry, Transcript};

@@ -8,14 +8,17 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::connection::{Connection, ConnectionRecord};
-use super::spec::BehaviourSpec;
+use super::connection::{Connection, ConnectionRecord, Setup};
+use super::spec::{BehaviourSpec, BuildContext};
 
 /// Where a middlebox forwards to, and what it does on the way.
 #[derive(Clone, Debug)]
 pub struct MiddleboxConfig {
     pub upstream: SocketAddr,
+    /// The relay's name (SNI when the middlebox itself speaks TLS to it).
+    pub relay_name: String,
     pub behaviours: Vec<BehaviourSpec>,
+    pub context: BuildContext,
     pub connect_timeout: Duration,
 }
 
@@ -57,16 +60,21 @@ impl Middlebox {
                     },
                 };
                 active_tx.send_modify(|n| *n += 1);
-                let behaviours = config.behaviours.iter().map(BehaviourSpec::build).collect();
+                let setup = Setup {
+                    upstream: config.upstream,
+                    relay_name: config.relay_name.clone(),
+                    behaviours: config
+                        .behaviours
+                        .iter()
+                        .map(|b| b.build(&config.context))
+                        .collect(),
+                    connect_timeout: config.connect_timeout,
+                };
                 let records = records.clone();
                 let active_tx = active_tx.clone();
                 let shutdown = shutdown.clone();
-                let upstream = config.upstream;
-                let timeout = config.connect_timeout;
                 tracker.spawn(async move {
-                    let record =
-                        Connection::run(stream, peer, upstream, behaviours, timeout, shutdown)
-                            .await;
+                    let record = Connection::run(stream, peer, setup, shutdown).await;
                     records
                         .lock()
                         .expect("middlebox records poisoned")
@@ -143,7 +151,9 @@ mod tests {
             TcpListener::bind("127.0.0.1:0").await.unwrap(),
             MiddleboxConfig {
                 upstream: relay.addr(),
+                relay_name: "smtp.relay.test".into(),
                 behaviours,
+                context: BuildContext::default(),
                 connect_timeout: Duration::from_secs(5),
             },
             &tasks,

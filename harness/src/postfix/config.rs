@@ -146,7 +146,12 @@ impl PostfixConfig {
         for t in &self.transports {
             let _ = writeln!(out, "{} unix - - n - - smtp", t.name);
             for (k, v) in &t.settings {
-                let _ = writeln!(out, "  -o {k}={v}");
+                if v.contains(char::is_whitespace) {
+                    // Postfix 3.0+ syntax for values with spaces.
+                    let _ = writeln!(out, "  -o {{ {k} = {v} }}");
+                } else {
+                    let _ = writeln!(out, "  -o {k}={v}");
+                }
             }
         }
         out

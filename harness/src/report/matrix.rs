@@ -3,15 +3,25 @@ use std::fmt::Write as _;
 use crate::level::Level;
 use crate::outcome::Outcome;
 use crate::run::{Attempt, CaseResult, RunReport};
+use crate::scenario::Hop;
 
 /// How one attempt reads in a cell. Plaintext delivery is written in
 /// capitals: it is a security-relevant result, never just "delivered".
 fn attempt_text(a: &Attempt) -> String {
     match a.outcome {
-        Some(Outcome::DeliveredTls) => match &a.tls {
-            Some(t) => format!("tls {}", t.trust),
-            None => "tls".into(),
-        },
+        Some(Outcome::DeliveredTls) => {
+            let mut text = match &a.tls {
+                Some(t) => format!("tls {}", t.trust),
+                None => "tls".into(),
+            };
+            if a.wire.intercepted {
+                text.push_str(" (intercepted)");
+            }
+            if a.relay_hop == Some(Hop::Plaintext) {
+                text.push_str(", relay hop PLAINTEXT");
+            }
+            text
+        }
         Some(Outcome::DeliveredPlaintext) => "PLAINTEXT".into(),
         Some(Outcome::Deferred) => format!("deferred {}", a.dsn),
         Some(Outcome::Bounced) => format!("bounced {}", a.dsn),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::middlebox::ConnectionRecord;
 use crate::outcome::Outcome;
 use crate::postfix::log::{Delivery, TlsSession};
-use crate::scenario::{AttemptExpectation, Expectation};
+use crate::scenario::{AttemptExpectation, Expectation, Hop};
 use crate::upstream::Received;
 
 /// What the wire showed during one attempt (all its connections).
@@ -21,9 +21,17 @@ pub struct Wire {
     pub postfix_saw_starttls: bool,
     pub postfix_sent_starttls: bool,
     pub tls_started: bool,
+    /// The middlebox broke a TLS handshake.
+    pub tls_broken: bool,
+    /// The middlebox terminated Postfix's TLS and read the dialogue.
+    pub intercepted: bool,
     pub plaintext_mail: bool,
     pub plaintext_data: bool,
     pub plaintext_auth: bool,
+    /// The middlebox could read the message (plaintext, or intercepted).
+    pub middlebox_read_data: bool,
+    /// The message crossed the relay side of the wire in plaintext.
+    pub relay_side_plaintext_data: bool,
 }
 
 impl Wire {
@@ -35,9 +43,13 @@ impl Wire {
             postfix_saw_starttls: any(|r| r.client_saw_starttls),
             postfix_sent_starttls: any(|r| r.client_sent_starttls),
             tls_started: any(|r| r.tls_started),
+            tls_broken: any(|r| r.tls_broken.is_some()),
+            intercepted: any(|r| r.intercepted),
             plaintext_mail: any(|r| r.plaintext_mail),
             plaintext_data: any(|r| r.plaintext_data),
             plaintext_auth: any(|r| r.plaintext_auth),
+            middlebox_read_data: any(|r| r.middlebox_read_data),
+            relay_side_plaintext_data: any(|r| r.relay_side_plaintext_data),
         }
     }
 }
@@ -56,6 +68,9 @@ pub struct Attempt {
     pub wire: Wire,
     /// The relay's record of the message, when it received one.
     pub received: Option<Received>,
+    /// How the relay received the message (differs from Postfix's side
+    /// when the middlebox intercepted TLS).
+    pub relay_hop: Option<Hop>,
     /// The status line, verbatim.
     pub log_line: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -74,6 +89,7 @@ impl Attempt {
             tls: None,
             wire,
             received: None,
+            relay_hop: None,
             log_line: String::new(),
             error: Some(error),
         }
@@ -95,6 +111,13 @@ pub fn classify(
                 error =
                     Some("Postfix logged status=sent but the relay recorded no message".to_owned());
                 None
+            }
+            // Intercepted: Postfix's side is TLS; the relay's side is
+            // whatever the middlebox chose, reported as the relay hop.
+            (Some(_), false, Some(r))
+                if wire.intercepted && r.tls != wire.relay_side_plaintext_data =>
+            {
+                Some(Outcome::DeliveredTls)
             }
             (Some(_), false, Some(r)) if r.tls => Some(Outcome::DeliveredTls),
             (None, true, Some(r)) if !r.tls => Some(Outcome::DeliveredPlaintext),
@@ -119,8 +142,12 @@ pub fn classify(
             None
         }
     };
+    let relay_hop = received
+        .as_ref()
+        .map(|r| if r.tls { Hop::Tls } else { Hop::Plaintext });
     Attempt {
         outcome,
+        relay_hop,
         status: delivery.status.clone(),
         dsn: delivery.dsn.clone(),
         reason: delivery.reason.clone(),
@@ -175,6 +202,14 @@ fn compare_attempt(e: &AttemptExpectation, a: &Attempt) -> Option<String> {
         return Some(format!(
             "expected the reason to contain {reason:?}, got {:?}",
             a.reason
+        ));
+    }
+    if let Some(hop) = e.relay
+        && a.relay_hop != Some(hop)
+    {
+        return Some(format!(
+            "expected the relay to receive it over {hop}, got {}",
+            a.relay_hop.map_or("nothing".to_owned(), |h| h.to_string())
         ));
     }
     if let Some(trust) = e.trust {

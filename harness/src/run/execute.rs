@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 use super::classify::{Attempt, Wire, classify, compare};
 use super::plan::{Case, plan};
 use crate::level::Level;
-use crate::middlebox::{Middlebox, MiddleboxConfig};
+use crate::middlebox::{BuildContext, Middlebox, MiddleboxConfig};
 use crate::pki::{CertKind, Identity, Pki, PkiError};
 use crate::postfix::config::{PostfixConfig, Route, Transport};
 use crate::postfix::log::LogEvent;
@@ -224,11 +224,29 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             stop.clone(),
         )
         .map_err(setup_io)?;
+        let mut context = BuildContext::default();
+        for kind in case
+            .scenario
+            .middlebox
+            .behaviour
+            .iter()
+            .filter_map(|b| b.certificate())
+        {
+            let key = (kind, hostname.clone());
+            if !identities.contains_key(&key) {
+                identities.insert(key.clone(), pki.identity(kind, &hostname)?);
+            }
+            let acceptor = server_config(&identities[&key], TlsVersions::Any)
+                .map_err(|e| RunError::Setup(format!("failed to configure TLS: {e}")))?;
+            context.acceptors.insert(kind, acceptor);
+        }
         let middlebox = Middlebox::start(
             bind_loopback().await?,
             MiddleboxConfig {
                 upstream: relay.addr(),
+                relay_name: hostname.clone(),
                 behaviours: case.scenario.middlebox.behaviour.clone(),
+                context,
                 connect_timeout: Duration::from_secs(10),
             },
             &tasks,
@@ -350,6 +368,12 @@ fn transport_settings(case: &Case) -> BTreeMap<String, String> {
     if !case.scenario.postfix.trust_ca {
         s.insert("smtp_tls_CAfile".to_owned(), String::new());
     }
+    if let Some(after) = case.scenario.delivery.retry_after {
+        s.insert("minimal_backoff_time".to_owned(), format!("{}s", after.0));
+    }
+    for (k, v) in &case.scenario.postfix.settings {
+        s.insert(k.as_str().to_owned(), v.as_str().to_owned());
+    }
     s
 }
 
@@ -365,9 +389,20 @@ async fn run_case(
     let mut queue_id: Option<String> = None;
     let mut log: Vec<(usize, String)> = Vec::new();
     let subject = format!("tlsharness {}", case.name());
+    let mut injected_at = tokio::time::Instant::now();
     for n in 0..case.expect.attempts.len() {
+        if n > 0
+            && let Some(after) = case.scenario.delivery.retry_after
+        {
+            // The scenario's deliberate wait: the message must be this old
+            // for Postfix to treat the next attempt as a retry after backoff.
+            tokio::time::sleep_until(injected_at + Duration::from_secs(after.0)).await;
+        }
         let first_line = pf.line_count();
         let connections_before = rig.middlebox.ended();
+        if n == 0 {
+            injected_at = tokio::time::Instant::now();
+        }
         let kicked = match &queue_id {
             None => pf
                 .inject(&case.recipient(), &subject, &rig.message_id)

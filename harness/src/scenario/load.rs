@@ -6,7 +6,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::model::{Expectation, MiddleboxSpec, PostfixSpec, RawScenario, RelaySpec};
+use super::model::{DeliverySpec, Expectation, MiddleboxSpec, PostfixSpec, RawScenario, RelaySpec};
 use crate::level::Level;
 
 /// A validated scenario: one network path and what Postfix must do at each level.
@@ -20,6 +20,7 @@ pub struct Scenario {
     pub relay: RelaySpec,
     pub middlebox: MiddleboxSpec,
     pub postfix: PostfixSpec,
+    pub delivery: DeliverySpec,
     pub expect: BTreeMap<Level, Expectation>,
 }
 
@@ -237,6 +238,7 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         relay: raw.relay,
         middlebox: raw.middlebox,
         postfix: raw.postfix,
+        delivery: raw.delivery,
         expect: checked,
     })
 }
@@ -254,6 +256,16 @@ fn check_expectation(e: &Expectation) -> Result<(), String> {
         if a.trust.is_some() && a.outcome != crate::outcome::Outcome::DeliveredTls {
             return Err(format!(
                 "attempt {}: `trust` applies only to `delivered-tls`",
+                i + 1
+            ));
+        }
+        let delivered = matches!(
+            a.outcome,
+            crate::outcome::Outcome::DeliveredTls | crate::outcome::Outcome::DeliveredPlaintext
+        );
+        if a.relay.is_some() && !delivered {
+            return Err(format!(
+                "attempt {}: `relay` applies only to delivered outcomes",
                 i + 1
             ));
         }

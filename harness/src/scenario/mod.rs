@@ -5,5 +5,6 @@ mod model;
 
 pub use load::{LoadError, LoadErrors, Scenario, line_column, load_bytes, load_file, load_paths};
 pub use model::{
-    AttemptExpectation, Dsn, Expectation, Hostname, MiddleboxSpec, PostfixSpec, RelaySpec,
+    AttemptExpectation, DeliverySpec, Dsn, Expectation, Hop, Hostname, MiddleboxSpec,
+    OWNED_SETTINGS, PostfixSpec, RelaySpec, Seconds, SettingName, SettingValue,
 };

@@ -26,6 +26,8 @@ pub(crate) struct RawScenario {
     pub middlebox: MiddleboxSpec,
     #[serde(default)]
     pub postfix: PostfixSpec,
+    #[serde(default)]
+    pub delivery: DeliverySpec,
     pub expect: Spanned<RawExpectations>,
 }
 
@@ -68,11 +70,135 @@ pub struct PostfixSpec {
     /// Postfix has no trust anchor at all, as with a relay whose CA is unknown.
     #[serde(default = "yes")]
     pub trust_ca: bool,
+    /// smtp client settings for this scenario's transports (`-o name=value`),
+    /// e.g. shortened timeouts.
+    #[serde(default)]
+    pub settings: BTreeMap<SettingName, SettingValue>,
 }
 
 impl Default for PostfixSpec {
     fn default() -> Self {
-        PostfixSpec { trust_ca: true }
+        PostfixSpec {
+            trust_ca: true,
+            settings: BTreeMap::new(),
+        }
+    }
+}
+
+/// Settings the harness sets itself, per case.
+pub const OWNED_SETTINGS: &[(&str, &str)] = &[
+    ("smtp_tls_security_level", "the level comes from [expect]"),
+    ("smtp_tls_CAfile", "use [postfix] trust_ca"),
+    ("minimal_backoff_time", "use [delivery] retry_after"),
+];
+
+/// A Postfix parameter name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct SettingName(String);
+
+impl SettingName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for SettingName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let valid = s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(de::Error::custom(format!(
+                "`{s}` is not a Postfix parameter name"
+            )));
+        }
+        if let Some((_, why)) = OWNED_SETTINGS.iter().find(|(n, _)| *n == s) {
+            return Err(de::Error::custom(format!(
+                "`{s}` is set by the harness: {why}"
+            )));
+        }
+        Ok(SettingName(s))
+    }
+}
+
+/// A Postfix parameter value: text, a number or a boolean (`yes`/`no`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SettingValue(String);
+
+impl SettingValue {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for SettingValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SettingValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SettingValue, E> {
+                if v.contains(['\n', '\r', '{', '}']) {
+                    return Err(E::custom("a value may not contain line breaks or braces"));
+                }
+                Ok(SettingValue(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SettingValue, E> {
+                Ok(SettingValue(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SettingValue, E> {
+                Ok(SettingValue(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<SettingValue, E> {
+                Ok(SettingValue(if v { "yes" } else { "no" }.to_owned()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[delivery]`: how further delivery attempts are made.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySpec {
+    /// How old the message must be before each further attempt. It is also
+    /// the smtp client's `minimal_backoff_time`, which decides whether an
+    /// opportunistic (`may`) delivery may fall back to plaintext after a
+    /// failed TLS handshake. Without it, further attempts follow at once
+    /// and Postfix's default (300s) applies.
+    #[serde(default)]
+    pub retry_after: Option<Seconds>,
+}
+
+/// A whole number of seconds, written `"5s"`, `"2m"` or `"1h"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Seconds(pub u64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let bad = || {
+            de::Error::custom(format!(
+                "`{s}` is not a duration (write e.g. \"5s\", \"2m\")"
+            ))
+        };
+        let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let mult = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return Err(bad()),
+        };
+        if n == 0 {
+            return Err(de::Error::custom("the duration must be at least 1s"));
+        }
+        Ok(Seconds(n * mult))
     }
 }
 
@@ -134,6 +260,27 @@ pub struct AttemptExpectation {
     /// The trust Postfix must have logged for the TLS session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<Trust>,
+    /// How the relay received the message (differs from Postfix's side
+    /// when a middlebox intercepts TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<Hop>,
+}
+
+/// How one hop carried the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hop {
+    Tls,
+    Plaintext,
+}
+
+impl fmt::Display for Hop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Hop::Tls => "tls",
+            Hop::Plaintext => "plaintext",
+        })
+    }
 }
 
 impl AttemptExpectation {
@@ -143,6 +290,7 @@ impl AttemptExpectation {
             dsn: None,
             reason: None,
             trust: None,
+            relay: None,
         }
     }
 }
@@ -155,6 +303,9 @@ impl fmt::Display for AttemptExpectation {
         }
         if let Some(trust) = &self.trust {
             write!(f, " trust={trust}")?;
+        }
+        if let Some(relay) = &self.relay {
+            write!(f, " relay={relay}")?;
         }
         if let Some(reason) = &self.reason {
             write!(f, " reason~{reason:?}")?;
@@ -169,7 +320,7 @@ impl<'de> Visitor<'de> for AttemptVisitor {
     type Value = AttemptExpectation;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an outcome (\"delivered-tls\", \"delivered-plaintext\", \"deferred\", \"bounced\") or a table { outcome, dsn, reason, trust }")
+        f.write_str("an outcome (\"delivered-tls\", \"delivered-plaintext\", \"deferred\", \"bounced\") or a table { outcome, dsn, reason, trust, relay }")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {

@@ -14,7 +14,12 @@ impl ReplyLine {
     /// the line is not `DDD`, `DDD text` or `DDD-text`.
     pub fn parse(line: &[u8]) -> Option<ReplyLine> {
         let line = trim_eol(line);
-        if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
+        // A bare CR or LF inside a line makes it something other than a reply.
+        if line.len() < 3
+            || !line[..3].iter().all(u8::is_ascii_digit)
+            || line.contains(&b'\r')
+            || line.contains(&b'\n')
+        {
             return None;
         }
         let code = [line[0], line[1], line[2]];

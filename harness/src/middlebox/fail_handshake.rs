@@ -1,0 +1,43 @@
+//! `fail-handshake`: lets the relay's `220 Ready to start TLS` through,
+//! then breaks the TLS handshake: a fatal alert, bytes that are not TLS, a
+//! close, a reset, or silence until Postfix gives up.
+
+use serde::{Deserialize, Serialize};
+
+use super::behaviour::{Behaviour, BreakKind, TlsVerdict};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Alert,
+    Garbage,
+    Close,
+    Reset,
+    Silence,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailHandshakeConfig {
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+pub struct FailHandshake(pub FailHandshakeConfig);
+
+impl Behaviour for FailHandshake {
+    fn name(&self) -> &'static str {
+        "fail-handshake"
+    }
+
+    fn on_tls(&mut self) -> TlsVerdict {
+        TlsVerdict::Break(match self.0.mode {
+            Mode::Alert => BreakKind::Alert,
+            Mode::Garbage => BreakKind::Garbage,
+            Mode::Close => BreakKind::Close,
+            Mode::Reset => BreakKind::Reset,
+            Mode::Silence => BreakKind::Silence,
+        })
+    }
+}
