@@ -5,6 +5,10 @@ set -eu
 cd "$(dirname "$0")/.."
 
 ci/setup-docker.sh
+# The JUnit report is validated with xmllint in the tests.
+if ! command -v xmllint >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils >/dev/null
+fi
 cargo build --locked --bins
 target/debug/tlsharness image build --suite "${TLSHARNESS_SUITE:-bookworm}"
 cargo test --locked "$@"

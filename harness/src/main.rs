@@ -10,7 +10,7 @@ use tlsharness::exit;
 use tlsharness::level::Level;
 use tlsharness::postfix::{self, docker, image};
 use tlsharness::report;
-use tlsharness::run::{self, RunEvent, RunOptions};
+use tlsharness::run::{self, RunOptions};
 use tlsharness::scenario;
 use tokio_util::sync::CancellationToken;
 
@@ -49,18 +49,37 @@ struct RunArgs {
     /// Scenario files or directories (every *.toml inside).
     #[arg(default_value = "scenarios")]
     paths: Vec<PathBuf>,
-    /// Write a JSON report (one record per scenario x level).
+    /// Write a JSON report (one record per scenario x level; schema in
+    /// fixtures/schemas/report.schema.json).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// The Postfix image to run.
-    #[arg(long, default_value = image::DEFAULT_IMAGE)]
-    image: String,
+    /// Write a JUnit XML report (one testcase per scenario x level).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// For every failed case, keep its Postfix log, wire transcript and
+    /// Postfix configuration under DIR/<scenario>/<level>/.
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
+    /// Only scenarios whose id (file name without .toml) matches this glob;
+    /// may be repeated.
+    #[arg(long, value_name = "PATTERN")]
+    scenario: Vec<String>,
     /// Only these levels (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "LEVELS")]
     level: Option<Vec<Level>>,
+    /// Run shard K of N (cases dealt round-robin, so shards are balanced and
+    /// together run every case once).
+    #[arg(long, value_name = "K/N")]
+    partition: Option<run::Partition>,
+    /// The Postfix image to run.
+    #[arg(long, default_value = image::DEFAULT_IMAGE)]
+    image: String,
     /// The longest one delivery attempt may take, in seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     attempt_timeout: u64,
+    /// List the selected cases (scenario/level) and exit without running.
+    #[arg(long)]
+    list: bool,
 }
 
 #[derive(Subcommand)]
@@ -176,11 +195,23 @@ async fn run_command(args: RunArgs, cancel: CancellationToken) -> i32 {
         }
     };
     let scenarios: Vec<_> = scenarios.into_iter().map(Arc::new).collect();
+    let selection = run::Selection {
+        scenarios: args.scenario.clone(),
+        levels: args.level.clone(),
+        partition: args.partition,
+    };
+    if args.list {
+        for case in run::plan(&scenarios, &selection) {
+            println!("{}", case.name());
+        }
+        return exit::SUCCESS;
+    }
+    let progress = report::Progress::new(report::Style::detect());
     let opts = RunOptions {
         image: args.image,
-        levels: args.level,
+        selection,
         attempt_timeout: Duration::from_secs(args.attempt_timeout),
-        observer: Some(Arc::new(progress)),
+        observer: Some(Arc::new(move |e| progress.event(e))),
         cancel,
         ..RunOptions::default()
     };
@@ -199,44 +230,45 @@ async fn run_command(args: RunArgs, cancel: CancellationToken) -> i32 {
             };
         }
     };
-    println!();
-    print!("{}", report::matrix(&report));
-    for c in report.cases.iter().filter(|c| !c.passed) {
+    if report.cases.is_empty() {
+        let shard = opts.selection.partition.map(|p| p.to_string());
+        println!("this shard ({}) has no cases", shard.unwrap_or_default());
+    } else {
         println!();
-        print!("{}", report::failure_details(c));
+        print!("{}", report::matrix(&report));
+        for c in report.cases.iter().filter(|c| !c.passed) {
+            println!();
+            print!("{}", report::failure_details(c));
+        }
     }
-    if let Some(path) = &args.json
-        && let Err(e) = report::write_json(&report, path)
-    {
-        eprintln!("tlsharness: failed to write {}: {e}", path.display());
-        return exit::HARNESS_ERROR;
+    let mut written = Vec::new();
+    if let Some(path) = &args.json {
+        written.push((path.clone(), report::write_json(&report, path)));
+    }
+    if let Some(path) = &args.junit {
+        written.push((path.clone(), report::write_junit(&report, path)));
+    }
+    if let Some(dir) = &args.artifacts {
+        let result = report::write_artifacts(&report, dir).map(|dirs| {
+            if !dirs.is_empty() {
+                eprintln!(
+                    "tlsharness: artifacts of {} failed case(s) in {}",
+                    dirs.len(),
+                    dir.display()
+                );
+            }
+        });
+        written.push((dir.clone(), result));
+    }
+    for (path, result) in written {
+        if let Err(e) = result {
+            eprintln!("tlsharness: failed to write {}: {e}", path.display());
+            return exit::HARNESS_ERROR;
+        }
     }
     if report.passed() {
         exit::SUCCESS
     } else {
         exit::EXPECTATION_FAILED
-    }
-}
-
-fn progress(event: RunEvent<'_>) {
-    match event {
-        RunEvent::Starting { run_id, image } => {
-            eprintln!("tlsharness: run {run_id}: starting Postfix ({image})")
-        }
-        RunEvent::Ready {
-            version,
-            cases,
-            startup,
-        } => eprintln!(
-            "tlsharness: Postfix {version} ready in {:.1}s; running {cases} cases",
-            startup.as_secs_f64()
-        ),
-        RunEvent::CaseDone(c) => eprintln!(
-            "  {:4} {}/{}  {}",
-            if c.passed { "ok" } else { "FAIL" },
-            c.scenario,
-            c.level,
-            report::cell(c)
-        ),
     }
 }

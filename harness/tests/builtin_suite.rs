@@ -1,6 +1,8 @@
-//! The built-in scenarios against a real Postfix, in one run (one
-//! container), with checks that go beyond each file's expectations: what
-//! the relay received, what crossed the wire, what the transcript shows.
+//! The built-in scenarios against a real Postfix, with checks that go
+//! beyond each file's expectations: what the relay received, what crossed
+//! the wire, what the transcript shows. Under `cargo test` every test reads
+//! one shared run (one container); under nextest, where each test is its
+//! own process, a test runs only the scenarios it reads.
 
 mod common;
 
@@ -14,19 +16,31 @@ use tokio::sync::OnceCell;
 
 static REPORT: OnceCell<RunReport> = OnceCell::const_new();
 
-async fn report() -> &'static RunReport {
-    REPORT
-        .get_or_init(|| async {
-            let scenarios = load_paths(&[common::root().join("scenarios")])
-                .expect("the built-in scenarios load")
-                .into_iter()
-                .map(Arc::new)
-                .collect::<Vec<_>>();
-            run(&scenarios, &RunOptions::default())
-                .await
-                .expect("the run completes (needs Docker and the image: ci/test.sh sets both up)")
-        })
+async fn execute(ids: &[&str]) -> RunReport {
+    let dir = common::root().join("scenarios");
+    let paths = if ids.is_empty() {
+        vec![dir]
+    } else {
+        ids.iter()
+            .map(|id| dir.join(format!("{id}.toml")))
+            .collect()
+    };
+    let scenarios = load_paths(&paths)
+        .expect("the built-in scenarios load")
+        .into_iter()
+        .map(Arc::new)
+        .collect::<Vec<_>>();
+    run(&scenarios, &RunOptions::default())
         .await
+        .expect("the run completes (needs Docker and the image: ci/test.sh sets both up)")
+}
+
+/// A run covering at least the scenarios `ids` (all when empty).
+async fn report_for(ids: &[&str]) -> Arc<RunReport> {
+    if std::env::var_os("NEXTEST").is_some() {
+        return Arc::new(execute(ids).await);
+    }
+    Arc::new(REPORT.get_or_init(|| execute(&[])).await.clone())
 }
 
 fn case<'a>(r: &'a RunReport, scenario: &str, level: Level) -> &'a CaseResult {
@@ -38,7 +52,7 @@ fn case<'a>(r: &'a RunReport, scenario: &str, level: Level) -> &'a CaseResult {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_builtin_scenario_meets_its_expectations() {
-    let r = report().await;
+    let r = &*report_for(&[]).await;
     let failed: Vec<String> = r
         .cases
         .iter()
@@ -52,7 +66,7 @@ async fn every_builtin_scenario_meets_its_expectations() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn incident_defers_encrypt_and_may_delivers_in_plaintext() {
-    let r = report().await;
+    let r = &*report_for(&["incident-587-strip"]).await;
     let enc = case(r, "incident-587-strip", Level::Encrypt);
     let a = &enc.attempts[0];
     assert_eq!(a.outcome, Some(Outcome::Deferred));
@@ -81,7 +95,7 @@ async fn incident_defers_encrypt_and_may_delivers_in_plaintext() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clean_relay_is_verified_at_verify_and_secure() {
-    let r = report().await;
+    let r = &*report_for(&["starttls-relay"]).await;
     for level in [Level::Verify, Level::Secure] {
         let a = &case(r, "starttls-relay", level).attempts[0];
         assert_eq!(a.outcome, Some(Outcome::DeliveredTls));
@@ -96,7 +110,7 @@ async fn clean_relay_is_verified_at_verify_and_secure() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn certificate_checks_decide_verify_and_secure_only() {
-    let r = report().await;
+    let r = &*report_for(&["starttls-relay-unknown-ca", "starttls-relay-wrong-name"]).await;
     for scenario in ["starttls-relay-unknown-ca", "starttls-relay-wrong-name"] {
         for level in [Level::Verify, Level::Secure] {
             let a = &case(r, scenario, level).attempts[0];
@@ -111,13 +125,13 @@ async fn certificate_checks_decide_verify_and_secure_only() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_container_outlives_the_run() {
-    let r = report().await;
+    let r = &*report_for(&["starttls-relay"]).await;
     assert!(common::containers_of_run_async(&r.run_id).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn may_falls_back_to_plaintext_only_on_a_retry_after_backoff() {
-    let r = report().await;
+    let r = &*report_for(&["fail-handshake-alert", "fail-handshake-immediate-retry"]).await;
     let c = case(r, "fail-handshake-alert", Level::May);
     assert_eq!(c.attempts.len(), 2);
     let (first, second) = (&c.attempts[0], &c.attempts[1]);
@@ -138,7 +152,7 @@ async fn may_falls_back_to_plaintext_only_on_a_retry_after_backoff() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn trusted_interception_satisfies_secure_while_the_relay_hop_is_plaintext() {
-    let r = report().await;
+    let r = &*report_for(&["intercept-tls-trusted-ca"]).await;
     let a = &case(r, "intercept-tls-trusted-ca", Level::Secure).attempts[0];
     assert_eq!(a.outcome, Some(Outcome::DeliveredTls));
     assert_eq!(a.tls.as_ref().map(|t| t.trust), Some(Trust::Verified));
@@ -150,7 +164,7 @@ async fn trusted_interception_satisfies_secure_while_the_relay_hop_is_plaintext(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tampering_shows_in_the_transcript() {
-    let r = report().await;
+    let r = &*report_for(&["mask-banner", "mask-starttls", "inject-response"]).await;
     let banner = case(r, "mask-banner", Level::May);
     assert!(
         banner.transcript.contains("M: 220 ****"),

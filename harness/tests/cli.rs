@@ -127,3 +127,136 @@ fn sigint_mid_run_leaves_no_container_or_directory() {
 fn sigterm_mid_run_leaves_no_container_or_directory() {
     interrupt("-TERM");
 }
+
+fn list(args: &[&str]) -> Vec<String> {
+    let out = tlsharness()
+        .args(["run", "--list"])
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn partitions_together_list_every_case_exactly_once() {
+    let all = list(&[]);
+    assert!(all.len() > 50, "{all:?}");
+    let mut union: Vec<String> = (1..=3)
+        .flat_map(|k| list(&["--partition", &format!("{k}/3")]))
+        .collect();
+    union.sort();
+    let mut expected = all.clone();
+    expected.sort();
+    assert_eq!(union, expected);
+    let bad = tlsharness()
+        .args(["run", "--list", "--partition", "4/3"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn junit_and_json_reports_validate_with_one_entry_per_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let (xml, json) = (dir.path().join("out.xml"), dir.path().join("out.json"));
+    let selected = ["--scenario", "starttls-*", "--scenario", "incident-*"];
+    let out = tlsharness()
+        .arg("run")
+        .args(selected)
+        .arg("--junit")
+        .arg(&xml)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(exit::SUCCESS),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases = list(&selected);
+    assert_eq!(cases.len(), 20);
+
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("fixtures/schemas/report.schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let names: Vec<String> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c["scenario"].as_str().unwrap(),
+                c["level"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(names, cases);
+
+    let lint = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(common::root().join("fixtures/schemas/junit.xsd"))
+        .arg(&xml)
+        .output()
+        .expect("xmllint is installed (ci/test.sh installs libxml2-utils)");
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert_eq!(text.matches("<testcase ").count(), cases.len());
+    for case in &cases {
+        assert!(text.contains(&format!("name=\"{case}\"")), "{case}");
+    }
+}
+
+#[test]
+fn artifacts_hold_log_transcript_and_config_of_each_failed_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tlsharness()
+        .arg("run")
+        .arg(data("wrong-expectation.toml"))
+        .arg("--artifacts")
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(exit::EXPECTATION_FAILED));
+    let case = dir.path().join("wrong-expectation/encrypt");
+    let log = std::fs::read_to_string(case.join("postfix.log")).unwrap();
+    assert!(log.contains("status=deferred (TLS is required"), "{log}");
+    let transcript = std::fs::read_to_string(case.join("transcript.txt")).unwrap();
+    assert!(transcript.contains("S~ 250 STARTTLS"), "{transcript}");
+    let config = std::fs::read_to_string(case.join("postfix.conf")).unwrap();
+    assert!(
+        config.contains("-o smtp_tls_security_level=encrypt"),
+        "{config}"
+    );
+    assert!(config.contains("transport_maps = texthash:"), "{config}");
+    // Only the failed case has artifacts.
+    let kept: Vec<_> = std::fs::read_dir(dir.path().join("wrong-expectation"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(kept, vec![std::ffi::OsString::from("encrypt")]);
+}

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::level::Level;
 use crate::outcome::Outcome;
 use crate::postfix::log::TlsSession;
-use crate::run::{Attempt, CaseResult, RunReport};
+use crate::run::{Attempt, CaseResult, Finding, RunReport, findings};
 use crate::scenario::AttemptExpectation;
 
 /// The JSON report: the run, then one record per case.
@@ -37,6 +37,8 @@ pub struct CaseRecord<'a> {
     pub tls: Option<&'a TlsSession>,
     /// Whether the message ever crossed the wire in plaintext.
     pub plaintext: bool,
+    /// Security-relevant observations, whatever the expectation said.
+    pub findings: Vec<Finding>,
     pub expected: &'a [AttemptExpectation],
     pub passed: bool,
     pub failure: Option<&'a str>,
@@ -62,6 +64,7 @@ impl<'a> CaseRecord<'a> {
             reason: last.map_or("", |a| a.error.as_deref().unwrap_or(a.reason.as_str())),
             tls: last.and_then(|a| a.tls.as_ref()),
             plaintext: c.attempts.iter().any(|a| a.wire.plaintext_data),
+            findings: findings(&c.attempts),
             expected: &c.expected.attempts,
             passed: c.passed,
             failure: c.failure.as_deref(),

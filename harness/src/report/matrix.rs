@@ -29,6 +29,24 @@ fn attempt_text(a: &Attempt) -> String {
     }
 }
 
+/// One attempt in words: outcome, dsn and reason, or the error.
+pub fn attempt_summary(a: &Attempt) -> String {
+    match (&a.outcome, &a.error) {
+        (Some(o), _) => {
+            let mut s = format!("{o} dsn={} ({})", a.dsn, a.reason);
+            if let Some(t) = &a.tls {
+                s.push_str(&format!(" [{} TLS, {}]", t.trust, t.protocol));
+            }
+            if let Some(hop) = a.relay_hop {
+                s.push_str(&format!(" [relay received it over {hop}]"));
+            }
+            s
+        }
+        (None, Some(e)) => format!("error: {e}"),
+        (None, None) => "error".into(),
+    }
+}
+
 /// A case's cell: pass mark, then each attempt.
 pub fn cell(c: &CaseResult) -> String {
     let mark = if c.passed { "✓" } else { "✗" };
@@ -126,12 +144,7 @@ pub fn failure_details(c: &CaseResult) -> String {
     let expected: Vec<String> = c.expected.attempts.iter().map(|a| a.to_string()).collect();
     let _ = writeln!(out, "  expected: {}", expected.join(" → "));
     for (i, a) in c.attempts.iter().enumerate() {
-        let what = match (&a.outcome, &a.error) {
-            (Some(o), _) => format!("{o} dsn={} ({})", a.dsn, a.reason),
-            (None, Some(e)) => format!("error: {e}"),
-            (None, None) => "error".into(),
-        };
-        let _ = writeln!(out, "  got #{}:   {what}", i + 1);
+        let _ = writeln!(out, "  got #{}:   {}", i + 1, attempt_summary(a));
     }
     if !c.log.is_empty() {
         let _ = writeln!(out, "  postfix log:");

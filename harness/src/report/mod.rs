@@ -1,7 +1,14 @@
-//! Reports: the terminal matrix, failure details and JSON records.
+//! Reports: the terminal matrix and progress, failure details, JSON
+//! records, JUnit XML and failure artifacts. All read the same run report.
 
+mod artifacts;
 mod json;
+mod junit;
 mod matrix;
+mod progress;
 
+pub use artifacts::write_artifacts;
 pub use json::{CaseRecord, JsonReport, write_json};
-pub use matrix::{cell, failure_details, matrix};
+pub use junit::{junit, write_junit};
+pub use matrix::{attempt_summary, cell, failure_details, matrix};
+pub use progress::{Progress, Style};

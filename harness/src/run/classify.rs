@@ -96,6 +96,51 @@ impl Attempt {
     }
 }
 
+/// Something about a case worth a reviewer's attention, whatever the
+/// expectation said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Finding {
+    /// The message crossed the wire between Postfix and the relay in plaintext.
+    PlaintextDelivery,
+    /// An AUTH exchange (credentials) crossed the wire in plaintext.
+    PlaintextCredentials,
+    /// A middlebox terminated Postfix's TLS and could read the message.
+    TlsIntercepted,
+    /// The relay received the message in plaintext although Postfix used TLS.
+    RelayHopPlaintext,
+}
+
+impl Finding {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Finding::PlaintextDelivery => "delivered in plaintext",
+            Finding::PlaintextCredentials => "credentials sent in plaintext",
+            Finding::TlsIntercepted => "TLS intercepted: a middlebox read the message",
+            Finding::RelayHopPlaintext => "the relay received it in plaintext",
+        }
+    }
+}
+
+/// The findings of a case's attempts, in a fixed order.
+pub fn findings(attempts: &[Attempt]) -> Vec<Finding> {
+    let any = |f: &dyn Fn(&Attempt) -> bool| attempts.iter().any(f);
+    let mut out = Vec::new();
+    if any(&|a| a.outcome == Some(Outcome::DeliveredPlaintext)) {
+        out.push(Finding::PlaintextDelivery);
+    }
+    if any(&|a| a.wire.plaintext_auth) {
+        out.push(Finding::PlaintextCredentials);
+    }
+    if any(&|a| a.wire.intercepted && a.wire.middlebox_read_data) {
+        out.push(Finding::TlsIntercepted);
+    }
+    if any(&|a| a.outcome == Some(Outcome::DeliveredTls) && a.relay_hop == Some(Hop::Plaintext)) {
+        out.push(Finding::RelayHopPlaintext);
+    }
+    out
+}
+
 /// Classifies one attempt from its three witnesses.
 pub fn classify(
     delivery: &Delivery,

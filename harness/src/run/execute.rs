@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::classify::{Attempt, Wire, classify, compare};
-use super::plan::{Case, plan};
+use super::plan::{Case, Selection, plan};
 use crate::level::Level;
 use crate::middlebox::{BuildContext, Middlebox, MiddleboxConfig};
 use crate::pki::{CertKind, Identity, Pki, PkiError};
@@ -34,8 +34,8 @@ pub type Observer = Arc<dyn Fn(RunEvent<'_>) + Send + Sync>;
 #[derive(Clone)]
 pub struct RunOptions {
     pub image: String,
-    /// Only these levels (all stated levels when `None`).
-    pub levels: Option<Vec<Level>>,
+    /// Which cases to run.
+    pub selection: Selection,
     pub startup_timeout: Duration,
     /// The longest one delivery attempt may take to produce a status line.
     pub attempt_timeout: Duration,
@@ -48,7 +48,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             image: crate::postfix::image::DEFAULT_IMAGE.to_owned(),
-            levels: None,
+            selection: Selection::default(),
             startup_timeout: Duration::from_secs(60),
             attempt_timeout: Duration::from_secs(120),
             observer: None,
@@ -95,6 +95,10 @@ pub struct CaseResult {
     /// The wire transcript of every connection, in order.
     pub transcript: String,
     pub duration_ms: u64,
+    /// The case's smtp transport (master.cf service name) and its
+    /// transport_maps entry.
+    pub transport: String,
+    pub route: String,
 }
 
 impl CaseResult {
@@ -114,9 +118,28 @@ pub struct RunReport {
     /// From asking Docker for the container to Postfix accepting mail.
     pub startup_ms: u64,
     pub total_ms: u64,
+    /// The rendered configuration the instance ran with.
+    #[serde(skip)]
+    pub main_cf: String,
+    #[serde(skip)]
+    pub master_cf: String,
 }
 
 impl RunReport {
+    /// A run with nothing to do (an empty shard).
+    pub fn empty(image: &str) -> RunReport {
+        RunReport {
+            run_id: String::new(),
+            image: image.to_owned(),
+            postfix_version: String::new(),
+            cases: Vec::new(),
+            startup_ms: 0,
+            total_ms: 0,
+            main_cf: String::new(),
+            master_cf: String::new(),
+        }
+    }
+
     pub fn passed(&self) -> bool {
         self.cases.iter().all(|c| c.passed)
     }
@@ -151,6 +174,7 @@ struct Rig {
     relay: Relay,
     middlebox: Middlebox,
     message_id: String,
+    route: Route,
 }
 
 /// Stops every relay and middlebox of the run, whatever way the run ends.
@@ -165,10 +189,18 @@ impl Drop for StopOnDrop {
 /// Runs every level of every scenario against one Postfix instance.
 pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunReport, RunError> {
     let t0 = Instant::now();
-    let cases = plan(scenarios, opts.levels.as_deref());
+    let cases = plan(scenarios, &opts.selection);
     if cases.is_empty() {
+        let unsharded = Selection {
+            partition: None,
+            ..opts.selection.clone()
+        };
+        if opts.selection.partition.is_some() && !plan(scenarios, &unsharded).is_empty() {
+            // More shards than cases: this shard simply has nothing to do.
+            return Ok(RunReport::empty(&opts.image));
+        }
         return Err(RunError::NothingToRun(
-            "the selected scenarios state no expectation for the selected levels".into(),
+            "no scenario and level match the selection".into(),
         ));
     }
     let docker = docker::connect(Duration::from_secs(10)).await?;
@@ -259,11 +291,12 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             .entry(settings)
             .or_insert_with(|| format!("tlsh{next}-{}", case.level))
             .clone();
-        routes.push(Route {
+        let route = Route {
             domain: case.domain(),
             transport,
             nexthop: format!("[{hostname}]:{}", middlebox.addr().port()),
-        });
+        };
+        routes.push(route.clone());
         let addrs = hosts.entry(hostname).or_default();
         if !addrs.contains(&middlebox.addr().ip()) {
             addrs.push(middlebox.addr().ip());
@@ -272,6 +305,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             relay,
             middlebox,
             message_id: format!("<case-{}.{run_id}@tlsharness.test>", case.index),
+            route,
         });
     }
     let inject = free_loopback_port().await?;
@@ -355,6 +389,8 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         cases: results,
         startup_ms: startup.as_millis() as u64,
         total_ms: t0.elapsed().as_millis() as u64,
+        main_cf: config.main_cf(),
+        master_cf: config.master_cf(),
     })
 }
 
@@ -517,6 +553,11 @@ async fn run_case(
         log: log.into_iter().map(|(_, l)| l).collect(),
         transcript,
         duration_ms: started.elapsed().as_millis() as u64,
+        transport: rig.route.transport.clone(),
+        route: format!(
+            "{} {}:{}",
+            rig.route.domain, rig.route.transport, rig.route.nexthop
+        ),
     };
     if let Some(obs) = &opts.observer {
         obs(RunEvent::CaseDone(&result));

@@ -5,6 +5,6 @@ mod classify;
 mod execute;
 mod plan;
 
-pub use classify::{Attempt, Wire, classify, compare};
+pub use classify::{Attempt, Finding, Wire, classify, compare, findings};
 pub use execute::{CaseResult, RunError, RunEvent, RunOptions, RunReport, run};
-pub use plan::{Case, plan};
+pub use plan::{Case, Partition, Selection, glob, plan};

@@ -1,5 +1,7 @@
-//! Scenarios x levels -> cases.
+//! Scenarios x levels -> cases, with selection and deterministic sharding.
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::level::Level;
@@ -46,22 +48,165 @@ impl Case {
     }
 }
 
-/// Every level each scenario states an expectation for, optionally only
-/// the given levels; in scenario order, then level order.
-pub fn plan(scenarios: &[Arc<Scenario>], levels: Option<&[Level]>) -> Vec<Case> {
+/// Shard `index` of `count` (1-based), as in `--partition 2/3`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Partition {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl FromStr for Partition {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a partition: write K/N with 1 <= K <= N, e.g. 2/3");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Partition { index, count })
+    }
+}
+
+impl fmt::Display for Partition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// Which cases of the loaded scenarios to run.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// Globs (`*`, `?`) matched against scenario ids; all when empty.
+    pub scenarios: Vec<String>,
+    /// Only these levels; all stated levels when `None`.
+    pub levels: Option<Vec<Level>>,
+    pub partition: Option<Partition>,
+}
+
+impl Selection {
+    fn wants(&self, scenario: &Scenario, level: Level) -> bool {
+        (self.scenarios.is_empty() || self.scenarios.iter().any(|p| glob(p, &scenario.id)))
+            && self.levels.as_ref().is_none_or(|l| l.contains(&level))
+    }
+}
+
+/// Whether `text` matches the glob `pattern` (`*` any run, `?` any one).
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// The selected cases: scenario order, then level order; a partition takes
+/// every N-th case from its offset, so shards are balanced and together
+/// cover every case exactly once.
+pub fn plan(scenarios: &[Arc<Scenario>], selection: &Selection) -> Vec<Case> {
     let mut cases = Vec::new();
     for s in scenarios {
         for (level, expect) in &s.expect {
-            if levels.is_some_and(|l| !l.contains(level)) {
-                continue;
+            if selection.wants(s, *level) {
+                cases.push(Case {
+                    index: 0,
+                    scenario: s.clone(),
+                    level: *level,
+                    expect: expect.clone(),
+                });
             }
-            cases.push(Case {
-                index: cases.len(),
-                scenario: s.clone(),
-                level: *level,
-                expect: expect.clone(),
-            });
         }
     }
+    if let Some(p) = selection.partition {
+        cases = cases
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % p.count == p.index - 1)
+            .map(|(_, c)| c)
+            .collect();
+    }
+    for (i, c) in cases.iter_mut().enumerate() {
+        c.index = i;
+    }
     cases
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("fail-*", "fail-handshake-alert"));
+        assert!(glob("*alert", "fail-handshake-alert"));
+        assert!(glob("f?il*", "fail"));
+        assert!(!glob("fail-*", "drop-on-starttls"));
+        assert!(glob("*", ""));
+        assert!(!glob("a", "ab"));
+    }
+
+    #[test]
+    fn partitions_parse() {
+        assert_eq!(
+            "2/3".parse::<Partition>().unwrap(),
+            Partition { index: 2, count: 3 }
+        );
+        assert!("0/3".parse::<Partition>().is_err());
+        assert!("4/3".parse::<Partition>().is_err());
+        assert!("x".parse::<Partition>().is_err());
+    }
+
+    #[test]
+    fn shards_cover_every_case_once() {
+        let scenarios = crate::scenario::load_paths(&[std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios"
+        ))])
+        .unwrap()
+        .into_iter()
+        .map(Arc::new)
+        .collect::<Vec<_>>();
+        let all: Vec<String> = plan(&scenarios, &Selection::default())
+            .iter()
+            .map(Case::name)
+            .collect();
+        for n in 1..=5 {
+            let mut union = Vec::new();
+            let mut sizes = Vec::new();
+            for k in 1..=n {
+                let sel = Selection {
+                    partition: Some(Partition { index: k, count: n }),
+                    ..Default::default()
+                };
+                let shard: Vec<String> = plan(&scenarios, &sel).iter().map(Case::name).collect();
+                sizes.push(shard.len());
+                union.extend(shard);
+            }
+            union.sort();
+            let mut expected = all.clone();
+            expected.sort();
+            assert_eq!(union, expected, "{n} shards");
+            assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
+        }
+    }
 }

@@ -3,7 +3,9 @@
 mod load;
 mod model;
 
-pub use load::{LoadError, LoadErrors, Scenario, line_column, load_bytes, load_file, load_paths};
+pub use load::{
+    LoadError, LoadErrors, Scenario, line_column, load_bytes, load_file, load_paths, scenario_id,
+};
 pub use model::{
     AttemptExpectation, DeliverySpec, Dsn, Expectation, Hop, Hostname, MiddleboxSpec,
     OWNED_SETTINGS, PostfixSpec, RelaySpec, Seconds, SettingName, SettingValue,
