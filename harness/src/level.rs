@@ -1,11 +1,14 @@
-//! Postfix's client TLS security levels (`smtp_tls_security_level`).
+//! Postfix's client TLS security levels (`smtp_tls_security_level`), and
+//! the two legacy policies that apply when it is empty.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// One value of `smtp_tls_security_level`, weakest first.
+/// One value of `smtp_tls_security_level`, weakest first, then the
+/// legacy policies (`smtp_tls_security_level` empty, `smtp_use_tls = yes`
+/// or `smtp_enforce_tls = yes`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Level {
@@ -17,11 +20,13 @@ pub enum Level {
     DaneOnly,
     Verify,
     Secure,
+    LegacyUseTls,
+    LegacyEnforceTls,
 }
 
 impl Level {
-    /// Every level Postfix accepts, weakest first.
-    pub const ALL: [Level; 8] = [
+    /// Every level Postfix accepts, weakest first, then the legacy policies.
+    pub const ALL: [Level; 10] = [
         Level::None,
         Level::May,
         Level::Encrypt,
@@ -30,6 +35,8 @@ impl Level {
         Level::DaneOnly,
         Level::Verify,
         Level::Secure,
+        Level::LegacyUseTls,
+        Level::LegacyEnforceTls,
     ];
 
     /// The levels every scenario must state an expectation for.
@@ -52,6 +59,25 @@ impl Level {
             Level::DaneOnly => "dane-only",
             Level::Verify => "verify",
             Level::Secure => "secure",
+            Level::LegacyUseTls => "legacy-use-tls",
+            Level::LegacyEnforceTls => "legacy-enforce-tls",
+        }
+    }
+
+    /// The smtp client settings that select this level.
+    pub fn settings(self) -> Vec<(&'static str, &'static str)> {
+        match self {
+            Level::LegacyUseTls => vec![
+                ("smtp_tls_security_level", ""),
+                ("smtp_use_tls", "yes"),
+                ("smtp_enforce_tls", "no"),
+            ],
+            Level::LegacyEnforceTls => vec![
+                ("smtp_tls_security_level", ""),
+                ("smtp_use_tls", "no"),
+                ("smtp_enforce_tls", "yes"),
+            ],
+            level => vec![("smtp_tls_security_level", level.as_str())],
         }
     }
 }

@@ -26,6 +26,10 @@ use crate::smtp::{BoxIo, Chunk, LineReader, Reply, ReplyAssembler, Unit, command
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ConnectionRecord {
     pub peer: Option<SocketAddr>,
+    /// The middlebox address Postfix connected to (one per path).
+    pub local: Option<SocketAddr>,
+    /// When the connection was accepted (milliseconds since the epoch).
+    pub started_ms: u64,
     /// The relay's EHLO reply listed STARTTLS.
     pub relay_offered_starttls: bool,
     /// An EHLO reply Postfix received listed STARTTLS.
@@ -93,11 +97,14 @@ enum Phase {
 
 /// What a connection needs besides its socket.
 pub(crate) struct Setup {
+    pub local: SocketAddr,
     pub upstream: SocketAddr,
     /// The relay's name, for SNI when the middlebox speaks TLS to it.
     pub relay_name: String,
     pub behaviours: Vec<Box<dyn Behaviour>>,
     pub connect_timeout: Duration,
+    /// TLS from the first byte: no plaintext dialogue to read.
+    pub implicit_tls: bool,
 }
 
 pub(crate) struct Connection {
@@ -116,6 +123,7 @@ pub(crate) struct Connection {
     content_lines: usize,
     content_bytes: usize,
     phase: Phase,
+    implicit_tls: bool,
     behaviours: Vec<Box<dyn Behaviour>>,
     notes: Arc<Mutex<Vec<String>>>,
     record: ConnectionRecord,
@@ -128,14 +136,21 @@ impl Connection {
         setup: Setup,
         shutdown: CancellationToken,
     ) -> ConnectionRecord {
+        let started_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
         let mut record = ConnectionRecord {
             peer: Some(peer),
+            local: Some(setup.local),
+            started_ms,
             transcript: Transcript::new(),
             ..Default::default()
         };
         let names: Vec<_> = setup.behaviours.iter().map(|b| b.name()).collect();
         record.transcript.note(format!(
-            "connection from {peer}; behaviours: {}",
+            "connection from {peer} to {}; behaviours: {}",
+            setup.local,
             if names.is_empty() {
                 "pass-through".to_owned()
             } else {
@@ -203,6 +218,7 @@ impl Connection {
             content_lines: 0,
             content_bytes: 0,
             phase: Phase::Plain,
+            implicit_tls: setup.implicit_tls,
             behaviours: setup.behaviours,
             notes,
             record,
@@ -218,6 +234,16 @@ impl Connection {
     }
 
     async fn pump(&mut self) -> String {
+        if self.implicit_tls {
+            self.record
+                .transcript
+                .note("implicit TLS: the connection is TLS from its first byte");
+            match self.start_tls().await {
+                Ok(None) => {}
+                Ok(Some(end)) => return end,
+                Err(e) => return format!("i/o error during TLS: {e}"),
+            }
+        }
         loop {
             let step = tokio::select! {
                 c = self.client_lines.next(&mut self.client) => self.on_client_chunk(c).await,
@@ -659,7 +685,7 @@ impl Connection {
                 return Ok(Some("Postfix never completed its TLS handshake".into()));
             }
         }
-        if i.upstream_tls {
+        if i.upstream_tls || self.implicit_tls {
             let server = std::mem::replace(&mut self.server, placeholder());
             let name = rustls::pki_types::ServerName::try_from(self.relay_name.clone())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;

@@ -149,6 +149,7 @@ proptest! {
                     behaviours: rewriting(),
                     context: BuildContext::default(),
                     connect_timeout: Duration::from_secs(5),
+                    implicit_tls: false,
                 },
                 &tasks,
                 stop.clone(),

@@ -20,6 +20,8 @@ pub struct MiddleboxConfig {
     pub behaviours: Vec<BehaviourSpec>,
     pub context: BuildContext,
     pub connect_timeout: Duration,
+    /// The path is TLS from the first byte (implicit TLS, port 465).
+    pub implicit_tls: bool,
 }
 
 /// A running middlebox: a listener Postfix connects to, and the records of
@@ -61,6 +63,7 @@ impl Middlebox {
                 };
                 active_tx.send_modify(|n| *n += 1);
                 let setup = Setup {
+                    local: addr,
                     upstream: config.upstream,
                     relay_name: config.relay_name.clone(),
                     behaviours: config
@@ -69,6 +72,7 @@ impl Middlebox {
                         .map(|b| b.build(&config.context))
                         .collect(),
                     connect_timeout: config.connect_timeout,
+                    implicit_tls: config.implicit_tls,
                 };
                 let records = records.clone();
                 let active_tx = active_tx.clone();
@@ -138,11 +142,10 @@ mod tests {
         let id = pki.identity(CertKind::Trusted, "smtp.relay.test").unwrap();
         let relay = Relay::start(
             TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            RelayConfig {
-                hostname: "smtp.relay.test".into(),
-                tls: Some(crate::tls::server_config(&id, Default::default()).unwrap()),
-                idle_timeout: Duration::from_secs(5),
-            },
+            RelayConfig::new(
+                "smtp.relay.test",
+                Some(crate::tls::server_config(&id, Default::default()).unwrap()),
+            ),
             &tasks,
             stop.clone(),
         )
@@ -155,6 +158,7 @@ mod tests {
                 behaviours,
                 context: BuildContext::default(),
                 connect_timeout: Duration::from_secs(5),
+                implicit_tls: false,
             },
             &tasks,
             stop.clone(),

@@ -81,6 +81,19 @@ impl BehaviourSpec {
         }
     }
 
+    /// Whether the behaviour means anything on a path that is TLS from its
+    /// first byte (implicit TLS, port 465).
+    pub fn works_with_implicit_tls(&self) -> bool {
+        matches!(
+            self,
+            BehaviourSpec::PassThrough
+                | BehaviourSpec::FailHandshake(_)
+                | BehaviourSpec::InterceptTls(_)
+                | BehaviourSpec::Delay(_)
+                | BehaviourSpec::Stall(_)
+        )
+    }
+
     /// The certificate kind this behaviour presents, if it presents one.
     pub fn certificate(&self) -> Option<CertKind> {
         match self {

@@ -45,6 +45,8 @@ pub struct PostfixConfig {
     pub ca_pem: String,
     /// main.cf settings that apply to the whole instance.
     pub main_overrides: BTreeMap<String, String>,
+    /// Lookup tables (texthash) installed in CONF_DIR, by file name.
+    pub maps: BTreeMap<String, String>,
 }
 
 impl PostfixConfig {
@@ -191,6 +193,11 @@ impl PostfixConfig {
         std::fs::write(dir.join("hosts"), self.hosts())?;
         std::fs::write(dir.join("ca.pem"), &self.ca_pem)?;
         std::fs::write(dir.join("entrypoint.sh"), ENTRYPOINT)?;
+        let maps = dir.join("maps");
+        std::fs::create_dir_all(&maps)?;
+        for (name, content) in &self.maps {
+            std::fs::write(maps.join(name), content)?;
+        }
         Ok(())
     }
 }
@@ -206,6 +213,9 @@ compat=$(postconf -h compatibility_level 2>/dev/null || true)
 cp "$src/main.cf" "$src/master.cf" /etc/postfix/
 mkdir -p /etc/postfix/tlsharness
 cp "$src/transport" "$src/ca.pem" /etc/postfix/tlsharness/
+for map in "$src"/maps/*; do
+  if [ -f "$map" ]; then cp "$map" /etc/postfix/tlsharness/; fi
+done
 if [ -n "$compat" ]; then postconf -e "compatibility_level = $compat"; fi
 cat "$src/hosts" >> /etc/hosts
 # A chrooted smtp client reads the chroot's copies (Debian's init script
@@ -242,6 +252,7 @@ mod tests {
             .into(),
             ca_pem: String::new(),
             main_overrides: BTreeMap::new(),
+            maps: BTreeMap::new(),
         }
     }
 

@@ -110,6 +110,7 @@ impl LogHub {
 pub struct StartOptions {
     pub image: String,
     pub run_id: String,
+    pub container_name: String,
     pub startup_timeout: Duration,
 }
 
@@ -143,7 +144,7 @@ impl Instance {
             .with_label(LABEL_RUN, &opts.run_id)
             .with_label(LABEL_PID, process_tag())
             .with_label(LABEL_BOOT, boot_id())
-            .with_container_name(format!("tlsharness-{}", opts.run_id))
+            .with_container_name(&opts.container_name)
             .with_startup_timeout(opts.startup_timeout);
         let container = request
             .start()

@@ -28,14 +28,15 @@ fn master_entry(master_cf: &str, service: &str) -> String {
 }
 
 fn config_text(report: &RunReport, c: &CaseResult) -> String {
+    let (main_cf, master_cf) = report.configs.get(c.group).cloned().unwrap_or_default();
     format!(
         "# Postfix {} in {}; the case's route and transport, then the whole main.cf.\n\n\
          # transport_maps entry\n{}\n\n# master.cf entry\n{}\n# main.cf\n{}",
         report.postfix_version,
         report.image,
         c.route,
-        master_entry(&report.master_cf, &c.transport),
-        report.main_cf
+        master_entry(&master_cf, &c.transport),
+        main_cf
     )
 }
 

@@ -294,6 +294,8 @@ mod tests {
             tls,
             size: 1,
             message_id: None,
+            auth_user: None,
+            auth_over_tls: None,
         })
     }
 

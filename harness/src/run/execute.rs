@@ -1,11 +1,12 @@
-//! Running a set of cases against one Postfix instance.
+//! Running a set of cases against Postfix.
 //!
-//! Every case gets its own fake relay and middlebox on ephemeral loopback
-//! ports, its own recipient domain and a transport chosen by its settings
-//! (level, trust); one Postfix container serves all of them at once.
+//! Every case gets its own fake relay and middlebox(es) on ephemeral
+//! loopback ports, its own recipient domain and a transport chosen by its
+//! settings (level, trust, ...); one Postfix container serves all of them
+//! at once (more only when relay names need different addresses).
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,19 +14,16 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::classify::{Attempt, Wire, classify, compare};
 use super::plan::{Case, Selection, plan};
+use super::rig::{Rig, RigError, Workshop};
 use crate::level::Level;
-use crate::middlebox::{BuildContext, Middlebox, MiddleboxConfig};
-use crate::pki::{CertKind, Identity, Pki, PkiError};
-use crate::postfix::config::{PostfixConfig, Route, Transport};
+use crate::pki::{Pki, PkiError};
+use crate::postfix::config::{CASE_DOMAIN, PostfixConfig, Route, Transport};
 use crate::postfix::log::LogEvent;
 use crate::postfix::{DeliveryEvent, Instance, PostfixError, StartOptions, docker};
 use crate::scenario::{Expectation, Scenario};
-use crate::tls::{TlsVersions, server_config};
-use crate::upstream::{Relay, RelayConfig};
 
 /// Called with progress events as they happen.
 pub type Observer = Arc<dyn Fn(RunEvent<'_>) + Send + Sync>;
@@ -95,6 +93,8 @@ pub struct CaseResult {
     /// The wire transcript of every connection, in order.
     pub transcript: String,
     pub duration_ms: u64,
+    /// Which Postfix instance of the run served the case.
+    pub group: usize,
     /// The case's smtp transport (master.cf service name) and its
     /// transport_maps entry.
     pub transport: String,
@@ -118,11 +118,9 @@ pub struct RunReport {
     /// From asking Docker for the container to Postfix accepting mail.
     pub startup_ms: u64,
     pub total_ms: u64,
-    /// The rendered configuration the instance ran with.
+    /// The rendered main.cf and master.cf of each instance.
     #[serde(skip)]
-    pub main_cf: String,
-    #[serde(skip)]
-    pub master_cf: String,
+    pub configs: Vec<(String, String)>,
 }
 
 impl RunReport {
@@ -135,8 +133,7 @@ impl RunReport {
             cases: Vec::new(),
             startup_ms: 0,
             total_ms: 0,
-            main_cf: String::new(),
-            master_cf: String::new(),
+            configs: Vec::new(),
         }
     }
 
@@ -169,14 +166,6 @@ impl RunError {
     }
 }
 
-/// One case's fakes.
-struct Rig {
-    relay: Relay,
-    middlebox: Middlebox,
-    message_id: String,
-    route: Route,
-}
-
 /// Stops every relay and middlebox of the run, whatever way the run ends.
 struct StopOnDrop(CancellationToken);
 
@@ -186,7 +175,98 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Runs every level of every scenario against one Postfix instance.
+/// Cases that can share one Postfix: within a group every relay name
+/// resolves to the same addresses for every case.
+struct Group {
+    cases: Vec<usize>,
+    hosts: BTreeMap<String, Vec<IpAddr>>,
+}
+
+/// Puts each case in the first group where its relay name's addresses
+/// agree; usually there is one group.
+fn group(rigs: &[Rig]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, rig) in rigs.iter().enumerate() {
+        let fits = |g: &Group| {
+            g.hosts
+                .get(&rig.hostname)
+                .is_none_or(|a| *a == rig.addresses)
+        };
+        let g = match groups.iter_mut().position(|g| fits(g)) {
+            Some(g) => g,
+            None => {
+                groups.push(Group {
+                    cases: Vec::new(),
+                    hosts: BTreeMap::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        groups[g].cases.push(i);
+        groups[g]
+            .hosts
+            .insert(rig.hostname.clone(), rig.addresses.clone());
+    }
+    groups
+}
+
+/// The Postfix configuration of one group, and each case's route.
+fn configure(
+    group: &Group,
+    rigs: &[Rig],
+    inject: SocketAddr,
+    ca_pem: String,
+) -> (PostfixConfig, Vec<Route>) {
+    let mut transports: BTreeMap<BTreeMap<String, String>, String> = BTreeMap::new();
+    let mut routes = Vec::new();
+    let mut sasl = String::new();
+    let mut policy = String::new();
+    for &i in &group.cases {
+        let rig = &rigs[i];
+        let next = transports.len();
+        let level = rig
+            .settings
+            .get("smtp_tls_security_level")
+            .filter(|l| !l.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "legacy".into());
+        let transport = transports
+            .entry(rig.settings.clone())
+            .or_insert_with(|| format!("tlsh{next}-{level}"))
+            .clone();
+        routes.push(Route {
+            domain: format!("c{i}.{CASE_DOMAIN}"),
+            transport,
+            nexthop: rig.nexthop(),
+        });
+        if let Some(s) = &rig.sasl {
+            sasl.push_str(&format!("{} {s}\n", rig.nexthop()));
+        }
+        if let Some(p) = &rig.tls_policy {
+            policy.push_str(&format!("{} {p}\n", rig.nexthop()));
+        }
+    }
+    let config = PostfixConfig {
+        inject,
+        transports: transports
+            .into_iter()
+            .map(|(settings, name)| Transport { name, settings })
+            .collect(),
+        routes: routes.clone(),
+        hosts: group.hosts.clone(),
+        ca_pem,
+        main_overrides: BTreeMap::new(),
+        maps: BTreeMap::from([
+            ("sasl_passwd".to_owned(), sasl),
+            ("tls_policy".to_owned(), policy),
+        ]),
+    };
+    (config, routes)
+}
+
+/// Runs every level of every scenario against as few Postfix instances
+/// as the scenarios allow (one, unless a relay name needs different
+/// addresses in different scenarios).
 pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunReport, RunError> {
     let t0 = Instant::now();
     let cases = plan(scenarios, &opts.selection);
@@ -220,109 +300,32 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         .prefix(&format!("tlsharness-{run_id}-"))
         .tempdir()
         .map_err(|e| RunError::Setup(format!("failed to make the run directory: {e}")))?;
-    let pki = Pki::new(&run_id)?;
-    let tasks = TaskTracker::new();
-    let stop = CancellationToken::new();
-    let _stop_guard = StopOnDrop(stop.clone());
-
-    let mut identities: HashMap<(CertKind, String), Identity> = HashMap::new();
-    let mut transports: BTreeMap<BTreeMap<String, String>, String> = BTreeMap::new();
-    let mut routes = Vec::new();
-    let mut hosts: BTreeMap<String, Vec<std::net::IpAddr>> = BTreeMap::new();
+    let mut workshop = Workshop::new(Pki::new(&run_id)?, opts.attempt_timeout);
+    let _stop_guard = StopOnDrop(workshop.stop.clone());
     let mut rigs = Vec::new();
     for case in &cases {
-        let relay_spec = &case.scenario.relay;
-        let hostname = relay_spec.hostname.as_str().to_owned();
-        let key = (relay_spec.certificate, hostname.clone());
-        if !identities.contains_key(&key) {
-            identities.insert(key.clone(), pki.identity(key.0, &hostname)?);
-        }
-        let tls = if relay_spec.starttls {
-            Some(
-                server_config(&identities[&key], TlsVersions::Any)
-                    .map_err(|e| RunError::Setup(format!("failed to configure TLS: {e}")))?,
-            )
-        } else {
-            None
-        };
-        let relay = Relay::start(
-            bind_loopback().await?,
-            RelayConfig {
-                hostname: hostname.clone(),
-                tls,
-                idle_timeout: opts.attempt_timeout,
-            },
-            &tasks,
-            stop.clone(),
-        )
-        .map_err(setup_io)?;
-        let mut context = BuildContext::default();
-        for kind in case
-            .scenario
-            .middlebox
-            .behaviour
-            .iter()
-            .filter_map(|b| b.certificate())
-        {
-            let key = (kind, hostname.clone());
-            if !identities.contains_key(&key) {
-                identities.insert(key.clone(), pki.identity(kind, &hostname)?);
-            }
-            let acceptor = server_config(&identities[&key], TlsVersions::Any)
-                .map_err(|e| RunError::Setup(format!("failed to configure TLS: {e}")))?;
-            context.acceptors.insert(kind, acceptor);
-        }
-        let middlebox = Middlebox::start(
-            bind_loopback().await?,
-            MiddleboxConfig {
-                upstream: relay.addr(),
-                relay_name: hostname.clone(),
-                behaviours: case.scenario.middlebox.behaviour.clone(),
-                context,
-                connect_timeout: Duration::from_secs(10),
-            },
-            &tasks,
-            stop.clone(),
-        )
-        .map_err(setup_io)?;
-        let settings = transport_settings(case);
-        let next = transports.len();
-        let transport = transports
-            .entry(settings)
-            .or_insert_with(|| format!("tlsh{next}-{}", case.level))
-            .clone();
-        let route = Route {
-            domain: case.domain(),
-            transport,
-            nexthop: format!("[{hostname}]:{}", middlebox.addr().port()),
-        };
-        routes.push(route.clone());
-        let addrs = hosts.entry(hostname).or_default();
-        if !addrs.contains(&middlebox.addr().ip()) {
-            addrs.push(middlebox.addr().ip());
-        }
-        rigs.push(Rig {
-            relay,
-            middlebox,
-            message_id: format!("<case-{}.{run_id}@tlsharness.test>", case.index),
-            route,
-        });
+        rigs.push(workshop.rig(case, &run_id).await.map_err(|e| match e {
+            RigError::Pki(e) => RunError::Pki(e),
+            RigError::Setup(e) => RunError::Setup(e),
+        })?);
     }
-    let inject = free_loopback_port().await?;
-    let config = PostfixConfig {
-        inject,
-        transports: transports
-            .into_iter()
-            .map(|(settings, name)| Transport { name, settings })
-            .collect(),
-        routes,
-        hosts,
-        ca_pem: pki.ca_pem(),
-        main_overrides: BTreeMap::new(),
-    };
-    config
-        .write_to(dir.path())
-        .map_err(|e| RunError::Setup(format!("failed to write the Postfix configuration: {e}")))?;
+    let groups = group(&rigs);
+    let mut configs = Vec::new();
+    let mut routes: Vec<Option<(usize, Route)>> = vec![None; cases.len()];
+    for (g, group) in groups.iter().enumerate() {
+        let inject = free_loopback_port().await?;
+        let (config, group_routes) = configure(group, &rigs, inject, workshop.pki.ca_pem());
+        let group_dir = dir.path().join(format!("g{g}"));
+        std::fs::create_dir(&group_dir)
+            .and_then(|()| config.write_to(&group_dir))
+            .map_err(|e| {
+                RunError::Setup(format!("failed to write the Postfix configuration: {e}"))
+            })?;
+        for (&i, route) in group.cases.iter().zip(group_routes) {
+            routes[i] = Some((g, route));
+        }
+        configs.push((config, group_dir));
+    }
 
     if opts.cancel.is_cancelled() {
         return Err(RunError::Interrupted);
@@ -334,54 +337,75 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         });
     }
     let t_start = Instant::now();
-    let mut instance = Instance::start(
-        dir.path(),
-        inject,
-        &StartOptions {
-            image: opts.image.clone(),
-            run_id: run_id.clone(),
-            startup_timeout: opts.startup_timeout,
+    let started = futures_util::future::join_all(configs.iter().enumerate().map(
+        |(g, (config, group_dir))| {
+            let name = if groups.len() == 1 {
+                run_id.clone()
+            } else {
+                format!("{run_id}-{g}")
+            };
+            let start = StartOptions {
+                image: opts.image.clone(),
+                run_id: run_id.clone(),
+                container_name: format!("tlsharness-{name}"),
+                startup_timeout: opts.startup_timeout,
+            };
+            async move { Instance::start(group_dir, config.inject, &start).await }
         },
-    )
-    .await?;
+    ))
+    .await;
+    let mut instances = Vec::new();
+    let mut failure = None;
+    for s in started {
+        match s {
+            Ok(i) => instances.push(i),
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
     // A container being created cannot be abandoned safely, so an
-    // interruption during start-up takes effect once it is up.
-    if opts.cancel.is_cancelled() {
-        instance.stop().await;
-        return Err(RunError::Interrupted);
+    // interruption during start-up takes effect once they are up.
+    if failure.is_some() || opts.cancel.is_cancelled() {
+        for i in &mut instances {
+            i.stop().await;
+        }
+        return Err(failure.map_or(RunError::Interrupted, RunError::from));
     }
     let startup = t_start.elapsed();
     if let Some(obs) = &opts.observer {
         obs(RunEvent::Ready {
-            version: instance.version(),
+            version: instances[0].version(),
             cases: cases.len(),
             startup,
         });
     }
-    let receivers: Vec<_> = cases
+    let work: Vec<_> = cases
         .iter()
-        .map(|c| instance.subscribe(&c.recipient()))
+        .zip(&rigs)
+        .zip(&routes)
+        .map(|((case, rig), route)| {
+            let (g, route) = route.as_ref().expect("every case has a group");
+            let instance = &instances[*g];
+            let rx = instance.subscribe(&case.recipient());
+            (case, rig, *g, route, instance, rx)
+        })
         .collect();
-    let all = futures_util::future::join_all(
-        cases
-            .iter()
-            .zip(&rigs)
-            .zip(receivers)
-            .map(|((case, rig), rx)| run_case(case, rig, &instance, rx, opts)),
-    );
+    let all = futures_util::future::join_all(work.into_iter().map(
+        |(case, rig, g, route, instance, rx)| run_case(case, rig, g, route, instance, rx, opts),
+    ));
     let results = tokio::select! {
         results = all => Some(results),
         _ = opts.cancel.cancelled() => None,
     };
+    let version = instances[0].version().to_owned();
+    for i in &mut instances {
+        i.stop().await;
+    }
+    workshop.stop.cancel();
+    workshop.tasks.close();
+    workshop.tasks.wait().await;
     let Some(results) = results else {
-        instance.stop().await;
         return Err(RunError::Interrupted);
     };
-    let version = instance.version().to_owned();
-    instance.stop().await;
-    stop.cancel();
-    tasks.close();
-    tasks.wait().await;
     Ok(RunReport {
         run_id,
         image: opts.image.clone(),
@@ -389,33 +413,18 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         cases: results,
         startup_ms: startup.as_millis() as u64,
         total_ms: t0.elapsed().as_millis() as u64,
-        main_cf: config.main_cf(),
-        master_cf: config.master_cf(),
+        configs: configs
+            .iter()
+            .map(|(c, _)| (c.main_cf(), c.master_cf()))
+            .collect(),
     })
-}
-
-/// The `-o` settings of the case's smtp transport.
-fn transport_settings(case: &Case) -> BTreeMap<String, String> {
-    let mut s = BTreeMap::new();
-    s.insert(
-        "smtp_tls_security_level".to_owned(),
-        case.level.as_str().to_owned(),
-    );
-    if !case.scenario.postfix.trust_ca {
-        s.insert("smtp_tls_CAfile".to_owned(), String::new());
-    }
-    if let Some(after) = case.scenario.delivery.retry_after {
-        s.insert("minimal_backoff_time".to_owned(), format!("{}s", after.0));
-    }
-    for (k, v) in &case.scenario.postfix.settings {
-        s.insert(k.as_str().to_owned(), v.as_str().to_owned());
-    }
-    s
 }
 
 async fn run_case(
     case: &Case,
     rig: &Rig,
+    group: usize,
+    route: &Route,
     pf: &Instance,
     mut rx: mpsc::UnboundedReceiver<DeliveryEvent>,
     opts: &RunOptions,
@@ -435,7 +444,7 @@ async fn run_case(
             tokio::time::sleep_until(injected_at + Duration::from_secs(after.0)).await;
         }
         let first_line = pf.line_count();
-        let connections_before = rig.middlebox.ended();
+        let connections_before = rig.ended();
         if n == 0 {
             injected_at = tokio::time::Instant::now();
         }
@@ -465,9 +474,8 @@ async fn run_case(
         };
         // Postfix logs the status before it says QUIT; the wire record of
         // the attempt is complete once its connections have closed.
-        rig.middlebox.idle(deadline).await;
-        let records = rig.middlebox.records();
-        let wire = Wire::from_records(records.get(connections_before..).unwrap_or_default());
+        rig.idle(deadline).await;
+        let wire = Wire::from_records(&rig.records_since(&connections_before));
         let mut lines = pf.lines_about(
             Some(event.pid),
             queue_id.as_deref(),
@@ -487,7 +495,7 @@ async fn run_case(
                 *i > previous || (l.pid != event.pid && l.queue_id() == queue_id.as_deref())
             });
         }
-        let port = rig.middlebox.addr().port();
+        let port = rig.port;
         let tls = lines
             .iter()
             .filter(|(_, l)| l.pid == event.pid)
@@ -521,11 +529,13 @@ async fn run_case(
     log.dedup();
     let failure = compare(&case.expect, &attempts);
     let transcript = rig
-        .middlebox
-        .records()
+        .records_since(&[])
         .iter()
         .enumerate()
-        .map(|(i, r)| format!("connection {}:\n{}", i + 1, r.transcript))
+        .map(|(i, r)| {
+            let to = r.local.map(|a| format!(" to {a}")).unwrap_or_default();
+            format!("connection {}{to}:\n{}", i + 1, r.transcript)
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let result = CaseResult {
@@ -545,19 +555,23 @@ async fn run_case(
         ),
         behaviours: case
             .scenario
-            .middlebox
-            .behaviour
+            .paths
             .iter()
-            .map(|b| b.name().to_owned())
+            .map(|p| {
+                let names: Vec<&str> = p.behaviour.iter().map(|b| b.name()).collect();
+                if names.is_empty() {
+                    "pass-through".to_owned()
+                } else {
+                    names.join("+")
+                }
+            })
             .collect(),
         log: log.into_iter().map(|(_, l)| l).collect(),
         transcript,
         duration_ms: started.elapsed().as_millis() as u64,
-        transport: rig.route.transport.clone(),
-        route: format!(
-            "{} {}:{}",
-            rig.route.domain, rig.route.transport, rig.route.nexthop
-        ),
+        group,
+        transport: route.transport.clone(),
+        route: format!("{} {}:{}", route.domain, route.transport, route.nexthop),
     };
     if let Some(obs) = &opts.observer {
         obs(RunEvent::CaseDone(&result));

@@ -4,7 +4,9 @@
 mod classify;
 mod execute;
 mod plan;
+mod rig;
 
 pub use classify::{Attempt, Finding, Wire, classify, compare, findings};
 pub use execute::{CaseResult, RunError, RunEvent, RunOptions, RunReport, run};
 pub use plan::{Case, Partition, Selection, glob, plan};
+pub use rig::fingerprint;

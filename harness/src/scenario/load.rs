@@ -18,7 +18,8 @@ pub struct Scenario {
     pub description: Option<String>,
     pub path: PathBuf,
     pub relay: RelaySpec,
-    pub middlebox: MiddleboxSpec,
+    /// One network path per address of the relay's name (usually one).
+    pub paths: Vec<MiddleboxSpec>,
     pub postfix: PostfixSpec,
     pub delivery: DeliverySpec,
     pub expect: BTreeMap<Level, Expectation>,
@@ -214,12 +215,81 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         }
     }
     let mut checked = BTreeMap::new();
+
     for (level, spanned) in expect {
         let span = spanned.span();
         let key = format!("expect.{level}");
         let e = spanned.into_inner();
         check_expectation(&e).map_err(|m| invalid(path, bytes, span, &key, m))?;
         checked.insert(level, e);
+    }
+    let relay_span = raw.relay.span();
+    let relay = raw.relay.into_inner();
+    let relay_error = |m: &str| invalid(path, bytes, relay_span.clone(), "relay", m.to_owned());
+    if relay.implicit_tls && relay.starttls {
+        return Err(relay_error(
+            "a relay with implicit TLS does not offer STARTTLS: set starttls = false",
+        ));
+    }
+    if relay.require_tls && !relay.starttls && !relay.implicit_tls {
+        return Err(relay_error(
+            "require_tls needs a way to start TLS: set starttls = true (or implicit_tls = true)",
+        ));
+    }
+    if let Some(auth) = &relay.auth
+        && !auth.before_tls
+        && !relay.starttls
+        && !relay.implicit_tls
+    {
+        return Err(relay_error(
+            "AUTH is offered only inside TLS, which this relay never starts: set starttls = true, or auth.before_tls = true",
+        ));
+    }
+    let paths = match (raw.middlebox, raw.paths) {
+        (Some(_), Some(p)) => {
+            return Err(invalid(
+                path,
+                bytes,
+                p.span(),
+                "paths",
+                "give either [middlebox] (one path) or [[paths]] (one per address), not both"
+                    .into(),
+            ));
+        }
+        (None, Some(p)) if p.get_ref().is_empty() => {
+            return Err(invalid(
+                path,
+                bytes,
+                p.span(),
+                "paths",
+                "no paths: give at least one".into(),
+            ));
+        }
+        (None, Some(p)) => {
+            if p.get_ref().len() > 8 {
+                return Err(invalid(
+                    path,
+                    bytes,
+                    p.span(),
+                    "paths",
+                    "at most 8 paths (addresses) per relay".into(),
+                ));
+            }
+            p.into_inner()
+        }
+        (Some(m), None) => vec![m.into_inner()],
+        (None, None) => vec![MiddleboxSpec::default()],
+    };
+    if relay.implicit_tls {
+        for (i, p) in paths.iter().enumerate() {
+            if let Some(b) = p.behaviour.iter().find(|b| !b.works_with_implicit_tls()) {
+                return Err(relay_error(&format!(
+                    "path {}: `{}` acts on the plaintext SMTP dialogue, which a relay with implicit TLS does not have",
+                    i + 1,
+                    b.name()
+                )));
+            }
+        }
     }
     if raw.name.trim().is_empty() {
         return Err(invalid(
@@ -235,8 +305,8 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         name: raw.name,
         description: raw.description,
         path: path.to_owned(),
-        relay: raw.relay,
-        middlebox: raw.middlebox,
+        relay,
+        paths,
         postfix: raw.postfix,
         delivery: raw.delivery,
         expect: checked,
@@ -352,7 +422,8 @@ secure = ["deferred"]
         let s = load(GOOD).unwrap();
         assert_eq!(s.id, "x");
         assert_eq!(s.relay.port, 587);
-        assert_eq!(s.middlebox.behaviour.len(), 1);
+        assert_eq!(s.paths.len(), 1);
+        assert_eq!(s.paths[0].behaviour.len(), 1);
         let enc = &s.expect[&Level::Encrypt].attempts[0];
         assert_eq!(enc.outcome, Outcome::Deferred);
         assert_eq!(enc.dsn.as_ref().unwrap().as_str(), "4.7.4");

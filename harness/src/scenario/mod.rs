@@ -7,6 +7,7 @@ pub use load::{
     LoadError, LoadErrors, Scenario, line_column, load_bytes, load_file, load_paths, scenario_id,
 };
 pub use model::{
-    AttemptExpectation, DeliverySpec, Dsn, Expectation, Hop, Hostname, MiddleboxSpec,
-    OWNED_SETTINGS, PostfixSpec, RelaySpec, Seconds, SettingName, SettingValue,
+    AttemptExpectation, AuthMechanism, DeliverySpec, Dsn, Expectation, Hop, Hostname,
+    MiddleboxSpec, OWNED_SETTINGS, PostfixSpec, RelayAuthSpec, RelaySpec, SaslSpec, Seconds,
+    SettingName, SettingValue, TlsPolicy,
 };

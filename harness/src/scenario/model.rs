@@ -13,6 +13,7 @@ use crate::level::Level;
 use crate::middlebox::BehaviourSpec;
 use crate::outcome::{Outcome, Trust};
 use crate::pki::CertKind;
+use crate::tls::TlsVersions;
 
 /// The scenario file as written, before cross-key checks.
 #[derive(Debug, Deserialize)]
@@ -21,9 +22,13 @@ pub(crate) struct RawScenario {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
-    pub relay: RelaySpec,
+    pub relay: Spanned<RelaySpec>,
     #[serde(default)]
-    pub middlebox: MiddleboxSpec,
+    pub middlebox: Option<Spanned<MiddleboxSpec>>,
+    /// One path per address of the relay's name, in the order Postfix
+    /// tries them; instead of `[middlebox]`.
+    #[serde(default)]
+    pub paths: Option<Spanned<Vec<MiddleboxSpec>>>,
     #[serde(default)]
     pub postfix: PostfixSpec,
     #[serde(default)]
@@ -47,6 +52,45 @@ pub struct RelaySpec {
     /// The certificate the relay presents after STARTTLS.
     #[serde(default)]
     pub certificate: CertKind,
+    /// The TLS versions the relay accepts.
+    #[serde(default)]
+    pub tls_versions: TlsVersions,
+    /// Refuse MAIL before STARTTLS (`530 5.7.0 Must issue a STARTTLS command first`).
+    #[serde(default)]
+    pub require_tls: bool,
+    /// TLS from the first byte, as on port 465 (Postfix needs
+    /// `smtp_tls_wrappermode = yes` to talk to it).
+    #[serde(default)]
+    pub implicit_tls: bool,
+    /// SMTP AUTH; when present the relay requires it before MAIL.
+    #[serde(default)]
+    pub auth: Option<RelayAuthSpec>,
+}
+
+/// `[relay.auth]`: the relay's SMTP AUTH.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayAuthSpec {
+    #[serde(default = "both_mechanisms")]
+    pub mechanisms: Vec<AuthMechanism>,
+    pub username: String,
+    pub password: String,
+    /// Offer AUTH before STARTTLS too (as a careless relay does); by
+    /// default AUTH is offered only inside TLS, as hosted relays on 587 do.
+    #[serde(default)]
+    pub before_tls: bool,
+}
+
+/// An SMTP AUTH mechanism the fake relay can offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMechanism {
+    Plain,
+    Login,
+}
+
+fn both_mechanisms() -> Vec<AuthMechanism> {
+    vec![AuthMechanism::Plain, AuthMechanism::Login]
 }
 
 fn default_port() -> u16 {
@@ -74,6 +118,13 @@ pub struct PostfixSpec {
     /// e.g. shortened timeouts.
     #[serde(default)]
     pub settings: BTreeMap<SettingName, SettingValue>,
+    /// Postfix's SASL client credentials for the relay (password map entry).
+    #[serde(default)]
+    pub sasl: Option<SaslSpec>,
+    /// An smtp_tls_policy_maps entry for the relay's next hop, e.g.
+    /// `"secure match=nexthop"`: it overrides the level for this destination.
+    #[serde(default)]
+    pub tls_policy: Option<TlsPolicy>,
 }
 
 impl Default for PostfixSpec {
@@ -81,15 +132,70 @@ impl Default for PostfixSpec {
         PostfixSpec {
             trust_ca: true,
             settings: BTreeMap::new(),
+            sasl: None,
+            tls_policy: None,
         }
+    }
+}
+
+/// `[postfix.sasl]`: what Postfix's SASL client authenticates with.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaslSpec {
+    pub username: String,
+    pub password: String,
+}
+
+/// The right-hand side of an smtp_tls_policy_maps entry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TlsPolicy(String);
+
+impl TlsPolicy {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for TlsPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let level = s.split_whitespace().next().unwrap_or("");
+        let known = Level::ALL.iter().take(8).any(|l| l.as_str() == level);
+        if !known || s.contains(['\n', '\r']) {
+            return Err(de::Error::custom(format!(
+                "`{s}` is not a TLS policy: start with a level (none, may, encrypt, fingerprint, dane, dane-only, verify, secure), then its attributes, e.g. \"secure match=nexthop\""
+            )));
+        }
+        Ok(TlsPolicy(s))
     }
 }
 
 /// Settings the harness sets itself, per case.
 pub const OWNED_SETTINGS: &[(&str, &str)] = &[
     ("smtp_tls_security_level", "the level comes from [expect]"),
+    ("smtp_use_tls", "use the legacy-use-tls level in [expect]"),
+    (
+        "smtp_enforce_tls",
+        "use the legacy-enforce-tls level in [expect]",
+    ),
     ("smtp_tls_CAfile", "use [postfix] trust_ca"),
     ("minimal_backoff_time", "use [delivery] retry_after"),
+    ("smtp_tls_policy_maps", "use [postfix] tls_policy"),
+    ("smtp_sasl_auth_enable", "use [postfix.sasl]"),
+    ("smtp_sasl_password_maps", "use [postfix.sasl]"),
+    (
+        "smtp_tls_fingerprint_cert_match",
+        "the harness pins the relay's certificate for the fingerprint level",
+    ),
+    (
+        "smtp_tls_fingerprint_digest",
+        "the harness pins the relay's certificate for the fingerprint level",
+    ),
+    (
+        "smtp_randomize_addresses",
+        "the harness turns it off for scenarios with several paths",
+    ),
 ];
 
 /// A Postfix parameter name.
@@ -219,6 +325,10 @@ pub(crate) struct RawExpectations {
     pub dane_only: Option<Spanned<Expectation>>,
     pub verify: Option<Spanned<Expectation>>,
     pub secure: Option<Spanned<Expectation>>,
+    #[serde(rename = "legacy-use-tls")]
+    pub legacy_use_tls: Option<Spanned<Expectation>>,
+    #[serde(rename = "legacy-enforce-tls")]
+    pub legacy_enforce_tls: Option<Spanned<Expectation>>,
 }
 
 impl RawExpectations {
@@ -232,6 +342,8 @@ impl RawExpectations {
             (Level::DaneOnly, self.dane_only),
             (Level::Verify, self.verify),
             (Level::Secure, self.secure),
+            (Level::LegacyUseTls, self.legacy_use_tls),
+            (Level::LegacyEnforceTls, self.legacy_enforce_tls),
         ]
         .into_iter()
         .filter_map(|(level, e)| e.map(|e| (level, e)))
@@ -264,6 +376,9 @@ pub struct AttemptExpectation {
     /// when a middlebox intercepts TLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay: Option<Hop>,
+    /// The TLS protocol Postfix logged, e.g. `TLSv1.2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
 }
 
 /// How one hop carried the message.
@@ -291,6 +406,7 @@ impl AttemptExpectation {
             reason: None,
             trust: None,
             relay: None,
+            protocol: None,
         }
     }
 }
@@ -306,6 +422,9 @@ impl fmt::Display for AttemptExpectation {
         }
         if let Some(relay) = &self.relay {
             write!(f, " relay={relay}")?;
+        }
+        if let Some(protocol) = &self.protocol {
+            write!(f, " protocol={protocol}")?;
         }
         if let Some(reason) = &self.reason {
             write!(f, " reason~{reason:?}")?;

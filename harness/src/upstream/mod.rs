@@ -6,5 +6,5 @@
 mod recorder;
 mod relay;
 
-pub use recorder::{Received, SessionRecord};
+pub use recorder::{Policy, Received, SessionRecord};
 pub use relay::{Relay, RelayConfig};

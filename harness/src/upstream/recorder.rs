@@ -2,7 +2,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use mailin_embedded::response::OK;
+use mailin_embedded::response::{AUTH_OK, INVALID_CREDENTIALS, OK};
 use mailin_embedded::{Handler, Response};
 use serde::Serialize;
 
@@ -17,6 +17,10 @@ pub struct Received {
     pub tls: bool,
     pub size: usize,
     pub message_id: Option<String>,
+    /// The user the client authenticated as, if it did.
+    pub auth_user: Option<String>,
+    /// Whether that authentication happened inside TLS.
+    pub auth_over_tls: Option<bool>,
 }
 
 /// One SMTP session the relay served.
@@ -38,13 +42,25 @@ pub(crate) struct RelayLog {
 /// The part of a message kept to find its Message-ID.
 const HEAD_LIMIT: usize = 16 * 1024;
 
-/// mailin's per-connection handler: accepts everything and records it.
+/// What the relay demands of its clients.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Refuse MAIL before STARTTLS.
+    pub require_tls: bool,
+    /// Accepted credentials, when AUTH is offered.
+    pub credentials: Option<(String, String)>,
+}
+
+/// mailin's per-connection handler: accepts what the policy allows and
+/// records it.
 pub(crate) struct Recorder {
     pub peer: SocketAddr,
     pub tls: Arc<AtomicBool>,
     pub log: Arc<RelayLog>,
     pub hostname: String,
+    policy: Policy,
     helo: String,
+    auth: Option<(String, bool)>,
     current: Option<Received>,
     head: Vec<u8>,
 }
@@ -55,15 +71,32 @@ impl Recorder {
         tls: Arc<AtomicBool>,
         log: Arc<RelayLog>,
         hostname: String,
+        policy: Policy,
     ) -> Self {
         Recorder {
             peer,
             tls,
             log,
             hostname,
+            policy,
             helo: String::new(),
+            auth: None,
             current: None,
             head: Vec::new(),
+        }
+    }
+
+    fn check_credentials(&mut self, user: &str, password: &str) -> Response {
+        let ok = self
+            .policy
+            .credentials
+            .as_ref()
+            .is_some_and(|(u, p)| u == user && p == password);
+        if ok {
+            self.auth = Some((user.to_owned(), self.tls.load(Ordering::SeqCst)));
+            AUTH_OK
+        } else {
+            INVALID_CREDENTIALS
         }
     }
 }
@@ -72,6 +105,21 @@ impl Handler for Recorder {
     fn helo(&mut self, _ip: IpAddr, domain: &str) -> Response {
         self.helo = domain.to_owned();
         OK
+    }
+
+    fn mail(&mut self, _ip: IpAddr, _domain: &str, _from: &str) -> Response {
+        if self.policy.require_tls && !self.tls.load(Ordering::SeqCst) {
+            return Response::custom(530, "5.7.0 Must issue a STARTTLS command first".into());
+        }
+        OK
+    }
+
+    fn auth_plain(&mut self, _authz: &str, user: &str, password: &str) -> Response {
+        self.check_credentials(user, password)
+    }
+
+    fn auth_login(&mut self, user: &str, password: &str) -> Response {
+        self.check_credentials(user, password)
     }
 
     fn data_start(&mut self, _domain: &str, from: &str, _is8bit: bool, to: &[String]) -> Response {
@@ -84,6 +132,8 @@ impl Handler for Recorder {
             tls: self.tls.load(Ordering::SeqCst),
             size: 0,
             message_id: None,
+            auth_user: self.auth.as_ref().map(|(u, _)| u.clone()),
+            auth_over_tls: self.auth.as_ref().map(|(_, t)| *t),
         });
         OK
     }

@@ -5,14 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mailin::SessionBuilder;
-use mailin_embedded::{Action, Response};
+use mailin_embedded::{Action, AuthMechanism, Response};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Received;
-use super::recorder::{Recorder, RelayLog, SessionRecord};
+use super::recorder::{Policy, Recorder, RelayLog, SessionRecord};
 use crate::smtp::{BoxIo, Chunk, LineReader};
 
 /// How a relay behaves.
@@ -20,10 +20,33 @@ use crate::smtp::{BoxIo, Chunk, LineReader};
 pub struct RelayConfig {
     /// The name in the greeting and in accepted-message replies.
     pub hostname: String,
-    /// Offered via STARTTLS when present.
+    /// Offered via STARTTLS when present (or, with `implicit_tls`, used
+    /// from the first byte).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS from the first byte (port 465 style) instead of STARTTLS.
+    pub implicit_tls: bool,
+    /// SMTP AUTH mechanisms offered; when any, AUTH is required before MAIL.
+    pub auth: Vec<AuthMechanism>,
+    /// Offer AUTH before TLS as well.
+    pub auth_before_tls: bool,
+    pub policy: Policy,
     /// A session idle this long is closed.
     pub idle_timeout: Duration,
+}
+
+impl RelayConfig {
+    /// A relay with the given name and STARTTLS configuration, no AUTH.
+    pub fn new(hostname: impl Into<String>, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        RelayConfig {
+            hostname: hostname.into(),
+            tls,
+            implicit_tls: false,
+            auth: Vec::new(),
+            auth_before_tls: false,
+            policy: Policy::default(),
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 /// A running fake relay. It stops when the run's shutdown token fires.
@@ -117,12 +140,39 @@ async fn session(
 ) -> io::Result<String> {
     stream.set_nodelay(true)?;
     let mut builder = SessionBuilder::new(config.hostname.clone());
-    if config.tls.is_some() {
+    if config.tls.is_some() && !config.implicit_tls {
         builder.enable_start_tls();
     }
-    let handler = Recorder::new(peer, tls.clone(), log, config.hostname.clone());
+    for m in &config.auth {
+        builder.enable_auth(m.clone());
+    }
+    if config.auth_before_tls {
+        builder.insecure_enable_plaintext_auth();
+    }
+    let handler = Recorder::new(
+        peer,
+        tls.clone(),
+        log,
+        config.hostname.clone(),
+        config.policy.clone(),
+    );
     let mut session = builder.build(peer.ip(), handler);
     let mut io: BoxIo = Box::new(stream);
+    if config.implicit_tls {
+        let acceptor = tokio_rustls::TlsAcceptor::from(
+            config
+                .tls
+                .clone()
+                .expect("implicit TLS needs a certificate"),
+        );
+        io = match tokio::time::timeout(config.idle_timeout, acceptor.accept(io)).await {
+            Ok(Ok(s)) => Box::new(s),
+            Ok(Err(e)) => return Ok(format!("TLS handshake failed: {e}")),
+            Err(_) => return Ok("no TLS handshake".into()),
+        };
+        tls.store(true, Ordering::SeqCst);
+        session.tls_active();
+    }
     let mut reader = LineReader::default();
     let mut in_data = false;
     write(&mut io, &session.greeting()).await?;
@@ -199,11 +249,7 @@ mod tests {
         let token = CancellationToken::new();
         let relay = Relay::start(
             listener,
-            RelayConfig {
-                hostname: "smtp.relay.test".into(),
-                tls,
-                idle_timeout: Duration::from_secs(5),
-            },
+            RelayConfig::new("smtp.relay.test", tls),
             &TaskTracker::new(),
             token.clone(),
         )
