@@ -167,7 +167,16 @@ fn partitions_together_list_every_case_exactly_once() {
 fn junit_and_json_reports_validate_with_one_entry_per_case() {
     let dir = tempfile::tempdir().unwrap();
     let (xml, json) = (dir.path().join("out.xml"), dir.path().join("out.json"));
-    let selected = ["--scenario", "starttls-*", "--scenario", "incident-*"];
+    let selected = [
+        "--scenario",
+        "starttls-*",
+        "--scenario",
+        "incident-*",
+        "--scenario",
+        "relay-auth-before-tls-*",
+        "--scenario",
+        "relay-two-addresses-*",
+    ];
     let out = tlsharness()
         .arg("run")
         .args(selected)
@@ -184,7 +193,7 @@ fn junit_and_json_reports_validate_with_one_entry_per_case() {
         String::from_utf8_lossy(&out.stderr)
     );
     let cases = list(&selected);
-    assert_eq!(cases.len(), 20);
+    assert_eq!(cases.len(), 33);
 
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(common::root().join("fixtures/schemas/report.schema.json"))

@@ -319,7 +319,9 @@ impl Connection {
         match verdict {
             CommandVerdict::Pass => {
                 self.note_command(&verb);
-                self.record.transcript.push(Dir::Client, &line, None);
+                let note = (verb == "AUTH" && self.phase == Phase::Plain)
+                    .then(|| "credentials in plaintext".to_owned());
+                self.record.transcript.push(Dir::Client, &line, note);
                 let mut bytes = line;
                 for b in &mut self.behaviours {
                     if let Some(extra) = b.after_command(&verb) {

@@ -122,7 +122,15 @@ pub struct Instance {
     hub: Arc<LogHub>,
     pumps: Vec<JoinHandle<()>>,
     smtp: AsyncSmtpTransport<Tokio1Executor>,
+    /// Injections in flight; as many as lettre keeps pooled connections,
+    /// so no injection waits on a connection Postfix has not accepted.
+    injecting: tokio::sync::Semaphore,
 }
+
+/// Concurrent injections (and pooled SMTP connections to Postfix).
+const INJECTORS: usize = 16;
+/// The longest one injection may take.
+const INJECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Instance {
     /// Starts Postfix with the configuration already written to `run_dir`
@@ -167,8 +175,9 @@ impl Instance {
                 .port(inject.port())
                 .hello_name(ClientId::Domain("injector.tlsharness.test".into()))
                 .timeout(Some(Duration::from_secs(30)))
-                .pool_config(PoolConfig::new().max_size(8))
+                .pool_config(PoolConfig::new().max_size(INJECTORS as u32))
                 .build(),
+            injecting: tokio::sync::Semaphore::new(INJECTORS),
         };
         let deadline = tokio::time::Instant::now() + opts.startup_timeout;
         let outcome =
@@ -261,10 +270,19 @@ impl Instance {
             .header(ContentType::TEXT_PLAIN)
             .body(format!("A test message from tlsharness.\r\n{subject}\r\n"))
             .map_err(|e| bad(e.to_string()))?;
-        let response = self
-            .smtp
-            .send(message)
+        let _permit = self
+            .injecting
+            .acquire()
             .await
+            .map_err(|e| bad(e.to_string()))?;
+        let response = tokio::time::timeout(INJECT_TIMEOUT, self.smtp.send(message))
+            .await
+            .map_err(|_| {
+                bad(format!(
+                    "Postfix did not accept it within {}s",
+                    INJECT_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|e| bad(e.to_string()))?;
         let first = response.message().next().unwrap_or_default().to_owned();
         first
@@ -277,9 +295,10 @@ impl Instance {
     /// (`postqueue -i`).
     pub async fn flush(&self, queue_id: &str) -> Result<(), PostfixError> {
         let container = self.container.as_ref().expect("instance is running");
-        let mut exec = container
-            .exec(ExecCommand::new(["postqueue", "-i", queue_id]))
+        let exec = container.exec(ExecCommand::new(["postqueue", "-i", queue_id]));
+        let mut exec = tokio::time::timeout(INJECT_TIMEOUT, exec)
             .await
+            .map_err(|_| PostfixError::Exec(format!("postqueue -i {queue_id}: no answer")))?
             .map_err(|e| PostfixError::Exec(format!("postqueue -i {queue_id}: {e}")))?;
         let stderr = exec.stderr_to_vec().await.unwrap_or_default();
         match exec.exit_code().await {

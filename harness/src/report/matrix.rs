@@ -22,6 +22,9 @@ fn attempt_text(a: &Attempt) -> String {
             }
             text
         }
+        Some(Outcome::DeliveredPlaintext) if a.wire.plaintext_auth => {
+            "PLAINTEXT +CREDENTIALS".into()
+        }
         Some(Outcome::DeliveredPlaintext) => "PLAINTEXT".into(),
         Some(Outcome::Deferred) => format!("deferred {}", a.dsn),
         Some(Outcome::Bounced) => format!("bounced {}", a.dsn),
@@ -117,13 +120,19 @@ pub fn matrix(report: &RunReport) -> String {
                 .any(|a| a.outcome == Some(Outcome::DeliveredPlaintext))
         })
         .count();
+    let credentials = report
+        .cases
+        .iter()
+        .filter(|c| c.attempts.iter().any(|a| a.wire.plaintext_auth))
+        .count();
     let _ = writeln!(
         out,
-        "\n{} cases, {} passed, {} failed; {} delivered in plaintext. Postfix {} ({}), ready in {:.1}s, run took {:.1}s.",
+        "\n{} cases, {} passed, {} failed; {} delivered in plaintext, {} sent credentials in plaintext. Postfix {} ({}), ready in {:.1}s, run took {:.1}s.",
         report.cases.len(),
         report.cases.len() - failed,
         failed,
         plaintext,
+        credentials,
         report.postfix_version,
         report.image,
         report.startup_ms as f64 / 1000.0,

@@ -257,6 +257,15 @@ fn compare_attempt(e: &AttemptExpectation, a: &Attempt) -> Option<String> {
             a.relay_hop.map_or("nothing".to_owned(), |h| h.to_string())
         ));
     }
+    if let Some(protocol) = &e.protocol {
+        let got = a.tls.as_ref().map(|t| t.protocol.as_str());
+        if got != Some(protocol.as_str()) {
+            return Some(format!(
+                "expected {protocol}, got {}",
+                got.unwrap_or("no TLS session")
+            ));
+        }
+    }
     if let Some(trust) = e.trust {
         let got = a.tls.as_ref().map(|t| t.trust);
         if got != Some(trust) {

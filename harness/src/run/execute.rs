@@ -440,19 +440,23 @@ async fn run_case(
             && let Some(after) = case.scenario.delivery.retry_after
         {
             // The scenario's deliberate wait: the message must be this old
-            // for Postfix to treat the next attempt as a retry after backoff.
-            tokio::time::sleep_until(injected_at + Duration::from_secs(after.0)).await;
+            // for Postfix to treat the next attempt as a retry after
+            // backoff. Postfix compares whole seconds (queue arrival vs
+            // active arrival), hence one second more.
+            let age = Duration::from_secs(after.0 + 1);
+            tokio::time::sleep_until(injected_at + age).await;
         }
         let first_line = pf.line_count();
         let connections_before = rig.ended();
-        if n == 0 {
-            injected_at = tokio::time::Instant::now();
-        }
         let kicked = match &queue_id {
             None => pf
                 .inject(&case.recipient(), &subject, &rig.message_id)
                 .await
-                .map(|id| queue_id = Some(id)),
+                .map(|id| {
+                    // Postfix timestamps the message once it has it.
+                    injected_at = tokio::time::Instant::now();
+                    queue_id = Some(id);
+                }),
             Some(id) => pf.flush(id).await,
         };
         if let Err(e) = kicked {

@@ -323,9 +323,11 @@ fn check_expectation(e: &Expectation) -> Result<(), String> {
                 a.outcome
             ));
         }
-        if a.trust.is_some() && a.outcome != crate::outcome::Outcome::DeliveredTls {
+        if (a.trust.is_some() || a.protocol.is_some())
+            && a.outcome != crate::outcome::Outcome::DeliveredTls
+        {
             return Err(format!(
-                "attempt {}: `trust` applies only to `delivered-tls`",
+                "attempt {}: `trust` and `protocol` apply only to `delivered-tls`",
                 i + 1
             ));
         }

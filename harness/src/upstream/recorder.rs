@@ -56,6 +56,8 @@ pub struct Policy {
 pub(crate) struct Recorder {
     pub peer: SocketAddr,
     pub tls: Arc<AtomicBool>,
+    /// Set once the client has authenticated.
+    pub authenticated: Arc<AtomicBool>,
     pub log: Arc<RelayLog>,
     pub hostname: String,
     policy: Policy,
@@ -69,6 +71,7 @@ impl Recorder {
     pub fn new(
         peer: SocketAddr,
         tls: Arc<AtomicBool>,
+        authenticated: Arc<AtomicBool>,
         log: Arc<RelayLog>,
         hostname: String,
         policy: Policy,
@@ -76,6 +79,7 @@ impl Recorder {
         Recorder {
             peer,
             tls,
+            authenticated,
             log,
             hostname,
             policy,
@@ -94,6 +98,7 @@ impl Recorder {
             .is_some_and(|(u, p)| u == user && p == password);
         if ok {
             self.auth = Some((user.to_owned(), self.tls.load(Ordering::SeqCst)));
+            self.authenticated.store(true, Ordering::SeqCst);
             AUTH_OK
         } else {
             INVALID_CREDENTIALS

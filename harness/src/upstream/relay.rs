@@ -149,9 +149,11 @@ async fn session(
     if config.auth_before_tls {
         builder.insecure_enable_plaintext_auth();
     }
+    let authenticated = Arc::new(AtomicBool::new(false));
     let handler = Recorder::new(
         peer,
         tls.clone(),
+        authenticated.clone(),
         log,
         config.hostname.clone(),
         config.policy.clone(),
@@ -199,6 +201,16 @@ async fn session(
         };
         if in_data && line == b".\r\n" {
             in_data = false;
+        } else if !in_data
+            && !config.auth.is_empty()
+            && !authenticated.load(Ordering::SeqCst)
+            && crate::smtp::command_verb(&line) == "MAIL"
+        {
+            // mailin answers "503 Bad sequence"; a relay that requires AUTH
+            // says so (RFC 4954).
+            io.write_all(b"530 5.7.0 Authentication required\r\n")
+                .await?;
+            continue;
         }
         let response = session.process(&line);
         match response.action {
