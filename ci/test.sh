@@ -10,5 +10,8 @@ if ! command -v xmllint >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils >/dev/null
 fi
 cargo build --locked --bins
-target/debug/tlsharness image build --suite "${TLSHARNESS_SUITE:-bookworm}"
+# The check tests compare Postfix 3.5, 3.7 and 3.10.
+for suite in bullseye bookworm trixie; do
+    target/debug/tlsharness image build --suite "$suite"
+done
 cargo test --locked "$@"

@@ -11,9 +11,12 @@
 //! - [`middlebox`]: the proxy on the path, its behaviours and transcripts.
 //! - [`postfix`]: the MTA under test: image, container, config, log.
 //! - [`run`]: scenarios x levels -> cases, execution, classification.
-//! - [`report`]: terminal matrix and JSON.
+//! - [`report`]: terminal matrix, JSON, JUnit, artifacts.
+//! - [`check`]: the user's own configuration (current vs candidate) on
+//!   scenarios' paths; `explain` for mail logs.
 //! - [`smtp`]: line and reply primitives shared by relay and middlebox.
 
+pub mod check;
 pub mod exit;
 pub mod level;
 pub mod middlebox;

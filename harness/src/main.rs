@@ -40,8 +40,50 @@ enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Run your own Postfix configuration (and a candidate change) on scenarios' paths.
+    Check(CheckArgs),
+    /// Read a Postfix mail log and name the path conditions behind its failures.
+    Explain {
+        /// The log file (`-` for standard input).
+        log: PathBuf,
+    },
     /// Remove containers left behind by harness runs that were killed.
     Sweep,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Your configuration: a directory with main.cf (and master.cf and the
+    /// lookup tables they name), or a main.cf.
+    #[arg(long, value_name = "DIR_OR_MAIN_CF")]
+    config: PathBuf,
+    /// A changed configuration to compare with --config.
+    #[arg(long, value_name = "DIR_OR_MAIN_CF")]
+    candidate: Option<PathBuf>,
+    /// Scenario files or directories whose network paths to run.
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    /// Only scenarios whose id matches this glob; may be repeated.
+    #[arg(long, value_name = "PATTERN")]
+    scenario: Vec<String>,
+    /// The Postfix image; repeat to compare versions.
+    #[arg(long)]
+    image: Vec<String>,
+    /// Run on the three built-in images (Postfix 3.5, 3.7, 3.10).
+    #[arg(long)]
+    all_versions: bool,
+    /// Exit 0 even when the candidate downgrades a path.
+    #[arg(long)]
+    allow_downgrade: bool,
+    /// Exit 0 even when the candidate stops mail on a path.
+    #[arg(long)]
+    allow_outage: bool,
+    /// Write the rows as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// The longest one delivery attempt may take, in seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    attempt_timeout: u64,
 }
 
 #[derive(Args)]
@@ -71,9 +113,13 @@ struct RunArgs {
     /// together run every case once).
     #[arg(long, value_name = "K/N")]
     partition: Option<run::Partition>,
-    /// The Postfix image to run.
-    #[arg(long, default_value = image::DEFAULT_IMAGE)]
-    image: String,
+    /// The Postfix image; repeat to run every case on each (default
+    /// tlsharness/postfix:bookworm).
+    #[arg(long)]
+    image: Vec<String>,
+    /// Run on the three built-in images (Postfix 3.5, 3.7, 3.10).
+    #[arg(long)]
+    all_versions: bool,
     /// The longest one delivery attempt may take, in seconds.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     attempt_timeout: u64,
@@ -98,17 +144,26 @@ enum ImageCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Handlers are in place before any work starts, so an early signal is
+    // handled like a late one.
+    let mut signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tlsharness: cannot install signal handlers: {e}");
+            return ExitCode::from(exit::HARNESS_ERROR as u8);
+        }
+    };
     let cancel = CancellationToken::new();
     let work = dispatch(cli, cancel.clone());
     tokio::pin!(work);
     let code = tokio::select! {
         code = &mut work => code,
-        signal = interrupted() => {
+        signal = signals.recv() => {
             eprintln!("tlsharness: {signal}; stopping and cleaning up (send it again to stop at once)");
             cancel.cancel();
             tokio::select! {
                 code = &mut work => code,
-                signal = interrupted() => {
+                signal = signals.recv() => {
                     eprintln!("tlsharness: {signal} again; removing this process's containers");
                     force_cleanup().await;
                     exit::INTERRUPTED
@@ -119,21 +174,34 @@ async fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
+/// SIGINT and SIGTERM, caught.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "terminated",
+            _ = self.int.recv() => "interrupted",
+        }
+    }
+}
+
 /// Removes whatever this process still has in Docker, after the work
 /// future was abandoned.
 async fn force_cleanup() {
     if let Ok(d) = docker::connect(Duration::from_secs(5)).await {
         let _ = docker::remove_owned(&d).await;
-    }
-}
-
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => "terminated",
-        _ = int.recv() => "interrupted",
     }
 }
 
@@ -153,6 +221,8 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> i32 {
         Command::Image {
             command: ImageCommand::Build { suite, rebuild },
         } => image_build(&suite, rebuild).await,
+        Command::Check(args) => check_command(args, cancel).await,
+        Command::Explain { log } => explain_command(&log),
         Command::Sweep => match docker::connect(Duration::from_secs(10)).await {
             Ok(d) => match docker::sweep(&d).await {
                 Ok(n) => {
@@ -208,7 +278,7 @@ async fn run_command(args: RunArgs, cancel: CancellationToken) -> i32 {
     }
     let progress = report::Progress::new(report::Style::detect());
     let opts = RunOptions {
-        image: args.image,
+        images: images(&args.image, args.all_versions),
         selection,
         attempt_timeout: Duration::from_secs(args.attempt_timeout),
         observer: Some(Arc::new(move |e| progress.event(e))),
@@ -271,4 +341,143 @@ async fn run_command(args: RunArgs, cancel: CancellationToken) -> i32 {
     } else {
         exit::EXPECTATION_FAILED
     }
+}
+
+fn explain_command(path: &std::path::Path) -> i32 {
+    let text = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+            eprintln!("tlsharness: cannot read standard input: {e}");
+            return exit::BAD_INPUT;
+        }
+        s
+    } else {
+        match std::fs::read(path) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => {
+                eprintln!("tlsharness: {}: cannot read: {e}", path.display());
+                return exit::BAD_INPUT;
+            }
+        }
+    };
+    print!(
+        "{}",
+        tlsharness::check::render_explanations(&tlsharness::check::explain(&text))
+    );
+    exit::SUCCESS
+}
+
+async fn check_command(args: CheckArgs, cancel: CancellationToken) -> i32 {
+    use tlsharness::check;
+    let mut sides = Vec::new();
+    for (side, path) in [
+        ("current", Some(&args.config)),
+        ("candidate", args.candidate.as_ref()),
+    ] {
+        let Some(path) = path else { continue };
+        match check::load(path) {
+            Ok(c) => sides.push((side.to_owned(), c)),
+            Err(e) => {
+                eprintln!("tlsharness: {e}");
+                return exit::BAD_INPUT;
+            }
+        }
+    }
+    let scenarios = match scenario::load_paths(&args.paths) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let scenarios: Vec<_> = scenarios
+        .into_iter()
+        .filter(|s| args.scenario.is_empty() || args.scenario.iter().any(|p| run::glob(p, &s.id)))
+        .map(Arc::new)
+        .collect();
+    if scenarios.is_empty() {
+        eprintln!("tlsharness: no scenario matches the selection");
+        return exit::BAD_INPUT;
+    }
+    let images = images(&args.image, args.all_versions);
+    eprintln!(
+        "tlsharness: checking {} scenario path(s) with {} configuration(s) on {} image(s)",
+        scenarios.len(),
+        sides.len(),
+        images.len()
+    );
+    let opts = check::CheckOptions {
+        images,
+        startup_timeout: Duration::from_secs(60),
+        attempt_timeout: Duration::from_secs(args.attempt_timeout),
+        cancel,
+    };
+    let report = match check::check(&sides, &scenarios, &opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tlsharness: {e}");
+            return if matches!(e, check::CheckError::Interrupted) {
+                exit::INTERRUPTED
+            } else if e.is_bad_input() {
+                exit::BAD_INPUT
+            } else if e.is_environment() {
+                exit::ENVIRONMENT
+            } else {
+                exit::HARNESS_ERROR
+            };
+        }
+    };
+    let sources: Vec<(String, String)> = sides
+        .iter()
+        .map(|(side, c)| {
+            (
+                side.clone(),
+                format!(
+                    "{} (relayhost {}, smtp_tls_security_level = {})",
+                    c.source.display(),
+                    c.relayhost,
+                    if c.level.is_empty() {
+                        "(unset)"
+                    } else {
+                        &c.level
+                    }
+                ),
+            )
+        })
+        .collect();
+    print!("{}", check::render(&report, &sources));
+    if let Some(path) = &args.json {
+        let comparisons = check::compare_sides(&report);
+        let text = serde_json::to_string_pretty(&comparisons).expect("serialisable");
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("tlsharness: failed to write {}: {e}", path.display());
+            return exit::HARNESS_ERROR;
+        }
+    }
+    let comparisons = check::compare_sides(&report);
+    let down = comparisons
+        .iter()
+        .any(|c| c.verdict == Some(check::Verdict::Downgrade));
+    let outage = comparisons
+        .iter()
+        .any(|c| c.verdict == Some(check::Verdict::Outage));
+    if (down && !args.allow_downgrade) || (outage && !args.allow_outage) {
+        exit::REGRESSION
+    } else {
+        exit::SUCCESS
+    }
+}
+
+/// The images named with --image (and --all-versions), in order, once each.
+fn images(named: &[String], all_versions: bool) -> Vec<String> {
+    let mut images: Vec<String> = named.to_vec();
+    if all_versions {
+        images.extend(image::SUITES.iter().map(|(s, _)| image::image_for_suite(s)));
+    }
+    if images.is_empty() {
+        images.push(image::DEFAULT_IMAGE.to_owned());
+    }
+    let mut seen = std::collections::HashSet::new();
+    images.retain(|i| seen.insert(i.clone()));
+    images
 }

@@ -111,7 +111,8 @@ fn interrupt(signal: &str) {
     assert_eq!(
         status.code(),
         Some(exit::INTERRUPTED),
-        "{}",
+        "{status:?} (signal {:?}); stderr:\n{}",
+        std::os::unix::process::ExitStatusExt::signal(&status),
         w.seen.join("\n")
     );
     assert!(containers_of_run(&id).is_empty(), "containers left behind");

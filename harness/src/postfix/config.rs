@@ -221,7 +221,7 @@ cat "$src/hosts" >> /etc/hosts
 # A chrooted smtp client reads the chroot's copies (Debian's init script
 # would make them; under start-fg nobody does).
 mkdir -p /var/spool/postfix/etc
-for f in hosts services resolv.conf nsswitch.conf; do
+for f in hosts host.conf services resolv.conf nsswitch.conf; do
   if [ -f "/etc/$f" ]; then cp "/etc/$f" /var/spool/postfix/etc/; fi
 done
 postfix check

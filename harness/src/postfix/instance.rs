@@ -294,17 +294,24 @@ impl Instance {
     /// Asks Postfix to attempt delivery of one queued message now
     /// (`postqueue -i`).
     pub async fn flush(&self, queue_id: &str) -> Result<(), PostfixError> {
+        self.exec(&["postqueue", "-i", queue_id]).await.map(|_| ())
+    }
+
+    /// Runs a command in the container; its stdout when it exits with 0.
+    pub async fn exec(&self, cmd: &[&str]) -> Result<String, PostfixError> {
         let container = self.container.as_ref().expect("instance is running");
-        let exec = container.exec(ExecCommand::new(["postqueue", "-i", queue_id]));
+        let what = cmd.join(" ");
+        let exec = container.exec(ExecCommand::new(cmd.iter().copied()));
         let mut exec = tokio::time::timeout(INJECT_TIMEOUT, exec)
             .await
-            .map_err(|_| PostfixError::Exec(format!("postqueue -i {queue_id}: no answer")))?
-            .map_err(|e| PostfixError::Exec(format!("postqueue -i {queue_id}: {e}")))?;
+            .map_err(|_| PostfixError::Exec(format!("{what}: no answer")))?
+            .map_err(|e| PostfixError::Exec(format!("{what}: {e}")))?;
+        let stdout = exec.stdout_to_vec().await.unwrap_or_default();
         let stderr = exec.stderr_to_vec().await.unwrap_or_default();
         match exec.exit_code().await {
-            Ok(Some(0)) => Ok(()),
+            Ok(Some(0)) => Ok(String::from_utf8_lossy(&stdout).into_owned()),
             other => Err(PostfixError::Exec(format!(
-                "postqueue -i {queue_id} failed ({other:?}): {}",
+                "{what} failed ({other:?}): {}",
                 String::from_utf8_lossy(&stderr).trim()
             ))),
         }

@@ -29,6 +29,8 @@ pub struct CaseRecord<'a> {
     pub name: &'a str,
     pub file: &'a str,
     pub level: Level,
+    pub image: &'a str,
+    pub postfix_version: &'a str,
     /// The last attempt's outcome; `null` when it could not be classified.
     pub outcome: Option<Outcome>,
     pub dsn: &'a str,
@@ -59,6 +61,8 @@ impl<'a> CaseRecord<'a> {
             name: &c.name,
             file: &c.file,
             level: c.level,
+            image: &c.image,
+            postfix_version: &c.postfix_version,
             outcome: c.outcome(),
             dsn: last.map_or("", |a| a.dsn.as_str()),
             reason: last.map_or("", |a| a.error.as_deref().unwrap_or(a.reason.as_str())),

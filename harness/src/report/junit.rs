@@ -72,13 +72,28 @@ pub fn junit(report: &RunReport, timestamp: &str, hostname: &str) -> String {
         report.cases.len(),
         seconds(report.total_ms)
     );
-    let mut scenarios: Vec<&str> = report.cases.iter().map(|c| c.scenario.as_str()).collect();
-    scenarios.dedup();
-    for (id, scenario) in scenarios.iter().enumerate() {
+    let several_images = report
+        .cases
+        .iter()
+        .any(|c| c.image != report.cases[0].image);
+    // A suite per scenario (and image, when there are several).
+    let mut suites: Vec<(String, &str, &str)> = Vec::new();
+    for c in &report.cases {
+        let name = if several_images {
+            format!("{}@{}", c.scenario, c.image)
+        } else {
+            c.scenario.clone()
+        };
+        if !suites.iter().any(|(n, _, _)| *n == name) {
+            suites.push((name, &c.scenario, &c.image));
+        }
+    }
+    for (id, (suite, scenario, image)) in suites.iter().enumerate() {
+        let scenario = *scenario;
         let cases: Vec<&CaseResult> = report
             .cases
             .iter()
-            .filter(|c| c.scenario == *scenario)
+            .filter(|c| c.scenario == scenario && c.image == *image)
             .collect();
         let f = cases.iter().filter(|c| !c.passed && !is_error(c)).count();
         let e = cases.iter().filter(|c| !c.passed && is_error(c)).count();
@@ -86,7 +101,7 @@ pub fn junit(report: &RunReport, timestamp: &str, hostname: &str) -> String {
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" id=\"{id}\" package=\"tlsharness\" tests=\"{}\" failures=\"{f}\" errors=\"{e}\" skipped=\"0\" time=\"{}\" timestamp=\"{}\" hostname=\"{}\">",
-            escape(scenario),
+            escape(suite),
             cases.len(),
             seconds(time),
             escape(timestamp),
@@ -98,8 +113,8 @@ pub fn junit(report: &RunReport, timestamp: &str, hostname: &str) -> String {
             ("file", first.file.as_str()),
             ("description", first.name.as_str()),
             ("relay", first.relay.as_str()),
-            ("postfix_version", report.postfix_version.as_str()),
-            ("image", report.image.as_str()),
+            ("postfix_version", first.postfix_version.as_str()),
+            ("image", first.image.as_str()),
         ] {
             let _ = writeln!(
                 out,
@@ -109,11 +124,17 @@ pub fn junit(report: &RunReport, timestamp: &str, hostname: &str) -> String {
         }
         out.push_str("    </properties>\n");
         for c in &cases {
+            let at = if several_images {
+                format!("@{}", c.image)
+            } else {
+                String::new()
+            };
             let _ = write!(
                 out,
-                "    <testcase name=\"{}/{}\" classname=\"tlsharness.{}\" time=\"{}\"",
+                "    <testcase name=\"{}/{}{}\" classname=\"tlsharness.{}\" time=\"{}\"",
                 escape(&c.scenario),
                 c.level,
+                escape(&at),
                 escape(&c.scenario),
                 seconds(c.duration_ms)
             );

@@ -7,7 +7,7 @@ use crate::scenario::Hop;
 
 /// How one attempt reads in a cell. Plaintext delivery is written in
 /// capitals: it is a security-relevant result, never just "delivered".
-fn attempt_text(a: &Attempt) -> String {
+pub fn attempt_cell(a: &Attempt) -> String {
     match a.outcome {
         Some(Outcome::DeliveredTls) => {
             let mut text = match &a.tls {
@@ -53,7 +53,7 @@ pub fn attempt_summary(a: &Attempt) -> String {
 /// A case's cell: pass mark, then each attempt.
 pub fn cell(c: &CaseResult) -> String {
     let mark = if c.passed { "✓" } else { "✗" };
-    let attempts: Vec<String> = c.attempts.iter().map(attempt_text).collect();
+    let attempts: Vec<String> = c.attempts.iter().map(attempt_cell).collect();
     let text = if attempts.is_empty() {
         "error".to_owned()
     } else {
@@ -62,13 +62,77 @@ pub fn cell(c: &CaseResult) -> String {
     format!("{mark} {text}")
 }
 
-/// Scenarios down, levels across.
+/// Scenarios down, levels across; one table per image, then where the
+/// images disagree.
 pub fn matrix(report: &RunReport) -> String {
-    let mut levels: Vec<Level> = report.cases.iter().map(|c| c.level).collect();
+    let mut images: Vec<&str> = Vec::new();
+    for c in &report.cases {
+        if !images.contains(&c.image.as_str()) {
+            images.push(&c.image);
+        }
+    }
+    let mut out = String::new();
+    for image in &images {
+        let cases: Vec<&CaseResult> = report.cases.iter().filter(|c| c.image == *image).collect();
+        if images.len() > 1 {
+            let version = cases.first().map_or("", |c| c.postfix_version.as_str());
+            let _ = writeln!(out, "{image} (Postfix {version})");
+        }
+        out.push_str(&table(&cases));
+        if images.len() > 1 {
+            out.push('\n');
+        }
+    }
+    if images.len() > 1 {
+        out.push_str(&across_images(report));
+    }
+    let failed = report.cases.iter().filter(|c| !c.passed).count();
+    let plaintext = report
+        .cases
+        .iter()
+        .filter(|c| {
+            c.attempts
+                .iter()
+                .any(|a| a.outcome == Some(Outcome::DeliveredPlaintext))
+        })
+        .count();
+    let credentials = report
+        .cases
+        .iter()
+        .filter(|c| c.attempts.iter().any(|a| a.wire.plaintext_auth))
+        .count();
+    let versions: Vec<String> = images
+        .iter()
+        .map(|i| {
+            let v = report
+                .cases
+                .iter()
+                .find(|c| c.image == *i)
+                .map_or("", |c| c.postfix_version.as_str());
+            format!("Postfix {v} ({i})")
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n{} cases, {} passed, {} failed; {} delivered in plaintext, {} sent credentials in plaintext. {}, ready in {:.1}s, run took {:.1}s.",
+        report.cases.len(),
+        report.cases.len() - failed,
+        failed,
+        plaintext,
+        credentials,
+        versions.join(", "),
+        report.startup_ms as f64 / 1000.0,
+        report.total_ms as f64 / 1000.0,
+    );
+    out
+}
+
+fn table(cases: &[&CaseResult]) -> String {
+    let mut levels: Vec<Level> = cases.iter().map(|c| c.level).collect();
     levels.sort();
     levels.dedup();
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-    for c in &report.cases {
+    for c in cases {
         if rows.last().is_none_or(|(s, _)| *s != c.scenario) {
             rows.push((c.scenario.clone(), vec![String::new(); levels.len()]));
         }
@@ -110,34 +174,38 @@ pub fn matrix(report: &RunReport) -> String {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let failed = report.cases.iter().filter(|c| !c.passed).count();
-    let plaintext = report
-        .cases
-        .iter()
-        .filter(|c| {
-            c.attempts
-                .iter()
-                .any(|a| a.outcome == Some(Outcome::DeliveredPlaintext))
-        })
-        .count();
-    let credentials = report
-        .cases
-        .iter()
-        .filter(|c| c.attempts.iter().any(|a| a.wire.plaintext_auth))
-        .count();
-    let _ = writeln!(
-        out,
-        "\n{} cases, {} passed, {} failed; {} delivered in plaintext, {} sent credentials in plaintext. Postfix {} ({}), ready in {:.1}s, run took {:.1}s.",
-        report.cases.len(),
-        report.cases.len() - failed,
-        failed,
-        plaintext,
-        credentials,
-        report.postfix_version,
-        report.image,
-        report.startup_ms as f64 / 1000.0,
-        report.total_ms as f64 / 1000.0,
-    );
+    out
+}
+
+/// A case's attempts as read on each image.
+type Readings<'a> = Vec<(&'a str, String)>;
+
+/// Cases whose attempts read differently on different images.
+fn across_images(report: &RunReport) -> String {
+    let mut by_case: Vec<((String, Level), Readings<'_>)> = Vec::new();
+    for c in &report.cases {
+        let key = (c.scenario.clone(), c.level);
+        let text: Vec<String> = c.attempts.iter().map(attempt_summary).collect();
+        let entry = (c.image.as_str(), text.join(" -> "));
+        match by_case.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(entry),
+            None => by_case.push((key, vec![entry])),
+        }
+    }
+    let mut out = String::from("Across Postfix versions:\n");
+    let mut any = false;
+    for ((scenario, level), seen) in &by_case {
+        if seen.windows(2).any(|w| w[0].1 != w[1].1) {
+            any = true;
+            let _ = writeln!(out, "  {scenario}/{level} differs:");
+            for (image, text) in seen {
+                let _ = writeln!(out, "    {image}: {text}");
+            }
+        }
+    }
+    if !any {
+        out.push_str("  no differences: every case gave the same result on every image\n");
+    }
     out
 }
 

@@ -10,5 +10,5 @@ mod progress;
 pub use artifacts::write_artifacts;
 pub use json::{CaseRecord, JsonReport, write_json};
 pub use junit::{junit, write_junit};
-pub use matrix::{attempt_summary, cell, failure_details, matrix};
+pub use matrix::{attempt_cell, attempt_summary, cell, failure_details, matrix};
 pub use progress::{Progress, Style};

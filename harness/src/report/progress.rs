@@ -53,8 +53,12 @@ impl Progress {
         let mut counts = self.counts.lock().expect("progress poisoned");
         let mut err = std::io::stderr().lock();
         match event {
-            RunEvent::Starting { run_id, image } => {
-                let _ = writeln!(err, "tlsharness: run {run_id}: starting Postfix ({image})");
+            RunEvent::Starting { run_id, images } => {
+                let _ = writeln!(
+                    err,
+                    "tlsharness: run {run_id}: starting Postfix ({})",
+                    images.join(", ")
+                );
             }
             RunEvent::Ready {
                 version,

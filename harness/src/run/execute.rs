@@ -15,13 +15,13 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::classify::{Attempt, Wire, classify, compare};
-use super::plan::{Case, Selection, plan};
-use super::rig::{Rig, RigError, Workshop};
+use super::classify::{Attempt, compare};
+use super::observe::{Delivery, observe};
+use super::plan::{Case, Selection, on_images, plan};
+use super::rig::{Placement, Rig, RigError, Workshop};
 use crate::level::Level;
 use crate::pki::{Pki, PkiError};
 use crate::postfix::config::{CASE_DOMAIN, PostfixConfig, Route, Transport};
-use crate::postfix::log::LogEvent;
 use crate::postfix::{DeliveryEvent, Instance, PostfixError, StartOptions, docker};
 use crate::scenario::{Expectation, Scenario};
 
@@ -31,7 +31,8 @@ pub type Observer = Arc<dyn Fn(RunEvent<'_>) + Send + Sync>;
 /// How a run is carried out.
 #[derive(Clone)]
 pub struct RunOptions {
-    pub image: String,
+    /// The Postfix images to run every case on (a scenario may pin its own).
+    pub images: Vec<String>,
     /// Which cases to run.
     pub selection: Selection,
     pub startup_timeout: Duration,
@@ -45,7 +46,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            image: crate::postfix::image::DEFAULT_IMAGE.to_owned(),
+            images: vec![crate::postfix::image::DEFAULT_IMAGE.to_owned()],
             selection: Selection::default(),
             startup_timeout: Duration::from_secs(60),
             attempt_timeout: Duration::from_secs(120),
@@ -60,7 +61,7 @@ pub enum RunEvent<'a> {
     /// Fakes are listening; the Postfix container is being started.
     Starting {
         run_id: &'a str,
-        image: &'a str,
+        images: &'a [String],
     },
     /// Postfix is up; cases are about to run.
     Ready {
@@ -78,6 +79,9 @@ pub struct CaseResult {
     pub name: String,
     pub file: String,
     pub level: Level,
+    /// The Postfix image and version the case ran on.
+    pub image: String,
+    pub postfix_version: String,
     pub expected: Expectation,
     pub attempts: Vec<Attempt>,
     pub passed: bool,
@@ -178,24 +182,27 @@ impl Drop for StopOnDrop {
 /// Cases that can share one Postfix: within a group every relay name
 /// resolves to the same addresses for every case.
 struct Group {
+    image: String,
     cases: Vec<usize>,
     hosts: BTreeMap<String, Vec<IpAddr>>,
 }
 
-/// Puts each case in the first group where its relay name's addresses
-/// agree; usually there is one group.
-fn group(rigs: &[Rig]) -> Vec<Group> {
+/// Puts each case in the first group with its image where its relay
+/// name's addresses agree; usually there is one group per image.
+fn group(cases: &[Case], rigs: &[Rig]) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
-    for (i, rig) in rigs.iter().enumerate() {
+    for (i, (case, rig)) in cases.iter().zip(rigs).enumerate() {
         let fits = |g: &Group| {
-            g.hosts
-                .get(&rig.hostname)
-                .is_none_or(|a| *a == rig.addresses)
+            g.image == case.image
+                && g.hosts
+                    .get(&rig.hostname)
+                    .is_none_or(|a| *a == rig.addresses)
         };
         let g = match groups.iter_mut().position(|g| fits(g)) {
             Some(g) => g,
             None => {
                 groups.push(Group {
+                    image: case.image.clone(),
                     cases: Vec::new(),
                     hosts: BTreeMap::new(),
                 });
@@ -269,7 +276,7 @@ fn configure(
 /// addresses in different scenarios).
 pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunReport, RunError> {
     let t0 = Instant::now();
-    let cases = plan(scenarios, &opts.selection);
+    let cases = on_images(plan(scenarios, &opts.selection), &opts.images);
     if cases.is_empty() {
         let unsharded = Selection {
             partition: None,
@@ -277,7 +284,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         };
         if opts.selection.partition.is_some() && !plan(scenarios, &unsharded).is_empty() {
             // More shards than cases: this shard simply has nothing to do.
-            return Ok(RunReport::empty(&opts.image));
+            return Ok(RunReport::empty(&opts.images[0]));
         }
         return Err(RunError::NothingToRun(
             "no scenario and level match the selection".into(),
@@ -285,15 +292,20 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     }
     let docker = docker::connect(Duration::from_secs(10)).await?;
     docker::sweep(&docker).await?;
-    if !docker::image_exists(&docker, &opts.image).await? {
-        let suite_arg = crate::postfix::image::suite_of(&opts.image)
-            .map(|s| format!(" --suite {s}"))
-            .unwrap_or_else(|| " (or build your own image with Postfix in it)".into());
-        return Err(PostfixError::ImageMissing {
-            image: opts.image.clone(),
-            suite_arg,
+    let mut images: Vec<&str> = cases.iter().map(|c| c.image.as_str()).collect();
+    images.sort();
+    images.dedup();
+    for image in &images {
+        if !docker::image_exists(&docker, image).await? {
+            let suite_arg = crate::postfix::image::suite_of(image)
+                .map(|s| format!(" --suite {s}"))
+                .unwrap_or_else(|| " (or build your own image with Postfix in it)".into());
+            return Err(PostfixError::ImageMissing {
+                image: (*image).to_owned(),
+                suite_arg,
+            }
+            .into());
         }
-        .into());
     }
     let run_id = new_run_id();
     let dir = tempfile::Builder::new()
@@ -304,12 +316,17 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     let _stop_guard = StopOnDrop(workshop.stop.clone());
     let mut rigs = Vec::new();
     for case in &cases {
-        rigs.push(workshop.rig(case, &run_id).await.map_err(|e| match e {
-            RigError::Pki(e) => RunError::Pki(e),
-            RigError::Setup(e) => RunError::Setup(e),
-        })?);
+        rigs.push(
+            workshop
+                .rig(case, &run_id, &Placement::Ephemeral)
+                .await
+                .map_err(|e| match e {
+                    RigError::Pki(e) => RunError::Pki(e),
+                    RigError::Setup(e) => RunError::Setup(e),
+                })?,
+        );
     }
-    let groups = group(&rigs);
+    let groups = group(&cases, &rigs);
     let mut configs = Vec::new();
     let mut routes: Vec<Option<(usize, Route)>> = vec![None; cases.len()];
     for (g, group) in groups.iter().enumerate() {
@@ -331,9 +348,10 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         return Err(RunError::Interrupted);
     }
     if let Some(obs) = &opts.observer {
+        let images: Vec<String> = groups.iter().map(|g| g.image.clone()).collect();
         obs(RunEvent::Starting {
             run_id: &run_id,
-            image: &opts.image,
+            images: &images,
         });
     }
     let t_start = Instant::now();
@@ -345,7 +363,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
                 format!("{run_id}-{g}")
             };
             let start = StartOptions {
-                image: opts.image.clone(),
+                image: groups[g].image.clone(),
                 run_id: run_id.clone(),
                 container_name: format!("tlsharness-{name}"),
                 startup_timeout: opts.startup_timeout,
@@ -408,7 +426,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     };
     Ok(RunReport {
         run_id,
-        image: opts.image.clone(),
+        image: opts.images[0].clone(),
         postfix_version: version,
         cases: results,
         startup_ms: startup.as_millis() as u64,
@@ -426,153 +444,38 @@ async fn run_case(
     group: usize,
     route: &Route,
     pf: &Instance,
-    mut rx: mpsc::UnboundedReceiver<DeliveryEvent>,
+    rx: mpsc::UnboundedReceiver<DeliveryEvent>,
     opts: &RunOptions,
 ) -> CaseResult {
-    let started = Instant::now();
-    let mut attempts: Vec<Attempt> = Vec::new();
-    let mut queue_id: Option<String> = None;
-    let mut log: Vec<(usize, String)> = Vec::new();
-    let subject = format!("tlsharness {}", case.name());
-    let mut injected_at = tokio::time::Instant::now();
-    for n in 0..case.expect.attempts.len() {
-        if n > 0
-            && let Some(after) = case.scenario.delivery.retry_after
-        {
-            // The scenario's deliberate wait: the message must be this old
-            // for Postfix to treat the next attempt as a retry after
-            // backoff. Postfix compares whole seconds (queue arrival vs
-            // active arrival), hence one second more.
-            let age = Duration::from_secs(after.0 + 1);
-            tokio::time::sleep_until(injected_at + age).await;
-        }
-        let first_line = pf.line_count();
-        let connections_before = rig.ended();
-        let kicked = match &queue_id {
-            None => pf
-                .inject(&case.recipient(), &subject, &rig.message_id)
-                .await
-                .map(|id| {
-                    // Postfix timestamps the message once it has it.
-                    injected_at = tokio::time::Instant::now();
-                    queue_id = Some(id);
-                }),
-            Some(id) => pf.flush(id).await,
-        };
-        if let Err(e) = kicked {
-            attempts.push(Attempt::failed(e.to_string(), Wire::default()));
-            break;
-        }
-        let deadline = tokio::time::Instant::now() + opts.attempt_timeout;
-        let event = tokio::time::timeout_at(deadline, rx.recv()).await;
-        let Ok(Some(event)) = event else {
-            attempts.push(Attempt::failed(
-                format!(
-                    "Postfix logged no delivery status for attempt {} within {}s",
-                    n + 1,
-                    opts.attempt_timeout.as_secs()
-                ),
-                Wire::default(),
-            ));
-            break;
-        };
-        // Postfix logs the status before it says QUIT; the wire record of
-        // the attempt is complete once its connections have closed.
-        rig.idle(deadline).await;
-        let wire = Wire::from_records(&rig.records_since(&connections_before));
-        let mut lines = pf.lines_about(
-            Some(event.pid),
-            queue_id.as_deref(),
-            first_line..event.index + 1,
-        );
-        // An smtp process delivers one message at a time: its lines after
-        // its previous status line are about this delivery.
-        let previous = lines
-            .iter()
-            .filter(|(i, l)| {
-                *i < event.index && l.pid == event.pid && matches!(l.event, LogEvent::Delivery(_))
-            })
-            .map(|(i, _)| *i)
-            .next_back();
-        if let Some(previous) = previous {
-            lines.retain(|(i, l)| {
-                *i > previous || (l.pid != event.pid && l.queue_id() == queue_id.as_deref())
-            });
-        }
-        let port = rig.port;
-        let tls = lines
-            .iter()
-            .filter(|(_, l)| l.pid == event.pid)
-            .filter_map(|(_, l)| match &l.event {
-                LogEvent::Tls(t) if t.port == port => Some(t.clone()),
-                _ => None,
-            })
-            .next_back();
-        let status_line = lines
-            .iter()
-            .find(|(i, _)| *i == event.index)
-            .map(|(_, l)| l.raw.clone())
-            .unwrap_or_default();
-        log.extend(lines.into_iter().map(|(i, l)| (i, l.raw)));
-        let received = rig
-            .relay
-            .received()
-            .into_iter()
-            .rfind(|r| r.message_id.as_deref() == Some(rig.message_id.as_str()));
-        let received = (event.delivery.status == "sent")
-            .then_some(received)
-            .flatten();
-        let attempt = classify(&event.delivery, &status_line, tls, wire, received);
-        let done = attempt.outcome.is_none_or(|o| o.is_final());
-        attempts.push(attempt);
-        if done {
-            break;
-        }
-    }
-    log.sort();
-    log.dedup();
-    let failure = compare(&case.expect, &attempts);
-    let transcript = rig
-        .records_since(&[])
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let to = r.local.map(|a| format!(" to {a}")).unwrap_or_default();
-            format!("connection {}{to}:\n{}", i + 1, r.transcript)
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let plan = Delivery {
+        recipient: case.recipient(),
+        subject: format!("tlsharness {}", case.name()),
+        attempts: case.expect.attempts.len(),
+        retry_after: case.scenario.delivery.retry_after,
+    };
+    let seen = observe(&plan, rig, pf, rx, opts.attempt_timeout).await;
+    let failure = compare(&case.expect, &seen.attempts);
     let result = CaseResult {
         scenario: case.scenario.id.clone(),
         name: case.scenario.name.clone(),
         file: case.scenario.path.display().to_string(),
         level: case.level,
+        image: case.image.clone(),
+        postfix_version: pf.version().to_owned(),
         expected: case.expect.clone(),
         passed: failure.is_none(),
         failure,
-        attempts,
+        attempts: seen.attempts,
         recipient: case.recipient(),
-        queue_id,
+        queue_id: seen.queue_id,
         relay: format!(
             "{}:{}",
             case.scenario.relay.hostname, case.scenario.relay.port
         ),
-        behaviours: case
-            .scenario
-            .paths
-            .iter()
-            .map(|p| {
-                let names: Vec<&str> = p.behaviour.iter().map(|b| b.name()).collect();
-                if names.is_empty() {
-                    "pass-through".to_owned()
-                } else {
-                    names.join("+")
-                }
-            })
-            .collect(),
-        log: log.into_iter().map(|(_, l)| l).collect(),
-        transcript,
-        duration_ms: started.elapsed().as_millis() as u64,
+        behaviours: behaviour_names(&case.scenario),
+        log: seen.log,
+        transcript: seen.transcript,
+        duration_ms: seen.duration_ms,
         group,
         transport: route.transport.clone(),
         route: format!("{} {}:{}", route.domain, route.transport, route.nexthop),
@@ -581,6 +484,22 @@ async fn run_case(
         obs(RunEvent::CaseDone(&result));
     }
     result
+}
+
+/// Each path's behaviours, `+`-joined (`pass-through` when none).
+pub(crate) fn behaviour_names(scenario: &Scenario) -> Vec<String> {
+    scenario
+        .paths
+        .iter()
+        .map(|p| {
+            let names: Vec<&str> = p.behaviour.iter().map(|b| b.name()).collect();
+            if names.is_empty() {
+                "pass-through".to_owned()
+            } else {
+                names.join("+")
+            }
+        })
+        .collect()
 }
 
 async fn bind_loopback() -> Result<TcpListener, RunError> {
@@ -598,7 +517,7 @@ fn setup_io(e: std::io::Error) -> RunError {
 }
 
 /// A short random id naming the run's container, directory and CA.
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

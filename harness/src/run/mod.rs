@@ -3,6 +3,7 @@
 
 mod classify;
 mod execute;
+mod observe;
 mod plan;
 mod rig;
 
@@ -10,3 +11,7 @@ pub use classify::{Attempt, Finding, Wire, classify, compare, findings};
 pub use execute::{CaseResult, RunError, RunEvent, RunOptions, RunReport, run};
 pub use plan::{Case, Partition, Selection, glob, plan};
 pub use rig::fingerprint;
+
+pub(crate) use execute::new_run_id;
+pub(crate) use observe::{Delivery, observe};
+pub(crate) use rig::{Placement, Workshop};

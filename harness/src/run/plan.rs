@@ -16,6 +16,8 @@ pub struct Case {
     pub scenario: Arc<Scenario>,
     pub level: Level,
     pub expect: Expectation,
+    /// The Postfix image the case runs on.
+    pub image: String,
 }
 
 impl Case {
@@ -133,6 +135,7 @@ pub fn plan(scenarios: &[Arc<Scenario>], selection: &Selection) -> Vec<Case> {
                     scenario: s.clone(),
                     level: *level,
                     expect: expect.clone(),
+                    image: String::new(),
                 });
             }
         }
@@ -149,6 +152,26 @@ pub fn plan(scenarios: &[Arc<Scenario>], selection: &Selection) -> Vec<Case> {
         c.index = i;
     }
     cases
+}
+
+/// Every case on each of `images`, except that a scenario naming its own
+/// image (`[postfix] image`) runs once, on that image.
+pub fn on_images(cases: Vec<Case>, images: &[String]) -> Vec<Case> {
+    let mut out = Vec::new();
+    for (k, image) in images.iter().enumerate() {
+        for c in &cases {
+            let image = match &c.scenario.postfix.image {
+                Some(pinned) if k == 0 => pinned.clone(),
+                Some(_) => continue,
+                None => image.clone(),
+            };
+            out.push(Case { image, ..c.clone() });
+        }
+    }
+    for (i, c) in out.iter_mut().enumerate() {
+        c.index = i;
+    }
+    out
 }
 
 #[cfg(test)]

@@ -34,6 +34,8 @@ pub(crate) struct Workshop {
     pub tasks: TaskTracker,
     pub stop: CancellationToken,
     pub idle_timeout: Duration,
+    /// Relays with AUTH accept any credentials (for `check`).
+    pub any_credentials: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,20 @@ impl Rig {
     }
 }
 
+/// Where a case's middleboxes listen.
+#[derive(Clone, Debug)]
+pub(crate) enum Placement {
+    /// An ephemeral port on 127.0.0.1 (or 127.0.0.2, .3, ... for several paths).
+    Ephemeral,
+    /// A given port on `first`, `first + 1`, ... (one address per path);
+    /// the relay's name is `hostname` instead of the scenario's.
+    Fixed {
+        first: Ipv4Addr,
+        port: u16,
+        hostname: String,
+    },
+}
+
 /// The loopback address of path `index` when a name has `count` paths:
 /// 127.0.0.1 alone, or 127.0.0.2, .3, ... for several.
 pub(crate) fn path_address(index: usize, count: usize) -> IpAddr {
@@ -123,6 +139,7 @@ impl Workshop {
             tasks: TaskTracker::new(),
             stop: CancellationToken::new(),
             idle_timeout,
+            any_credentials: false,
         }
     }
 
@@ -137,10 +154,18 @@ impl Workshop {
     }
 
     /// Starts a case's relay and middleboxes.
-    pub async fn rig(&mut self, case: &Case, run_id: &str) -> Result<Rig, RigError> {
+    pub async fn rig(
+        &mut self,
+        case: &Case,
+        run_id: &str,
+        placement: &Placement,
+    ) -> Result<Rig, RigError> {
         let scenario = &case.scenario;
         let spec = &scenario.relay;
-        let hostname = spec.hostname.as_str().to_owned();
+        let hostname = match placement {
+            Placement::Ephemeral => spec.hostname.as_str().to_owned(),
+            Placement::Fixed { hostname, .. } => hostname.clone(),
+        };
         let relay_id = self.identity(Role::Relay, spec.certificate, &hostname)?;
         let tls = if spec.starttls || spec.implicit_tls {
             Some(server_config(&relay_id, spec.tls_versions).map_err(tls_error)?)
@@ -153,6 +178,7 @@ impl Workshop {
         relay_config.policy = Policy {
             require_tls: spec.require_tls,
             credentials: None,
+            any_credentials: self.any_credentials,
         };
         if let Some(auth) = &spec.auth {
             relay_config.auth = auth
@@ -175,8 +201,28 @@ impl Workshop {
         .map_err(listen_error)?;
 
         let count = scenario.paths.len();
-        let addresses: Vec<IpAddr> = (0..count).map(|i| path_address(i, count)).collect();
-        let listeners = bind_all(&addresses).await?;
+        let (addresses, fixed_port): (Vec<IpAddr>, Option<u16>) = match placement {
+            Placement::Ephemeral => ((0..count).map(|i| path_address(i, count)).collect(), None),
+            Placement::Fixed { first, port, .. } => {
+                let base = u32::from(*first);
+                (
+                    (0..count)
+                        .map(|i| IpAddr::V4(Ipv4Addr::from(base + i as u32)))
+                        .collect(),
+                    Some(*port),
+                )
+            }
+        };
+        let listeners = match fixed_port {
+            None => bind_all(&addresses).await?,
+            Some(port) => {
+                let mut all = Vec::new();
+                for a in &addresses {
+                    all.push(bind(SocketAddr::new(*a, port)).await?);
+                }
+                all
+            }
+        };
         let port = listeners[0].local_addr().map_err(listen_error)?.port();
         let mut middleboxes = Vec::new();
         for (listener, path) in listeners.into_iter().zip(&scenario.paths) {

@@ -125,6 +125,9 @@ pub struct PostfixSpec {
     /// `"secure match=nexthop"`: it overrides the level for this destination.
     #[serde(default)]
     pub tls_policy: Option<TlsPolicy>,
+    /// The Postfix image this scenario runs on, whatever `--image` says.
+    #[serde(default, deserialize_with = "image_name")]
+    pub image: Option<String>,
 }
 
 impl Default for PostfixSpec {
@@ -134,8 +137,19 @@ impl Default for PostfixSpec {
             settings: BTreeMap::new(),
             sasl: None,
             tls_policy: None,
+            image: None,
         }
     }
+}
+
+fn image_name<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() || s.contains(char::is_whitespace) {
+        return Err(de::Error::custom(format!(
+            "`{s}` is not an image name (e.g. tlsharness/postfix:trixie)"
+        )));
+    }
+    Ok(Some(s))
 }
 
 /// `[postfix.sasl]`: what Postfix's SASL client authenticates with.

@@ -49,6 +49,9 @@ pub struct Policy {
     pub require_tls: bool,
     /// Accepted credentials, when AUTH is offered.
     pub credentials: Option<(String, String)>,
+    /// Accept any credentials (and record them), as when checking a user's
+    /// own configuration whose secrets the scenario cannot know.
+    pub any_credentials: bool,
 }
 
 /// mailin's per-connection handler: accepts what the policy allows and
@@ -91,11 +94,12 @@ impl Recorder {
     }
 
     fn check_credentials(&mut self, user: &str, password: &str) -> Response {
-        let ok = self
-            .policy
-            .credentials
-            .as_ref()
-            .is_some_and(|(u, p)| u == user && p == password);
+        let ok = self.policy.any_credentials
+            || self
+                .policy
+                .credentials
+                .as_ref()
+                .is_some_and(|(u, p)| u == user && p == password);
         if ok {
             self.auth = Some((user.to_owned(), self.tls.load(Ordering::SeqCst)));
             self.authenticated.store(true, Ordering::SeqCst);

@@ -1,0 +1,289 @@
+//! Running scenarios' network paths against the user's configurations:
+//! one Postfix per (configuration, image), started together; within one,
+//! the scenarios run one after another, the relay's name pointed at each
+//! scenario's fakes in turn.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::CheckError;
+use super::config::UserConfig;
+use super::setup;
+use crate::level::Level;
+use crate::pki::Pki;
+use crate::postfix::{Instance, StartOptions, docker};
+use crate::run::{Attempt, Case, Delivery, Placement, Workshop, findings, new_run_id, observe};
+use crate::scenario::{AttemptExpectation, Scenario};
+
+/// How a check is carried out.
+#[derive(Clone)]
+pub struct CheckOptions {
+    pub images: Vec<String>,
+    pub startup_timeout: Duration,
+    pub attempt_timeout: Duration,
+    pub cancel: CancellationToken,
+}
+
+/// One scenario's path under one configuration on one image.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub scenario: String,
+    /// `current` or `candidate`.
+    pub side: String,
+    pub image: String,
+    pub postfix_version: String,
+    /// The configuration's smtp_tls_security_level (main.cf).
+    pub level: String,
+    pub attempt: Attempt,
+    pub findings: Vec<crate::run::Finding>,
+    /// What the scenario file expects at that level, if it says.
+    pub expected: Option<AttemptExpectation>,
+    pub log: Vec<String>,
+    pub transcript: String,
+}
+
+/// Everything a check produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckReport {
+    pub run_id: String,
+    pub rows: Vec<Row>,
+    /// What the harness changed in each configuration, per side.
+    pub changes: Vec<(String, Vec<String>)>,
+}
+
+/// Runs every scenario's path under every configuration on every image.
+pub async fn check(
+    sides: &[(String, UserConfig)],
+    scenarios: &[Arc<Scenario>],
+    opts: &CheckOptions,
+) -> Result<CheckReport, CheckError> {
+    if scenarios.len() > 250 {
+        return Err(CheckError::Input(
+            "check runs at most 250 scenarios at once".into(),
+        ));
+    }
+    let docker = docker::connect(Duration::from_secs(10)).await?;
+    docker::sweep(&docker).await?;
+    for image in &opts.images {
+        if !docker::image_exists(&docker, image).await? {
+            let suite_arg = crate::postfix::image::suite_of(image)
+                .map(|s| format!(" --suite {s}"))
+                .unwrap_or_else(|| " (or build your own image with Postfix in it)".into());
+            return Err(crate::postfix::PostfixError::ImageMissing {
+                image: image.clone(),
+                suite_arg,
+            }
+            .into());
+        }
+    }
+    let run_id = new_run_id();
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("tlsharness-{run_id}-"))
+        .tempdir()
+        .map_err(|e| CheckError::Setup(format!("failed to make the run directory: {e}")))?;
+    let pki = Pki::new(&run_id)?;
+    let mut jobs = Vec::new();
+    for (side, config) in sides {
+        for image in &opts.images {
+            jobs.push((side.clone(), config, image.clone()));
+        }
+    }
+    let runs = futures_util::future::join_all(jobs.iter().enumerate().map(
+        |(i, (side, config, image))| {
+            let instance_dir = dir.path().join(format!("i{i}"));
+            let pki = pki.clone();
+            let run_id = run_id.clone();
+            async move {
+                run_one(
+                    i,
+                    side,
+                    config,
+                    image,
+                    scenarios,
+                    &instance_dir,
+                    pki,
+                    &run_id,
+                    opts,
+                )
+                .await
+            }
+        },
+    ))
+    .await;
+    let mut rows = Vec::new();
+    for r in runs {
+        rows.extend(r?);
+    }
+    Ok(CheckReport {
+        run_id,
+        rows,
+        changes: sides
+            .iter()
+            .map(|(side, c)| (side.clone(), setup::changes(c, scenarios)))
+            .collect(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    index: usize,
+    side: &str,
+    config: &UserConfig,
+    image: &str,
+    scenarios: &[Arc<Scenario>],
+    dir: &std::path::Path,
+    pki: Arc<Pki>,
+    run_id: &str,
+    opts: &CheckOptions,
+) -> Result<Vec<Row>, CheckError> {
+    let setup_error =
+        |e: std::io::Error| CheckError::Setup(format!("failed to prepare the check: {e}"));
+    std::fs::create_dir_all(dir).map_err(setup_error)?;
+    let inject = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(setup_error)?;
+        l.local_addr().map_err(setup_error)?
+    };
+    setup::write(dir, config, scenarios, inject, &pki.ca_pem()).map_err(setup_error)?;
+    if opts.cancel.is_cancelled() {
+        return Err(CheckError::Interrupted);
+    }
+    let mut instance = Instance::start(
+        dir,
+        inject,
+        &StartOptions {
+            image: image.to_owned(),
+            run_id: run_id.to_owned(),
+            container_name: format!("tlsharness-{run_id}-{index}"),
+            startup_timeout: opts.startup_timeout,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        crate::postfix::PostfixError::Refused { why, log } => CheckError::Refused {
+            path: config.source.clone(),
+            image: image.to_owned(),
+            words: postfix_words(&why, &log),
+        },
+        other => other.into(),
+    })?;
+    let result = run_scenarios(
+        index, side, config, image, scenarios, &instance, pki, run_id, opts,
+    )
+    .await;
+    instance.stop().await;
+    result
+}
+
+/// The lines in which Postfix itself objected, for the user.
+fn postfix_words(why: &str, log: &str) -> String {
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("fatal:") || l.contains("error:") || l.contains("warning:"))
+        .collect();
+    if said.is_empty() {
+        format!("{why}\n{log}")
+    } else {
+        said.join("\n")
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_scenarios(
+    index: usize,
+    side: &str,
+    config: &UserConfig,
+    image: &str,
+    scenarios: &[Arc<Scenario>],
+    instance: &Instance,
+    pki: Arc<Pki>,
+    run_id: &str,
+    opts: &CheckOptions,
+) -> Result<Vec<Row>, CheckError> {
+    let mut workshop = Workshop::new(pki, opts.attempt_timeout);
+    workshop.any_credentials = true;
+    let level = config.level.clone();
+    let mut rows = Vec::new();
+    for (si, scenario) in scenarios.iter().enumerate() {
+        if opts.cancel.is_cancelled() {
+            return Err(CheckError::Interrupted);
+        }
+        // The level only labels the case; the user's configuration decides.
+        let case = Case {
+            index: si,
+            scenario: scenario.clone(),
+            level: level.parse().unwrap_or(Level::None),
+            expect: scenario
+                .expect
+                .values()
+                .next()
+                .cloned()
+                .expect("every scenario has expectations"),
+            image: image.to_owned(),
+        };
+        let first = Ipv4Addr::new(127, 1 + index as u8, 1 + si as u8, 1);
+        let rig = workshop
+            .rig(
+                &case,
+                run_id,
+                &Placement::Fixed {
+                    first,
+                    port: config.relayhost.port,
+                    hostname: config.relayhost.host.clone(),
+                },
+            )
+            .await
+            .map_err(|e| CheckError::Setup(e.to_string()))?;
+        let addresses: Vec<String> = rig.addresses.iter().map(|a| a.to_string()).collect();
+        let line = format!("{} {}", addresses.join(" "), config.relayhost.host);
+        let hosts: Vec<String> = if addresses.len() == 1 {
+            setup::hosts_command(&line)
+        } else {
+            // One line per address, in path order.
+            let lines: Vec<String> = rig
+                .addresses
+                .iter()
+                .map(|a| format!("{a} {}", config.relayhost.host))
+                .collect();
+            setup::hosts_command(&lines.join("\n"))
+        };
+        let args: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        instance.exec(&args).await?;
+        let recipient = setup::recipient(scenario, si);
+        let rx = instance.subscribe(&recipient);
+        let plan = Delivery {
+            recipient,
+            subject: format!("tlsharness check {}", scenario.id),
+            attempts: 1,
+            retry_after: None,
+        };
+        let seen = observe(&plan, &rig, instance, rx, opts.attempt_timeout).await;
+        let expected = level
+            .parse::<Level>()
+            .ok()
+            .and_then(|l| scenario.expect.get(&l))
+            .and_then(|e| e.attempts.first().cloned());
+        let attempt = seen.attempts.into_iter().next().unwrap_or_else(|| {
+            Attempt::failed("no delivery attempt was made".into(), Default::default())
+        });
+        rows.push(Row {
+            scenario: scenario.id.clone(),
+            side: side.to_owned(),
+            image: image.to_owned(),
+            postfix_version: instance.version().to_owned(),
+            level: level.clone(),
+            findings: findings(std::slice::from_ref(&attempt)),
+            attempt,
+            expected,
+            log: seen.log,
+            transcript: seen.transcript,
+        });
+    }
+    workshop.stop.cancel();
+    workshop.tasks.close();
+    workshop.tasks.wait().await;
+    Ok(rows)
+}

@@ -1,0 +1,201 @@
+//! The check's report: per image, each scenario's path under the current
+//! configuration (and the candidate, with the verdict), then where the
+//! Postfix versions differ.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::compare::{Verdict, verdict};
+use super::execute::{CheckReport, Row};
+use crate::report::attempt_summary;
+
+/// One path on one image, both sides.
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    pub scenario: String,
+    pub image: String,
+    pub current: Row,
+    pub candidate: Option<Row>,
+    pub verdict: Option<Verdict>,
+}
+
+/// Pairs current and candidate rows by (scenario, image).
+pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for row in report.rows.iter().filter(|r| r.side == "current") {
+        let candidate = report
+            .rows
+            .iter()
+            .find(|r| r.side == "candidate" && r.scenario == row.scenario && r.image == row.image)
+            .cloned();
+        let v = candidate
+            .as_ref()
+            .map(|c| verdict(&row.attempt, &c.attempt));
+        out.push(Comparison {
+            scenario: row.scenario.clone(),
+            image: row.image.clone(),
+            current: row.clone(),
+            candidate,
+            verdict: v,
+        });
+    }
+    out
+}
+
+fn cell(r: &Row) -> String {
+    let a = &r.attempt;
+    let mut text = crate::report::attempt_cell(a);
+    if r.findings
+        .contains(&crate::run::Finding::PlaintextCredentials)
+        && !text.contains("CREDENTIALS")
+    {
+        text.push_str(" +CREDENTIALS");
+    }
+    text
+}
+
+fn level_label(level: &str) -> &str {
+    if level.is_empty() { "(unset)" } else { level }
+}
+
+/// The terminal report.
+pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
+    let comparisons = compare_sides(report);
+    let mut out = String::new();
+    for (side, source) in sources {
+        let _ = writeln!(out, "{side}: {source}");
+    }
+    let same_changes = report.changes.windows(2).all(|w| w[0].1 == w[1].1);
+    for (side, changes) in &report.changes {
+        let whose = if same_changes && report.changes.len() > 1 {
+            "both configurations".to_owned()
+        } else {
+            format!("the {side} configuration")
+        };
+        let _ = writeln!(out, "\nWhat the harness changed in {whose} to run it here:");
+        for c in changes {
+            let _ = writeln!(out, "  - {c}");
+        }
+        if same_changes {
+            break;
+        }
+    }
+    let mut images: Vec<&str> = comparisons.iter().map(|c| c.image.as_str()).collect();
+    images.dedup();
+    let with_candidate = comparisons.iter().any(|c| c.candidate.is_some());
+    for image in &images {
+        let rows: Vec<&Comparison> = comparisons.iter().filter(|c| c.image == *image).collect();
+        let Some(first) = rows.first() else { continue };
+        let _ = writeln!(out, "\n{image} (Postfix {})", first.current.postfix_version);
+        let cur_head = format!("current ({})", level_label(&first.current.level));
+        let cand_head = first
+            .candidate
+            .as_ref()
+            .map(|c| format!("candidate ({})", level_label(&c.level)))
+            .unwrap_or_default();
+        let w0 = rows
+            .iter()
+            .map(|r| r.scenario.len())
+            .chain([8])
+            .max()
+            .unwrap_or(8);
+        let w1 = rows
+            .iter()
+            .map(|r| cell(&r.current).chars().count())
+            .chain([cur_head.len()])
+            .max()
+            .unwrap_or(0);
+        let w2 = rows
+            .iter()
+            .filter_map(|r| r.candidate.as_ref().map(|c| cell(c).chars().count()))
+            .chain([cand_head.len()])
+            .max()
+            .unwrap_or(0);
+        let mut head = format!("  {:w0$}  {:w1$}", "scenario", cur_head);
+        if with_candidate {
+            let _ = write!(head, "  {cand_head:w2$}  verdict");
+        }
+        let _ = writeln!(out, "{}", head.trim_end());
+        for r in &rows {
+            let c1 = cell(&r.current);
+            let mut line = format!(
+                "  {:w0$}  {}{}",
+                r.scenario,
+                c1,
+                " ".repeat(w1 - c1.chars().count())
+            );
+            if let Some(c) = &r.candidate {
+                let c2 = cell(c);
+                let _ = write!(
+                    line,
+                    "  {}{}  {}",
+                    c2,
+                    " ".repeat(w2 - c2.chars().count()),
+                    r.verdict.map(|v| v.to_string()).unwrap_or_default()
+                );
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+    }
+    // Differences between Postfix versions, per side.
+    if images.len() > 1 {
+        let mut differs: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for r in &report.rows {
+            differs
+                .entry((r.side.clone(), r.scenario.clone()))
+                .or_default()
+                .push(format!("{}: {}", r.image, cell(r)));
+        }
+        let mut any = false;
+        let _ = writeln!(out, "\nAcross Postfix versions:");
+        for ((side, scenario), cells) in &differs {
+            let texts: Vec<&str> = cells
+                .iter()
+                .map(|c| c.split_once(": ").map_or("", |x| x.1))
+                .collect();
+            if texts.windows(2).any(|w| w[0] != w[1]) {
+                any = true;
+                let _ = writeln!(out, "  {scenario} ({side}) differs: {}", cells.join("; "));
+            }
+        }
+        if !any {
+            let _ = writeln!(
+                out,
+                "  no differences: every scenario gave the same result on every image"
+            );
+        }
+    }
+    let down = comparisons
+        .iter()
+        .filter(|c| c.verdict == Some(Verdict::Downgrade))
+        .count();
+    let outage = comparisons
+        .iter()
+        .filter(|c| c.verdict == Some(Verdict::Outage))
+        .count();
+    if with_candidate {
+        let _ = writeln!(
+            out,
+            "\n{down} downgrade(s), {outage} outage(s) in {} path(s).",
+            comparisons.len()
+        );
+        for c in comparisons
+            .iter()
+            .filter(|c| matches!(c.verdict, Some(Verdict::Downgrade | Verdict::Outage)))
+        {
+            let cand = c.candidate.as_ref().expect("a verdict has a candidate");
+            let _ = writeln!(
+                out,
+                "\n{} {} on {}:\n  current:   {}\n  candidate: {}",
+                c.verdict.expect("filtered"),
+                c.scenario,
+                c.image,
+                attempt_summary(&c.current.attempt),
+                attempt_summary(&cand.attempt)
+            );
+        }
+    }
+    out
+}

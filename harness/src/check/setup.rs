@@ -1,0 +1,209 @@
+//! Installing the user's configuration in the container, contained and
+//! redirected, with one clone of its outgoing smtp service per scenario.
+//! Everything changed is listed by [`changes`] for the report.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use super::config::UserConfig;
+use crate::scenario::Scenario;
+
+/// The domain the check's recipients are in; nothing else routes there.
+pub const CHECK_DOMAIN: &str = "check.tlsharness.invalid";
+
+/// The master.cf service that carries scenario `index`.
+pub fn service(index: usize) -> String {
+    format!("tlsh-check-{index}")
+}
+
+/// The recipient of scenario `index`.
+pub fn recipient(scenario: &Scenario, index: usize) -> String {
+    let mut local: String = scenario
+        .id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    local.truncate(48);
+    format!("{local}@s{index}.{CHECK_DOMAIN}")
+}
+
+/// `-o` options for scenario `index`'s clone of the outgoing service.
+fn overrides(scenario: &Scenario) -> Vec<(String, String)> {
+    let mut o = Vec::new();
+    if scenario.postfix.trust_ca {
+        o.push((
+            "smtp_tls_CAfile".to_owned(),
+            "/etc/postfix/tlsharness/ca-bundle.pem".to_owned(),
+        ));
+    }
+    if scenario.paths.len() > 1 {
+        o.push(("smtp_randomize_addresses".to_owned(), "no".to_owned()));
+    }
+    for (k, v) in &scenario.postfix.settings {
+        o.push((k.as_str().to_owned(), v.as_str().to_owned()));
+    }
+    o
+}
+
+fn option_words(options: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (k, v) in options {
+        if v.contains(char::is_whitespace) || v.is_empty() {
+            let _ = write!(out, " -o {{ {k} = {v} }}");
+        } else {
+            let _ = write!(out, " -o {k}={v}");
+        }
+    }
+    out
+}
+
+/// What the harness changes in the user's configuration, in words.
+pub fn changes(config: &UserConfig, scenarios: &[std::sync::Arc<Scenario>]) -> Vec<String> {
+    let mut out = vec![
+        format!(
+            "relayhost {} -> a fake relay per scenario on 127.x.y.z:{}, the name kept for certificate checks and resolved through /etc/hosts",
+            config.relayhost, config.relayhost.port
+        ),
+        "each scenario's message leaves through its own copy of your default_transport service (tlsh-check-N), so no scenario inherits another's queue-manager state".to_owned(),
+        "the run's CA is added to your trust anchors (smtp_tls_CAfile, bundled with yours) for scenarios whose relay certificate is meant to be trusted".to_owned(),
+        "your inet listeners are disabled; mail is injected through an smtpd on 127.0.0.1 that accepts it from loopback".to_owned(),
+        "relays that require AUTH accept the credentials your configuration sends, whatever they are".to_owned(),
+        "contained: inet_interfaces = 127.0.0.1, inet_protocols = ipv4, smtp_bind_address = 127.0.0.1, smtp_dns_support_level = disabled, smtp_host_lookup = native".to_owned(),
+        "logging: maillog_file = /dev/stdout, smtp_tls_loglevel raised to 1 if lower".to_owned(),
+    ];
+    let with_settings: Vec<String> = scenarios
+        .iter()
+        .filter(|s| !s.postfix.settings.is_empty())
+        .map(|s| {
+            let words: Vec<String> = s
+                .postfix
+                .settings
+                .iter()
+                .map(|(k, v)| format!("{}={}", k.as_str(), v.as_str()))
+                .collect();
+            format!("{}: {}", s.id, words.join(" "))
+        })
+        .collect();
+    if !with_settings.is_empty() {
+        out.push(format!(
+            "scenario settings applied to that scenario's service: {}",
+            with_settings.join("; ")
+        ));
+    }
+    out
+}
+
+/// Writes everything the check entry point needs into `dir`.
+pub fn write(
+    dir: &Path,
+    config: &UserConfig,
+    scenarios: &[std::sync::Arc<Scenario>],
+    inject: SocketAddr,
+    ca_pem: &str,
+) -> std::io::Result<()> {
+    let etc = dir.join("etc");
+    std::fs::create_dir_all(&etc)?;
+    for (name, bytes) in &config.files {
+        std::fs::write(etc.join(name), bytes)?;
+    }
+    std::fs::write(dir.join("ca.pem"), ca_pem)?;
+    let mut transport = String::new();
+    let mut services = BTreeMap::new();
+    for (i, s) in scenarios.iter().enumerate() {
+        let _ = writeln!(
+            transport,
+            "s{i}.{CHECK_DOMAIN} {}:{}",
+            service(i),
+            config.relayhost.raw
+        );
+        services.insert(service(i), option_words(&overrides(s)));
+    }
+    std::fs::write(dir.join("transport"), transport)?;
+    let mut clones = String::new();
+    for (name, options) in &services {
+        let _ = writeln!(clones, "{name}{options}");
+    }
+    std::fs::write(dir.join("clones"), clones)?;
+    std::fs::write(dir.join("inject"), inject.to_string())?;
+    std::fs::write(dir.join("entrypoint.sh"), ENTRYPOINT)?;
+    Ok(())
+}
+
+/// Installs the user's files over the image's, redirects and contains
+/// them (see [`changes`]), and runs Postfix in the foreground. Postfix's
+/// own tools (postconf -M, -Me, -M#, -e) do the editing.
+const ENTRYPOINT: &str = r#"#!/bin/sh
+# tlsharness check entry point (runs inside the Postfix container).
+set -eu
+src=/tlsharness
+cp "$src"/etc/* /etc/postfix/
+mkdir -p /etc/postfix/tlsharness
+cp "$src/transport" /etc/postfix/tlsharness/transport
+# Lookup tables the configuration names, built as Postfix would need them.
+for m in $(postconf -n | grep -o '\(hash\|btree\|lmdb\|cdb\):[^ ,]*' | sort -u); do
+  f=${m#*:}
+  if [ -f "$f" ]; then postmap "$m"; fi
+done
+# Trust: the user's CA file plus the run's CA.
+their_ca=$(postconf -h smtp_tls_CAfile)
+{ if [ -n "$their_ca" ] && [ -f "$their_ca" ]; then cat "$their_ca"; fi; cat "$src/ca.pem"; } \
+  > /etc/postfix/tlsharness/ca-bundle.pem
+# The service the user's relayed mail leaves by, cloned once per scenario.
+svc=$(postconf -h default_transport | cut -d: -f1)
+entry=$(postconf -M "$svc/unix")
+if [ -z "$entry" ]; then
+  echo "tlsharness: fatal: default_transport is $svc, but master.cf has no $svc/unix service" >&2
+  exit 1
+fi
+while read -r name options; do
+  postconf -Me "$name/unix=$(printf '%s' "$entry" | sed "s/^$svc /$name /") $options"
+done < "$src/clones"
+# No listener of the user's on the host network; one loopback injector.
+for s in $(postconf -M | awk '$2 == "inet" { print $1 }'); do postconf -M# "$s/inet"; done
+inject=$(cat "$src/inject")
+postconf -Me "$inject/inet=$inject inet n - n - - smtpd -o smtpd_relay_restrictions=permit_mynetworks,reject -o mynetworks=127.0.0.0/8 -o smtpd_recipient_restrictions= -o smtpd_client_restrictions= -o smtpd_helo_restrictions= -o smtpd_sender_restrictions= -o smtpd_data_restrictions= -o smtpd_tls_security_level=none -o smtpd_sasl_auth_enable=no -o smtpd_milters= -o content_filter="
+if [ -z "$(postconf -M postlog/unix-dgram)" ]; then
+  postconf -Me "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd"
+fi
+level=$(postconf -h smtp_tls_loglevel)
+if [ "${level:-0}" -lt 1 ]; then postconf -e smtp_tls_loglevel=1; fi
+their_maps=$(postconf -h transport_maps)
+postconf -e \
+  maillog_file=/dev/stdout \
+  inet_interfaces=127.0.0.1 \
+  inet_protocols=ipv4 \
+  smtp_bind_address=127.0.0.1 \
+  smtp_dns_support_level=disabled \
+  smtp_host_lookup=native \
+  "transport_maps=texthash:/etc/postfix/tlsharness/transport${their_maps:+, $their_maps}"
+# The relay's name is pointed at each scenario's fakes in turn (see
+# tlsharness-hosts); keep the container's own entries.
+cp /etc/hosts /etc/hosts.tlsharness-orig
+mkdir -p /var/spool/postfix/etc
+for f in hosts host.conf services resolv.conf nsswitch.conf localtime; do
+  if [ -f "/etc/$f" ]; then cp "/etc/$f" /var/spool/postfix/etc/; fi
+done
+postfix check
+echo "tlsharness: configuration installed" >&2
+exec postfix start-fg
+"#;
+
+/// The command that points the relay's name at `line`'s addresses
+/// (`"127.1.1.1 smtp.example.com"`), for the chroot too.
+pub fn hosts_command(line: &str) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        "cat /etc/hosts.tlsharness-orig > /etc/hosts && printf '%s\\n' \"$1\" >> /etc/hosts && cp /etc/hosts /var/spool/postfix/etc/hosts".into(),
+        "sh".into(),
+        line.to_owned(),
+    ]
+}

@@ -1,0 +1,160 @@
+//! Watching one message through its delivery attempts: inject, wait for
+//! Postfix's status line, gather the wire and the relay's record, classify.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::classify::{Attempt, Wire, classify};
+use super::rig::Rig;
+use crate::postfix::log::LogEvent;
+use crate::postfix::{DeliveryEvent, Instance};
+use crate::scenario::Seconds;
+
+/// What to send and how often to try.
+pub(crate) struct Delivery {
+    pub recipient: String,
+    pub subject: String,
+    pub attempts: usize,
+    pub retry_after: Option<Seconds>,
+}
+
+/// What one message went through.
+pub(crate) struct Observation {
+    pub attempts: Vec<Attempt>,
+    pub queue_id: Option<String>,
+    /// Postfix log lines about the message, in log order.
+    pub log: Vec<String>,
+    /// The wire transcript of every connection, in order.
+    pub transcript: String,
+    pub duration_ms: u64,
+}
+
+/// Injects the message and follows it until it leaves the queue or the
+/// attempts are used up.
+pub(crate) async fn observe(
+    plan: &Delivery,
+    rig: &Rig,
+    pf: &Instance,
+    mut rx: mpsc::UnboundedReceiver<DeliveryEvent>,
+    attempt_timeout: Duration,
+) -> Observation {
+    let started = Instant::now();
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut queue_id: Option<String> = None;
+    let mut log: Vec<(usize, String)> = Vec::new();
+    let mut injected_at = tokio::time::Instant::now();
+    for n in 0..plan.attempts {
+        if n > 0
+            && let Some(after) = plan.retry_after
+        {
+            // The scenario's deliberate wait: the message must be this old
+            // for Postfix to treat the next attempt as a retry after
+            // backoff. Postfix compares whole seconds (queue arrival vs
+            // active arrival), hence one second more.
+            let age = Duration::from_secs(after.0 + 1);
+            tokio::time::sleep_until(injected_at + age).await;
+        }
+        let first_line = pf.line_count();
+        let connections_before = rig.ended();
+        let kicked = match &queue_id {
+            None => pf
+                .inject(&plan.recipient, &plan.subject, &rig.message_id)
+                .await
+                .map(|id| {
+                    // Postfix timestamps the message once it has it.
+                    injected_at = tokio::time::Instant::now();
+                    queue_id = Some(id);
+                }),
+            Some(id) => pf.flush(id).await,
+        };
+        if let Err(e) = kicked {
+            attempts.push(Attempt::failed(e.to_string(), Wire::default()));
+            break;
+        }
+        let deadline = tokio::time::Instant::now() + attempt_timeout;
+        let event = tokio::time::timeout_at(deadline, rx.recv()).await;
+        let Ok(Some(event)) = event else {
+            attempts.push(Attempt::failed(
+                format!(
+                    "Postfix logged no delivery status for attempt {} within {}s",
+                    n + 1,
+                    attempt_timeout.as_secs()
+                ),
+                Wire::default(),
+            ));
+            break;
+        };
+        // Postfix logs the status before it says QUIT; the wire record of
+        // the attempt is complete once its connections have closed.
+        rig.idle(deadline).await;
+        let wire = Wire::from_records(&rig.records_since(&connections_before));
+        let mut lines = pf.lines_about(
+            Some(event.pid),
+            queue_id.as_deref(),
+            first_line..event.index + 1,
+        );
+        // An smtp process delivers one message at a time: its lines after
+        // its previous status line are about this delivery.
+        let previous = lines
+            .iter()
+            .filter(|(i, l)| {
+                *i < event.index && l.pid == event.pid && matches!(l.event, LogEvent::Delivery(_))
+            })
+            .map(|(i, _)| *i)
+            .next_back();
+        if let Some(previous) = previous {
+            lines.retain(|(i, l)| {
+                *i > previous || (l.pid != event.pid && l.queue_id() == queue_id.as_deref())
+            });
+        }
+        let port = rig.port;
+        let tls = lines
+            .iter()
+            .filter(|(_, l)| l.pid == event.pid)
+            .filter_map(|(_, l)| match &l.event {
+                LogEvent::Tls(t) if t.port == port => Some(t.clone()),
+                _ => None,
+            })
+            .next_back();
+        let status_line = lines
+            .iter()
+            .find(|(i, _)| *i == event.index)
+            .map(|(_, l)| l.raw.clone())
+            .unwrap_or_default();
+        log.extend(lines.into_iter().map(|(i, l)| (i, l.raw)));
+        let received = rig
+            .relay
+            .received()
+            .into_iter()
+            .rfind(|r| r.message_id.as_deref() == Some(rig.message_id.as_str()));
+        let received = (event.delivery.status == "sent")
+            .then_some(received)
+            .flatten();
+        let attempt = classify(&event.delivery, &status_line, tls, wire, received);
+        let done = attempt.outcome.is_none_or(|o| o.is_final());
+        attempts.push(attempt);
+        if done {
+            break;
+        }
+    }
+    log.sort();
+    log.dedup();
+    let transcript = rig
+        .records_since(&[])
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let to = r.local.map(|a| format!(" to {a}")).unwrap_or_default();
+            format!("connection {}{to}:\n{}", i + 1, r.transcript)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    Observation {
+        attempts,
+        queue_id,
+        log: log.into_iter().map(|(_, l)| l).collect(),
+        transcript,
+        duration_ms: started.elapsed().as_millis() as u64,
+    }
+}
