@@ -16,6 +16,7 @@
 //!   scenarios' paths; `explain` for mail logs.
 //! - [`smtp`]: line and reply primitives shared by relay and middlebox.
 
+pub mod bench;
 pub mod check;
 pub mod exit;
 pub mod level;

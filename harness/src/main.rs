@@ -47,8 +47,35 @@ enum Command {
         /// The log file (`-` for standard input).
         log: PathBuf,
     },
+    /// Measure the harness against real Postfix (see README, Performance).
+    Bench(BenchArgs),
     /// Remove containers left behind by harness runs that were killed.
     Sweep,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// The built-in scenarios (also the templates of the generated cases).
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+    /// At least this many generated cases in the scale phase.
+    #[arg(long, default_value_t = 1000)]
+    cases: usize,
+    /// Runs per phase (results are medians).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Also run the suite with one container per scenario and report the ratio.
+    #[arg(long)]
+    compare: bool,
+    #[arg(long, default_value = image::DEFAULT_IMAGE)]
+    image: String,
+    /// Write the results table into this file, between the
+    /// `<!-- bench:begin -->` and `<!-- bench:end -->` markers.
+    #[arg(long, value_name = "FILE")]
+    readme: Option<PathBuf>,
+    /// Write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -126,6 +153,10 @@ struct RunArgs {
     /// List the selected cases (scenario/level) and exit without running.
     #[arg(long)]
     list: bool,
+    /// Run the selection N times and report every case whose outcome
+    /// changed between runs (a flake check).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    repeat: usize,
 }
 
 #[derive(Subcommand)]
@@ -222,11 +253,13 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> i32 {
             command: ImageCommand::Build { suite, rebuild },
         } => image_build(&suite, rebuild).await,
         Command::Check(args) => check_command(args, cancel).await,
+        Command::Bench(args) => bench_command(args).await,
         Command::Explain { log } => explain_command(&log),
         Command::Sweep => match docker::connect(Duration::from_secs(10)).await {
             Ok(d) => match docker::sweep(&d).await {
                 Ok(n) => {
-                    println!("removed {n} leftover container(s)");
+                    let dirs = docker::sweep_run_dirs();
+                    println!("removed {n} leftover container(s) and {dirs} run director(ies)");
                     exit::SUCCESS
                 }
                 Err(e) => environment(e),
@@ -275,6 +308,9 @@ async fn run_command(args: RunArgs, cancel: CancellationToken) -> i32 {
             println!("{}", case.name());
         }
         return exit::SUCCESS;
+    }
+    if args.repeat > 1 {
+        return repeat_command(&scenarios, selection, &args, cancel).await;
     }
     let progress = report::Progress::new(report::Style::detect());
     let opts = RunOptions {
@@ -480,4 +516,102 @@ fn images(named: &[String], all_versions: bool) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     images.retain(|i| seen.insert(i.clone()));
     images
+}
+
+async fn bench_command(args: BenchArgs) -> i32 {
+    use tlsharness::bench;
+    let opts = bench::BenchOptions {
+        scenarios: args.scenarios.clone(),
+        cases: args.cases,
+        repeat: args.repeat.max(1),
+        compare: args.compare,
+        image: args.image.clone(),
+    };
+    let report = match bench::bench(&opts, &|what| eprintln!("tlsharness bench: {what}")).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tlsharness: {e}");
+            return match &e {
+                bench::BenchError::Load(_) | bench::BenchError::NoTemplates => exit::BAD_INPUT,
+                bench::BenchError::Run(r) if r.is_environment() => exit::ENVIRONMENT,
+                bench::BenchError::Run(_) => exit::HARNESS_ERROR,
+            };
+        }
+    };
+    let mut command = format!(
+        "tlsharness bench --cases {} --repeat {}",
+        args.cases, opts.repeat
+    );
+    if args.compare {
+        command.push_str(" --compare");
+    }
+    let table = bench::markdown(&report, &command);
+    print!("{table}");
+    if let Some(path) = &args.readme
+        && let Err(e) = bench::update_readme(path, &table)
+    {
+        eprintln!("tlsharness: failed to update {}: {e}", path.display());
+        return exit::HARNESS_ERROR;
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).expect("serialisable");
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("tlsharness: failed to write {}: {e}", path.display());
+            return exit::HARNESS_ERROR;
+        }
+    }
+    if report.scale_misclassified > 0 {
+        exit::EXPECTATION_FAILED
+    } else {
+        exit::SUCCESS
+    }
+}
+
+async fn repeat_command(
+    scenarios: &[Arc<scenario::Scenario>],
+    selection: run::Selection,
+    args: &RunArgs,
+    cancel: CancellationToken,
+) -> i32 {
+    let opts = RunOptions {
+        images: images(&args.image, args.all_versions),
+        selection,
+        attempt_timeout: Duration::from_secs(args.attempt_timeout),
+        cancel,
+        ..RunOptions::default()
+    };
+    let mut reports = Vec::new();
+    for i in 0..args.repeat {
+        match run::run(scenarios, &opts).await {
+            Ok(r) => {
+                eprintln!(
+                    "tlsharness: repetition {}/{}: {} cases, {} failed, {:.1}s",
+                    i + 1,
+                    args.repeat,
+                    r.cases.len(),
+                    r.cases.iter().filter(|c| !c.passed).count(),
+                    r.total_ms as f64 / 1000.0
+                );
+                reports.push(r);
+            }
+            Err(e) => {
+                eprintln!("tlsharness: repetition {}: {e}", i + 1);
+                return if matches!(e, run::RunError::Interrupted) {
+                    exit::INTERRUPTED
+                } else if e.is_environment() {
+                    exit::ENVIRONMENT
+                } else {
+                    exit::HARNESS_ERROR
+                };
+            }
+        }
+    }
+    print!("{}", report::flake_report(&reports));
+    let changed = !report::flakes(&reports).is_empty();
+    let failed = reports.iter().any(|r| !r.passed());
+    if changed || failed {
+        exit::EXPECTATION_FAILED
+    } else {
+        exit::SUCCESS
+    }
 }

@@ -68,6 +68,7 @@ pub async fn check(
     }
     let docker = docker::connect(Duration::from_secs(10)).await?;
     docker::sweep(&docker).await?;
+    docker::sweep_run_dirs();
     for image in &opts.images {
         if !docker::image_exists(&docker, image).await? {
             let suite_arg = crate::postfix::image::suite_of(image)
@@ -85,6 +86,8 @@ pub async fn check(
         .prefix(&format!("tlsharness-{run_id}-"))
         .tempdir()
         .map_err(|e| CheckError::Setup(format!("failed to make the run directory: {e}")))?;
+    docker::claim_run_dir(dir.path())
+        .map_err(|e| CheckError::Setup(format!("failed to write the run directory: {e}")))?;
     let pki = Pki::new(&run_id)?;
     let mut jobs = Vec::new();
     for (side, config) in sides {

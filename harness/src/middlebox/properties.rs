@@ -172,3 +172,72 @@ proptest! {
         })?;
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Through real sockets, against the real fake relay: whatever Postfix's
+    /// side sends (garbage, half lines, pipelined commands, STARTTLS), the
+    /// connection ends and is recorded within a deadline.
+    #[test]
+    fn the_proxy_survives_any_client_input(
+        input in proptest::collection::vec(
+            prop_oneof![
+                Just(b"EHLO x\r\n".to_vec()),
+                Just(b"STARTTLS\r\n".to_vec()),
+                Just(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n".to_vec()),
+                Just(b".\r\n".to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..200),
+            ],
+            0..12,
+        )
+    ) {
+        use std::time::Duration;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_util::sync::CancellationToken;
+        use tokio_util::task::TaskTracker;
+        use super::proxy::{Middlebox, MiddleboxConfig};
+        use crate::upstream::{Relay, RelayConfig};
+
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let tasks = TaskTracker::new();
+            let stop = CancellationToken::new();
+            let relay = Relay::start(
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                RelayConfig::new("smtp.relay.test", None),
+                &tasks,
+                stop.clone(),
+            )
+            .unwrap();
+            let mb = Middlebox::start(
+                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                MiddleboxConfig {
+                    upstream: relay.addr(),
+                    relay_name: "smtp.relay.test".into(),
+                    behaviours: rewriting(),
+                    context: BuildContext::default(),
+                    connect_timeout: Duration::from_secs(5),
+                    implicit_tls: false,
+                },
+                &tasks,
+                stop.clone(),
+            )
+            .unwrap();
+            let mut c = tokio::net::TcpStream::connect(mb.addr()).await.unwrap();
+            let _ = c.write_all(&input.concat()).await;
+            let _ = c.shutdown().await;
+            let mut got = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut got)).await;
+            prop_assert!(read.is_ok(), "the client was never released");
+            drop(c);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            prop_assert!(mb.idle(deadline).await, "the connection never ended");
+            prop_assert_eq!(mb.records().len(), 1);
+            stop.cancel();
+            tasks.close();
+            tasks.wait().await;
+            Ok(())
+        })?;
+    }
+}

@@ -124,6 +124,51 @@ pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
     Ok(removed)
 }
 
+/// The file in a run directory that names its owner (`boot pid:start`).
+pub const OWNER_FILE: &str = "owner";
+
+/// Marks `dir` as belonging to this process, for [`sweep_run_dirs`].
+pub fn claim_run_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join(OWNER_FILE),
+        format!("{} {}\n", boot_id(), process_tag()),
+    )
+}
+
+/// Removes run directories (`$TMPDIR/tlsharness-*`) whose owner is gone,
+/// as a run killed with SIGKILL leaves them. Returns how many.
+pub fn sweep_run_dirs() -> usize {
+    let boot = boot_id();
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_run_dir = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("tlsharness-"))
+            && path.is_dir();
+        if !is_run_dir {
+            continue;
+        }
+        let Ok(owner) = std::fs::read_to_string(path.join(OWNER_FILE)) else {
+            continue;
+        };
+        let mut words = owner.split_whitespace();
+        let (Some(b), Some(tag)) = (words.next(), words.next()) else {
+            continue;
+        };
+        if b == boot && owner_alive(tag) {
+            continue;
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Ids of the containers labelled with this run id.
 pub async fn containers_of_run(docker: &Docker, run_id: &str) -> Result<Vec<String>, PostfixError> {
     let found = list(docker, format!("{LABEL_RUN}={run_id}")).await?;

@@ -8,11 +8,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use futures_util::StreamExt;
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use testcontainers::core::{AccessMode, ExecCommand, Mount};
+use testcontainers::core::{AccessMode, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
@@ -116,6 +119,8 @@ pub struct StartOptions {
 
 /// A running Postfix under test.
 pub struct Instance {
+    docker: bollard::Docker,
+    state: watch::Receiver<State>,
     container: Option<ContainerAsync<GenericImage>>,
     inject: SocketAddr,
     version: String,
@@ -140,6 +145,8 @@ impl Instance {
         inject: SocketAddr,
         opts: &StartOptions,
     ) -> Result<Instance, PostfixError> {
+        let docker = bollard::Docker::connect_with_defaults()
+            .map_err(|e| PostfixError::Docker(format!("failed to reach Docker: {e}")))?;
         let (name, tag) = split_image(&opts.image);
         let request = GenericImage::new(name, tag)
             .with_entrypoint("/bin/sh")
@@ -162,10 +169,22 @@ impl Instance {
         let (state_tx, mut state) = watch::channel(State::Starting);
         let state_tx = Arc::new(state_tx);
         let pumps = vec![
-            tokio::spawn(pump(container.stdout(true), hub.clone(), state_tx.clone())),
-            tokio::spawn(pump(container.stderr(true), hub.clone(), state_tx.clone())),
+            tokio::spawn(pump(
+                container.stdout(true),
+                hub.clone(),
+                state_tx.clone(),
+                true,
+            )),
+            tokio::spawn(pump(
+                container.stderr(true),
+                hub.clone(),
+                state_tx.clone(),
+                false,
+            )),
         ];
         let mut instance = Instance {
+            docker,
+            state: state.clone(),
             container: Some(container),
             inject,
             version: String::new(),
@@ -180,12 +199,20 @@ impl Instance {
             injecting: tokio::sync::Semaphore::new(INJECTORS),
         };
         let deadline = tokio::time::Instant::now() + opts.startup_timeout;
-        let outcome =
-            tokio::time::timeout_at(deadline, state.wait_for(|s| *s != State::Starting)).await;
-        let state = match outcome {
-            Ok(Ok(s)) => s.clone(),
-            Ok(Err(_)) => State::Ended,
-            Err(_) => {
+        // Owned at once: the watch guard must not live across an await.
+        let reached = match tokio::time::timeout_at(
+            deadline,
+            state.wait_for(|s| *s != State::Starting),
+        )
+        .await
+        {
+            Ok(Ok(s)) => Some(s.clone()),
+            Ok(Err(_)) => Some(State::Ended),
+            Err(_) => None,
+        };
+        let state = match reached {
+            Some(s) => s,
+            None => {
                 let log = instance.tail(20);
                 instance.stop().await;
                 return Err(PostfixError::NotReady {
@@ -230,6 +257,29 @@ impl Instance {
                 })
             }
         }
+    }
+
+    /// The container's id.
+    pub fn container_id(&self) -> &str {
+        self.container.as_ref().map_or("", |c| c.id())
+    }
+
+    /// Resolves when Postfix's mail log ends: the container stopped (or
+    /// Docker went away) after start-up.
+    pub async fn stopped(&self) {
+        let mut state = self.state.clone();
+        loop {
+            let ended = *state.borrow_and_update() == State::Ended;
+            if ended || state.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Whether Postfix's mail log has ended.
+    pub fn has_stopped(&self) -> bool {
+        let state = self.state.borrow();
+        *state == State::Ended
     }
 
     /// The Postfix version from master's start-up line.
@@ -298,23 +348,59 @@ impl Instance {
     }
 
     /// Runs a command in the container; its stdout when it exits with 0.
+    /// (Through bollard rather than testcontainers' exec, whose result is
+    /// not `Sync` and would make every run future `!Send`.)
     pub async fn exec(&self, cmd: &[&str]) -> Result<String, PostfixError> {
-        let container = self.container.as_ref().expect("instance is running");
         let what = cmd.join(" ");
-        let exec = container.exec(ExecCommand::new(cmd.iter().copied()));
-        let mut exec = tokio::time::timeout(INJECT_TIMEOUT, exec)
+        let failed = |e: String| PostfixError::Exec(format!("{what}: {e}"));
+        let container = self.container.as_ref().expect("instance is running");
+        let id = container.id().to_owned();
+        let work = async {
+            let exec = self
+                .docker
+                .create_exec(
+                    &id,
+                    CreateExecOptions {
+                        cmd: Some(cmd.to_vec()),
+                        attach_stdout: Some(true),
+                        attach_stderr: Some(true),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let mut stdout = Vec::new();
+            let mut stderr = Vec::new();
+            if let StartExecResults::Attached { mut output, .. } = self
+                .docker
+                .start_exec(&exec.id, None)
+                .await
+                .map_err(|e| failed(e.to_string()))?
+            {
+                while let Some(chunk) = output.next().await {
+                    match chunk.map_err(|e| failed(e.to_string()))? {
+                        LogOutput::StdOut { message } => stdout.extend_from_slice(&message),
+                        LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                        _ => {}
+                    }
+                }
+            }
+            let inspect = self
+                .docker
+                .inspect_exec(&exec.id)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            match inspect.exit_code {
+                Some(0) => Ok(String::from_utf8_lossy(&stdout).into_owned()),
+                code => Err(failed(format!(
+                    "exit code {code:?}: {}",
+                    String::from_utf8_lossy(&stderr).trim()
+                ))),
+            }
+        };
+        tokio::time::timeout(INJECT_TIMEOUT, work)
             .await
-            .map_err(|_| PostfixError::Exec(format!("{what}: no answer")))?
-            .map_err(|e| PostfixError::Exec(format!("{what}: {e}")))?;
-        let stdout = exec.stdout_to_vec().await.unwrap_or_default();
-        let stderr = exec.stderr_to_vec().await.unwrap_or_default();
-        match exec.exit_code().await {
-            Ok(Some(0)) => Ok(String::from_utf8_lossy(&stdout).into_owned()),
-            other => Err(PostfixError::Exec(format!(
-                "{what} failed ({other:?}): {}",
-                String::from_utf8_lossy(&stderr).trim()
-            ))),
-        }
+            .map_err(|_| failed("no answer".into()))?
     }
 
     /// Every log line so far.
@@ -382,21 +468,25 @@ impl Drop for Instance {
     }
 }
 
+/// Feeds one of the container's output streams to the hub. The end of
+/// stdout (the mail log) means Postfix is gone, whether it never started
+/// or stopped mid-run.
 async fn pump(
     stream: std::pin::Pin<Box<dyn AsyncBufRead + Send>>,
     hub: Arc<LogHub>,
     state: Arc<watch::Sender<State>>,
+    is_mail_log: bool,
 ) {
     let mut lines = stream.lines();
     while let Ok(Some(line)) = lines.next_line().await {
         hub.push(LogLine::parse(&line), &state);
     }
     state.send_if_modified(|s| {
-        let starting = *s == State::Starting;
-        if starting {
+        let ends = *s == State::Starting || (is_mail_log && matches!(s, State::Started(_)));
+        if ends {
             *s = State::Ended;
         }
-        starting
+        ends
     });
 }
 

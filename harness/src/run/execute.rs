@@ -158,13 +158,17 @@ pub enum RunError {
     NothingToRun(String),
     #[error("the run was interrupted")]
     Interrupted,
+    #[error(
+        "Postfix ({image}) stopped during the run: its container was stopped or Docker went away; no result of this run can be trusted"
+    )]
+    PostfixStopped { image: String },
 }
 
 impl RunError {
     pub fn is_environment(&self) -> bool {
         match self {
             RunError::Postfix(e) => e.is_environment(),
-            RunError::Setup(_) => true,
+            RunError::Setup(_) | RunError::PostfixStopped { .. } => true,
             _ => false,
         }
     }
@@ -292,6 +296,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     }
     let docker = docker::connect(Duration::from_secs(10)).await?;
     docker::sweep(&docker).await?;
+    docker::sweep_run_dirs();
     let mut images: Vec<&str> = cases.iter().map(|c| c.image.as_str()).collect();
     images.sort();
     images.dedup();
@@ -312,6 +317,8 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         .prefix(&format!("tlsharness-{run_id}-"))
         .tempdir()
         .map_err(|e| RunError::Setup(format!("failed to make the run directory: {e}")))?;
+    docker::claim_run_dir(dir.path())
+        .map_err(|e| RunError::Setup(format!("failed to write the run directory: {e}")))?;
     let mut workshop = Workshop::new(Pki::new(&run_id)?, opts.attempt_timeout);
     let _stop_guard = StopOnDrop(workshop.stop.clone());
     let mut rigs = Vec::new();
@@ -415,6 +422,11 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         _ = opts.cancel.cancelled() => None,
     };
     let version = instances[0].version().to_owned();
+    let stopped = instances
+        .iter()
+        .zip(&groups)
+        .find(|(i, _)| i.has_stopped())
+        .map(|(_, g)| g.image.clone());
     for i in &mut instances {
         i.stop().await;
     }
@@ -424,6 +436,9 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     let Some(results) = results else {
         return Err(RunError::Interrupted);
     };
+    if let Some(image) = stopped {
+        return Err(RunError::PostfixStopped { image });
+    }
     Ok(RunReport {
         run_id,
         image: opts.images[0].clone(),

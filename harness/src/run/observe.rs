@@ -57,23 +57,43 @@ pub(crate) async fn observe(
         }
         let first_line = pf.line_count();
         let connections_before = rig.ended();
-        let kicked = match &queue_id {
-            None => pf
-                .inject(&plan.recipient, &plan.subject, &rig.message_id)
-                .await
-                .map(|id| {
-                    // Postfix timestamps the message once it has it.
-                    injected_at = tokio::time::Instant::now();
-                    queue_id = Some(id);
-                }),
-            Some(id) => pf.flush(id).await,
+        let kick = async {
+            match &queue_id {
+                None => pf
+                    .inject(&plan.recipient, &plan.subject, &rig.message_id)
+                    .await
+                    .map(Some),
+                Some(id) => pf.flush(id).await.map(|()| None),
+            }
         };
+        let kicked = tokio::select! {
+            k = kick => k,
+            _ = pf.stopped() => Err(crate::postfix::PostfixError::Exec(
+                "Postfix stopped during the run: its mail log ended".into(),
+            )),
+        };
+        let kicked = kicked.map(|id| {
+            if let Some(id) = id {
+                // Postfix timestamps the message once it has it.
+                injected_at = tokio::time::Instant::now();
+                queue_id = Some(id);
+            }
+        });
         if let Err(e) = kicked {
             attempts.push(Attempt::failed(e.to_string(), Wire::default()));
             break;
         }
         let deadline = tokio::time::Instant::now() + attempt_timeout;
-        let event = tokio::time::timeout_at(deadline, rx.recv()).await;
+        let event = tokio::select! {
+            e = tokio::time::timeout_at(deadline, rx.recv()) => e,
+            _ = pf.stopped() => {
+                attempts.push(Attempt::failed(
+                    "Postfix stopped during the run: its mail log ended".into(),
+                    Wire::default(),
+                ));
+                break;
+            }
+        };
         let Ok(Some(event)) = event else {
             attempts.push(Attempt::failed(
                 format!(

@@ -509,3 +509,50 @@ secure = ["deferred"]
         assert_eq!(line_column("é=\nx".as_bytes(), 2), (1, 2));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALID: &str = include_str!("../../../scenarios/relay-auth-587-stripped.toml");
+
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        match load_bytes(Path::new("fuzz.toml"), bytes) {
+            Ok(_) => Ok(()),
+            Err(LoadError::Invalid { line, column, .. }) => {
+                // Every error is located inside the file.
+                let lines = bytes.iter().filter(|b| **b == b'\n').count() + 1;
+                prop_assert!(line >= 1 && line <= lines, "line {line} of {lines}");
+                prop_assert!(column >= 1);
+                Ok(())
+            }
+            Err(other) => Err(TestCaseError::fail(format!("unlocated error: {other}"))),
+        }
+    }
+
+    proptest! {
+        /// Any bytes at all: no panic, and any error names a line.
+        #[test]
+        fn any_bytes_load_or_fail_located(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            check(&bytes)?;
+        }
+
+        /// A real scenario with bytes replaced, removed or inserted.
+        #[test]
+        fn mutated_scenarios_load_or_fail_located(
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..8)
+        ) {
+            let mut bytes = VALID.as_bytes().to_vec();
+            for (at, byte, kind) in edits {
+                let at = at % (bytes.len() + 1);
+                match kind {
+                    0 if at < bytes.len() => bytes[at] = byte,
+                    1 if at < bytes.len() => { bytes.remove(at); }
+                    _ => bytes.insert(at, byte),
+                }
+            }
+            check(&bytes)?;
+        }
+    }
+}

@@ -33,10 +33,22 @@ pub struct SessionRecord {
 }
 
 /// Everything a relay saw.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RelayLog {
     pub received: Mutex<Vec<Received>>,
     pub sessions: Mutex<Vec<SessionRecord>>,
+    /// How many sessions have ended.
+    pub ended: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for RelayLog {
+    fn default() -> Self {
+        RelayLog {
+            received: Mutex::default(),
+            sessions: Mutex::default(),
+            ended: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 /// The part of a message kept to find its Message-ID.

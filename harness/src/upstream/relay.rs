@@ -102,6 +102,7 @@ impl Relay {
                             tls: tls.load(Ordering::SeqCst),
                             end,
                         });
+                    log.ended.send_modify(|n| *n += 1);
                 });
             }
         });
@@ -119,6 +120,14 @@ impl Relay {
             .lock()
             .expect("relay log poisoned")
             .clone()
+    }
+
+    /// Waits until `n` sessions have ended, or the deadline passes.
+    pub async fn sessions_ended(&self, n: usize, deadline: tokio::time::Instant) -> bool {
+        let mut rx = self.log.ended.subscribe();
+        tokio::time::timeout_at(deadline, rx.wait_for(|ended| *ended >= n))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Sessions that have ended so far.
@@ -322,5 +331,72 @@ mod tests {
         let long = format!("NOOP {}\r\n", "x".repeat(crate::smtp::MAX_LINE));
         assert!(send(&mut c, &long).await[0].starts_with("500"));
         token.cancel();
+    }
+
+    #[tokio::test]
+    async fn huge_data_is_counted_not_kept() {
+        let (relay, token) = start(None).await;
+        let mut c = BufReader::new(TcpStream::connect(relay.addr()).await.unwrap());
+        reply(&mut c).await;
+        send(&mut c, "EHLO client.test\r\n").await;
+        send(&mut c, "MAIL FROM:<a@b.test>\r\n").await;
+        send(&mut c, "RCPT TO:<c@d.test>\r\n").await;
+        send(&mut c, "DATA\r\n").await;
+        let line = format!("{}\r\n", "x".repeat(998));
+        let chunk = line.repeat(1000);
+        for _ in 0..20 {
+            c.get_mut().write_all(chunk.as_bytes()).await.unwrap();
+        }
+        assert!(send(&mut c, ".\r\n").await[0].starts_with("250"));
+        let got = relay.received();
+        assert_eq!(got[0].size, 20 * 1000 * line.len());
+        token.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_client_is_told_and_dropped() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let token = CancellationToken::new();
+        let mut config = RelayConfig::new("smtp.relay.test", None);
+        config.idle_timeout = Duration::from_secs(30);
+        let relay = Relay::start(listener, config, &TaskTracker::new(), token.clone()).unwrap();
+        let mut c = BufReader::new(TcpStream::connect(relay.addr()).await.unwrap());
+        reply(&mut c).await;
+        // Time is paused: the relay's deadline passes without a real wait.
+        assert!(reply(&mut c).await[0].starts_with("421"));
+        token.cancel();
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+        /// Whatever a client sends, then closing: the session ends and is
+        /// recorded (a panicking session would never be).
+        #[test]
+        fn any_client_input_ends_cleanly(input in proptest::collection::vec(proptest::num::u8::ANY, 0..3000)) {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let tasks = TaskTracker::new();
+                let token = CancellationToken::new();
+                let relay = Relay::start(
+                    TcpListener::bind("127.0.0.1:0").await.unwrap(),
+                    RelayConfig::new("smtp.relay.test", None),
+                    &tasks,
+                    token.clone(),
+                )
+                .unwrap();
+                let mut c = TcpStream::connect(relay.addr()).await.unwrap();
+                let _ = c.write_all(&input).await;
+                let _ = c.shutdown().await;
+                let mut sink = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read_to_end(&mut c, &mut sink)).await;
+                drop(c);
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                proptest::prop_assert!(relay.sessions_ended(1, deadline).await);
+                proptest::prop_assert_eq!(relay.sessions().len(), 1);
+                token.cancel();
+                Ok(())
+            })?;
+        }
     }
 }

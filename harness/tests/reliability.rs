@@ -1,0 +1,284 @@
+//! Reliability and containment: cleanup on every exit path, environment
+//! faults that end in a clear error instead of a hang, and a Postfix that
+//! can reach nothing but the run's fakes.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Watched, containers_of_run, containers_of_run_async, run_dirs, run_id, tlsharness};
+use tlsharness::exit;
+use tlsharness::postfix::config::{PostfixConfig, SENDER};
+use tlsharness::postfix::{Instance, StartOptions};
+use tlsharness::run::{RunEvent, RunOptions, run};
+use tlsharness::scenario::load_paths;
+
+fn scenario(id: &str) -> Vec<Arc<tlsharness::scenario::Scenario>> {
+    load_paths(&[common::root().join(format!("scenarios/{id}.toml"))])
+        .expect("the scenario loads")
+        .into_iter()
+        .map(Arc::new)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_mid_run_still_removes_the_container_and_directory() {
+    let seen_id = Arc::new(Mutex::new(String::new()));
+    let id = seen_id.clone();
+    let opts = RunOptions {
+        observer: Some(Arc::new(move |e| match e {
+            RunEvent::Starting { run_id, .. } => *id.lock().unwrap() = run_id.to_owned(),
+            RunEvent::Ready { .. } => panic!("a harness bug, simulated"),
+            _ => {}
+        })),
+        ..RunOptions::default()
+    };
+    let scenarios = scenario("starttls-relay");
+    let outcome = tokio::spawn(async move { run(&scenarios, &opts).await }).await;
+    assert!(outcome.expect_err("the run panicked").is_panic());
+    let id = seen_id.lock().unwrap().clone();
+    assert!(!id.is_empty());
+    assert!(
+        containers_of_run_async(&id).await.is_empty(),
+        "container left behind"
+    );
+    assert!(run_dirs(&id).is_empty(), "run directory left behind");
+}
+
+#[test]
+fn sigkill_leaves_what_the_next_sweep_removes() {
+    let mut cmd = tlsharness();
+    cmd.args(["run", "scenarios/fail-handshake-silence.toml"]);
+    let mut w = Watched::spawn(cmd);
+    let id = run_id(&w.wait_for("starting Postfix", Duration::from_secs(60)));
+    w.wait_for("ready", Duration::from_secs(60));
+    w.child.kill().expect("SIGKILL");
+    w.wait(Duration::from_secs(30));
+    // Nothing could clean up after SIGKILL...
+    assert_eq!(containers_of_run(&id).len(), 1);
+    assert_eq!(run_dirs(&id).len(), 1);
+    // ...so the next harness process does.
+    let out = tlsharness().arg("sweep").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(containers_of_run(&id).is_empty());
+    assert!(run_dirs(&id).is_empty());
+}
+
+#[test]
+fn postfix_stopping_mid_run_is_an_environment_error_not_a_hang() {
+    let mut cmd = tlsharness();
+    cmd.args(["run", "scenarios/fail-handshake-silence.toml"]);
+    let mut w = Watched::spawn(cmd);
+    let id = run_id(&w.wait_for("starting Postfix", Duration::from_secs(60)));
+    w.wait_for("ready", Duration::from_secs(60));
+    let killed = std::process::Command::new("docker")
+        .args(["kill", &format!("tlsharness-{id}")])
+        .output()
+        .unwrap();
+    assert!(
+        killed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
+    let start = std::time::Instant::now();
+    let status = w.wait(Duration::from_secs(60));
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        status.code(),
+        Some(exit::ENVIRONMENT),
+        "{}",
+        w.seen.join("\n")
+    );
+    assert!(
+        w.seen.iter().any(|l| l.contains("stopped during the run")),
+        "{}",
+        w.seen.join("\n")
+    );
+    assert!(containers_of_run(&id).is_empty());
+    assert!(run_dirs(&id).is_empty());
+}
+
+#[test]
+fn a_missing_image_is_an_environment_error_with_a_remedy() {
+    let out = tlsharness()
+        .args([
+            "run",
+            "scenarios/starttls-relay.toml",
+            "--image",
+            "tlsharness/postfix:no-such-suite",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::ENVIRONMENT), "{stderr}");
+    assert!(
+        stderr.contains("is not present and nothing can be pulled"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("build your own image"), "{stderr}");
+}
+
+/// Sockets of the container's processes: (state, local, remote). The
+/// container shares the host's network namespace, so /proc/net/tcp lists
+/// every socket; the processes' fds (read from the host, by the pids
+/// Docker reports) say which are Postfix's.
+async fn postfix_sockets(instance: &Instance) -> Vec<(String, String, String)> {
+    let docker = tlsharness::postfix::docker::connect(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let top = docker
+        .top_processes(
+            instance.container_id(),
+            None::<bollard::query_parameters::TopOptions>,
+        )
+        .await
+        .expect("docker top works");
+    let titles = top.titles.unwrap_or_default();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .expect("a PID column");
+    let mut inodes = Vec::new();
+    for p in top.processes.unwrap_or_default() {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", p[pid_col])) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                let t = target.to_string_lossy().into_owned();
+                if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                    inodes.push(inode.to_owned());
+                }
+            }
+        }
+    }
+    let hex_addr = |h: &str| {
+        let (ip, port) = h.split_once(':').unwrap();
+        let n = u32::from_str_radix(ip, 16).unwrap();
+        let ip = std::net::Ipv4Addr::from(n.swap_bytes());
+        format!("{ip}:{}", u16::from_str_radix(port, 16).unwrap())
+    };
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for l in text.lines().skip(1) {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() > 9 && inodes.iter().any(|i| i == f[9]) {
+                if table.ends_with('6') {
+                    // Postfix runs with inet_protocols = ipv4: any v6 socket is a failure.
+                    out.push((f[3].to_owned(), format!("[v6] {}", f[1]), f[2].to_owned()));
+                } else {
+                    out.push((f[3].to_owned(), hex_addr(f[1]), hex_addr(f[2])));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_for_anywhere_else_stays_inside_and_postfix_only_touches_loopback() {
+    let pki = tlsharness::pki::Pki::new("containment").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let inject = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let config = PostfixConfig {
+        inject,
+        transports: Vec::new(),
+        routes: Vec::new(),
+        hosts: Default::default(),
+        ca_pem: pki.ca_pem(),
+        main_overrides: Default::default(),
+        maps: Default::default(),
+    };
+    config.write_to(dir.path()).unwrap();
+    let mut instance = Instance::start(
+        dir.path(),
+        inject,
+        &StartOptions {
+            image: tlsharness::postfix::image::DEFAULT_IMAGE.into(),
+            run_id: "containment".into(),
+            container_name: format!("tlsharness-containment-{}", std::process::id()),
+            startup_timeout: Duration::from_secs(60),
+        },
+    )
+    .await
+    .expect("Postfix starts");
+    // A public domain, a host name, and an address literal: refused at the
+    // door, and when queued anyway (sendmail, no smtpd), bounced locally
+    // without a connection attempt.
+    let targets = [
+        "someone@example.com",
+        "postmaster@mail.google.com",
+        "root@[192.0.2.1]",
+    ];
+    for to in targets {
+        // (lettre cannot write the address literal; sendmail below can.)
+        if !to.contains('[') {
+            let refused = instance
+                .inject(to, "tlsharness containment", "<c@tlsharness.test>")
+                .await
+                .expect_err("smtpd refuses mail for anywhere else");
+            assert!(
+                refused
+                    .to_string()
+                    .contains("tlsharness delivers only to the run's fake relays"),
+                "{refused}"
+            );
+        }
+        let mut rx = instance.subscribe(to);
+        let script =
+            format!("printf 'Subject: containment\\n\\nx\\n' | sendmail -f {SENDER} '{to}'");
+        instance
+            .exec(&["sh", "-c", &script])
+            .await
+            .expect("sendmail queues it");
+        let event = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("a status within the deadline")
+            .expect("a status line");
+        let d = event.delivery;
+        assert_eq!(d.status, "bounced", "{to}: {d:?}");
+        assert_eq!(d.relay, "none", "{to}: no connection was attempted: {d:?}");
+        assert!(
+            d.reason
+                .contains("tlsharness delivers only to the run's fake relays"),
+            "{d:?}"
+        );
+    }
+    // Bounces to the harness's sender are discarded inside Postfix.
+    let log = instance.lines();
+    assert!(
+        !log.iter()
+            .any(|l| l.raw.contains(&format!("to=<{SENDER}>")) && l.raw.contains("relay=smtp"))
+    );
+    let sockets = postfix_sockets(&instance).await;
+    // The scan sees Postfix's own listener, so it sees Postfix's sockets.
+    assert!(
+        sockets
+            .iter()
+            .any(|(state, local, _)| state == "0A" && *local == inject.to_string()),
+        "{sockets:?}"
+    );
+    for (state, local, remote) in sockets {
+        assert!(
+            local.starts_with("127."),
+            "Postfix socket on {local} ({state})"
+        );
+        if state != "0A" {
+            assert!(remote.starts_with("127."), "Postfix connected to {remote}");
+        }
+    }
+    instance.stop().await;
+}
