@@ -14,6 +14,16 @@ use tlsharness::postfix::{Instance, StartOptions};
 use tlsharness::run::{RunEvent, RunOptions, run};
 use tlsharness::scenario::load_paths;
 
+/// Every test here starts harness processes, and each start sweeps away
+/// containers whose owner is gone: the SIGKILL test must not share the
+/// machine with another start while it looks at its leftovers. (Under
+/// nextest, ci/nextest.toml runs it alone for the same reason.)
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn scenario(id: &str) -> Vec<Arc<tlsharness::scenario::Scenario>> {
     load_paths(&[common::root().join(format!("scenarios/{id}.toml"))])
         .expect("the scenario loads")
@@ -22,8 +32,22 @@ fn scenario(id: &str) -> Vec<Arc<tlsharness::scenario::Scenario>> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_panic_mid_run_still_removes_the_container_and_directory() {
+/// Runs an async test body on its own runtime, one test at a time.
+fn serially<F: std::future::Future<Output = ()>>(body: F) {
+    let _serial = serial();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(body);
+}
+
+#[test]
+fn a_panic_mid_run_still_removes_the_container_and_directory() {
+    serially(panic_mid_run());
+}
+
+async fn panic_mid_run() {
     let seen_id = Arc::new(Mutex::new(String::new()));
     let id = seen_id.clone();
     let opts = RunOptions {
@@ -48,6 +72,7 @@ async fn a_panic_mid_run_still_removes_the_container_and_directory() {
 
 #[test]
 fn sigkill_leaves_what_the_next_sweep_removes() {
+    let _serial = serial();
     let mut cmd = tlsharness();
     cmd.args(["run", "scenarios/fail-handshake-silence.toml"]);
     let mut w = Watched::spawn(cmd);
@@ -71,6 +96,7 @@ fn sigkill_leaves_what_the_next_sweep_removes() {
 
 #[test]
 fn postfix_stopping_mid_run_is_an_environment_error_not_a_hang() {
+    let _serial = serial();
     let mut cmd = tlsharness();
     cmd.args(["run", "scenarios/fail-handshake-silence.toml"]);
     let mut w = Watched::spawn(cmd);
@@ -109,6 +135,7 @@ fn postfix_stopping_mid_run_is_an_environment_error_not_a_hang() {
 
 #[test]
 fn a_missing_image_is_an_environment_error_with_a_remedy() {
+    let _serial = serial();
     let out = tlsharness()
         .args([
             "run",
@@ -185,8 +212,12 @@ async fn postfix_sockets(instance: &Instance) -> Vec<(String, String, String)> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn mail_for_anywhere_else_stays_inside_and_postfix_only_touches_loopback() {
+#[test]
+fn mail_for_anywhere_else_stays_inside_and_postfix_only_touches_loopback() {
+    serially(containment());
+}
+
+async fn containment() {
     let pki = tlsharness::pki::Pki::new("containment").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let inject = {

@@ -276,10 +276,21 @@ impl Instance {
         }
     }
 
-    /// Whether Postfix's mail log has ended.
-    pub fn has_stopped(&self) -> bool {
-        let state = self.state.borrow();
-        *state == State::Ended
+    /// Whether Postfix is gone: its mail log ended, or Docker says the
+    /// container is not running (or cannot say).
+    pub async fn has_stopped(&self) -> bool {
+        let ended = *self.state.borrow() == State::Ended;
+        if ended {
+            return true;
+        }
+        let running = self
+            .docker
+            .inspect_container(self.container_id(), None)
+            .await
+            .ok()
+            .and_then(|c| c.state)
+            .and_then(|s| s.running);
+        running != Some(true)
     }
 
     /// The Postfix version from master's start-up line.

@@ -422,11 +422,23 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         _ = opts.cancel.cancelled() => None,
     };
     let version = instances[0].version().to_owned();
-    let stopped = instances
+    // Cases that could not be classified may be the first sign that
+    // Postfix died (an injection refused before its log ended): give its
+    // log a moment to end, then ask Docker.
+    let mut stopped = None;
+    let errors = results
         .iter()
-        .zip(&groups)
-        .find(|(i, _)| i.has_stopped())
-        .map(|(_, g)| g.image.clone());
+        .flatten()
+        .any(|c| c.attempts.iter().any(|a| a.outcome.is_none()));
+    for (i, g) in instances.iter().zip(&groups) {
+        let ended = errors
+            && tokio::time::timeout(Duration::from_secs(5), i.stopped())
+                .await
+                .is_ok();
+        if ended || i.has_stopped().await {
+            stopped = Some(g.image.clone());
+        }
+    }
     for i in &mut instances {
         i.stop().await;
     }
