@@ -13,6 +13,8 @@
 //! - [`run`]: scenarios x levels -> cases, execution, classification.
 //! - [`report`]: terminal matrix and JSON.
 //! - [`smtp`]: line and reply primitives shared by relay and middlebox.
+//! - [`probe`]: probes a real relay from inside a network and writes a
+//!   scenario whose relay replays what it saw.
 
 pub mod exit;
 pub mod level;
@@ -20,6 +22,7 @@ pub mod middlebox;
 pub mod outcome;
 pub mod pki;
 pub mod postfix;
+pub mod probe;
 pub mod report;
 pub mod run;
 pub mod scenario;
