@@ -254,7 +254,7 @@ impl Diagnosis {
             self.note(
                 Place::Certificate,
                 format!(
-                    "certificate verified for {} ({}): no difference from a clean relay",
+                    "the certificate is verified for {} ({}), as a clean relay's is",
                     obs.server_name, leaf.subject
                 ),
             );

@@ -41,12 +41,15 @@ fn render(
     let w = &mut out;
     let when = obs
         .at
+        .replace_nanosecond(0)
+        .unwrap_or(obs.at)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    line(
-        w,
-        &format!("# Written by `tlsharness probe {}` on {when}.", obs.target),
-    );
+    let mut command = format!("tlsharness probe {}", obs.target);
+    if obs.server_name != obs.target.host.to_ascii_lowercase() {
+        let _ = write!(command, " --name {}", obs.server_name);
+    }
+    line(w, &format!("# Written by `{command}` on {when}."));
     for text in [
         "The relay below replays what the probe saw on this network path: the",
         "greeting, the EHLO replies and the answer to STARTTLS. The comments at",
