@@ -209,4 +209,19 @@ mod tests {
         s.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"EARLY");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever a server sends, reading a reply ends (within the
+        /// deadline) with a reply or a failure, never a panic.
+        #[test]
+        fn any_bytes_end_in_a_reply_or_a_failure(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                let mut d = dialogue(bytes).await;
+                let _ = d.reply().await;
+            });
+        }
+    }
 }

@@ -145,7 +145,7 @@ pub fn predict(obs: &Observation, d: &Diagnosis) -> Vec<Prediction> {
                     "timed out while receiving the STARTTLS response",
                     vec![
                         format!("  ... dsn=4.4.2, status=deferred (conversation with {host}[...] timed out while receiving the STARTTLS response)"),
-                        "(Postfix's smtp_stream_except(); no built-in scenario covers this path yet)".into(),
+                        "(scenarios/replay-starttls-unanswered.toml)".into(),
                     ],
                 ),
             };

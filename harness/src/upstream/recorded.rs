@@ -217,4 +217,16 @@ mod tests {
         assert!(!listed(&["250 STARTTLS"]));
         assert!(!listed(&["502-x", "502 STARTTLS"]));
     }
+
+    proptest::proptest! {
+        /// Whatever a scenario says, reading it never panics, and what is
+        /// read is written back the same.
+        #[test]
+        fn parse_is_total_and_round_trips(lines in proptest::collection::vec("[0-9]{3}[ -]?[ -~\t\x00\r\né]{0,12}", 0..5)) {
+            if let Ok(r) = RecordedReply::parse(&lines) {
+                proptest::prop_assert_eq!(RecordedReply::parse(&r.lines()).unwrap(), r.clone());
+                proptest::prop_assert!(r.reply().is_well_formed());
+            }
+        }
+    }
 }
