@@ -80,14 +80,19 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Observation, 
     }
 
     let ehlo_step = "waiting for the EHLO reply";
-    d.send(&format!("EHLO {}", opts.ehlo_name))
-        .await
-        .map_err(|f| failed(f, addr, step, "sending EHLO"))?;
-    let ehlo = d
-        .reply()
-        .await
-        .map_err(|f| failed(f, addr, step, ehlo_step))?;
-    let ehlo = recorded(ehlo, ehlo_step)?;
+    let ehlo = match ehlo(&mut d, opts).await {
+        Ok(r) => recorded(r, ehlo_step),
+        Err(f) => Err(failed(f, addr, step, ehlo_step)),
+    };
+    let ehlo = match ehlo {
+        Ok(r) => r,
+        Err(e) => {
+            if !matches!(e, ProbeError::Closed { .. } | ProbeError::Reset { .. }) {
+                d.quit().await;
+            }
+            return Err(e);
+        }
+    };
 
     let starttls = if ehlo.lists_starttls() {
         starttls(&mut d, opts, addr).await?
@@ -173,6 +178,9 @@ async fn starttls(
             if let Ok(Starttls::NoReply(how)) = &seen {
                 d.note(format!("no reply to STARTTLS: {how:?}"));
             }
+            if matches!(seen, Ok(Starttls::NoReply(Lost::Silent))) {
+                d.quit().await;
+            }
             return seen;
         }
     };
@@ -228,16 +236,14 @@ async fn starttls(
         chain.verdict()
     ));
     d.set_stream(Box::new(tls));
-    let ehlo = match d.send(&format!("EHLO {}", opts.ehlo_name)).await {
-        Err(f) => Err(lost_words(&f, step)),
-        Ok(()) => match d.reply().await {
-            Ok(r) => recorded(r, "to EHLO inside TLS").map_err(|e| e.to_string()),
-            Err(f) => Err(lost_words(&f, step)),
-        },
-    };
-    if ehlo.is_ok() {
+    let ehlo = ehlo(d, opts).await;
+    if !matches!(ehlo, Err(Failure::Closed | Failure::Reset)) {
         d.quit().await;
     }
+    let ehlo = match ehlo {
+        Ok(r) => recorded(r, "to EHLO inside TLS").map_err(|e| e.to_string()),
+        Err(f) => Err(lost_words(&f, step)),
+    };
     Ok(Starttls::Established {
         reply,
         tls: TlsObservation {
@@ -247,6 +253,12 @@ async fn starttls(
             ehlo,
         },
     })
+}
+
+/// Says EHLO and reads the reply.
+async fn ehlo(d: &mut Dialogue, opts: &ProbeOptions) -> Result<Reply, Failure> {
+    d.send(&format!("EHLO {}", opts.ehlo_name)).await?;
+    d.reply().await
 }
 
 /// The error for a step that failed before there was anything to record.
@@ -527,7 +539,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unanswered_starttls_is_recorded_as_silence() {
-        let (addr, _) = fake(
+        let (addr, seen) = fake(
             "220 fake ESMTP\r\n",
             &[("EHLO", "250-fake\r\n250 STARTTLS\r\n"), ("STARTTLS", "")],
         )
@@ -538,6 +550,27 @@ mod tests {
         assert!(
             matches!(obs.starttls, Starttls::NoReply(Lost::Silent)),
             "{obs}"
+        );
+        // The session may still be alive: it is ended politely.
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["EHLO probe.tlsharness.test", "STARTTLS", "QUIT"]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_ehlo_is_an_error_and_still_gets_quit() {
+        let (addr, seen) = fake("220 fake ESMTP\r\n", &[("EHLO", "")]).await;
+        let e = probe(&target(addr), &options(Duration::from_millis(300)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ProbeError::Timeout { step, .. } if step == "waiting for the EHLO reply"),
+            "{e}"
+        );
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["EHLO probe.tlsharness.test", "QUIT"]
         );
     }
 

@@ -104,10 +104,15 @@ impl Starttls {
 
 impl fmt::Display for Observation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reached = if self.target.to_string() == self.addr.to_string() {
+            String::new()
+        } else {
+            format!(" ({})", self.addr)
+        };
         writeln!(
             f,
-            "probed {} ({}) as {}, checking certificates for {}",
-            self.target, self.addr, self.ehlo_name, self.server_name
+            "probed {}{reached} as {}, checking certificates for {}",
+            self.target, self.ehlo_name, self.server_name
         )?;
         writeln!(f, "greeting:  {}", self.greeting)?;
         writeln!(f, "EHLO:      {}", self.ehlo)?;
@@ -130,8 +135,9 @@ impl fmt::Display for Observation {
                 Ok(r) => writeln!(f, "TLS EHLO:  {r}")?,
                 Err(e) => writeln!(f, "TLS EHLO:  {e}")?,
             }
-            for line in tls.chain.to_string().lines() {
-                writeln!(f, "chain:     {line}")?;
+            for (i, line) in tls.chain.to_string().lines().enumerate() {
+                let label = if i == 0 { "chain:" } else { "" };
+                writeln!(f, "{label:<11}{line}")?;
             }
         }
         Ok(())
