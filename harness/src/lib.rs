@@ -15,6 +15,8 @@
 //! - [`check`]: the user's own configuration (current vs candidate) on
 //!   scenarios' paths; `explain` for mail logs.
 //! - [`smtp`]: line and reply primitives shared by relay and middlebox.
+//! - [`probe`]: probes a real relay from inside a network and writes a
+//!   scenario whose relay replays what it saw.
 
 pub mod bench;
 pub mod check;
@@ -24,6 +26,7 @@ pub mod middlebox;
 pub mod outcome;
 pub mod pki;
 pub mod postfix;
+pub mod probe;
 pub mod report;
 pub mod run;
 pub mod scenario;

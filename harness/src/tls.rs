@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::pki::Identity;
 
+/// A fatal TLS alert record (handshake_failure), as a server that refuses
+/// the ClientHello sends it.
+pub const HANDSHAKE_FAILURE_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
+
 /// TLS protocol versions a server accepts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -20,7 +20,10 @@ use super::behaviour::{
 };
 use super::shaping::Shaped;
 use super::transcript::{Dir, Transcript};
-use crate::smtp::{BoxIo, Chunk, LineReader, Reply, ReplyAssembler, Unit, command_verb};
+use crate::smtp::{
+    BoxIo, Chunk, LineReader, Reply, ReplyAssembler, Unit, abort_on_close, command_verb,
+    split_handle,
+};
 
 /// What a connection showed about the path.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -71,8 +74,6 @@ pub struct ConnectionRecord {
 const CONTENT_LINES_SHOWN: usize = 12;
 /// The longest the middlebox waits for a TLS handshake it takes part in.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
-/// A fatal TLS alert record: handshake_failure.
-const TLS_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
 
 enum Pending {
     /// Forwarded to the relay; its reply is awaited.
@@ -279,9 +280,8 @@ impl Connection {
         }
     }
 
-    /// Linger zero turns the close into a RST.
     fn reset_client(&mut self) {
-        let _ = socket2::SockRef::from(&self.client_socket).set_linger(Some(Duration::ZERO));
+        abort_on_close(&self.client_socket);
     }
 
     async fn on_client_chunk(&mut self, chunk: io::Result<Option<Chunk>>) -> io::Result<Step> {
@@ -632,7 +632,9 @@ impl Connection {
                     b"[TLS alert record: fatal, handshake_failure]",
                     Some("fail-handshake".into()),
                 );
-                self.client.write_all(&TLS_ALERT).await?;
+                self.client
+                    .write_all(&crate::tls::HANDSHAKE_FAILURE_ALERT)
+                    .await?;
             }
             BreakKind::Garbage => {
                 let junk = b"this is not TLS\r\n";
@@ -781,11 +783,4 @@ fn has_starttls(reply: &Reply) -> bool {
         .iter()
         .skip(1)
         .any(|l| l.keyword() == "STARTTLS")
-}
-
-/// The stream for tokio plus a duplicate handle on the same socket.
-fn split_handle(stream: TcpStream) -> io::Result<(TcpStream, std::net::TcpStream)> {
-    let std = stream.into_std()?;
-    let dup = std.try_clone()?;
-    Ok((TcpStream::from_std(std)?, dup))
 }

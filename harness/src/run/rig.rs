@@ -174,6 +174,7 @@ impl Workshop {
         };
         let mut relay_config = RelayConfig::new(hostname.clone(), tls);
         relay_config.implicit_tls = spec.implicit_tls;
+        relay_config.replay = spec.replay.clone();
         relay_config.idle_timeout = self.idle_timeout;
         relay_config.policy = Policy {
             require_tls: spec.require_tls,

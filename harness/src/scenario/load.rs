@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::model::{DeliverySpec, Expectation, MiddleboxSpec, PostfixSpec, RawScenario, RelaySpec};
 use crate::level::Level;
+use crate::upstream::ReplaySpec;
 
 /// A validated scenario: one network path and what Postfix must do at each level.
 #[derive(Clone, Debug)]
@@ -245,6 +246,10 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
             "AUTH is offered only inside TLS, which this relay never starts: set starttls = true, or auth.before_tls = true",
         ));
     }
+    if let Some(replay) = &relay.replay {
+        check_replay(&relay, replay)
+            .map_err(|m| invalid(path, bytes, relay_span.clone(), "relay.replay", m))?;
+    }
     let paths = match (raw.middlebox, raw.paths) {
         (Some(_), Some(p)) => {
             return Err(invalid(
@@ -311,6 +316,41 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         delivery: raw.delivery,
         expect: checked,
     })
+}
+
+/// A replayed relay says what was recorded; the rest of `[relay]` must
+/// agree with it.
+fn check_replay(relay: &RelaySpec, replay: &ReplaySpec) -> Result<(), String> {
+    if relay.implicit_tls {
+        return Err(
+            "a replayed relay speaks plaintext SMTP first: remove implicit_tls, or the replay"
+                .into(),
+        );
+    }
+    if relay.auth.is_some() {
+        return Err(
+            "a replayed relay offers what its recorded EHLO replies list: remove auth, or the replay"
+                .into(),
+        );
+    }
+    let listed = replay.ehlo.lists_starttls();
+    if listed != relay.starttls {
+        let what = if listed { "lists" } else { "does not list" };
+        return Err(format!(
+            "the recorded EHLO reply {what} STARTTLS: set starttls = {listed}"
+        ));
+    }
+    match (listed, &replay.starttls) {
+        (true, None) => Err(
+            "the recorded EHLO reply lists STARTTLS: say how it was answered in replay.starttls"
+                .into(),
+        ),
+        (false, Some(_)) => Err(
+            "replay.starttls: the recorded EHLO reply does not list STARTTLS, so Postfix never sends it; remove it"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn check_expectation(e: &Expectation) -> Result<(), String> {
@@ -501,6 +541,56 @@ secure = ["deferred"]
         assert_eq!(line, 14);
         assert_eq!(key, "expect.secure");
         assert!(message.contains("attempt 1"), "{message}");
+    }
+
+    const REPLAY: &str = r#"
+name = "replay"
+[relay]
+hostname = "smtp.relay.test"
+starttls = true
+certificate = "self-signed"
+[relay.replay]
+greeting = ["220 smtp.relay.test ESMTP"]
+ehlo = ["250-smtp.relay.test", "250 STARTTLS"]
+starttls = { reply = ["220 2.0.0 Ready to start TLS"] }
+[expect]
+none = "delivered-plaintext"
+may = "delivered-tls"
+encrypt = "delivered-tls"
+verify = "deferred"
+secure = "deferred"
+"#;
+
+    #[test]
+    fn loads_a_replayed_relay() {
+        let s = load(REPLAY).unwrap();
+        let replay = s.relay.replay.expect("a replay");
+        assert!(replay.completes_tls());
+        assert_eq!(replay.ehlo.lines(), ["250-smtp.relay.test", "250 STARTTLS"]);
+    }
+
+    #[test]
+    fn a_replay_must_agree_with_the_relay() {
+        let (_, key, message) = error(&REPLAY.replace("starttls = true", "starttls = false"));
+        assert_eq!(key, "relay.replay");
+        assert!(message.contains("set starttls = true"), "{message}");
+        let (_, _, message) = error(&REPLAY.replace(
+            "starttls = { reply = [\"220 2.0.0 Ready to start TLS\"] }\n",
+            "",
+        ));
+        assert!(message.contains("say how it was answered"), "{message}");
+        let (_, _, message) = error(&REPLAY.replace("\"250 STARTTLS\"", "\"250 8BITMIME\""));
+        assert!(message.contains("does not list STARTTLS"), "{message}");
+        let (line, key, message) = error(&REPLAY.replace("\"250 STARTTLS\"", "\"250-STARTTLS\""));
+        assert_eq!(line, 9);
+        assert!(key.starts_with("relay.replay.ehlo"), "{key}");
+        assert!(
+            message.contains("the last line ends the reply"),
+            "{message}"
+        );
+        let (_, key, message) = error(&REPLAY.replace("greeting", "greting"));
+        assert!(key.starts_with("relay.replay"), "{key}");
+        assert!(message.contains("unknown field `greting`"), "{message}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::middlebox::BehaviourSpec;
 use crate::outcome::{Outcome, Trust};
 use crate::pki::CertKind;
 use crate::tls::TlsVersions;
+use crate::upstream::ReplaySpec;
 
 /// The scenario file as written, before cross-key checks.
 #[derive(Debug, Deserialize)]
@@ -65,6 +66,10 @@ pub struct RelaySpec {
     /// SMTP AUTH; when present the relay requires it before MAIL.
     #[serde(default)]
     pub auth: Option<RelayAuthSpec>,
+    /// Replies recorded on a real path (`tlsharness probe`), sent instead of
+    /// the relay's own greeting, EHLO replies and answer to STARTTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplaySpec>,
 }
 
 /// `[relay.auth]`: the relay's SMTP AUTH.

@@ -13,7 +13,8 @@ use tokio_util::task::TaskTracker;
 
 use super::Received;
 use super::recorder::{Policy, Recorder, RelayLog, SessionRecord};
-use crate::smtp::{BoxIo, Chunk, LineReader};
+use super::replay::{self, ReplaySpec, Step};
+use crate::smtp::{BoxIo, Chunk, LineReader, split_handle};
 
 /// How a relay behaves.
 #[derive(Clone)]
@@ -32,6 +33,8 @@ pub struct RelayConfig {
     pub policy: Policy,
     /// A session idle this long is closed.
     pub idle_timeout: Duration,
+    /// Recorded replies sent instead of the relay's own (`[relay.replay]`).
+    pub replay: Option<ReplaySpec>,
 }
 
 impl RelayConfig {
@@ -45,6 +48,7 @@ impl RelayConfig {
             auth_before_tls: false,
             policy: Policy::default(),
             idle_timeout: Duration::from_secs(120),
+            replay: None,
         }
     }
 }
@@ -148,8 +152,15 @@ async fn session(
     tls: Arc<AtomicBool>,
 ) -> io::Result<String> {
     stream.set_nodelay(true)?;
+    // A second handle on the socket, to end a replayed session with a reset.
+    let (stream, socket) = split_handle(stream)?;
+    let replay = config.replay.as_ref();
     let mut builder = SessionBuilder::new(config.hostname.clone());
-    if config.tls.is_some() && !config.implicit_tls {
+    let starttls = match replay {
+        Some(r) => r.accepts_starttls(),
+        None => config.tls.is_some() && !config.implicit_tls,
+    };
+    if starttls {
         builder.enable_start_tls();
     }
     for m in &config.auth {
@@ -186,7 +197,10 @@ async fn session(
     }
     let mut reader = LineReader::default();
     let mut in_data = false;
-    write(&mut io, &session.greeting()).await?;
+    match replay {
+        Some(r) => write_bytes(&mut io, &r.greeting.to_bytes()).await?,
+        None => write(&mut io, &session.greeting()).await?,
+    }
     loop {
         let chunk = match tokio::time::timeout(config.idle_timeout, reader.next(&mut io)).await {
             Err(_) => {
@@ -208,10 +222,10 @@ async fn session(
                 return Ok("line too long".into());
             }
         };
-        if in_data && line == b".\r\n" {
-            in_data = false;
-        } else if !in_data
-            && !config.auth.is_empty()
+        let mut line = line;
+        if in_data {
+            in_data = line != b".\r\n";
+        } else if !config.auth.is_empty()
             && !authenticated.load(Ordering::SeqCst)
             && crate::smtp::command_verb(&line) == "MAIL"
         {
@@ -220,6 +234,41 @@ async fn session(
             io.write_all(b"530 5.7.0 Authentication required\r\n")
                 .await?;
             continue;
+        } else if let Some(r) = replay {
+            match r.on_command(&mut session, &line, tls.load(Ordering::SeqCst))? {
+                Step::Mailin(rewritten) => line = rewritten,
+                Step::Send(bytes) => {
+                    write_bytes(&mut io, &bytes).await?;
+                    continue;
+                }
+                Step::StartTls(bytes) => {
+                    write_bytes(&mut io, &bytes).await?;
+                    io = match upgrade(io, &mut reader, config).await {
+                        Ok(io) => io,
+                        Err(end) => return Ok(end),
+                    };
+                    tls.store(true, Ordering::SeqCst);
+                    session.tls_active();
+                    continue;
+                }
+                Step::BreakTls(bytes, how) => {
+                    write_bytes(&mut io, &bytes).await?;
+                    let hello = reader.take_buffered();
+                    return Ok(replay::break_handshake(
+                        &mut io,
+                        hello,
+                        how,
+                        &socket,
+                        config.idle_timeout,
+                    )
+                    .await);
+                }
+                Step::Drop(how) => {
+                    return Ok(
+                        replay::drop_connection(&mut io, how, &socket, config.idle_timeout).await,
+                    );
+                }
+            }
         }
         let response = session.process(&line);
         match response.action {
@@ -234,20 +283,10 @@ async fn session(
             }
             Action::UpgradeTls => {
                 write(&mut io, &response).await?;
-                // Plaintext pipelined after STARTTLS is dropped, never
-                // treated as sent inside TLS (the CVE-2011-0411 class).
-                let _ = reader.take_buffered();
-                let acceptor = tokio_rustls::TlsAcceptor::from(
-                    config
-                        .tls
-                        .clone()
-                        .expect("STARTTLS is offered only with TLS"),
-                );
-                let stream = match acceptor.accept(io).await {
-                    Ok(s) => s,
-                    Err(e) => return Ok(format!("TLS handshake failed: {e}")),
+                io = match upgrade(io, &mut reader, config).await {
+                    Ok(io) => io,
+                    Err(end) => return Ok(end),
                 };
-                io = Box::new(stream);
                 tls.store(true, Ordering::SeqCst);
                 session.tls_active();
             }
@@ -255,30 +294,87 @@ async fn session(
     }
 }
 
+/// Answers the client's TLS handshake after a 2xx to STARTTLS. `Err` says
+/// why the session ended instead.
+async fn upgrade(
+    io: BoxIo,
+    reader: &mut LineReader,
+    config: &RelayConfig,
+) -> Result<BoxIo, String> {
+    // Plaintext pipelined after STARTTLS is dropped, never treated as sent
+    // inside TLS (the CVE-2011-0411 class).
+    let _ = reader.take_buffered();
+    let Some(server) = config.tls.clone() else {
+        return Err("STARTTLS was accepted, but the relay has no certificate".into());
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(server);
+    match tokio::time::timeout(config.idle_timeout, acceptor.accept(io)).await {
+        Ok(Ok(s)) => Ok(Box::new(s)),
+        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+        Err(_) => Err("no TLS handshake".into()),
+    }
+}
+
 async fn write(io: &mut BoxIo, response: &Response) -> io::Result<()> {
-    io.write_all(&response.buffer()?).await?;
+    write_bytes(io, &response.buffer()?).await
+}
+
+async fn write_bytes(io: &mut BoxIo, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(bytes).await?;
     io.flush().await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
     async fn start(tls: Option<Arc<rustls::ServerConfig>>) -> (Relay, CancellationToken) {
+        start_with(RelayConfig::new("smtp.relay.test", tls)).await
+    }
+
+    async fn start_with(config: RelayConfig) -> (Relay, CancellationToken) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let token = CancellationToken::new();
-        let relay = Relay::start(
-            listener,
-            RelayConfig::new("smtp.relay.test", tls),
-            &TaskTracker::new(),
-            token.clone(),
-        )
-        .unwrap();
+        let relay = Relay::start(listener, config, &TaskTracker::new(), token.clone()).unwrap();
         (relay, token)
     }
 
-    async fn reply(r: &mut BufReader<TcpStream>) -> Vec<String> {
+    fn certificate() -> (Arc<rustls::ServerConfig>, Arc<crate::pki::Pki>) {
+        let pki = crate::pki::Pki::new("t").unwrap();
+        let id = pki
+            .identity(crate::pki::CertKind::Trusted, "smtp.relay.test")
+            .unwrap();
+        (
+            crate::tls::server_config(&id, Default::default()).unwrap(),
+            pki,
+        )
+    }
+
+    /// A relay replaying a recorded session whose STARTTLS is answered by `starttls`.
+    async fn replaying(starttls: &str) -> (Relay, CancellationToken) {
+        #[derive(serde::Deserialize)]
+        struct Holder {
+            replay: crate::upstream::ReplaySpec,
+        }
+        let text = format!(
+            r#"replay = {{ greeting = ["220-recorded.test ESMTP", "220 second line"], ehlo = ["250-recorded.test", "250-SIZE 1000", "250 STARTTLS"], tls_ehlo = ["250-inside.test", "250 AUTH PLAIN"], starttls = {starttls} }}"#
+        );
+        let replay = toml::from_str::<Holder>(&text).unwrap().replay;
+        let mut config = RelayConfig::new("smtp.relay.test", Some(certificate().0));
+        config.replay = Some(replay);
+        start_with(config).await
+    }
+
+    async fn read_all(c: &mut BufReader<TcpStream>) -> std::io::Result<Vec<u8>> {
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut got))
+            .await
+            .expect("the relay ends the connection")?;
+        Ok(got)
+    }
+
+    async fn reply<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Vec<String> {
         let mut lines = Vec::new();
         loop {
             let mut line = String::new();
@@ -318,11 +414,7 @@ mod tests {
 
     #[tokio::test]
     async fn offers_starttls_when_configured_and_refuses_overlong_commands() {
-        let pki = crate::pki::Pki::new("t").unwrap();
-        let id = pki
-            .identity(crate::pki::CertKind::Trusted, "smtp.relay.test")
-            .unwrap();
-        let cfg = crate::tls::server_config(&id, Default::default()).unwrap();
+        let (cfg, _pki) = certificate();
         let (relay, token) = start(Some(cfg)).await;
         let mut c = BufReader::new(TcpStream::connect(relay.addr()).await.unwrap());
         reply(&mut c).await;
@@ -398,5 +490,93 @@ mod tests {
                 Ok(())
             })?;
         }
+    }
+
+    #[tokio::test]
+    async fn replays_a_refused_starttls_and_still_takes_the_mail() {
+        let (relay, token) = replaying(r#"{ reply = ["454 4.7.0 recorded refusal"] }"#).await;
+        let mut c = BufReader::new(TcpStream::connect(relay.addr()).await.unwrap());
+        assert_eq!(
+            reply(&mut c).await,
+            ["220-recorded.test ESMTP", "220 second line"]
+        );
+        let ehlo = send(&mut c, "EHLO client.test\r\n").await;
+        assert_eq!(ehlo, ["250-recorded.test", "250-SIZE 1000", "250 STARTTLS"]);
+        let refused = send(&mut c, "STARTTLS\r\n").await;
+        assert_eq!(refused, ["454 4.7.0 recorded refusal"]);
+        // The recorded reply announced SIZE, so a client sends it.
+        assert!(send(&mut c, "MAIL FROM:<a@b.test> SIZE=40\r\n").await[0].starts_with("250"));
+        assert!(send(&mut c, "RCPT TO:<c@d.test>\r\n").await[0].starts_with("250"));
+        assert!(send(&mut c, "DATA\r\n").await[0].starts_with("354"));
+        let done = send(&mut c, "Subject: x\r\n\r\nhi\r\n.\r\n").await;
+        assert!(done[0].contains("in plaintext"), "{done:?}");
+        assert_eq!(relay.received().len(), 1);
+        token.cancel();
+    }
+
+    #[tokio::test]
+    async fn replays_an_accepted_starttls_with_the_recorded_tls_ehlo() {
+        let (relay, token) = replaying(r#"{ reply = ["220 2.0.0 recorded go ahead"] }"#).await;
+        let mut c = BufReader::new(TcpStream::connect(relay.addr()).await.unwrap());
+        reply(&mut c).await;
+        send(&mut c, "EHLO client.test\r\n").await;
+        assert_eq!(
+            send(&mut c, "STARTTLS\r\n").await,
+            ["220 2.0.0 recorded go ahead"]
+        );
+        let connector = tokio_rustls::TlsConnector::from(crate::tls::accept_any_client_config());
+        let tls = connector
+            .connect("smtp.relay.test".try_into().unwrap(), c.into_inner())
+            .await
+            .expect("the relay completes the handshake");
+        let mut c = BufReader::new(tls);
+        c.get_mut()
+            .write_all(b"EHLO client.test\r\n")
+            .await
+            .unwrap();
+        assert_eq!(reply(&mut c).await, ["250-inside.test", "250 AUTH PLAIN"]);
+        for cmd in [
+            "MAIL FROM:<a@b.test>\r\n",
+            "RCPT TO:<c@d.test>\r\n",
+            "DATA\r\n",
+        ] {
+            c.get_mut().write_all(cmd.as_bytes()).await.unwrap();
+            reply(&mut c).await;
+        }
+        c.get_mut()
+            .write_all(b"Subject: x\r\n\r\nhi\r\n.\r\n")
+            .await
+            .unwrap();
+        assert!(reply(&mut c).await[0].contains("over TLS"));
+        assert!(relay.received()[0].tls);
+        token.cancel();
+    }
+
+    #[tokio::test]
+    async fn replays_a_broken_handshake_and_a_dropped_starttls() {
+        let (relay, token) =
+            replaying(r#"{ reply = ["220 2.0.0 go"], handshake = "alert" }"#).await;
+        let mut c = BufReader::new(TcpStream::connect(relay.addr()).await.unwrap());
+        reply(&mut c).await;
+        send(&mut c, "EHLO client.test\r\n").await;
+        assert_eq!(send(&mut c, "STARTTLS\r\n").await, ["220 2.0.0 go"]);
+        c.get_mut()
+            .write_all(b"\x16\x03\x01 a ClientHello")
+            .await
+            .unwrap();
+        assert_eq!(
+            read_all(&mut c).await.unwrap(),
+            crate::tls::HANDSHAKE_FAILURE_ALERT
+        );
+        token.cancel();
+
+        let (relay, token) = replaying(r#"{ drop = "reset" }"#).await;
+        let mut c = BufReader::new(TcpStream::connect(relay.addr()).await.unwrap());
+        reply(&mut c).await;
+        send(&mut c, "EHLO client.test\r\n").await;
+        c.get_mut().write_all(b"STARTTLS\r\n").await.unwrap();
+        let e = read_all(&mut c).await.expect_err("a reset, not a reply");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+        token.cancel();
     }
 }

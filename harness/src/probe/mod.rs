@@ -1,0 +1,22 @@
+//! `tlsharness probe`: talk to a relay from inside a network as an SMTP
+//! client would (never sending mail), record what the path shows up to and
+//! into TLS, and write a scenario whose relay replays it.
+
+mod certs;
+mod client;
+mod diagnose;
+mod dialogue;
+mod error;
+mod observation;
+mod predict;
+mod scenario;
+mod target;
+
+pub use certs::{CertProblem, CertSummary, ChainSummary, TrustAnchors};
+pub use client::{DEFAULT_EHLO, ProbeOptions, probe};
+pub use diagnose::{Diagnosis, Finding, Place, diagnose};
+pub use error::ProbeError;
+pub use observation::{FailureKind, HandshakeFailure, Lost, Observation, Starttls, TlsObservation};
+pub use predict::{Prediction, postfix_dsn, predict};
+pub use scenario::{ScenarioError, scenario_text};
+pub use target::Target;
