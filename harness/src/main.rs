@@ -139,8 +139,9 @@ struct CheckArgs {
     /// Write the rows as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// The longest one delivery attempt may take, in seconds.
-    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    /// The longest one delivery attempt may take, in seconds (1 to 86400).
+    #[arg(long, default_value_t = 120, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     attempt_timeout: u64,
 }
 
@@ -178,16 +179,18 @@ struct RunArgs {
     /// Run on the three built-in images (Postfix 3.5, 3.7, 3.10).
     #[arg(long)]
     all_versions: bool,
-    /// The longest one delivery attempt may take, in seconds.
-    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    /// The longest one delivery attempt may take, in seconds (1 to 86400).
+    #[arg(long, default_value_t = 120, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     attempt_timeout: u64,
     /// List the selected cases (scenario/level) and exit without running.
     #[arg(long)]
     list: bool,
     /// Run the selection N times and report every case whose outcome
     /// changed between runs (a flake check).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    repeat: usize,
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    repeat: u64,
 }
 
 #[derive(Subcommand)]
@@ -215,6 +218,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(exit::HARNESS_ERROR as u8);
         }
     };
+    // Every case holds listening sockets and connections of its own.
+    tlsharness::smtp::raise_open_file_limit();
     let cancel = CancellationToken::new();
     let work = dispatch(cli, cancel.clone());
     tokio::pin!(work);
@@ -489,9 +494,10 @@ async fn probe_command(args: ProbeArgs) -> i32 {
         print!("{text}");
         return exit::SUCCESS;
     };
-    if let Err(e) = write_atomically(out, &text) {
+    if let Err(e) = write_atomically(out, &text, args.force) {
         eprintln!("tlsharness: failed to write {}: {e}", out.display());
-        return exit::BAD_INPUT;
+        eprintln!("tlsharness: the scenario it would have held:\n{text}");
+        return exit::ENVIRONMENT;
     }
     eprintln!(
         "tlsharness: wrote {}; review its comments, then: tlsharness run {}",
@@ -580,23 +586,26 @@ async fn check_command(args: CheckArgs, cancel: CancellationToken) -> i32 {
         })
         .collect();
     print!("{}", check::render(&report, &sources));
+    let comparisons = check::compare_sides(&report);
     if let Some(path) = &args.json {
-        let comparisons = check::compare_sides(&report);
         let text = serde_json::to_string_pretty(&comparisons).expect("serialisable");
         if let Err(e) = std::fs::write(path, text + "\n") {
             eprintln!("tlsharness: failed to write {}: {e}", path.display());
             return exit::HARNESS_ERROR;
         }
     }
-    let comparisons = check::compare_sides(&report);
-    let down = comparisons
-        .iter()
-        .any(|c| c.verdict == Some(check::Verdict::Downgrade));
-    let outage = comparisons
-        .iter()
-        .any(|c| c.verdict == Some(check::Verdict::Outage));
-    if (down && !args.allow_downgrade) || (outage && !args.allow_outage) {
+    let any = |v: check::Verdict| comparisons.iter().any(|c| c.verdict == Some(v));
+    let unknown = any(check::Verdict::Unknown)
+        || comparisons
+            .iter()
+            .any(|c| c.candidate.is_none() && c.current.attempt.outcome.is_none());
+    if (any(check::Verdict::Downgrade) && !args.allow_downgrade)
+        || (any(check::Verdict::Outage) && !args.allow_outage)
+    {
         exit::REGRESSION
+    } else if unknown {
+        eprintln!("tlsharness: some paths have no classified outcome; see the report above");
+        exit::HARNESS_ERROR
     } else {
         exit::SUCCESS
     }
@@ -726,7 +735,12 @@ fn probe_options(args: &ProbeArgs) -> Result<ProbeOptions, String> {
         }
         None => args.target.host.to_ascii_lowercase(),
     };
-    scenario::Hostname::parse(&name).map_err(|e| format!("--name: {e}"))?;
+    let source = if args.name.is_some() {
+        "--name"
+    } else {
+        "the relay's name (from HOST; give another with --name)"
+    };
+    scenario::Hostname::parse(&name).map_err(|e| format!("{source}: {e}"))?;
     let ehlo_ok = !args.ehlo.is_empty()
         && args.ehlo.len() <= 255
         && args.ehlo.bytes().all(|b| b.is_ascii_graphic());
@@ -738,7 +752,7 @@ fn probe_options(args: &ProbeArgs) -> Result<ProbeOptions, String> {
     }
     if !(args.timeout > 0.0 && args.timeout <= 3600.0) {
         return Err(format!(
-            "--timeout: {} is not a number of seconds from 0 to 3600",
+            "--timeout: {} is not a number of seconds above 0 and at most 3600",
             args.timeout
         ));
     }
@@ -757,7 +771,11 @@ fn probe_options(args: &ProbeArgs) -> Result<ProbeOptions, String> {
         }
         roots.extend(certs);
     }
-    let mut opts = ProbeOptions::new(name, TrustAnchors::system_and(&roots));
+    let (anchors, warnings) = TrustAnchors::system_and(&roots);
+    for w in warnings {
+        eprintln!("tlsharness: warning: system root certificates: {w}");
+    }
+    let mut opts = ProbeOptions::new(name, anchors);
     opts.ehlo_name = args.ehlo.clone();
     opts.step_timeout = Duration::from_secs_f64(args.timeout);
     Ok(opts)
@@ -765,7 +783,9 @@ fn probe_options(args: &ProbeArgs) -> Result<ProbeOptions, String> {
 
 /// Writes `text` to `path` through a temporary file beside it, so a reader
 /// never sees half a scenario.
-fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+/// Writes `text` to `path` in one step; an existing file is replaced only
+/// when `replace` (checked at the moment of writing, not before).
+fn write_atomically(path: &std::path::Path, text: &str, replace: bool) -> std::io::Result<()> {
     use std::io::Write;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -778,6 +798,10 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         tmp.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o644),
     )?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    if replace {
+        tmp.persist(path).map_err(|e| e.error)?;
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    }
     Ok(())
 }

@@ -23,6 +23,10 @@ pub enum Verdict {
     Upgrade,
     /// Different, neither safer nor less safe (e.g. deferred -> bounced).
     Changed,
+    /// One side has no classified outcome (the attempt timed out or the
+    /// witnesses disagreed): a harness failure, not a finding about the
+    /// configurations.
+    Unknown,
 }
 
 impl fmt::Display for Verdict {
@@ -33,6 +37,7 @@ impl fmt::Display for Verdict {
             Verdict::Outage => "OUTAGE",
             Verdict::Upgrade => "upgrade",
             Verdict::Changed => "changed",
+            Verdict::Unknown => "UNKNOWN (harness error)",
         })
     }
 }
@@ -47,24 +52,65 @@ fn trust_rank(t: Option<Trust>) -> u8 {
 }
 
 /// How well protected a delivered message was; `None` when not delivered.
-fn protection(a: &Attempt) -> Option<(u8, u8, u8)> {
-    let creds = u8::from(!a.wire.plaintext_auth);
-    match a.outcome? {
-        Outcome::DeliveredPlaintext => Some((0, 0, creds)),
-        Outcome::DeliveredTls => {
-            let relay = u8::from(a.relay_hop != Some(Hop::Plaintext));
-            Some((
-                1 + relay,
-                trust_rank(a.tls.as_ref().map(|t| t.trust)),
-                creds,
-            ))
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Protection {
+    /// 0 plaintext, 1 TLS to the first hop only, 2 TLS to the relay too.
+    hop: u8,
+    trust: u8,
+    /// Whether credentials stayed off the plaintext wire.
+    credentials_safe: bool,
+}
+
+impl Protection {
+    /// Delivered over TLS the harness verified end to end, with credentials
+    /// safe: the only way a newly flowing path is not a downgrade.
+    const FULL: Protection = Protection {
+        hop: 2,
+        trust: 3,
+        credentials_safe: true,
+    };
+
+    fn of(a: &Attempt) -> Option<Protection> {
+        let credentials_safe = !a.wire.plaintext_auth;
+        match a.outcome? {
+            Outcome::DeliveredPlaintext => Some(Protection {
+                hop: 0,
+                trust: 0,
+                credentials_safe,
+            }),
+            Outcome::DeliveredTls => Some(Protection {
+                hop: 1 + u8::from(a.relay_hop != Some(Hop::Plaintext)),
+                trust: trust_rank(a.tls.as_ref().map(|t| t.trust)),
+                credentials_safe,
+            }),
+            Outcome::Deferred | Outcome::Bounced => None,
         }
-        Outcome::Deferred | Outcome::Bounced => None,
+    }
+
+    /// Field by field: any part weaker is a downgrade, even when another
+    /// part got stronger; otherwise any part stronger is an upgrade.
+    fn compare(self, candidate: Protection) -> Verdict {
+        let weaker = candidate.hop < self.hop
+            || candidate.trust < self.trust
+            || (self.credentials_safe && !candidate.credentials_safe);
+        let stronger = candidate.hop > self.hop
+            || candidate.trust > self.trust
+            || (!self.credentials_safe && candidate.credentials_safe);
+        if weaker {
+            Verdict::Downgrade
+        } else if stronger {
+            Verdict::Upgrade
+        } else {
+            Verdict::Changed
+        }
     }
 }
 
 /// Compares one path's attempt under both configurations.
 pub fn verdict(current: &Attempt, candidate: &Attempt) -> Verdict {
+    if current.outcome.is_none() || candidate.outcome.is_none() {
+        return Verdict::Unknown;
+    }
     let same = current.outcome == candidate.outcome
         && current.dsn == candidate.dsn
         && current.tls.as_ref().map(|t| t.trust) == candidate.tls.as_ref().map(|t| t.trust)
@@ -73,17 +119,15 @@ pub fn verdict(current: &Attempt, candidate: &Attempt) -> Verdict {
     if same {
         return Verdict::Same;
     }
-    match (protection(current), protection(candidate)) {
+    match (Protection::of(current), Protection::of(candidate)) {
         (Some(_), None) => Verdict::Outage,
         // Mail now flows where it used to wait: fine only when it flows
         // verified end to end; otherwise the candidate accepts a path the
         // current config refused (plaintext, or TLS it cannot vouch for).
-        (None, Some((2, 3, 1))) => Verdict::Upgrade,
+        (None, Some(p)) if p == Protection::FULL => Verdict::Upgrade,
         (None, Some(_)) => Verdict::Downgrade,
         (None, None) => Verdict::Changed,
-        (Some(a), Some(b)) if b < a => Verdict::Downgrade,
-        (Some(a), Some(b)) if b > a => Verdict::Upgrade,
-        (Some(_), Some(_)) => Verdict::Changed,
+        (Some(a), Some(b)) => a.compare(b),
     }
 }
 
@@ -128,5 +172,21 @@ mod tests {
         let bounced = attempt(Outcome::Bounced, None);
         let deferred = attempt(Outcome::Deferred, None);
         assert_eq!(verdict(&deferred, &bounced), Verdict::Changed);
+    }
+
+    #[test]
+    fn credentials_in_plaintext_outweigh_stronger_trust() {
+        let trusted = attempt(Outcome::DeliveredTls, Some(Trust::Trusted));
+        let mut verified = attempt(Outcome::DeliveredTls, Some(Trust::Verified));
+        verified.wire.plaintext_auth = true;
+        assert_eq!(verdict(&trusted, &verified), Verdict::Downgrade);
+    }
+
+    #[test]
+    fn an_unclassified_side_is_unknown_not_an_outage() {
+        let plain = attempt(Outcome::DeliveredPlaintext, None);
+        let failed = Attempt::failed("timed out".to_owned(), Wire::default());
+        assert_eq!(verdict(&plain, &failed), Verdict::Unknown);
+        assert_eq!(verdict(&failed, &plain), Verdict::Unknown);
     }
 }

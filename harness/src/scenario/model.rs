@@ -299,10 +299,16 @@ pub struct DeliverySpec {
     pub retry_after: Option<Seconds>,
 }
 
-/// A whole number of seconds, written `"5s"`, `"2m"` or `"1h"`.
+/// A whole number of seconds, written `"5s"`, `"2m"` or `"1h"`, from one
+/// second to one day.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Seconds(pub u64);
+
+impl Seconds {
+    /// One day: longer waits are a typo, not a test.
+    pub const MAX: u64 = 86_400;
+}
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -323,7 +329,12 @@ impl<'de> Deserialize<'de> for Seconds {
         if n == 0 {
             return Err(de::Error::custom("the duration must be at least 1s"));
         }
-        Ok(Seconds(n * mult))
+        match n.checked_mul(mult) {
+            Some(secs) if secs <= Seconds::MAX => Ok(Seconds(secs)),
+            _ => Err(de::Error::custom(format!(
+                "`{s}` is too long: the longest duration is 24h"
+            ))),
+        }
     }
 }
 
@@ -458,7 +469,7 @@ impl<'de> Visitor<'de> for AttemptVisitor {
     type Value = AttemptExpectation;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an outcome (\"delivered-tls\", \"delivered-plaintext\", \"deferred\", \"bounced\") or a table { outcome, dsn, reason, trust, relay }")
+        f.write_str("an outcome (\"delivered-tls\", \"delivered-plaintext\", \"deferred\", \"bounced\") or a table { outcome, dsn, reason, trust, relay, protocol }")
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -489,7 +500,7 @@ impl<'de> Deserialize<'de> for Expectation {
             type Value = Expectation;
 
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an outcome, a table { outcome, dsn, reason, trust }, or a list of them (one per delivery attempt)")
+                f.write_str("an outcome, a table { outcome, dsn, reason, trust, relay, protocol }, or a list of them (one per delivery attempt)")
             }
 
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
