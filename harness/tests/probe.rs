@@ -55,6 +55,10 @@ const ORIGINALS: &[(&str, &str)] = &[
         "drop-on-starttls-reset",
         "reset when the probe sent STARTTLS",
     ),
+    (
+        "inject-response",
+        "came right behind the STARTTLS reply: consistent with inject",
+    ),
     ("fail-handshake-alert", "fail-handshake (mode = \"alert\")"),
     (
         "fail-handshake-garbage",

@@ -120,16 +120,25 @@ pub struct TrustAnchors {
 }
 
 impl TrustAnchors {
-    /// The system's roots plus `extra`. Unreadable system certificates are
+    /// The system's roots plus `extra`, and what went wrong loading the
+    /// system's (for a warning). Unreadable system certificates are
     /// skipped: the verdict then says "untrusted issuer", never more.
-    pub fn system_and(extra: &[CertificateDer<'static>]) -> TrustAnchors {
+    pub fn system_and(extra: &[CertificateDer<'static>]) -> (TrustAnchors, Vec<String>) {
         let mut store = RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
-        store.add_parsable_certificates(native.certs);
-        store.add_parsable_certificates(extra.iter().cloned());
-        TrustAnchors {
-            store: Arc::new(store),
+        let mut warnings: Vec<String> = native.errors.iter().map(|e| e.to_string()).collect();
+        let (added, _) = store.add_parsable_certificates(native.certs);
+        if added == 0 {
+            warnings.push(
+                "no system root certificates were found: every chain will read as untrusted unless --ca-file names its CA"
+                    .into(),
+            );
         }
+        store.add_parsable_certificates(extra.iter().cloned());
+        let anchors = TrustAnchors {
+            store: Arc::new(store),
+        };
+        (anchors, warnings)
     }
 
     /// Only `roots` (for tests and for a host whose system store must not count).
@@ -139,10 +148,6 @@ impl TrustAnchors {
         TrustAnchors {
             store: Arc::new(store),
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.store.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -187,7 +192,10 @@ pub fn evaluate(
     };
     let issuer = issuer_verdict(leaf, &chain[1..], name, anchors, when);
     let name_ok = webpki::EndEntityCert::try_from(leaf)
-        .is_ok_and(|c| c.verify_is_valid_for_subject_name(name).is_ok());
+        .is_ok_and(|c| c.verify_is_valid_for_subject_name(name).is_ok())
+        || parsed
+            .as_ref()
+            .is_some_and(|c| common_name_matches(c, name));
 
     let mut problems = Vec::new();
     match (&issuer, self_signed) {
@@ -208,6 +216,42 @@ pub fn evaluate(
         certs,
         problems,
         issuer_detail: issuer.err(),
+    }
+}
+
+/// The fallback Postfix (OpenSSL) keeps and webpki does not: a certificate
+/// with no DNS name among its subjectAltNames is matched on its subject CN.
+fn common_name_matches(cert: &X509Certificate<'_>, name: &ServerName<'static>) -> bool {
+    let ServerName::DnsName(wanted) = name else {
+        return false;
+    };
+    let has_dns_san = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .is_some_and(|san| {
+            san.value
+                .general_names
+                .iter()
+                .any(|n| matches!(n, GeneralName::DNSName(_)))
+        });
+    if has_dns_san {
+        return false;
+    }
+    let wanted = wanted.as_ref().to_ascii_lowercase();
+    cert.subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok())
+        .any(|cn| dns_name_matches(&cn.to_ascii_lowercase(), &wanted))
+}
+
+/// `pattern` names `host`: equal, or `*.rest` for one label in front of `rest`.
+fn dns_name_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(rest) => host
+            .split_once('.')
+            .is_some_and(|(label, tail)| !label.is_empty() && tail == rest),
+        None => pattern == host,
     }
 }
 
@@ -250,7 +294,7 @@ fn summarise(der: &CertificateDer<'_>) -> CertSummary {
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for n in &san.value.general_names {
             match n {
-                GeneralName::DNSName(d) => names.push((*d).to_owned()),
+                GeneralName::DNSName(d) => names.push(shorten(d)),
                 GeneralName::IPAddress(ip) => names.push(ip_text(ip)),
                 _ => {}
             }
@@ -293,10 +337,18 @@ fn date(unix: i64) -> String {
         .unwrap_or_else(|| format!("{unix} (seconds since 1970)"))
 }
 
+/// A name or DN from the peer's certificate, safe to print and to put in a
+/// comment: controls and bidi overrides become `?`, long text is cut.
 fn shorten(s: &str) -> String {
     let clean: String = s
         .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| {
+            if crate::smtp::unsafe_to_show(c) {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect();
     if clean.chars().count() > DN_SHOWN {
         let cut: String = clean.chars().take(DN_SHOWN).collect();
@@ -309,7 +361,30 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::pki::{CertKind, Pki};
+
+    #[test]
+    fn common_names_match_as_openssl_matches_them() {
+        assert!(dns_name_matches("smtp.relay.test", "smtp.relay.test"));
+        assert!(dns_name_matches("*.relay.test", "smtp.relay.test"));
+        assert!(!dns_name_matches("*.relay.test", "a.smtp.relay.test"));
+        assert!(!dns_name_matches("*.relay.test", "relay.test"));
+        assert!(!dns_name_matches("other.test", "smtp.relay.test"));
+    }
+
+    #[test]
+    fn a_certificate_without_dns_names_is_matched_on_its_cn() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "smtp.relay.test");
+        let der = params.self_signed(&key).unwrap().der().clone();
+        let name = ServerName::try_from("smtp.relay.test").unwrap();
+        let s = evaluate(&[der], &name, &TrustAnchors::only(&[]), UnixTime::now());
+        assert!(!s.problems.contains(&CertProblem::WrongName), "{s}");
+    }
 
     fn judge(kind: CertKind, with_ca: bool) -> ChainSummary {
         let pki = Pki::new("certs").unwrap();

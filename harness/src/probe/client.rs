@@ -111,6 +111,7 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Observation, 
         greeting,
         ehlo,
         starttls,
+        behind_starttls_reply: d.behind_starttls_reply,
         transcript: d.transcript,
     })
 }
@@ -195,7 +196,15 @@ async fn starttls(
             detail: format!("`{}` is not a server name: {e}", opts.server_name),
         })?;
     let connector = tokio_rustls::TlsConnector::from(crate::tls::accept_any_client_config());
-    let stream = d.take_stream();
+    let (stream, early) = d.take_stream();
+    if !early.is_empty() {
+        let shown = printable(&early);
+        d.note(format!(
+            "{} byte(s) behind the STARTTLS reply, discarded before the handshake as Postfix does: {shown}",
+            early.len()
+        ));
+        d.behind_starttls_reply = Some(shown);
+    }
     let tls = match tokio::time::timeout(step, connector.connect(name.clone(), stream)).await {
         Err(_) => {
             d.note("the TLS handshake got no answer");
@@ -311,7 +320,7 @@ fn clean(mut reply: Reply) -> Reply {
         let mut text = Vec::with_capacity(line.text.len());
         for chunk in line.text.utf8_chunks() {
             for c in chunk.valid().chars() {
-                if c.is_control() && c != '\t' {
+                if c != '\t' && crate::smtp::unsafe_to_show(c) {
                     text.push(b'?');
                 } else {
                     let mut buf = [0u8; 4];

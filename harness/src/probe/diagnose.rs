@@ -165,6 +165,14 @@ pub fn diagnose(obs: &Observation) -> Diagnosis {
             })
         }
     };
+    if let Some(early) = &obs.behind_starttls_reply {
+        d.note(
+            Place::Starttls,
+            format!(
+                "`{early}` came right behind the STARTTLS reply: consistent with inject (STARTTLS response injection); Postfix discards input buffered before the handshake, so the replay leaves it out"
+            ),
+        );
+    }
     d
 }
 

@@ -25,6 +25,9 @@ pub struct Observation {
     pub greeting: RecordedReply,
     pub ehlo: RecordedReply,
     pub starttls: Starttls,
+    /// Bytes that came right behind the 220 answer to STARTTLS, before the
+    /// handshake (printable), set aside as Postfix sets them aside.
+    pub behind_starttls_reply: Option<String>,
     /// The conversation: `C:` sent, `S:` received, `--` events.
     pub transcript: Vec<String>,
 }
@@ -90,18 +93,6 @@ pub struct TlsObservation {
     pub ehlo: Result<RecordedReply, String>,
 }
 
-impl Starttls {
-    /// The reply STARTTLS got, if any.
-    pub fn reply(&self) -> Option<&RecordedReply> {
-        match self {
-            Starttls::Refused(r)
-            | Starttls::HandshakeFailed { reply: r, .. }
-            | Starttls::Established { reply: r, .. } => Some(r),
-            Starttls::NotOffered | Starttls::NoReply(_) => None,
-        }
-    }
-}
-
 impl fmt::Display for Observation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let reached = if self.target.to_string() == self.addr.to_string() {
@@ -129,6 +120,9 @@ impl fmt::Display for Observation {
             Starttls::Established { reply, .. } => format!("{reply}"),
         };
         writeln!(f, "STARTTLS:  {starttls}")?;
+        if let Some(early) = &self.behind_starttls_reply {
+            writeln!(f, "behind it: {early} (discarded before the handshake)")?;
+        }
         if let Starttls::Established { tls, .. } = &self.starttls {
             writeln!(f, "TLS:       {}, {}", tls.version, tls.cipher)?;
             match &tls.ehlo {

@@ -97,17 +97,23 @@ pub fn predict(obs: &Observation, d: &Diagnosis) -> Vec<Prediction> {
                 ],
             );
             let dsn = postfix_dsn(reply);
-            let outcome = if reply.code() / 100 == 5 {
+            let outcome = if dsn.as_str().starts_with('5') {
                 Outcome::Bounced
             } else {
                 Outcome::Deferred
             };
+            let class = reply.code() / 100;
             let mut why = vec![format!(
-                "  ... dsn={dsn}, status={} (TLS is required, but host {host}[...] refused to start TLS: {reply})",
+                "  ... dsn={dsn}, status={} ({}TLS is required, but host {host}[...] refused to start TLS: {reply})",
                 if outcome == Outcome::Bounced {
                     "bounced"
                 } else {
                     "deferred"
+                },
+                if class == 4 || class == 5 {
+                    ""
+                } else {
+                    "Protocol error: "
                 }
             )];
             why.push(if outcome == Outcome::Bounced {
@@ -267,9 +273,14 @@ fn deferred(dsn: &str, reason: &str) -> AttemptExpectation {
 
 /// The DSN Postfix takes from a reply: the enhanced status code at the
 /// start of the last line when its class matches the reply code, else
-/// `X.0.0` (smtp_chat_resp()).
+/// `X.0.0` (smtp_chat_resp()). A reply of any class but 4 or 5 that fails
+/// a session is a protocol error, `5.5.0` (smtp_site_fail() in
+/// smtp_trouble.c: "Protocol error: ...").
 pub fn postfix_dsn(reply: &RecordedReply) -> Dsn {
     let class = reply.code() / 100;
+    if class != 4 && class != 5 {
+        return Dsn::parse("5.5.0").expect("a literal DSN");
+    }
     let last = reply
         .reply()
         .lines
@@ -281,7 +292,7 @@ pub fn postfix_dsn(reply: &RecordedReply) -> Dsn {
     Dsn::parse(word)
         .ok()
         .filter(|d| d.as_str().starts_with(&class.to_string()))
-        .unwrap_or_else(|| Dsn::parse(&format!("{class}.0.0")).expect("a valid class"))
+        .unwrap_or_else(|| Dsn::parse(&format!("{class}.0.0")).expect("class 4 or 5"))
 }
 
 #[cfg(test)]
@@ -297,5 +308,8 @@ mod tests {
         // Out of sync with the reply code: ignored, as Postfix does.
         assert_eq!(dsn(&["454 5.7.0 odd"]), "4.0.0");
         assert_eq!(dsn(&["554-first", "554 5.7.1 second"]), "5.7.1");
+        // Neither 4xx nor 5xx where a refusal was due: a protocol error.
+        assert_eq!(dsn(&["354 go ahead"]), "5.5.0");
+        assert_eq!(dsn(&["250 2.0.0 fine"]), "5.5.0");
     }
 }

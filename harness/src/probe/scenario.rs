@@ -174,10 +174,22 @@ fn line(w: &mut String, text: &str) {
     let _ = writeln!(w, "{text}");
 }
 
+/// A comment line. Whatever the text holds (it may quote the peer), it
+/// cannot end the comment: line breaks and other controls become `?`.
 fn comment(w: &mut String, text: &str) {
     if text.is_empty() {
         line(w, "#");
     } else {
+        let text: String = text
+            .chars()
+            .map(|c| {
+                if crate::smtp::unsafe_to_show(c) {
+                    '?'
+                } else {
+                    c
+                }
+            })
+            .collect();
         line(w, &format!("# {text}"));
     }
 }
@@ -234,5 +246,31 @@ fn expectation(e: &AttemptExpectation) -> String {
         quote(e.outcome.as_str())
     } else {
         format!("{{ {} }}", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the peer put in a reply or a certificate, a comment
+        /// stays one comment: the file around it gains no keys.
+        #[test]
+        fn a_comment_cannot_add_keys(text in any::<String>()) {
+            let mut w = String::new();
+            comment(&mut w, &text);
+            prop_assert_eq!(w.lines().count(), 1);
+            let table: toml::Table = w.parse().expect("a comment is valid TOML");
+            prop_assert!(table.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_line_break_in_a_comment_is_censored() {
+        let mut w = String::new();
+        comment(&mut w, "name\n[relay]\r\nport = 1\u{1b}[2J");
+        assert_eq!(w, "# name?[relay]??port = 1?[2J\n");
     }
 }

@@ -199,6 +199,13 @@ pub fn command_verb(line: &[u8]) -> String {
     String::from_utf8_lossy(word).to_ascii_uppercase()
 }
 
+/// Whether a character from the peer must not reach a terminal or a file
+/// as it is: controls (which include line breaks and ESC) and the bidi
+/// overrides that make text read differently from what it is.
+pub fn unsafe_to_show(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Bytes as readable text: line endings dropped, other control bytes and
 /// invalid UTF-8 escaped.
 pub fn printable(bytes: &[u8]) -> String {
@@ -208,6 +215,7 @@ pub fn printable(bytes: &[u8]) -> String {
             match c {
                 '\r' | '\n' => {}
                 c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c if unsafe_to_show(c) => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
                 c => out.push(c),
             }
         }
@@ -262,5 +270,6 @@ mod tests {
     #[test]
     fn printable_escapes_controls() {
         assert_eq!(printable(b"a\x00b\xff\r\n"), "a\\x00b\\xff");
+        assert_eq!(printable("a\u{202e}b".as_bytes()), "a\\u{202e}b");
     }
 }
