@@ -74,6 +74,10 @@ pub struct ConnectionRecord {
 const CONTENT_LINES_SHOWN: usize = 12;
 /// The longest the middlebox waits for a TLS handshake it takes part in.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `fail-handshake` in silence mode holds a connection: longer
+/// than Postfix's default smtp_starttls_timeout (300s), so Postfix is the
+/// one that gives up, yet not for ever.
+const SILENCE_LIMIT: Duration = Duration::from_secs(600);
 
 enum Pending {
     /// Forwarded to the relay; its reply is awaited.
@@ -598,11 +602,21 @@ impl Connection {
         if kind == BreakKind::Silence {
             let mut sink = [0u8; 4096];
             let mut n = hello.len();
-            loop {
-                match self.client.read(&mut sink).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => n += k,
+            let drained = tokio::time::timeout(SILENCE_LIMIT, async {
+                loop {
+                    match self.client.read(&mut sink).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => n += k,
+                    }
                 }
+            })
+            .await;
+            if drained.is_err() {
+                self.record.transcript.note(format!(
+                    "Postfix sent {n} bytes of handshake and was still waiting after {}s; closed",
+                    SILENCE_LIMIT.as_secs()
+                ));
+                return Ok("fail-handshake silence outlasted its limit".into());
             }
             self.record
                 .transcript

@@ -56,10 +56,7 @@ impl Middlebox {
             loop {
                 let (stream, peer) = tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok(a) => a,
-                        Err(_) => continue,
-                    },
+                    accepted = crate::smtp::accept(&listener) => accepted,
                 };
                 active_tx.send_modify(|n| *n += 1);
                 let setup = Setup {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
+use bollard::models::ContainerSummaryStateEnum;
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 
 use super::PostfixError;
@@ -17,6 +18,10 @@ pub const LABEL_RUN: &str = "tlsharness.run";
 pub const LABEL_PID: &str = "tlsharness.pid";
 /// Label: the boot id of the machine that process lives on.
 pub const LABEL_BOOT: &str = "tlsharness.boot";
+/// Label: that process's PID namespace. Jobs in their own containers on a
+/// shared daemon cannot see each other's processes; a sweep judges only
+/// containers whose owner it could see.
+pub const LABEL_PIDNS: &str = "tlsharness.pidns";
 
 /// Connects to the Docker engine (DOCKER_HOST, or the local socket) and
 /// checks that it answers within `deadline`.
@@ -42,6 +47,13 @@ pub async fn connect(deadline: Duration) -> Result<Docker, PostfixError> {
 pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// This process's PID namespace, e.g. `pid:[4026531836]`.
+pub fn pid_namespace() -> String {
+    std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
 
@@ -104,16 +116,36 @@ async fn remove(docker: &Docker, id: &str) -> Result<(), PostfixError> {
     }
 }
 
-/// Removes harness containers whose owning process no longer exists on
-/// this machine (a run killed with SIGKILL). Returns how many it removed.
+/// Removes harness containers whose owning process no longer exists (a run
+/// killed with SIGKILL). Returns how many it removed.
+///
+/// An owner is judged only where this process can see it: same machine
+/// (boot id) and same PID namespace. A stopped container left from an
+/// earlier boot goes too; a container owned from another namespace (a
+/// parallel CI job on the same daemon) or another machine is left alone.
 pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
     let boot = boot_id();
+    let pidns = pid_namespace();
     let mut removed = 0;
     for c in list(docker, LABEL_RUN.to_owned()).await? {
         let labels = c.labels.unwrap_or_default();
         let same_machine = labels.get(LABEL_BOOT).is_some_and(|b| *b == boot);
-        let alive = labels.get(LABEL_PID).is_some_and(|t| owner_alive(t));
-        if same_machine && alive {
+        // Labels from before the namespace label count as this namespace.
+        let same_namespace = labels.get(LABEL_PIDNS).is_none_or(|n| *n == pidns);
+        let running = c.state.as_ref().is_some_and(|s| {
+            matches!(
+                s,
+                ContainerSummaryStateEnum::RUNNING
+                    | ContainerSummaryStateEnum::RESTARTING
+                    | ContainerSummaryStateEnum::PAUSED
+            )
+        });
+        let orphan = if same_machine && same_namespace {
+            !labels.get(LABEL_PID).is_some_and(|t| owner_alive(t))
+        } else {
+            !same_machine && !running
+        };
+        if !orphan {
             continue;
         }
         if let Some(id) = c.id {
@@ -124,14 +156,15 @@ pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
     Ok(removed)
 }
 
-/// The file in a run directory that names its owner (`boot pid:start`).
+/// The file in a run directory that names its owner
+/// (`boot pid:start pidns`).
 pub const OWNER_FILE: &str = "owner";
 
 /// Marks `dir` as belonging to this process, for [`sweep_run_dirs`].
 pub fn claim_run_dir(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::write(
         dir.join(OWNER_FILE),
-        format!("{} {}\n", boot_id(), process_tag()),
+        format!("{} {} {}\n", boot_id(), process_tag(), pid_namespace()),
     )
 }
 
@@ -139,6 +172,7 @@ pub fn claim_run_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// as a run killed with SIGKILL leaves them. Returns how many.
 pub fn sweep_run_dirs() -> usize {
     let boot = boot_id();
+    let pidns = pid_namespace();
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return 0;
     };
@@ -159,6 +193,10 @@ pub fn sweep_run_dirs() -> usize {
         let (Some(b), Some(tag)) = (words.next(), words.next()) else {
             continue;
         };
+        if words.next().is_some_and(|ns| ns != pidns) {
+            // Another namespace's run sharing this directory: not ours to judge.
+            continue;
+        }
         if b == boot && owner_alive(tag) {
             continue;
         }

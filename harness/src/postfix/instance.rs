@@ -24,7 +24,9 @@ use tokio::task::JoinHandle;
 
 use super::PostfixError;
 use super::config::{MOUNT, SENDER};
-use super::docker::{LABEL_BOOT, LABEL_PID, LABEL_RUN, boot_id, process_tag};
+use super::docker::{
+    LABEL_BOOT, LABEL_PID, LABEL_PIDNS, LABEL_RUN, boot_id, pid_namespace, process_tag,
+};
 use super::log::{Delivery, LogEvent, LogLine};
 
 /// A delivery status line, with its position in the log.
@@ -122,7 +124,6 @@ pub struct Instance {
     docker: bollard::Docker,
     state: watch::Receiver<State>,
     container: Option<ContainerAsync<GenericImage>>,
-    inject: SocketAddr,
     version: String,
     hub: Arc<LogHub>,
     pumps: Vec<JoinHandle<()>>,
@@ -159,6 +160,7 @@ impl Instance {
             .with_label(LABEL_RUN, &opts.run_id)
             .with_label(LABEL_PID, process_tag())
             .with_label(LABEL_BOOT, boot_id())
+            .with_label(LABEL_PIDNS, pid_namespace())
             .with_container_name(&opts.container_name)
             .with_startup_timeout(opts.startup_timeout);
         let container = request
@@ -186,7 +188,6 @@ impl Instance {
             docker,
             state: state.clone(),
             container: Some(container),
-            inject,
             version: String::new(),
             hub,
             pumps,
@@ -296,10 +297,6 @@ impl Instance {
     /// The Postfix version from master's start-up line.
     pub fn version(&self) -> &str {
         &self.version
-    }
-
-    pub fn inject_addr(&self) -> SocketAddr {
-        self.inject
     }
 
     /// Delivery status lines for `recipient`, as they are logged.
@@ -488,9 +485,17 @@ async fn pump(
     state: Arc<watch::Sender<State>>,
     is_mail_log: bool,
 ) {
-    let mut lines = stream.lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        hub.push(LogLine::parse(&line), &state);
+    let mut stream = stream;
+    let mut buf = Vec::new();
+    // Bytes, not text: a line that is not UTF-8 (a peer's name, say) must
+    // not read as the end of the log.
+    while let Ok(n) = stream.read_until(b'\n', &mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&buf);
+        hub.push(LogLine::parse(text.trim_end_matches(['\r', '\n'])), &state);
+        buf.clear();
     }
     state.send_if_modified(|s| {
         let ends = *s == State::Starting || (is_mail_log && matches!(s, State::Started(_)));

@@ -1,8 +1,9 @@
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// A byte stream: plain TCP or TLS, either end of the path.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -23,4 +24,42 @@ pub fn split_handle(stream: TcpStream) -> io::Result<(TcpStream, std::net::TcpSt
 pub fn abort_on_close(socket: &std::net::TcpStream) {
     // Linger zero turns the close into a RST.
     let _ = socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
+}
+
+/// Accepts the next connection. A failed accept never ends the loop and
+/// never spins it: a connection that died in the backlog is skipped at
+/// once; a shortage (out of descriptors or memory) is waited out for a
+/// moment, as hyper's and axum's servers do, so the connections in hand
+/// can finish and free theirs.
+pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            // Back-off, not synchronisation: nothing waits on this pause.
+            Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
+        }
+    }
+}
+
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Raises this process's soft limit on open files to its hard limit. A
+/// thousand cases hold two listening sockets each, plus their connections;
+/// the usual soft limit of 1024 is too low for that. Returns the limit now
+/// in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+    getrlimit(Resource::Nofile).current
 }

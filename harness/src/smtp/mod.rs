@@ -5,6 +5,6 @@ mod io;
 mod line;
 mod reply;
 
-pub use io::{BoxIo, Io, abort_on_close, split_handle};
+pub use io::{BoxIo, Io, abort_on_close, accept, raise_open_file_limit, split_handle};
 pub use line::{Chunk, LineReader, MAX_LINE};
-pub use reply::{Reply, ReplyAssembler, ReplyLine, Unit, command_verb, printable};
+pub use reply::{Reply, ReplyAssembler, ReplyLine, Unit, command_verb, printable, unsafe_to_show};

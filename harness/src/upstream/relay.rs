@@ -80,11 +80,7 @@ impl Relay {
             loop {
                 let (stream, peer) = tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    accepted = listener.accept() => match accepted {
-                        Ok(a) => a,
-                        // Transient (e.g. out of descriptors): keep serving.
-                        Err(_) => continue,
-                    },
+                    accepted = crate::smtp::accept(&listener) => accepted,
                 };
                 let config = config.clone();
                 let log = log.clone();
