@@ -16,7 +16,7 @@ use super::setup;
 use crate::level::Level;
 use crate::pki::Pki;
 use crate::postfix::{Instance, StartOptions, docker};
-use crate::run::{Attempt, Case, Delivery, Placement, Workshop, findings, new_run_id, observe};
+use crate::run::{Attempt, Case, Delivery, Placement, Workshop, findings, observe};
 use crate::scenario::{AttemptExpectation, Scenario};
 
 /// How a check is carried out.
@@ -66,28 +66,8 @@ pub async fn check(
             "check runs at most 250 scenarios at once".into(),
         ));
     }
-    let docker = docker::connect(Duration::from_secs(10)).await?;
-    docker::sweep(&docker).await?;
-    docker::sweep_run_dirs();
-    for image in &opts.images {
-        if !docker::image_exists(&docker, image).await? {
-            let suite_arg = crate::postfix::image::suite_of(image)
-                .map(|s| format!(" --suite {s}"))
-                .unwrap_or_else(|| " (or build your own image with Postfix in it)".into());
-            return Err(crate::postfix::PostfixError::ImageMissing {
-                image: image.clone(),
-                suite_arg,
-            }
-            .into());
-        }
-    }
-    let run_id = new_run_id();
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("tlsharness-{run_id}-"))
-        .tempdir()
-        .map_err(|e| CheckError::Setup(format!("failed to make the run directory: {e}")))?;
-    docker::claim_run_dir(dir.path())
-        .map_err(|e| CheckError::Setup(format!("failed to write the run directory: {e}")))?;
+    let images: Vec<&str> = opts.images.iter().map(String::as_str).collect();
+    let docker::PreparedRun { run_id, dir } = docker::prepare_run(&images).await?;
     let pki = Pki::new(&run_id)?;
     let mut jobs = Vec::new();
     for (side, config) in sides {

@@ -20,19 +20,7 @@ pub fn service(index: usize) -> String {
 
 /// The recipient of scenario `index`.
 pub fn recipient(scenario: &Scenario, index: usize) -> String {
-    let mut local: String = scenario
-        .id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    local.truncate(48);
-    format!("{local}@s{index}.{CHECK_DOMAIN}")
+    format!("{}@s{index}.{CHECK_DOMAIN}", scenario.local_part(48))
 }
 
 /// `-o` options for scenario `index`'s clone of the outgoing service.

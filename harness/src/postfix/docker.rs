@@ -236,3 +236,52 @@ pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool, PostfixE
         ))),
     }
 }
+
+/// What a run has once it may start containers: its id and its run
+/// directory (removed when dropped).
+pub struct PreparedRun {
+    pub run_id: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// What every run does before it starts anything: reach Docker, clear up
+/// after killed runs, check that every image is present (nothing is ever
+/// pulled), and make and claim its run directory.
+pub async fn prepare_run(images: &[&str]) -> Result<PreparedRun, PostfixError> {
+    let docker = connect(Duration::from_secs(10)).await?;
+    sweep(&docker).await?;
+    sweep_run_dirs();
+    for image in images {
+        if !image_exists(&docker, image).await? {
+            let suite_arg = super::image::suite_of(image)
+                .map(|s| format!(" --suite {s}"))
+                .unwrap_or_else(|| " (or build your own image with Postfix in it)".into());
+            return Err(PostfixError::ImageMissing {
+                image: (*image).to_owned(),
+                suite_arg,
+            });
+        }
+    }
+    let run_id = new_run_id();
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("tlsharness-{run_id}-"))
+        .tempdir()
+        .map_err(|e| PostfixError::RunDir(format!("failed to make the run directory: {e}")))?;
+    claim_run_dir(dir.path())
+        .map_err(|e| PostfixError::RunDir(format!("failed to write the run directory: {e}")))?;
+    Ok(PreparedRun { run_id, dir })
+}
+
+/// A short random id naming the run's container, directory and CA.
+fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.write_u32(std::process::id());
+    format!("{:010x}", h.finish() & 0xff_ffff_ffff)
+}

@@ -34,6 +34,8 @@ pub enum PostfixError {
     Inject(String),
     #[error("failed to run a command in the Postfix container: {0}")]
     Exec(String),
+    #[error("{0}")]
+    RunDir(String),
 }
 
 impl PostfixError {
@@ -46,6 +48,7 @@ impl PostfixError {
                 | PostfixError::Image(_)
                 | PostfixError::Docker(_)
                 | PostfixError::Start(_)
+                | PostfixError::RunDir(_)
         )
     }
 }

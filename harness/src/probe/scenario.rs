@@ -180,17 +180,7 @@ fn comment(w: &mut String, text: &str) {
     if text.is_empty() {
         line(w, "#");
     } else {
-        let text: String = text
-            .chars()
-            .map(|c| {
-                if crate::smtp::unsafe_to_show(c) {
-                    '?'
-                } else {
-                    c
-                }
-            })
-            .collect();
-        line(w, &format!("# {text}"));
+        line(w, &format!("# {}", crate::smtp::censor(text)));
     }
 }
 

@@ -294,31 +294,10 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             "no scenario and level match the selection".into(),
         ));
     }
-    let docker = docker::connect(Duration::from_secs(10)).await?;
-    docker::sweep(&docker).await?;
-    docker::sweep_run_dirs();
     let mut images: Vec<&str> = cases.iter().map(|c| c.image.as_str()).collect();
     images.sort();
     images.dedup();
-    for image in &images {
-        if !docker::image_exists(&docker, image).await? {
-            let suite_arg = crate::postfix::image::suite_of(image)
-                .map(|s| format!(" --suite {s}"))
-                .unwrap_or_else(|| " (or build your own image with Postfix in it)".into());
-            return Err(PostfixError::ImageMissing {
-                image: (*image).to_owned(),
-                suite_arg,
-            }
-            .into());
-        }
-    }
-    let run_id = new_run_id();
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("tlsharness-{run_id}-"))
-        .tempdir()
-        .map_err(|e| RunError::Setup(format!("failed to make the run directory: {e}")))?;
-    docker::claim_run_dir(dir.path())
-        .map_err(|e| RunError::Setup(format!("failed to write the run directory: {e}")))?;
+    let docker::PreparedRun { run_id, dir } = docker::prepare_run(&images).await?;
     let mut workshop = Workshop::new(Pki::new(&run_id)?, opts.attempt_timeout);
     let _stop_guard = StopOnDrop(workshop.stop.clone());
     let mut rigs = Vec::new();
@@ -541,18 +520,4 @@ async fn free_loopback_port() -> Result<SocketAddr, RunError> {
 
 fn setup_io(e: std::io::Error) -> RunError {
     RunError::Setup(format!("failed to listen on loopback: {e}"))
-}
-
-/// A short random id naming the run's container, directory and CA.
-pub(crate) fn new_run_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    h.write_u32(std::process::id());
-    format!("{:010x}", h.finish() & 0xff_ffff_ffff)
 }

@@ -12,6 +12,5 @@ pub use execute::{CaseResult, RunError, RunEvent, RunOptions, RunReport, run};
 pub use plan::{Case, Partition, Selection, glob, plan};
 pub use rig::fingerprint;
 
-pub(crate) use execute::new_run_id;
 pub(crate) use observe::{Delivery, observe};
 pub(crate) use rig::{Placement, Workshop};

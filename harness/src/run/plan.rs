@@ -33,20 +33,12 @@ impl Case {
 
     /// The recipient address, readable in Postfix's log.
     pub fn recipient(&self) -> String {
-        let mut local: String = self
-            .scenario
-            .id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        local.truncate(40);
-        format!("{local}.{}@{}", self.level, self.domain())
+        format!(
+            "{}.{}@{}",
+            self.scenario.local_part(40),
+            self.level,
+            self.domain()
+        )
     }
 }
 

@@ -26,6 +26,24 @@ pub struct Scenario {
     pub expect: BTreeMap<Level, Expectation>,
 }
 
+impl Scenario {
+    /// The id as a mail local part, readable in Postfix's log: lower-case
+    /// letters and digits, anything else `-`, at most `max` characters.
+    pub fn local_part(&self, max: usize) -> String {
+        self.id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .take(max)
+            .collect()
+    }
+}
+
 /// A scenario file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

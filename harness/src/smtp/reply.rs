@@ -206,6 +206,14 @@ pub fn unsafe_to_show(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// `text` with every character [`unsafe_to_show`] replaced by `?`: fit for
+/// one line of a terminal, a log or a comment.
+pub fn censor(text: &str) -> String {
+    text.chars()
+        .map(|c| if unsafe_to_show(c) { '?' } else { c })
+        .collect()
+}
+
 /// Bytes as readable text: line endings dropped, other control bytes and
 /// invalid UTF-8 escaped.
 pub fn printable(bytes: &[u8]) -> String {
