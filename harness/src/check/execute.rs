@@ -126,10 +126,7 @@ async fn run_one(
     let setup_error =
         |e: std::io::Error| CheckError::Setup(format!("failed to prepare the check: {e}"));
     std::fs::create_dir_all(dir).map_err(setup_error)?;
-    let inject = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(setup_error)?;
-        l.local_addr().map_err(setup_error)?
-    };
+    let inject = crate::postfix::injection_addr().map_err(setup_error)?;
     setup::write(dir, config, scenarios, inject, &pki.ca_pem()).map_err(setup_error)?;
     if opts.cancel.is_cancelled() {
         return Err(CheckError::Interrupted);

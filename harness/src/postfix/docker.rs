@@ -120,18 +120,15 @@ async fn remove(docker: &Docker, id: &str) -> Result<(), PostfixError> {
 /// killed with SIGKILL). Returns how many it removed.
 ///
 /// An owner is judged only where this process can see it: same machine
-/// (boot id) and same PID namespace. A stopped container left from an
-/// earlier boot goes too; a container owned from another namespace (a
-/// parallel CI job on the same daemon) or another machine is left alone.
+/// (boot id) and same PID namespace. A container owned from elsewhere (a
+/// parallel CI job on the same daemon, an earlier boot, another machine)
+/// is removed only once it has stopped.
 pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
     let boot = boot_id();
     let pidns = pid_namespace();
     let mut removed = 0;
     for c in list(docker, LABEL_RUN.to_owned()).await? {
         let labels = c.labels.unwrap_or_default();
-        let same_machine = labels.get(LABEL_BOOT).is_some_and(|b| *b == boot);
-        // Labels from before the namespace label count as this namespace.
-        let same_namespace = labels.get(LABEL_PIDNS).is_none_or(|n| *n == pidns);
         let running = c.state.as_ref().is_some_and(|s| {
             matches!(
                 s,
@@ -140,11 +137,7 @@ pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
                     | ContainerSummaryStateEnum::PAUSED
             )
         });
-        let orphan = if same_machine && same_namespace {
-            !labels.get(LABEL_PID).is_some_and(|t| owner_alive(t))
-        } else {
-            !same_machine && !running
-        };
+        let orphan = is_orphan(&labels, running, &boot, &pidns, owner_alive);
         if !orphan {
             continue;
         }
@@ -154,6 +147,27 @@ pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
         }
     }
     Ok(removed)
+}
+
+/// Whether a container with these labels has lost its owner, judged from
+/// a process on machine `boot` in PID namespace `pidns`.
+fn is_orphan(
+    labels: &HashMap<String, String>,
+    running: bool,
+    boot: &str,
+    pidns: &str,
+    alive: impl Fn(&str) -> bool,
+) -> bool {
+    let same_machine = labels.get(LABEL_BOOT).is_some_and(|b| b == boot);
+    // Labels from before the namespace label count as this namespace.
+    let same_namespace = labels.get(LABEL_PIDNS).is_none_or(|n| n == pidns);
+    if same_machine && same_namespace {
+        !labels.get(LABEL_PID).is_some_and(|t| alive(t))
+    } else {
+        // Another namespace, boot or machine: the owner cannot be seen from
+        // here; only what has stopped is surely nobody's business.
+        !running
+    }
 }
 
 /// The file in a run directory that names its owner
@@ -284,4 +298,78 @@ fn new_run_id() -> String {
     );
     h.write_u32(std::process::id());
     format!("{:010x}", h.finish() & 0xff_ffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(boot: &str, pidns: Option<&str>, pid: &str) -> HashMap<String, String> {
+        let mut l = HashMap::from([
+            (LABEL_BOOT.to_owned(), boot.to_owned()),
+            (LABEL_PID.to_owned(), pid.to_owned()),
+        ]);
+        if let Some(ns) = pidns {
+            l.insert(LABEL_PIDNS.to_owned(), ns.to_owned());
+        }
+        l
+    }
+
+    #[test]
+    fn only_owners_this_process_can_see_are_judged() {
+        let alive = |t: &str| t == "10:5";
+        // Same machine and namespace: the owner's liveness decides.
+        assert!(!is_orphan(
+            &labels("b", Some("ns"), "10:5"),
+            true,
+            "b",
+            "ns",
+            alive
+        ));
+        assert!(is_orphan(
+            &labels("b", Some("ns"), "11:5"),
+            true,
+            "b",
+            "ns",
+            alive
+        ));
+        // Labels without a namespace are taken as this one.
+        assert!(is_orphan(
+            &labels("b", None, "11:5"),
+            true,
+            "b",
+            "ns",
+            alive
+        ));
+        // A parallel job in another namespace: only once stopped.
+        assert!(!is_orphan(
+            &labels("b", Some("other"), "11:5"),
+            true,
+            "b",
+            "ns",
+            alive
+        ));
+        assert!(is_orphan(
+            &labels("b", Some("other"), "11:5"),
+            false,
+            "b",
+            "ns",
+            alive
+        ));
+        // Another boot or machine: only once stopped.
+        assert!(!is_orphan(
+            &labels("old", Some("ns"), "11:5"),
+            true,
+            "b",
+            "ns",
+            alive
+        ));
+        assert!(is_orphan(
+            &labels("old", Some("ns"), "11:5"),
+            false,
+            "b",
+            "ns",
+            alive
+        ));
+    }
 }

@@ -506,6 +506,42 @@ async fn pump(
     });
 }
 
+/// A loopback address for Postfix's injection listener (its smtpd on
+/// 127.0.0.1), free now.
+///
+/// The harness cannot hand Postfix a bound socket, so between this check
+/// and Postfix's own bind the port is unguarded. It is therefore taken
+/// below the kernel's ephemeral range (ip_local_port_range), where no
+/// `bind(…:0)` of this or any other process lands, at a random place so
+/// that parallel runs do not pick the same one.
+pub fn injection_addr() -> std::io::Result<SocketAddr> {
+    const LOWEST: u16 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low > LOWEST + 1_000 {
+        let span = u64::from(ephemeral_low - LOWEST);
+        let mut seed = random_u64();
+        for _ in 0..64 {
+            let port = LOWEST + (seed % span) as u16;
+            seed = seed.rotate_left(17) ^ random_u64();
+            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                return l.local_addr();
+            }
+        }
+    }
+    // A crowded or unusual machine: an ephemeral port, unguarded.
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 /// `name:tag`, allowing a registry port in the name.
 fn split_image(image: &str) -> (String, String) {
     match image.rsplit_once(':') {

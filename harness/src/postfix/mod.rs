@@ -7,7 +7,7 @@ pub mod image;
 mod instance;
 pub mod log;
 
-pub use instance::{DeliveryEvent, Instance, StartOptions};
+pub use instance::{DeliveryEvent, Instance, StartOptions, injection_addr};
 
 /// Failures around Postfix and Docker.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -316,7 +315,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     let mut configs = Vec::new();
     let mut routes: Vec<Option<(usize, Route)>> = vec![None; cases.len()];
     for (g, group) in groups.iter().enumerate() {
-        let inject = free_loopback_port().await?;
+        let inject = crate::postfix::injection_addr().map_err(setup_io)?;
         let (config, group_routes) = configure(group, &rigs, inject, workshop.pki.ca_pem());
         let group_dir = dir.path().join(format!("g{g}"));
         std::fs::create_dir(&group_dir)
@@ -506,16 +505,6 @@ pub(crate) fn behaviour_names(scenario: &Scenario) -> Vec<String> {
             }
         })
         .collect()
-}
-
-async fn bind_loopback() -> Result<TcpListener, RunError> {
-    TcpListener::bind("127.0.0.1:0").await.map_err(setup_io)
-}
-
-/// A loopback port nothing listens on now, for Postfix's smtpd.
-async fn free_loopback_port() -> Result<SocketAddr, RunError> {
-    let l = bind_loopback().await?;
-    l.local_addr().map_err(setup_io)
 }
 
 fn setup_io(e: std::io::Error) -> RunError {
