@@ -128,7 +128,8 @@ pub fn write(
 /// Installs the user's files over the image's, redirects and contains
 /// them (see [`changes`]), and runs Postfix in the foreground. Postfix's
 /// own tools (postconf -M, -Me, -M#, -e) do the editing.
-const ENTRYPOINT: &str = r#"#!/bin/sh
+const ENTRYPOINT: &str = concat!(
+    r#"#!/bin/sh
 # tlsharness check entry point (runs inside the Postfix container).
 set -eu
 src=/tlsharness
@@ -175,14 +176,9 @@ postconf -e \
 # The relay's name is pointed at each scenario's fakes in turn (see
 # tlsharness-hosts); keep the container's own entries.
 cp /etc/hosts /etc/hosts.tlsharness-orig
-mkdir -p /var/spool/postfix/etc
-for f in hosts host.conf services resolv.conf nsswitch.conf localtime; do
-  if [ -f "/etc/$f" ]; then cp "/etc/$f" /var/spool/postfix/etc/; fi
-done
-postfix check
-echo "tlsharness: configuration installed" >&2
-exec postfix start-fg
-"#;
+"#,
+    crate::postfix::config::entrypoint_tail!()
+);
 
 /// The command that points the relay's name at `line`'s addresses
 /// (`"127.1.1.1 smtp.example.com"`), for the chroot too.

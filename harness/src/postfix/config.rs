@@ -205,7 +205,8 @@ impl PostfixConfig {
 /// Installs the run's configuration over the image's own and runs Postfix
 /// in the foreground. The image's compatibility_level is kept, so Postfix
 /// behaves as that distribution ships it.
-pub const ENTRYPOINT: &str = r#"#!/bin/sh
+pub const ENTRYPOINT: &str = concat!(
+    r#"#!/bin/sh
 # tlsharness entry point (runs inside the Postfix container).
 set -eu
 src=/tlsharness
@@ -218,16 +219,29 @@ for map in "$src"/maps/*; do
 done
 if [ -n "$compat" ]; then postconf -e "compatibility_level = $compat"; fi
 cat "$src/hosts" >> /etc/hosts
-# A chrooted smtp client reads the chroot's copies (Debian's init script
+"#,
+    entrypoint_tail!()
+);
+
+/// How every entrypoint (the run's, and `check`'s) ends: a chrooted smtp
+/// client reads the chroot's copies of the system files (Debian's init
+/// script would make them; under start-fg nobody does), then Postfix
+/// checks its configuration and runs in the foreground.
+macro_rules! entrypoint_tail {
+    () => {
+        r#"# A chrooted smtp client reads the chroot's copies (Debian's init script
 # would make them; under start-fg nobody does).
 mkdir -p /var/spool/postfix/etc
-for f in hosts host.conf services resolv.conf nsswitch.conf; do
+for f in hosts host.conf services resolv.conf nsswitch.conf localtime; do
   if [ -f "/etc/$f" ]; then cp "/etc/$f" /var/spool/postfix/etc/; fi
 done
 postfix check
 echo "tlsharness: configuration installed" >&2
 exec postfix start-fg
-"#;
+"#
+    };
+}
+pub(crate) use entrypoint_tail;
 
 #[cfg(test)]
 mod tests {

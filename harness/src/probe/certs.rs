@@ -340,13 +340,7 @@ fn date(unix: i64) -> String {
 /// A name or DN from the peer's certificate, safe to print and to put in a
 /// comment: controls and bidi overrides become `?`, long text is cut.
 fn shorten(s: &str) -> String {
-    let clean = crate::smtp::censor(s);
-    if clean.chars().count() > DN_SHOWN {
-        let cut: String = clean.chars().take(DN_SHOWN).collect();
-        format!("{cut}...")
-    } else {
-        clean
-    }
+    crate::smtp::ellipsize(crate::smtp::censor(s), DN_SHOWN)
 }
 
 #[cfg(test)]

@@ -142,13 +142,7 @@ impl Dialogue {
 }
 
 fn shown(bytes: &[u8]) -> String {
-    let text = printable(bytes);
-    if text.chars().count() > SHOWN {
-        let cut: String = text.chars().take(SHOWN).collect();
-        format!("{cut}...")
-    } else {
-        text
-    }
+    crate::smtp::ellipsize(printable(bytes), SHOWN)
 }
 
 #[cfg(test)]

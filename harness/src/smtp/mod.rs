@@ -8,5 +8,6 @@ mod reply;
 pub use io::{BoxIo, Io, abort_on_close, accept, raise_open_file_limit, split_handle};
 pub use line::{Chunk, LineReader, MAX_LINE};
 pub use reply::{
-    Reply, ReplyAssembler, ReplyLine, Unit, censor, command_verb, printable, unsafe_to_show,
+    Reply, ReplyAssembler, ReplyLine, Unit, censor, command_verb, ellipsize, printable,
+    unsafe_to_show,
 };

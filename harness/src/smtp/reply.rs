@@ -214,6 +214,14 @@ pub fn censor(text: &str) -> String {
         .collect()
 }
 
+/// `text` cut to its first `max` characters, with `...` when cut.
+pub fn ellipsize(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text,
+    }
+}
+
 /// Bytes as readable text: line endings dropped, other control bytes and
 /// invalid UTF-8 escaped.
 pub fn printable(bytes: &[u8]) -> String {
@@ -279,5 +287,7 @@ mod tests {
     fn printable_escapes_controls() {
         assert_eq!(printable(b"a\x00b\xff\r\n"), "a\\x00b\\xff");
         assert_eq!(printable("a\u{202e}b".as_bytes()), "a\\u{202e}b");
+        assert_eq!(ellipsize("héllo".into(), 2), "hé...");
+        assert_eq!(ellipsize("hé".into(), 2), "hé");
     }
 }

@@ -177,19 +177,10 @@ async fn session(
     let mut session = builder.build(peer.ip(), handler);
     let mut io: BoxIo = Box::new(stream);
     if config.implicit_tls {
-        let acceptor = tokio_rustls::TlsAcceptor::from(
-            config
-                .tls
-                .clone()
-                .expect("implicit TLS needs a certificate"),
-        );
-        io = match tokio::time::timeout(config.idle_timeout, acceptor.accept(io)).await {
-            Ok(Ok(s)) => Box::new(s),
-            Ok(Err(e)) => return Ok(format!("TLS handshake failed: {e}")),
-            Err(_) => return Ok("no TLS handshake".into()),
+        io = match begin_tls(io, config, &mut session, &tls).await {
+            Ok(io) => io,
+            Err(end) => return Ok(end),
         };
-        tls.store(true, Ordering::SeqCst);
-        session.tls_active();
     }
     let mut reader = LineReader::default();
     let mut in_data = false;
@@ -239,12 +230,10 @@ async fn session(
                 }
                 Step::StartTls(bytes) => {
                     write_bytes(&mut io, &bytes).await?;
-                    io = match upgrade(io, &mut reader, config).await {
+                    io = match upgrade(io, &mut reader, config, &mut session, &tls).await {
                         Ok(io) => io,
                         Err(end) => return Ok(end),
                     };
-                    tls.store(true, Ordering::SeqCst);
-                    session.tls_active();
                     continue;
                 }
                 Step::BreakTls(bytes, how) => {
@@ -279,36 +268,49 @@ async fn session(
             }
             Action::UpgradeTls => {
                 write(&mut io, &response).await?;
-                io = match upgrade(io, &mut reader, config).await {
+                io = match upgrade(io, &mut reader, config, &mut session, &tls).await {
                     Ok(io) => io,
                     Err(end) => return Ok(end),
                 };
-                tls.store(true, Ordering::SeqCst);
-                session.tls_active();
             }
         }
     }
 }
 
-/// Answers the client's TLS handshake after a 2xx to STARTTLS. `Err` says
-/// why the session ended instead.
-async fn upgrade(
+/// Answers the client's TLS handshake after a 2xx to STARTTLS. Plaintext
+/// pipelined after STARTTLS is dropped, never treated as sent inside TLS
+/// (the CVE-2011-0411 class).
+async fn upgrade<H: mailin::Handler>(
     io: BoxIo,
     reader: &mut LineReader,
     config: &RelayConfig,
+    session: &mut mailin::Session<H>,
+    tls: &AtomicBool,
 ) -> Result<BoxIo, String> {
-    // Plaintext pipelined after STARTTLS is dropped, never treated as sent
-    // inside TLS (the CVE-2011-0411 class).
     let _ = reader.take_buffered();
+    begin_tls(io, config, session, tls).await
+}
+
+/// Answers the client's TLS handshake and marks the session (and its
+/// record) as inside TLS. `Err` says why the session ended instead.
+async fn begin_tls<H: mailin::Handler>(
+    io: BoxIo,
+    config: &RelayConfig,
+    session: &mut mailin::Session<H>,
+    tls: &AtomicBool,
+) -> Result<BoxIo, String> {
     let Some(server) = config.tls.clone() else {
-        return Err("STARTTLS was accepted, but the relay has no certificate".into());
+        return Err("TLS was due, but the relay has no certificate".into());
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(server);
-    match tokio::time::timeout(config.idle_timeout, acceptor.accept(io)).await {
-        Ok(Ok(s)) => Ok(Box::new(s)),
-        Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
-        Err(_) => Err("no TLS handshake".into()),
-    }
+    let stream = match tokio::time::timeout(config.idle_timeout, acceptor.accept(io)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}")),
+        Err(_) => return Err("no TLS handshake".into()),
+    };
+    tls.store(true, Ordering::SeqCst);
+    session.tls_active();
+    Ok(Box::new(stream))
 }
 
 async fn write(io: &mut BoxIo, response: &Response) -> io::Result<()> {
