@@ -107,6 +107,11 @@ impl Middlebox {
             .len()
     }
 
+    /// How many connections are open now.
+    pub fn open(&self) -> usize {
+        *self.active.borrow()
+    }
+
     /// Waits until no connection is open, or the deadline passes.
     pub async fn idle(&self, deadline: tokio::time::Instant) -> bool {
         let mut rx = self.active.clone();

@@ -32,6 +32,11 @@ pub struct Wire {
     pub middlebox_read_data: bool,
     /// The message crossed the relay side of the wire in plaintext.
     pub relay_side_plaintext_data: bool,
+    /// Some connection of the attempt had not closed by the deadline: what
+    /// it carried after the record was taken is unknown.
+    pub incomplete: bool,
+    /// How many of the attempt's connections were still open then.
+    pub still_open: usize,
 }
 
 impl Wire {
@@ -50,7 +55,16 @@ impl Wire {
             plaintext_auth: any(|r| r.plaintext_auth),
             middlebox_read_data: any(|r| r.middlebox_read_data),
             relay_side_plaintext_data: any(|r| r.relay_side_plaintext_data),
+            incomplete: false,
+            still_open: 0,
         }
+    }
+
+    /// Marks the record as taken while `open` connections were still open.
+    pub fn with_open(mut self, open: usize) -> Wire {
+        self.incomplete = open > 0;
+        self.still_open = open;
+        self
     }
 }
 
@@ -141,7 +155,10 @@ pub fn findings(attempts: &[Attempt]) -> Vec<Finding> {
     out
 }
 
-/// Classifies one attempt from its three witnesses.
+/// Classifies one attempt from its three witnesses. `received` is the
+/// relay's record of this message from this attempt, whatever Postfix
+/// logged; an outcome is given only when all three agree, and any
+/// disagreement is a harness error, never a verdict.
 pub fn classify(
     delivery: &Delivery,
     log_line: &str,
@@ -149,43 +166,16 @@ pub fn classify(
     wire: Wire,
     received: Option<Received>,
 ) -> Attempt {
-    let mut error = None;
-    let outcome = match delivery.status.as_str() {
-        "sent" => match (&tls, wire.plaintext_data, &received) {
-            (_, _, None) => {
-                error =
-                    Some("Postfix logged status=sent but the relay recorded no message".to_owned());
-                None
-            }
-            // Intercepted: Postfix's side is TLS; the relay's side is
-            // whatever the middlebox chose, reported as the relay hop.
-            (Some(_), false, Some(r))
-                if wire.intercepted && r.tls != wire.relay_side_plaintext_data =>
-            {
-                Some(Outcome::DeliveredTls)
-            }
-            (Some(_), false, Some(r)) if r.tls => Some(Outcome::DeliveredTls),
-            (None, true, Some(r)) if !r.tls => Some(Outcome::DeliveredPlaintext),
-            (tls, plaintext, Some(r)) => {
-                error = Some(format!(
-                    "the witnesses disagree: Postfix {} a TLS session, the wire {} the message in plaintext, the relay received it {}",
-                    if tls.is_some() { "logged" } else { "logged no" },
-                    if plaintext {
-                        "carried"
-                    } else {
-                        "did not carry"
-                    },
-                    if r.tls { "over TLS" } else { "in plaintext" },
-                ));
-                None
-            }
-        },
-        "deferred" => Some(Outcome::Deferred),
-        "bounced" | "expired" => Some(Outcome::Bounced),
-        other => {
-            error = Some(format!("unknown status `{other}`"));
-            None
+    let verdict = match delivery.status.as_str() {
+        "sent" => delivered(tls.is_some(), &wire, received.as_ref()),
+        status @ ("deferred" | "bounced" | "expired") => {
+            not_delivered(status, &wire, received.as_ref())
         }
+        other => Err(format!("unknown status `{other}`")),
+    };
+    let (outcome, error) = match verdict {
+        Ok(o) => (Some(o), None),
+        Err(e) => (None, Some(e)),
     };
     let relay_hop = received
         .as_ref()
@@ -203,6 +193,73 @@ pub fn classify(
         log_line: log_line.to_owned(),
         error,
     }
+}
+
+/// `status=sent`: delivered over TLS when Postfix logged a TLS session, TLS
+/// began on the wire and the message did not cross it in plaintext, and
+/// the relay received it; in plaintext when Postfix logged no TLS, the
+/// message crossed the wire in plaintext and the relay received it so.
+fn delivered(
+    postfix_tls: bool,
+    wire: &Wire,
+    received: Option<&Received>,
+) -> Result<Outcome, String> {
+    let Some(r) = received else {
+        return Err("Postfix logged status=sent but the relay recorded no message".to_owned());
+    };
+    if wire.incomplete {
+        return Err(format!(
+            "Postfix logged status=sent but {} of the attempt's connections was still open at the deadline, so the wire record is incomplete",
+            wire.still_open
+        ));
+    }
+    let tls_on_wire = wire.tls_started || wire.intercepted;
+    // Intercepted: Postfix's side is TLS; the relay's side is whatever the
+    // middlebox chose, reported as the relay hop.
+    let relay_agrees = if wire.intercepted {
+        r.tls != wire.relay_side_plaintext_data
+    } else {
+        r.tls
+    };
+    if postfix_tls && tls_on_wire && !wire.plaintext_data && relay_agrees {
+        return Ok(Outcome::DeliveredTls);
+    }
+    if !postfix_tls && wire.plaintext_data && !r.tls {
+        return Ok(Outcome::DeliveredPlaintext);
+    }
+    Err(format!(
+        "the witnesses disagree: Postfix logged status=sent and {} TLS session; the wire {} TLS begin and {} the message in plaintext; the relay received it {}",
+        if postfix_tls { "a" } else { "no" },
+        if tls_on_wire { "saw" } else { "did not see" },
+        if wire.plaintext_data {
+            "carried"
+        } else {
+            "did not carry"
+        },
+        if r.tls { "over TLS" } else { "in plaintext" },
+    ))
+}
+
+/// `status=deferred`, `bounced` or `expired`: the relay must not have the
+/// message.
+fn not_delivered(
+    status: &str,
+    wire: &Wire,
+    received: Option<&Received>,
+) -> Result<Outcome, String> {
+    if let Some(r) = received {
+        return Err(format!(
+            "the witnesses disagree: Postfix logged status={status} but the relay received the message ({} from {}, {} connection(s) on the wire)",
+            if r.tls { "over TLS" } else { "in plaintext" },
+            r.peer,
+            wire.connections
+        ));
+    }
+    Ok(if status == "deferred" {
+        Outcome::Deferred
+    } else {
+        Outcome::Bounced
+    })
 }
 
 /// Why the observed attempts do not meet the expectation, if they don't.
@@ -319,35 +376,173 @@ mod tests {
         })
     }
 
-    #[test]
-    fn agreeing_witnesses_classify() {
-        let plain = Wire {
+    fn plain_wire() -> Wire {
+        Wire {
+            connections: 1,
+            plaintext_mail: true,
             plaintext_data: true,
             ..Default::default()
-        };
-        let a = classify(&delivery("sent"), "", None, plain.clone(), received(false));
+        }
+    }
+
+    fn tls_wire() -> Wire {
+        Wire {
+            connections: 1,
+            tls_started: true,
+            ..Default::default()
+        }
+    }
+
+    fn error_of(a: Attempt) -> String {
+        assert_eq!(
+            a.outcome, None,
+            "expected a harness error, got {:?}",
+            a.outcome
+        );
+        a.error.expect("an unclassified attempt says why")
+    }
+
+    #[test]
+    fn agreeing_witnesses_classify() {
+        let a = classify(&delivery("sent"), "", None, plain_wire(), received(false));
         assert_eq!(a.outcome, Some(Outcome::DeliveredPlaintext));
-        let a = classify(
+        let a = classify(&delivery("sent"), "", session(), tls_wire(), received(true));
+        assert_eq!(a.outcome, Some(Outcome::DeliveredTls));
+        let a = classify(&delivery("deferred"), "", None, Wire::default(), None);
+        assert_eq!(a.outcome, Some(Outcome::Deferred));
+        let a = classify(&delivery("bounced"), "", None, plain_wire(), None);
+        assert_eq!(a.outcome, Some(Outcome::Bounced));
+        let a = classify(&delivery("expired"), "", None, Wire::default(), None);
+        assert_eq!(a.outcome, Some(Outcome::Bounced));
+    }
+
+    #[test]
+    fn interception_counts_as_tls_on_postfix_side() {
+        let wire = Wire {
+            connections: 1,
+            intercepted: true,
+            middlebox_read_data: true,
+            relay_side_plaintext_data: true,
+            ..Default::default()
+        };
+        let a = classify(&delivery("sent"), "", session(), wire, received(false));
+        assert_eq!(a.outcome, Some(Outcome::DeliveredTls));
+        assert_eq!(a.relay_hop, Some(Hop::Plaintext));
+    }
+
+    #[test]
+    fn sent_without_the_relay_having_it_is_an_error() {
+        let e = error_of(classify(&delivery("sent"), "", session(), tls_wire(), None));
+        assert!(e.contains("relay recorded no message"), "{e}");
+        let e = error_of(classify(&delivery("sent"), "", None, plain_wire(), None));
+        assert!(e.contains("relay recorded no message"), "{e}");
+    }
+
+    #[test]
+    fn tls_sent_needs_tls_on_the_wire() {
+        // Postfix and the relay say TLS, but no connection of the attempt
+        // began TLS (e.g. an empty wire record).
+        let e = error_of(classify(
             &delivery("sent"),
             "",
             session(),
             Wire::default(),
             received(true),
-        );
-        assert_eq!(a.outcome, Some(Outcome::DeliveredTls));
+        ));
+        assert!(e.contains("did not see TLS begin"), "{e}");
     }
 
     #[test]
-    fn disagreeing_witnesses_are_an_error_not_a_verdict() {
-        let plain = Wire {
+    fn tls_sent_with_plaintext_data_on_the_wire_is_an_error() {
+        let wire = Wire {
             plaintext_data: true,
-            ..Default::default()
+            ..tls_wire()
         };
-        let a = classify(&delivery("sent"), "", session(), plain, received(false));
-        assert_eq!(a.outcome, None);
-        assert!(a.error.unwrap().contains("disagree"));
-        let a = classify(&delivery("sent"), "", session(), Wire::default(), None);
-        assert_eq!(a.outcome, None);
+        let e = error_of(classify(
+            &delivery("sent"),
+            "",
+            session(),
+            wire,
+            received(true),
+        ));
+        assert!(e.contains("carried the message in plaintext"), "{e}");
+    }
+
+    #[test]
+    fn tls_sent_that_the_relay_got_in_plaintext_is_an_error() {
+        let e = error_of(classify(
+            &delivery("sent"),
+            "",
+            session(),
+            tls_wire(),
+            received(false),
+        ));
+        assert!(e.contains("received it in plaintext"), "{e}");
+    }
+
+    #[test]
+    fn plaintext_sent_needs_plaintext_data_on_the_wire() {
+        let e = error_of(classify(
+            &delivery("sent"),
+            "",
+            None,
+            Wire::default(),
+            received(false),
+        ));
+        assert!(e.contains("did not carry the message in plaintext"), "{e}");
+    }
+
+    #[test]
+    fn plaintext_sent_that_the_relay_got_over_tls_is_an_error() {
+        let e = error_of(classify(
+            &delivery("sent"),
+            "",
+            None,
+            plain_wire(),
+            received(true),
+        ));
+        assert!(e.contains("received it over TLS"), "{e}");
+    }
+
+    #[test]
+    fn sent_with_a_connection_still_open_is_an_error() {
+        let e = error_of(classify(
+            &delivery("sent"),
+            "",
+            session(),
+            tls_wire().with_open(1),
+            received(true),
+        ));
+        assert!(e.contains("still open"), "{e}");
+    }
+
+    #[test]
+    fn not_delivered_but_the_relay_has_it_is_an_error() {
+        for status in ["deferred", "bounced", "expired"] {
+            let e = error_of(classify(
+                &delivery(status),
+                "",
+                None,
+                plain_wire(),
+                received(false),
+            ));
+            assert!(
+                e.contains(&format!("status={status} but the relay received")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_status_is_an_error() {
+        let e = error_of(classify(
+            &delivery("undeliverable"),
+            "",
+            None,
+            Wire::default(),
+            None,
+        ));
+        assert!(e.contains("unknown status"), "{e}");
     }
 
     #[test]

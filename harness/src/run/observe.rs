@@ -57,6 +57,7 @@ pub(crate) async fn observe(
         }
         let first_line = pf.line_count();
         let connections_before = rig.ended();
+        let received_before = received_copies(rig).len();
         let kick = async {
             match &queue_id {
                 None => pf
@@ -108,7 +109,8 @@ pub(crate) async fn observe(
         // Postfix logs the status before it says QUIT; the wire record of
         // the attempt is complete once its connections have closed.
         rig.idle(deadline).await;
-        let wire = Wire::from_records(&rig.records_since(&connections_before));
+        let wire =
+            Wire::from_records(&rig.records_since(&connections_before)).with_open(rig.open());
         let mut lines = pf.lines_about(
             Some(event.pid),
             queue_id.as_deref(),
@@ -143,14 +145,9 @@ pub(crate) async fn observe(
             .map(|(_, l)| l.raw.clone())
             .unwrap_or_default();
         log.extend(lines.into_iter().map(|(i, l)| (i, l.raw)));
-        let received = rig
-            .relay
-            .received()
-            .into_iter()
-            .rfind(|r| r.message_id.as_deref() == Some(rig.message_id.as_str()));
-        let received = (event.delivery.status == "sent")
-            .then_some(received)
-            .flatten();
+        // Whatever Postfix logged: a relay that has the message although
+        // Postfix deferred it is a disagreement, not a detail.
+        let received = received_copies(rig).into_iter().nth(received_before);
         let attempt = classify(&event.delivery, &status_line, tls, wire, received);
         let done = attempt.outcome.is_none_or(|o| o.is_final());
         attempts.push(attempt);
@@ -177,4 +174,13 @@ pub(crate) async fn observe(
         transcript,
         duration_ms: started.elapsed().as_millis() as u64,
     }
+}
+
+/// The relay's records of the case's message, in the order it received them.
+fn received_copies(rig: &Rig) -> Vec<crate::upstream::Received> {
+    rig.relay
+        .received()
+        .into_iter()
+        .filter(|r| r.message_id.as_deref() == Some(rig.message_id.as_str()))
+        .collect()
 }

@@ -87,6 +87,11 @@ impl Rig {
         all
     }
 
+    /// How many connections are open now, every path together.
+    pub fn open(&self) -> usize {
+        self.middleboxes.iter().map(Middlebox::open).sum()
+    }
+
     /// Waits until no path has an open connection, or the deadline passes.
     pub async fn idle(&self, deadline: tokio::time::Instant) -> bool {
         for m in &self.middleboxes {

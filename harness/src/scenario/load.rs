@@ -6,7 +6,9 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::model::{DeliverySpec, Expectation, MiddleboxSpec, PostfixSpec, RawScenario, RelaySpec};
+use super::model::{
+    DeliverySpec, Expectation, MiddleboxSpec, PostfixSpec, RawScenario, RelaySpec, VersionPrefix,
+};
 use crate::level::Level;
 use crate::upstream::ReplaySpec;
 
@@ -24,9 +26,32 @@ pub struct Scenario {
     pub postfix: PostfixSpec,
     pub delivery: DeliverySpec,
     pub expect: BTreeMap<Level, Expectation>,
+    /// Where some Postfix versions do something else: per version, the
+    /// levels whose expectation differs from `expect`.
+    pub versions: Vec<VersionExpectations>,
+}
+
+/// `[expect.postfix."VERSION"]`: the levels where that version differs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VersionExpectations {
+    pub version: VersionPrefix,
+    pub expect: BTreeMap<Level, Expectation>,
 }
 
 impl Scenario {
+    /// What must happen at `level` on Postfix `version` (as Postfix reports
+    /// it, e.g. `3.5.25`): the most specific version entry that states the
+    /// level, else `[expect]`.
+    pub fn expectation(&self, level: Level, version: &str) -> Option<&Expectation> {
+        self.versions
+            .iter()
+            .filter(|v| v.version.matches(version))
+            .filter_map(|v| v.expect.get(&level).map(|e| (v.version.parts(), e)))
+            .max_by_key(|(parts, _)| *parts)
+            .map(|(_, e)| e)
+            .or_else(|| self.expect.get(&level))
+    }
+
     /// The id as a mail local part, readable in Postfix's log: lower-case
     /// letters and digits, anything else `-`, at most `max` characters.
     pub fn local_part(&self, max: usize) -> String {
@@ -219,7 +244,9 @@ fn clean_path(p: &str) -> String {
 fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadError> {
     let bytes = text.as_bytes();
     let expect_span = raw.expect.span();
-    let expect = raw.expect.into_inner().into_map();
+    let mut raw_expect = raw.expect.into_inner();
+    let raw_versions = std::mem::take(&mut raw_expect.postfix);
+    let expect = raw_expect.into_map();
     for level in Level::REQUIRED {
         if !expect.contains_key(&level) {
             return Err(invalid(
@@ -241,6 +268,66 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         let e = spanned.into_inner();
         check_expectation(&e).map_err(|m| invalid(path, bytes, span, &key, m))?;
         checked.insert(level, e);
+    }
+    let mut versions = Vec::new();
+    for (version, spanned) in raw_versions {
+        let span = spanned.span();
+        let table = format!("expect.postfix.\"{version}\"");
+        let mut raw = spanned.into_inner();
+        if !raw.postfix.is_empty() {
+            return Err(invalid(
+                path,
+                bytes,
+                span,
+                &format!("{table}.postfix"),
+                "version entries do not nest: give each version its own [expect.postfix.\"VERSION\"]"
+                    .into(),
+            ));
+        }
+        raw.postfix.clear();
+        let levels = raw.into_map();
+        if levels.is_empty() {
+            return Err(invalid(
+                path,
+                bytes,
+                span,
+                &table,
+                "states no level: give the levels where this version differs, or remove the table"
+                    .into(),
+            ));
+        }
+        let mut expect = BTreeMap::new();
+        for (level, spanned) in levels {
+            let span = spanned.span();
+            let key = format!("{table}.{level}");
+            let e = spanned.into_inner();
+            check_expectation(&e).map_err(|m| invalid(path, bytes, span.clone(), &key, m))?;
+            match checked.get(&level) {
+                None => {
+                    return Err(invalid(
+                        path,
+                        bytes,
+                        span,
+                        &key,
+                        format!(
+                            "[expect] states nothing for `{level}`: a version entry says how a version differs from [expect]"
+                        ),
+                    ));
+                }
+                Some(base) if *base == e => {
+                    return Err(invalid(
+                        path,
+                        bytes,
+                        span,
+                        &key,
+                        "the same as [expect] says: remove it, or say what differs".into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+            expect.insert(level, e);
+        }
+        versions.push(VersionExpectations { version, expect });
     }
     let relay_span = raw.relay.span();
     let relay = raw.relay.into_inner();
@@ -333,6 +420,7 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         postfix: raw.postfix,
         delivery: raw.delivery,
         expect: checked,
+        versions,
     })
 }
 
@@ -381,11 +469,13 @@ fn check_expectation(e: &Expectation) -> Result<(), String> {
                 a.outcome
             ));
         }
+        // A deferral or bounce can follow a TLS session (a certificate
+        // Postfix refused after the handshake); plaintext delivery cannot.
         if (a.trust.is_some() || a.protocol.is_some())
-            && a.outcome != crate::outcome::Outcome::DeliveredTls
+            && a.outcome == crate::outcome::Outcome::DeliveredPlaintext
         {
             return Err(format!(
-                "attempt {}: `trust` and `protocol` apply only to `delivered-tls`",
+                "attempt {}: `trust` and `protocol` describe a TLS session, which `delivered-plaintext` has none of",
                 i + 1
             ));
         }
@@ -475,6 +565,47 @@ secure = ["deferred"]
             } => (line, key, message),
             other => panic!("unexpected error {other}"),
         }
+    }
+
+    #[test]
+    fn version_entries_override_per_level() {
+        let text = format!(
+            "{GOOD}\n[expect.postfix.\"3.5\"]\nverify = {{ outcome = \"deferred\", reason = \"not trusted\" }}\n[expect.postfix.\"3.5.1\"]\nverify = \"bounced\"\n[expect.postfix.\"3\"]\nverify = \"delivered-tls\"\nmay = \"deferred\"\n"
+        );
+        let s = load(&text).unwrap();
+        let outcome = |level, version| s.expectation(level, version).unwrap().attempts[0].outcome;
+        assert_eq!(outcome(Level::Verify, "3.7.11"), Outcome::DeliveredTls);
+        assert_eq!(outcome(Level::Verify, "3.5.25"), Outcome::Deferred);
+        assert_eq!(outcome(Level::Verify, "3.5.1"), Outcome::Bounced);
+        assert_eq!(outcome(Level::Verify, "3.55.0"), Outcome::DeliveredTls);
+        assert_eq!(outcome(Level::Verify, "2.11.3"), Outcome::Deferred);
+        assert_eq!(outcome(Level::May, "3.5.25"), Outcome::Deferred);
+        assert_eq!(outcome(Level::May, "4.0.0"), Outcome::DeliveredPlaintext);
+        assert_eq!(outcome(Level::Encrypt, "3.5.25"), Outcome::Deferred);
+        assert!(s.expectation(Level::Dane, "3.5.25").is_none());
+    }
+
+    #[test]
+    fn bad_version_entries_are_located() {
+        let with = |table: &str| format!("{GOOD}\n{table}\n");
+        let (line, key, message) = error(&with("[expect.postfix.\"3.x\"]\nverify = \"bounced\""));
+        assert_eq!(line, 16, "{key}: {message}");
+        assert!(message.contains("not a Postfix version"), "{message}");
+        let (_, key, message) = error(&with("[expect.postfix.\"3.5\"]\ndane = \"bounced\""));
+        assert_eq!(key, "expect.postfix.\"3.5\".dane");
+        assert!(message.contains("states nothing for `dane`"), "{message}");
+        let (_, key, message) = error(&with("[expect.postfix.\"3.5\"]\nverify = \"deferred\""));
+        assert_eq!(key, "expect.postfix.\"3.5\".verify");
+        assert!(message.contains("the same as [expect]"), "{message}");
+        let (_, key, message) = error(&with("[expect.postfix.\"3.5\"]"));
+        assert_eq!(key, "expect.postfix.\"3.5\"");
+        assert!(message.contains("states no level"), "{message}");
+        let (_, key, _) = error(&with(
+            "[expect.postfix.\"3.5\"]\nverify = \"bounced\"\n[expect.postfix.\"3.5\".postfix.\"3.5.1\"]\nverify = \"deferred\"",
+        ));
+        assert!(key.ends_with(".postfix"), "{key}");
+        let (_, key, message) = error(&with("[expect.postfix.\"3.5\"]\nverfy = \"bounced\""));
+        assert!(key.contains("verfy"), "{key}: {message}");
     }
 
     #[test]

@@ -4,10 +4,11 @@ mod load;
 mod model;
 
 pub use load::{
-    LoadError, LoadErrors, Scenario, line_column, load_bytes, load_file, load_paths, scenario_id,
+    LoadError, LoadErrors, Scenario, VersionExpectations, line_column, load_bytes, load_file,
+    load_paths, scenario_id,
 };
 pub use model::{
     AttemptExpectation, AuthMechanism, DeliverySpec, Dsn, Expectation, Hop, Hostname,
     MiddleboxSpec, OWNED_SETTINGS, PostfixSpec, RelayAuthSpec, RelaySpec, SaslSpec, Seconds,
-    SettingName, SettingValue, TlsPolicy,
+    SettingName, SettingValue, TlsPolicy, VersionPrefix,
 };

@@ -359,6 +359,11 @@ pub(crate) struct RawExpectations {
     pub legacy_use_tls: Option<Spanned<Expectation>>,
     #[serde(rename = "legacy-enforce-tls")]
     pub legacy_enforce_tls: Option<Spanned<Expectation>>,
+    /// What differs on some Postfix versions: `[expect.postfix."3.5"]`
+    /// states, for the levels where that version does something else, what
+    /// it does instead.
+    #[serde(default)]
+    pub postfix: BTreeMap<VersionPrefix, Spanned<RawExpectations>>,
 }
 
 impl RawExpectations {
@@ -530,6 +535,57 @@ impl<'de> Deserialize<'de> for Expectation {
         }
 
         d.deserialize_any(ExpectationVisitor)
+    }
+}
+
+/// A Postfix version or the first parts of one: `3.5` matches 3.5.0,
+/// 3.5.25 and so on; `3` matches every 3.x; `3.5.25` only itself.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct VersionPrefix(String);
+
+impl VersionPrefix {
+    pub fn parse(s: &str) -> Result<VersionPrefix, String> {
+        let parts: Vec<&str> = s.split('.').collect();
+        let numeric =
+            |p: &&str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
+        if parts.len() > 3 || !parts.iter().all(numeric) {
+            return Err(format!(
+                "`{s}` is not a Postfix version (expected MAJOR, MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 3.5)"
+            ));
+        }
+        Ok(VersionPrefix(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// How many parts it names: the more, the more specific.
+    pub fn parts(&self) -> usize {
+        self.0.split('.').count()
+    }
+
+    /// Whether `version` (as Postfix reports it, e.g. `3.5.25`) is this
+    /// version or a release of it.
+    pub fn matches(&self, version: &str) -> bool {
+        version == self.0
+            || version
+                .strip_prefix(self.0.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+    }
+}
+
+impl fmt::Display for VersionPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for VersionPrefix {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        VersionPrefix::parse(&s).map_err(de::Error::custom)
     }
 }
 
