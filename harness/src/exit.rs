@@ -1,5 +1,6 @@
-//! The binary's exit codes. Setup failures differ from failed expectations
-//! so that CI can tell "the relay config regressed" from "Docker is down".
+//! The binary's exit codes, and the one mapping from every error type to
+//! them. Setup failures differ from failed expectations so that CI can
+//! tell "the relay config regressed" from "Docker is down".
 
 /// Every case ran and met its expectation.
 pub const SUCCESS: i32 = 0;
@@ -15,3 +16,76 @@ pub const HARNESS_ERROR: i32 = 4;
 pub const REGRESSION: i32 = 5;
 /// Interrupted by SIGINT or SIGTERM; everything was cleaned up.
 pub const INTERRUPTED: i32 = 130;
+
+/// An error that knows which exit code it means. The binary maps every
+/// error through this one trait, so a kind of failure exits the same way
+/// from every command.
+pub trait Code {
+    fn exit_code(&self) -> i32;
+}
+
+impl Code for crate::run::RunError {
+    fn exit_code(&self) -> i32 {
+        use crate::run::RunError;
+        match self {
+            RunError::Interrupted => INTERRUPTED,
+            RunError::NothingToRun(_) => BAD_INPUT,
+            e if e.is_environment() => ENVIRONMENT,
+            _ => HARNESS_ERROR,
+        }
+    }
+}
+
+impl Code for crate::check::CheckError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            crate::check::CheckError::Interrupted => INTERRUPTED,
+            e if e.is_bad_input() => BAD_INPUT,
+            e if e.is_environment() => ENVIRONMENT,
+            _ => HARNESS_ERROR,
+        }
+    }
+}
+
+impl Code for crate::bench::BenchError {
+    fn exit_code(&self) -> i32 {
+        use crate::bench::BenchError;
+        match self {
+            BenchError::Load(e) => e.exit_code(),
+            BenchError::NoTemplates => BAD_INPUT,
+            BenchError::Run(e) => e.exit_code(),
+        }
+    }
+}
+
+impl Code for crate::scenario::LoadErrors {
+    fn exit_code(&self) -> i32 {
+        BAD_INPUT
+    }
+}
+
+impl Code for crate::postfix::PostfixError {
+    fn exit_code(&self) -> i32 {
+        if self.is_environment() {
+            ENVIRONMENT
+        } else {
+            HARNESS_ERROR
+        }
+    }
+}
+
+impl Code for crate::probe::ProbeError {
+    /// The relay cannot be resolved or reached, or does not speak SMTP.
+    fn exit_code(&self) -> i32 {
+        ENVIRONMENT
+    }
+}
+
+impl Code for crate::probe::ScenarioError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            crate::probe::ScenarioError::Hostname(_) => BAD_INPUT,
+            _ => HARNESS_ERROR,
+        }
+    }
+}

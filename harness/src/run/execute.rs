@@ -105,6 +105,12 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
+    /// Whether no verdict could be reached: no attempt, or an attempt
+    /// without an outcome.
+    pub fn is_error(&self) -> bool {
+        self.attempts.is_empty() || self.attempts.iter().any(|a| a.outcome.is_none())
+    }
+
     /// The outcome of the last attempt, if it was classified.
     pub fn outcome(&self) -> Option<crate::outcome::Outcome> {
         self.attempts.last().and_then(|a| a.outcome)
@@ -142,6 +148,24 @@ impl RunReport {
 
     pub fn passed(&self) -> bool {
         self.cases.iter().all(|c| c.passed)
+    }
+
+    /// Cases the harness could not classify (its witnesses disagreed, or
+    /// Postfix logged nothing in time): no verdict, a harness error.
+    pub fn errors(&self) -> usize {
+        self.cases.iter().filter(|c| c.is_error()).count()
+    }
+
+    /// Success, failed expectations, or a harness error when any case
+    /// could not be classified (that outranks a failed expectation).
+    pub fn exit_code(&self) -> i32 {
+        if self.errors() > 0 {
+            crate::exit::HARNESS_ERROR
+        } else if self.passed() {
+            crate::exit::SUCCESS
+        } else {
+            crate::exit::EXPECTATION_FAILED
+        }
     }
 }
 

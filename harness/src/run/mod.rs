@@ -8,7 +8,7 @@ mod plan;
 mod rig;
 
 pub use classify::{Attempt, Finding, Wire, classify, compare, findings};
-pub use execute::{CaseResult, RunError, RunEvent, RunOptions, RunReport, run};
+pub use execute::{CaseResult, Observer, RunError, RunEvent, RunOptions, RunReport, run};
 pub use plan::{Case, Partition, Selection, glob, plan};
 pub use rig::fingerprint;
 

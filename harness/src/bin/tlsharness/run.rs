@@ -1,0 +1,185 @@
+//! `tlsharness run`: the scenarios against real Postfix, once or
+//! `--repeat` times (the flake check).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tlsharness::level::Level;
+use tlsharness::run::{self, RunOptions, RunReport};
+use tlsharness::{exit, report, scenario};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Scenario files or directories (every *.toml inside).
+    #[arg(default_value = "scenarios")]
+    paths: Vec<PathBuf>,
+    /// Write a JSON report (one record per scenario x level; schema in
+    /// fixtures/schemas/report.schema.json).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a JUnit XML report (one testcase per scenario x level).
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// For every failed case, keep its Postfix log, wire transcript and
+    /// Postfix configuration under DIR/<scenario>/<level>/.
+    #[arg(long, value_name = "DIR")]
+    artifacts: Option<PathBuf>,
+    /// Only scenarios whose id (file name without .toml) matches this glob;
+    /// may be repeated.
+    #[arg(long, value_name = "PATTERN")]
+    scenario: Vec<String>,
+    /// Only these levels (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LEVELS")]
+    level: Option<Vec<Level>>,
+    /// Run shard K of N (cases dealt round-robin, so shards are balanced and
+    /// together run every case once).
+    #[arg(long, value_name = "K/N")]
+    partition: Option<run::Partition>,
+    /// The Postfix image; repeat to run every case on each (default
+    /// tlsharness/postfix:bookworm).
+    #[arg(long)]
+    image: Vec<String>,
+    /// Run on the three built-in images (Postfix 3.5, 3.7, 3.10).
+    #[arg(long)]
+    all_versions: bool,
+    /// The longest one delivery attempt may take, in seconds (1 to 86400).
+    #[arg(long, default_value_t = 120, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    attempt_timeout: u64,
+    /// List the selected cases (scenario/level) and exit without running.
+    #[arg(long)]
+    list: bool,
+    /// Run the selection N times and report every case whose outcome
+    /// changed between runs (a flake check).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    repeat: u64,
+}
+
+pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
+    let scenarios = match scenario::load_paths(&args.paths) {
+        Ok(s) => s,
+        Err(e) => return super::fail_located(&e),
+    };
+    let scenarios: Vec<_> = scenarios.into_iter().map(Arc::new).collect();
+    let selection = run::Selection {
+        scenarios: args.scenario.clone(),
+        levels: args.level.clone(),
+        partition: args.partition,
+    };
+    if args.list {
+        for case in run::plan(&scenarios, &selection) {
+            println!("{}", case.name());
+        }
+        return exit::SUCCESS;
+    }
+    let repeated = args.repeat > 1;
+    let progress = report::Progress::new(report::Style::detect());
+    let opts = RunOptions {
+        images: super::images(&args.image, args.all_versions),
+        selection,
+        attempt_timeout: Duration::from_secs(args.attempt_timeout),
+        // Under --repeat the per-repetition summary is the progress.
+        observer: (!repeated)
+            .then(|| Arc::new(move |e: run::RunEvent<'_>| progress.event(e)) as run::Observer),
+        cancel,
+        ..RunOptions::default()
+    };
+    let mut reports = Vec::new();
+    for i in 0..args.repeat {
+        let report = match run::run(&scenarios, &opts).await {
+            Ok(r) => r,
+            Err(e) if repeated => {
+                eprint!("tlsharness: repetition {}: ", i + 1);
+                return super::fail(&e);
+            }
+            Err(e) => return super::fail(&e),
+        };
+        if repeated {
+            eprintln!(
+                "tlsharness: repetition {}/{}: {} cases, {} failed, {:.1}s",
+                i + 1,
+                args.repeat,
+                report.cases.len(),
+                report.cases.iter().filter(|c| !c.passed).count(),
+                report.total_ms as f64 / 1000.0
+            );
+        } else {
+            print_report(&report, &opts);
+        }
+        reports.push(report);
+    }
+    if let Err(code) = write_reports(&args, &reports) {
+        return code;
+    }
+    if repeated {
+        print!("{}", report::flake_report(&reports));
+    }
+    let changed = !report::flakes(&reports).is_empty();
+    let worst = reports
+        .iter()
+        .map(RunReport::exit_code)
+        .max_by_key(|c| severity(*c))
+        .unwrap_or(exit::SUCCESS);
+    if changed && worst == exit::SUCCESS {
+        exit::EXPECTATION_FAILED
+    } else {
+        worst
+    }
+}
+
+/// Harness errors outrank failed expectations, which outrank success.
+fn severity(code: i32) -> u8 {
+    match code {
+        exit::SUCCESS => 0,
+        exit::EXPECTATION_FAILED => 1,
+        _ => 2,
+    }
+}
+
+fn print_report(report: &RunReport, opts: &RunOptions) {
+    if report.cases.is_empty() {
+        let shard = opts.selection.partition.map(|p| p.to_string());
+        println!("this shard ({}) has no cases", shard.unwrap_or_default());
+        return;
+    }
+    println!();
+    print!("{}", report::matrix(report));
+    for c in report.cases.iter().filter(|c| !c.passed) {
+        println!();
+        print!("{}", report::failure_details(c));
+    }
+}
+
+/// The JSON, JUnit and artifacts of every run; `Err` is the exit code.
+fn write_reports(args: &RunArgs, reports: &[RunReport]) -> Result<(), i32> {
+    let mut written = Vec::new();
+    if let Some(path) = &args.json {
+        written.push((path.clone(), report::write_json(&reports[0], path)));
+    }
+    if let Some(path) = &args.junit {
+        written.push((path.clone(), report::write_junit(&reports[0], path)));
+    }
+    if let Some(dir) = &args.artifacts {
+        let result = report::write_artifacts(&reports[0], dir).map(|dirs| {
+            if !dirs.is_empty() {
+                eprintln!(
+                    "tlsharness: artifacts of {} failed case(s) in {}",
+                    dirs.len(),
+                    dir.display()
+                );
+            }
+        });
+        written.push((dir.clone(), result));
+    }
+    for (path, result) in written {
+        if let Err(e) = result {
+            eprintln!("tlsharness: failed to write {}: {e}", path.display());
+            return Err(exit::HARNESS_ERROR);
+        }
+    }
+    Ok(())
+}
