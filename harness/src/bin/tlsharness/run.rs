@@ -92,11 +92,12 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
     for i in 0..args.repeat {
         let report = match run::run(&scenarios, &opts).await {
             Ok(r) => r,
-            Err(e) if repeated => {
-                eprint!("tlsharness: repetition {}: ", i + 1);
+            Err(e) => {
+                if i > 0 {
+                    eprintln!("tlsharness: repetition {} did not complete", i + 1);
+                }
                 return super::fail(&e);
             }
-            Err(e) => return super::fail(&e),
         };
         if repeated {
             eprintln!(
