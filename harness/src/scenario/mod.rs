@@ -2,6 +2,7 @@
 
 mod load;
 mod model;
+mod versions;
 
 pub use load::{
     LoadError, LoadErrors, Scenario, VersionExpectations, line_column, load_bytes, load_file,
@@ -12,3 +13,4 @@ pub use model::{
     MiddleboxSpec, OWNED_SETTINGS, PostfixSpec, RelayAuthSpec, RelaySpec, SaslSpec, Seconds,
     SettingName, SettingValue, TlsPolicy, VersionPrefix,
 };
+pub use versions::versions_table;
