@@ -32,29 +32,70 @@ fn config_text(report: &RunReport, c: &CaseResult) -> String {
     format!(
         "# Postfix {} in {}; the case's route and transport, then the whole main.cf.\n\n\
          # transport_maps entry\n{}\n\n# master.cf entry\n{}\n# main.cf\n{}",
-        report.postfix_version,
-        report.image,
+        c.postfix_version,
+        c.image,
         c.route,
         master_entry(&master_cf, &c.transport),
         main_cf
     )
 }
 
-/// Writes `DIR/<scenario>/<level>/{postfix.log,transcript.txt,postfix.conf}`
-/// for every failed case. Returns the directories written.
+/// A path component for an image name: GitHub's artifact upload refuses
+/// `:` and the like, and `/` would add a level.
+fn image_dir_part(image: &str) -> String {
+    image
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Writes one run's failure artifacts (see [`write_artifacts_runs`]).
 pub fn write_artifacts(report: &RunReport, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    write_artifacts_runs(std::slice::from_ref(report), dir)
+}
+
+/// Writes `{postfix.log,transcript.txt,postfix.conf}` for every failed
+/// case of every run, in `DIR/<scenario>/<level>/`; under `--repeat`,
+/// `DIR/repetition-K/<scenario>/<level>/`. When a run spans several images
+/// the level's directory is `<level>@<image>` (`/` and `:` as `_`) so that
+/// one image's case does not overwrite another's. Returns the directories
+/// written.
+pub fn write_artifacts_runs(reports: &[RunReport], dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let several = reports.len() > 1;
     let mut written = Vec::new();
-    for c in report.cases.iter().filter(|c| !c.passed) {
-        let case_dir = dir.join(&c.scenario).join(c.level.as_str());
-        std::fs::create_dir_all(&case_dir)?;
-        let mut log = String::new();
-        for l in &c.log {
-            let _ = writeln!(log, "{l}");
+    for (k, report) in reports.iter().enumerate() {
+        let run_dir = if several {
+            dir.join(format!("repetition-{}", k + 1))
+        } else {
+            dir.to_owned()
+        };
+        let several_images = report
+            .cases
+            .iter()
+            .any(|c| c.image != report.cases[0].image);
+        for c in report.cases.iter().filter(|c| !c.passed) {
+            let level = if several_images {
+                format!("{}@{}", c.level, image_dir_part(&c.image))
+            } else {
+                c.level.as_str().to_owned()
+            };
+            let case_dir = run_dir.join(&c.scenario).join(level);
+            std::fs::create_dir_all(&case_dir)?;
+            let mut log = String::new();
+            for l in &c.log {
+                let _ = writeln!(log, "{l}");
+            }
+            std::fs::write(case_dir.join("postfix.log"), log)?;
+            std::fs::write(case_dir.join("transcript.txt"), &c.transcript)?;
+            std::fs::write(case_dir.join("postfix.conf"), config_text(report, c))?;
+            written.push(case_dir);
         }
-        std::fs::write(case_dir.join("postfix.log"), log)?;
-        std::fs::write(case_dir.join("transcript.txt"), &c.transcript)?;
-        std::fs::write(case_dir.join("postfix.conf"), config_text(report, c))?;
-        written.push(case_dir);
     }
     Ok(written)
 }
@@ -69,6 +110,14 @@ mod tests {
         assert_eq!(
             master_entry(master, "tlsh0-may"),
             "tlsh0-may unix - - n - - smtp\n  -o smtp_tls_security_level=may\n"
+        );
+    }
+
+    #[test]
+    fn image_names_become_one_portable_path_component() {
+        assert_eq!(
+            image_dir_part("tlsharness/postfix:bookworm"),
+            "tlsharness_postfix_bookworm"
         );
     }
 }

@@ -9,7 +9,11 @@ use crate::postfix::log::TlsSession;
 use crate::run::{Attempt, CaseResult, Finding, RunReport, findings};
 use crate::scenario::AttemptExpectation;
 
-/// The JSON report: the run, then one record per case.
+/// The JSON report: the run, then one record per case. Under `--repeat`
+/// the top level sums the runs (its `run_id`, `image` and
+/// `postfix_version` are the first run's), `runs` lists each run, and every
+/// case record names its repetition; a single run has neither, so its
+/// report reads as it always has.
 #[derive(Serialize)]
 pub struct JsonReport<'a> {
     pub schema: &'static str,
@@ -19,12 +23,45 @@ pub struct JsonReport<'a> {
     pub passed: bool,
     pub startup_ms: u64,
     pub total_ms: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunRecord<'a>>,
     pub cases: Vec<CaseRecord<'a>>,
+}
+
+/// One repetition of `run --repeat`.
+#[derive(Serialize)]
+pub struct RunRecord<'a> {
+    /// 1-based.
+    pub repetition: usize,
+    pub run_id: &'a str,
+    pub image: &'a str,
+    pub postfix_version: &'a str,
+    pub passed: bool,
+    pub startup_ms: u64,
+    pub total_ms: u64,
+}
+
+impl<'a> RunRecord<'a> {
+    pub fn new(r: &'a RunReport, repetition: usize) -> Self {
+        RunRecord {
+            repetition,
+            run_id: &r.run_id,
+            image: &r.image,
+            postfix_version: &r.postfix_version,
+            passed: r.passed(),
+            startup_ms: r.startup_ms,
+            total_ms: r.total_ms,
+        }
+    }
 }
 
 /// One scenario at one level.
 #[derive(Serialize)]
 pub struct CaseRecord<'a> {
+    /// Which run of `run --repeat` the case belongs to, 1-based; absent
+    /// for a single run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repetition: Option<usize>,
     pub scenario: &'a str,
     pub name: &'a str,
     pub file: &'a str,
@@ -57,6 +94,7 @@ impl<'a> CaseRecord<'a> {
     pub fn new(c: &'a CaseResult) -> Self {
         let last = c.attempts.last();
         CaseRecord {
+            repetition: None,
             scenario: &c.scenario,
             name: &c.name,
             file: &c.file,
@@ -85,20 +123,57 @@ impl<'a> CaseRecord<'a> {
 
 impl<'a> JsonReport<'a> {
     pub fn new(r: &'a RunReport) -> Self {
+        JsonReport::runs(std::slice::from_ref(r))
+    }
+
+    /// The report of several runs (see [`JsonReport`]); one run gives the
+    /// single-run report.
+    ///
+    /// # Panics
+    /// When `reports` is empty: there is no first run to name.
+    pub fn runs(reports: &'a [RunReport]) -> Self {
+        let first = &reports[0];
+        let several = reports.len() > 1;
+        let mut runs = Vec::new();
+        let mut cases = Vec::new();
+        for (k, r) in reports.iter().enumerate() {
+            let repetition = several.then_some(k + 1);
+            if let Some(k) = repetition {
+                runs.push(RunRecord::new(r, k));
+            }
+            cases.extend(r.cases.iter().map(|c| CaseRecord {
+                repetition,
+                ..CaseRecord::new(c)
+            }));
+        }
         JsonReport {
             schema: "tlsharness-report/1",
-            run_id: &r.run_id,
-            image: &r.image,
-            postfix_version: &r.postfix_version,
-            passed: r.passed(),
-            startup_ms: r.startup_ms,
-            total_ms: r.total_ms,
-            cases: r.cases.iter().map(CaseRecord::new).collect(),
+            run_id: &first.run_id,
+            image: &first.image,
+            postfix_version: &first.postfix_version,
+            passed: reports.iter().all(RunReport::passed),
+            startup_ms: reports.iter().map(|r| r.startup_ms).sum(),
+            total_ms: reports.iter().map(|r| r.total_ms).sum(),
+            runs,
+            cases,
         }
     }
 }
 
+/// Writes one run's JSON report.
 pub fn write_json(report: &RunReport, path: &Path) -> io::Result<()> {
-    let text = serde_json::to_string_pretty(&JsonReport::new(report)).map_err(io::Error::other)?;
+    write_json_runs(std::slice::from_ref(report), path)
+}
+
+/// Writes the JSON report of every run of `run --repeat`.
+pub fn write_json_runs(reports: &[RunReport], path: &Path) -> io::Result<()> {
+    if reports.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no run to report",
+        ));
+    }
+    let text =
+        serde_json::to_string_pretty(&JsonReport::runs(reports)).map_err(io::Error::other)?;
     std::fs::write(path, text + "\n")
 }

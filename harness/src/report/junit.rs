@@ -1,37 +1,26 @@
-//! JUnit XML: one `<testsuite>` per scenario, one `<testcase>` per level.
-//! The layout follows the format CI systems read (Jenkins' junit-10
-//! schema, GitLab, GitHub test reporters); `fixtures/schemas/junit.xsd`
-//! states it and the tests validate against it.
+//! JUnit XML: one `<testsuite>` per scenario, one `<testcase>` per level;
+//! under `--repeat`, that layout once per repetition. The layout follows
+//! the format CI systems read (Jenkins' junit-10 schema, GitLab, GitHub
+//! test reporters); `fixtures/schemas/junit.xsd` states it and the tests
+//! validate against it. quick-junit (nextest's writer) does the XML.
 
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use quick_junit::{
+    NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite, XmlString,
+};
 
 use super::matrix::attempt_summary;
 use crate::run::{CaseResult, RunReport};
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 allows tab, LF, CR and printable characters only.
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn seconds(ms: u64) -> String {
-    format!("{:.3}", ms as f64 / 1000.0)
+/// Text for an element or attribute. quick-junit drops control characters
+/// but keeps U+FFFE and U+FFFF, which XML 1.0 forbids as well.
+fn text(s: &str) -> XmlString {
+    XmlString::new(s.replace(['\u{fffe}', '\u{ffff}'], "\u{fffd}"))
 }
 
 /// Whether a failed case is an error (no verdict could be reached) rather
@@ -53,148 +42,170 @@ fn case_details(c: &CaseResult) -> String {
     out
 }
 
-/// Renders the report as JUnit XML.
-pub fn junit(report: &RunReport, timestamp: &str, hostname: &str) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let failures = report
-        .cases
-        .iter()
-        .filter(|c| !c.passed && !is_error(c))
-        .count();
-    let errors = report
-        .cases
-        .iter()
-        .filter(|c| !c.passed && is_error(c))
-        .count();
-    let _ = writeln!(
-        out,
-        "<testsuites name=\"tlsharness\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{}\">",
-        report.cases.len(),
-        seconds(report.total_ms)
+fn system_out(c: &CaseResult) -> String {
+    let mut out = String::new();
+    if !c.log.is_empty() {
+        out.push_str("postfix log:\n");
+        for l in &c.log {
+            let _ = writeln!(out, "  {l}");
+        }
+    }
+    if !c.transcript.is_empty() {
+        out.push_str("wire transcript:\n");
+        out.push_str(&c.transcript);
+    }
+    out
+}
+
+/// Where the report was written: every suite's timestamp and host name.
+#[derive(Clone, Debug)]
+pub struct Stamp {
+    pub timestamp: DateTime<FixedOffset>,
+    pub hostname: String,
+}
+
+impl Stamp {
+    /// The current time (UTC) and this machine's host name.
+    pub fn now() -> Stamp {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        Stamp {
+            timestamp: DateTime::<Utc>::from(std::time::SystemTime::now()).fixed_offset(),
+            hostname,
+        }
+    }
+}
+
+fn testcase(c: &CaseResult, at: &str, suffix: &str) -> TestCase {
+    let status = if c.passed {
+        TestCaseStatus::success()
+    } else {
+        let (kind, ty) = if is_error(c) {
+            (NonSuccessKind::Error, "harness")
+        } else {
+            (NonSuccessKind::Failure, "expectation")
+        };
+        let mut status = TestCaseStatus::non_success(kind);
+        status
+            .set_message(text(c.failure.as_deref().unwrap_or("failed")))
+            .set_type(ty)
+            .set_description(text(&case_details(c)));
+        status
+    };
+    let mut case = TestCase::new(
+        text(&format!("{}/{}{at}{suffix}", c.scenario, c.level)),
+        status,
     );
+    case.set_classname(text(&format!("tlsharness.{}", c.scenario)))
+        .set_time(Duration::from_millis(c.duration_ms));
+    if !c.passed {
+        case.set_system_out(text(&system_out(c)));
+    }
+    case
+}
+
+/// The suites of one run: one per scenario (and image, when there are
+/// several), named with `suffix`; ids count on from `first_id`.
+fn suites(
+    report: &RunReport,
+    repetition: Option<usize>,
+    first_id: usize,
+    stamp: &Stamp,
+) -> Vec<TestSuite> {
+    let suffix = repetition.map_or(String::new(), |k| format!(" (repetition {k})"));
     let several_images = report
         .cases
         .iter()
         .any(|c| c.image != report.cases[0].image);
-    // A suite per scenario (and image, when there are several).
-    let mut suites: Vec<(String, &str, &str)> = Vec::new();
+    let mut keys: Vec<(&str, &str)> = Vec::new();
     for c in &report.cases {
-        let name = if several_images {
-            format!("{}@{}", c.scenario, c.image)
-        } else {
-            c.scenario.clone()
-        };
-        if !suites.iter().any(|(n, _, _)| *n == name) {
-            suites.push((name, &c.scenario, &c.image));
+        if !keys.contains(&(c.scenario.as_str(), c.image.as_str())) {
+            keys.push((&c.scenario, &c.image));
         }
     }
-    for (id, (suite, scenario, image)) in suites.iter().enumerate() {
-        let scenario = *scenario;
+    let mut out = Vec::new();
+    for (n, (scenario, image)) in keys.into_iter().enumerate() {
         let cases: Vec<&CaseResult> = report
             .cases
             .iter()
-            .filter(|c| c.scenario == scenario && c.image == *image)
+            .filter(|c| c.scenario == scenario && c.image == image)
             .collect();
-        let f = cases.iter().filter(|c| !c.passed && !is_error(c)).count();
-        let e = cases.iter().filter(|c| !c.passed && is_error(c)).count();
-        let time: u64 = cases.iter().map(|c| c.duration_ms).max().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "  <testsuite name=\"{}\" id=\"{id}\" package=\"tlsharness\" tests=\"{}\" failures=\"{f}\" errors=\"{e}\" skipped=\"0\" time=\"{}\" timestamp=\"{}\" hostname=\"{}\">",
-            escape(suite),
-            cases.len(),
-            seconds(time),
-            escape(timestamp),
-            escape(hostname),
-        );
-        let first = cases[0];
-        out.push_str("    <properties>\n");
+        let at = if several_images {
+            format!("@{image}")
+        } else {
+            String::new()
+        };
+        let mut suite = TestSuite::new(text(&format!("{scenario}{at}{suffix}")));
+        suite.set_timestamp(stamp.timestamp);
+        // The cases of a scenario run side by side: the suite takes as long
+        // as its slowest case.
+        let slowest = cases.iter().map(|c| c.duration_ms).max().unwrap_or(0);
+        suite.set_time(Duration::from_millis(slowest));
         for (name, value) in [
-            ("file", first.file.as_str()),
-            ("description", first.name.as_str()),
-            ("relay", first.relay.as_str()),
-            ("postfix_version", first.postfix_version.as_str()),
-            ("image", first.image.as_str()),
+            ("id", (first_id + n).to_string()),
+            ("package", "tlsharness".to_owned()),
+            ("hostname", stamp.hostname.clone()),
         ] {
-            let _ = writeln!(
-                out,
-                "      <property name=\"{name}\" value=\"{}\"/>",
-                escape(value)
-            );
+            suite.extra.insert(name.into(), text(&value));
         }
-        out.push_str("    </properties>\n");
-        for c in &cases {
-            let at = if several_images {
-                format!("@{}", c.image)
-            } else {
-                String::new()
-            };
-            let _ = write!(
-                out,
-                "    <testcase name=\"{}/{}{}\" classname=\"tlsharness.{}\" time=\"{}\"",
-                escape(&c.scenario),
-                c.level,
-                escape(&at),
-                escape(&c.scenario),
-                seconds(c.duration_ms)
-            );
-            if c.passed {
-                out.push_str("/>\n");
-                continue;
-            }
-            out.push_str(">\n");
-            let tag = if is_error(c) { "error" } else { "failure" };
-            let message = c.failure.as_deref().unwrap_or("failed");
-            let _ = writeln!(
-                out,
-                "      <{tag} message=\"{}\" type=\"{}\">{}</{tag}>",
-                escape(message),
-                if is_error(c) {
-                    "harness"
-                } else {
-                    "expectation"
-                },
-                escape(&case_details(c))
-            );
-            let mut system_out = String::new();
-            if !c.log.is_empty() {
-                system_out.push_str("postfix log:\n");
-                for l in &c.log {
-                    let _ = writeln!(system_out, "  {l}");
-                }
-            }
-            if !c.transcript.is_empty() {
-                system_out.push_str("wire transcript:\n");
-                system_out.push_str(&c.transcript);
-            }
-            let _ = writeln!(
-                out,
-                "      <system-out>{}</system-out>",
-                escape(&system_out)
-            );
-            out.push_str("    </testcase>\n");
+        let first = cases[0];
+        suite.add_properties(
+            [
+                ("file", first.file.as_str()),
+                ("description", first.name.as_str()),
+                ("relay", first.relay.as_str()),
+                ("postfix_version", first.postfix_version.as_str()),
+                ("image", first.image.as_str()),
+            ]
+            .map(|(name, value)| Property::new(name, text(value))),
+        );
+        if let Some(k) = repetition {
+            suite.add_property(Property::new("repetition", k.to_string()));
         }
-        out.push_str("    <system-out/>\n    <system-err/>\n  </testsuite>\n");
+        suite.add_test_cases(cases.iter().map(|c| testcase(c, &at, &suffix)));
+        out.push(suite);
     }
-    out.push_str("</testsuites>\n");
     out
 }
 
-/// Writes the JUnit report; the timestamp and host name are the current ones.
+/// Renders one run as JUnit XML.
+pub fn junit(report: &RunReport, stamp: &Stamp) -> io::Result<String> {
+    junit_runs(std::slice::from_ref(report), stamp)
+}
+
+/// Renders the runs of `run --repeat` as JUnit XML: each run's suites,
+/// suite and case names suffixed ` (repetition K)` when there are several
+/// runs so that every case stays distinct.
+pub fn junit_runs(reports: &[RunReport], stamp: &Stamp) -> io::Result<String> {
+    if reports.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no run to report",
+        ));
+    }
+    let mut out = Report::new("tlsharness");
+    out.set_time(Duration::from_millis(
+        reports.iter().map(|r| r.total_ms).sum(),
+    ));
+    let several = reports.len() > 1;
+    let mut next_id = 0;
+    for (k, report) in reports.iter().enumerate() {
+        let suites = suites(report, several.then_some(k + 1), next_id, stamp);
+        next_id += suites.len();
+        out.add_test_suites(suites);
+    }
+    out.to_string().map_err(io::Error::other)
+}
+
+/// Writes one run's JUnit report, stamped now.
 pub fn write_junit(report: &RunReport, path: &Path) -> io::Result<()> {
-    let timestamp = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(io::Error::other)?;
-    // JUnit's timestamp has no zone designator.
-    let timestamp = timestamp
-        .split(['Z', '+', '.'])
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into());
-    std::fs::write(path, junit(report, &timestamp, &hostname))
+    write_junit_runs(std::slice::from_ref(report), path)
+}
+
+/// Writes the JUnit report of every run, stamped now.
+pub fn write_junit_runs(reports: &[RunReport], path: &Path) -> io::Result<()> {
+    std::fs::write(path, junit_runs(reports, &Stamp::now())?)
 }
 
 #[cfg(test)]
@@ -202,10 +213,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_markup_and_control_characters() {
-        assert_eq!(
-            escape("a<b & \"c\"\u{1}"),
-            "a&lt;b &amp; &quot;c&quot;\\x01"
+    fn keeps_markup_and_drops_what_xml_cannot_hold() {
+        let mut suite = TestSuite::new("s");
+        suite.set_system_out(text("a<b & \"c\"\u{1}\u{fffe}\n"));
+        let mut report = Report::new("r");
+        report.add_test_suite(suite);
+        let xml = report.to_string().unwrap();
+        assert!(
+            xml.contains("<system-out>a&lt;b &amp; &quot;c&quot;\u{fffd}\n</system-out>"),
+            "{xml}"
         );
+    }
+
+    #[test]
+    fn refuses_to_report_no_run() {
+        let stamp = Stamp::now();
+        let e = junit_runs(&[], &stamp).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 }

@@ -1,5 +1,7 @@
 //! Reports: the terminal matrix and progress, failure details, JSON
-//! records, JUnit XML and failure artifacts. All read the same run report.
+//! records, JUnit XML and failure artifacts. All read the same run report;
+//! the `_runs` writers take every run of `run --repeat`, and the single-run
+//! writers are those with one run.
 
 mod artifacts;
 mod flakes;
@@ -8,9 +10,9 @@ mod junit;
 mod matrix;
 mod progress;
 
-pub use artifacts::write_artifacts;
+pub use artifacts::{write_artifacts, write_artifacts_runs};
 pub use flakes::{Flake, flake_report, flakes};
-pub use json::{CaseRecord, JsonReport, write_json};
-pub use junit::{junit, write_junit};
+pub use json::{CaseRecord, JsonReport, RunRecord, write_json, write_json_runs};
+pub use junit::{Stamp, junit, junit_runs, write_junit, write_junit_runs};
 pub use matrix::{attempt_cell, attempt_summary, cell, failure_details, matrix};
 pub use progress::{Progress, Style};

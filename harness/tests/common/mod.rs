@@ -138,3 +138,37 @@ pub fn run_dirs(run_id: &str) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// Where `report` breaks fixtures/schemas/report.schema.json, one line per
+/// violation; empty when it conforms.
+pub fn report_schema_errors(report: &serde_json::Value) -> Vec<String> {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/schemas/report.schema.json"))
+            .expect("the report schema is readable"),
+    )
+    .expect("the report schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    validator
+        .iter_errors(report)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+/// xmllint's verdict on `xml` against fixtures/schemas/junit.xsd: `Err`
+/// holds its complaint. Panics when xmllint is missing: a schema check
+/// that cannot run must fail, not pass.
+pub fn junit_schema_check(xml: &std::path::Path) -> Result<(), String> {
+    let lint = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(root().join("fixtures/schemas/junit.xsd"))
+        .arg(xml)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run xmllint ({e}); install it (ci/test.sh installs libxml2-utils)")
+        });
+    if lint.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&lint.stderr).into_owned())
+    }
+}
