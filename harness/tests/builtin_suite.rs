@@ -10,13 +10,22 @@ use std::sync::Arc;
 
 use tlsharness::level::Level;
 use tlsharness::outcome::{Outcome, Trust};
+use tlsharness::postfix::image;
 use tlsharness::run::{CaseResult, RunOptions, RunReport, run};
 use tlsharness::scenario::load_paths;
 use tokio::sync::OnceCell;
 
 static REPORT: OnceCell<RunReport> = OnceCell::const_new();
 
-async fn execute(ids: &[&str]) -> RunReport {
+/// Every built-in image: the shared run covers Postfix 3.5, 3.7 and 3.10.
+fn all_images() -> Vec<String> {
+    image::SUITES
+        .iter()
+        .map(|(suite, _)| image::image_for_suite(suite))
+        .collect()
+}
+
+async fn execute(ids: &[&str], images: Vec<String>) -> RunReport {
     let dir = common::root().join("scenarios");
     let paths = if ids.is_empty() {
         vec![dir]
@@ -30,23 +39,38 @@ async fn execute(ids: &[&str]) -> RunReport {
         .into_iter()
         .map(Arc::new)
         .collect::<Vec<_>>();
-    run(&scenarios, &RunOptions::default())
+    let opts = RunOptions {
+        images,
+        ..RunOptions::default()
+    };
+    run(&scenarios, &opts)
         .await
         .expect("the run completes (needs Docker and the image: ci/test.sh sets both up)")
 }
 
-/// A run covering at least the scenarios `ids` (all when empty).
+/// A run covering at least the scenarios `ids` (all when empty) on the
+/// default image, and on every built-in image when `every_version`.
 async fn report_for(ids: &[&str]) -> Arc<RunReport> {
     if std::env::var_os("NEXTEST").is_some() {
-        return Arc::new(execute(ids).await);
+        return Arc::new(execute(ids, vec![image::DEFAULT_IMAGE.to_owned()]).await);
     }
-    Arc::new(REPORT.get_or_init(|| execute(&[])).await.clone())
+    shared().await
 }
 
+async fn shared() -> Arc<RunReport> {
+    Arc::new(
+        REPORT
+            .get_or_init(|| execute(&[], all_images()))
+            .await
+            .clone(),
+    )
+}
+
+/// The case on the default image (Postfix 3.7).
 fn case<'a>(r: &'a RunReport, scenario: &str, level: Level) -> &'a CaseResult {
     r.cases
         .iter()
-        .find(|c| c.scenario == scenario && c.level == level)
+        .find(|c| c.scenario == scenario && c.level == level && c.image == image::DEFAULT_IMAGE)
         .unwrap_or_else(|| panic!("no case {scenario}/{level}"))
 }
 
@@ -62,6 +86,41 @@ async fn every_builtin_scenario_meets_its_expectations() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
     // One instance served every case.
     assert!(r.postfix_version.starts_with("3."), "{}", r.postfix_version);
+}
+
+/// `ci/test.sh` runs this on all three images: every expectation holds on
+/// 3.5, 3.7 and 3.10 (with the scenarios' version entries), and the
+/// README's table of version differences is the one the scenarios state.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_version_meets_its_expectations_and_the_readme_says_so() {
+    let r = if std::env::var_os("NEXTEST").is_some() {
+        Arc::new(execute(&[], all_images()).await)
+    } else {
+        shared().await
+    };
+    for image in all_images() {
+        let n = r.cases.iter().filter(|c| c.image == image).count();
+        assert!(n > 0, "no case ran on {image}");
+    }
+    let failed: Vec<String> = r
+        .cases
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("[{}] {}", c.image, tlsharness::report::failure_details(c)))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    let scenarios = load_paths(&[common::root().join("scenarios")]).expect("the built-in scenarios load");
+    let table = tlsharness::scenario::versions_table(&scenarios);
+    let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README.md");
+    let block = readme
+        .split("<!-- versions:begin -->\n")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- versions:end -->").next())
+        .expect("README.md has the versions:begin/end markers");
+    assert_eq!(
+        block, table,
+        "README.md's table of version differences is out of date; between the markers it should read:\n{table}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

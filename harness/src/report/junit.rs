@@ -23,12 +23,6 @@ fn text(s: &str) -> XmlString {
     XmlString::new(s.replace(['\u{fffe}', '\u{ffff}'], "\u{fffd}"))
 }
 
-/// Whether a failed case is an error (no verdict could be reached) rather
-/// than a verdict that differs from the expectation.
-fn is_error(c: &CaseResult) -> bool {
-    c.attempts.is_empty() || c.attempts.iter().any(|a| a.outcome.is_none())
-}
-
 fn case_details(c: &CaseResult) -> String {
     let mut out = String::new();
     let expected: Vec<String> = c.expected.attempts.iter().map(|a| a.to_string()).collect();
@@ -81,7 +75,7 @@ fn testcase(c: &CaseResult, at: &str, suffix: &str) -> TestCase {
     let status = if c.passed {
         TestCaseStatus::success()
     } else {
-        let (kind, ty) = if is_error(c) {
+        let (kind, ty) = if c.is_error() {
             (NonSuccessKind::Error, "harness")
         } else {
             (NonSuccessKind::Failure, "expectation")

@@ -32,8 +32,13 @@ pub fn versions_table(scenarios: &[Scenario]) -> String {
             }
         }
     }
-    rows.sort_by(|a, b| version_key(&a.0).cmp(&version_key(&b.0)).then(a.1.cmp(&b.1)));
-    let mut out = String::from("| Postfix | scenario | levels | what that version does instead |\n");
+    rows.sort_by(|a, b| {
+        version_key(&a.0)
+            .cmp(&version_key(&b.0))
+            .then(a.1.cmp(&b.1))
+    });
+    let mut out =
+        String::from("| Postfix | scenario | levels | what that version does instead |\n");
     out.push_str("|---|---|---|---|\n");
     for (version, id, levels, what) in rows {
         let _ = writeln!(

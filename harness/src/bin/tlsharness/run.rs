@@ -95,6 +95,8 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
             Err(e) => {
                 if i > 0 {
                     eprintln!("tlsharness: repetition {} did not complete", i + 1);
+                    // The repetitions that finished are still reported.
+                    let _ = write_reports(&args, &reports);
                 }
                 return super::fail(&e);
             }
@@ -159,13 +161,13 @@ fn print_report(report: &RunReport, opts: &RunOptions) {
 fn write_reports(args: &RunArgs, reports: &[RunReport]) -> Result<(), i32> {
     let mut written = Vec::new();
     if let Some(path) = &args.json {
-        written.push((path.clone(), report::write_json(&reports[0], path)));
+        written.push((path.clone(), report::write_json_runs(reports, path)));
     }
     if let Some(path) = &args.junit {
-        written.push((path.clone(), report::write_junit(&reports[0], path)));
+        written.push((path.clone(), report::write_junit_runs(reports, path)));
     }
     if let Some(dir) = &args.artifacts {
-        let result = report::write_artifacts(&reports[0], dir).map(|dirs| {
+        let result = report::write_artifacts_runs(reports, dir).map(|dirs| {
             if !dirs.is_empty() {
                 eprintln!(
                     "tlsharness: artifacts of {} failed case(s) in {}",
