@@ -469,7 +469,7 @@ impl Connection {
             answering: answering.as_deref(),
         };
         let is_ehlo = ctx.answering == Some("EHLO");
-        if is_ehlo && self.phase == Phase::Plain && has_starttls(&reply) {
+        if is_ehlo && self.phase == Phase::Plain && reply.offers_starttls() {
             self.record.relay_offered_starttls = true;
         }
         let original = reply.to_bytes();
@@ -504,7 +504,7 @@ impl Connection {
                 delivered.extend_from_slice(&extra);
             }
         }
-        if is_ehlo && has_starttls(&reply) {
+        if is_ehlo && reply.offers_starttls() {
             self.record.client_saw_starttls = true;
         }
         self.client.write_all(&delivered).await?;
@@ -759,12 +759,4 @@ async fn relay_bytes(
 /// Stands in for a stream while it is being wrapped in TLS.
 fn placeholder() -> BoxIo {
     Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()))
-}
-
-fn has_starttls(reply: &Reply) -> bool {
-    reply
-        .lines
-        .iter()
-        .skip(1)
-        .any(|l| l.keyword() == "STARTTLS")
 }
