@@ -68,8 +68,10 @@ pub struct Direction {
 /// Byte-level shaping of a connection, per direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Shaping {
-    pub to_postfix: Direction,
-    pub to_relay: Direction,
+    /// What the middlebox writes to the client (Postfix).
+    pub to_client: Direction,
+    /// What the middlebox writes to the server (the relay).
+    pub to_server: Direction,
 }
 
 /// One named way of tampering with the SMTP dialogue.

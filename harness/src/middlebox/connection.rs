@@ -197,13 +197,13 @@ impl Connection {
             (
                 Box::new(Shaped::new(
                     Box::new(client),
-                    shaping.to_postfix,
+                    shaping.to_client,
                     "Postfix",
                     notes.clone(),
                 )),
                 Box::new(Shaped::new(
                     Box::new(server),
-                    shaping.to_relay,
+                    shaping.to_server,
                     "the relay",
                     notes.clone(),
                 )),
