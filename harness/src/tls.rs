@@ -1,4 +1,7 @@
-//! rustls configurations for the TLS servers and clients the harness runs.
+//! rustls configurations for the TLS servers and clients the harness runs,
+//! and the ways a server breaks a handshake on purpose (`breaking`).
+
+mod breaking;
 
 use std::sync::Arc;
 
@@ -10,9 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pki::Identity;
 
-/// A fatal TLS alert record (handshake_failure), as a server that refuses
-/// the ClientHello sends it.
-pub const HANDSHAKE_FAILURE_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
+pub use breaking::{Broken, HANDSHAKE_FAILURE_ALERT, HandshakeBreak, break_handshake};
 
 /// TLS protocol versions a server accepts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

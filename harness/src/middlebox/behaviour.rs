@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::smtp::Reply;
+use crate::tls::HandshakeBreak;
 
 /// What a behaviour does with a client command.
 #[derive(Debug)]
@@ -28,21 +29,6 @@ pub enum CloseKind {
     Reset,
 }
 
-/// How a broken TLS handshake looks to Postfix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BreakKind {
-    /// A fatal TLS alert (handshake_failure) in answer to the ClientHello.
-    Alert,
-    /// Bytes that are not TLS in answer to the ClientHello.
-    Garbage,
-    /// An orderly close after the ClientHello.
-    Close,
-    /// A reset after the ClientHello.
-    Reset,
-    /// Nothing at all: the connection stays open and silent.
-    Silence,
-}
-
 /// The middlebox's own end of an intercepted TLS session.
 #[derive(Clone, Debug)]
 pub struct Interception {
@@ -58,7 +44,7 @@ pub enum TlsVerdict {
     /// Let the handshake through untouched.
     Pass,
     /// Break the handshake.
-    Break(BreakKind),
+    Break(HandshakeBreak),
     /// Terminate TLS in the middlebox and read the dialogue.
     Intercept(Interception),
 }
@@ -82,8 +68,10 @@ pub struct Direction {
 /// Byte-level shaping of a connection, per direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Shaping {
-    pub to_postfix: Direction,
-    pub to_relay: Direction,
+    /// What the middlebox writes to the client (Postfix).
+    pub to_client: Direction,
+    /// What the middlebox writes to the server (the relay).
+    pub to_server: Direction,
 }
 
 /// One named way of tampering with the SMTP dialogue.

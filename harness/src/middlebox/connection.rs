@@ -15,8 +15,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::behaviour::{
-    Behaviour, BreakKind, CloseKind, CommandVerdict, Interception, ReplyContext, Shaping,
-    TlsVerdict,
+    Behaviour, CloseKind, CommandVerdict, Interception, ReplyContext, Shaping, TlsVerdict,
 };
 use super::shaping::Shaped;
 use super::transcript::{Dir, Transcript};
@@ -24,6 +23,7 @@ use crate::smtp::{
     BoxIo, Chunk, LineReader, Reply, ReplyAssembler, Unit, abort_on_close, command_verb,
     split_handle,
 };
+use crate::tls::{HandshakeBreak, break_handshake};
 
 /// What a connection showed about the path.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -197,13 +197,13 @@ impl Connection {
             (
                 Box::new(Shaped::new(
                     Box::new(client),
-                    shaping.to_postfix,
+                    shaping.to_client,
                     "Postfix",
                     notes.clone(),
                 )),
                 Box::new(Shaped::new(
                     Box::new(server),
-                    shaping.to_relay,
+                    shaping.to_server,
                     "the relay",
                     notes.clone(),
                 )),
@@ -469,7 +469,7 @@ impl Connection {
             answering: answering.as_deref(),
         };
         let is_ehlo = ctx.answering == Some("EHLO");
-        if is_ehlo && self.phase == Phase::Plain && has_starttls(&reply) {
+        if is_ehlo && self.phase == Phase::Plain && reply.offers_starttls() {
             self.record.relay_offered_starttls = true;
         }
         let original = reply.to_bytes();
@@ -504,7 +504,7 @@ impl Connection {
                 delivered.extend_from_slice(&extra);
             }
         }
-        if is_ehlo && has_starttls(&reply) {
+        if is_ehlo && reply.offers_starttls() {
             self.record.client_saw_starttls = true;
         }
         self.client.write_all(&delivered).await?;
@@ -557,7 +557,7 @@ impl Connection {
             .unwrap_or(TlsVerdict::Pass);
         match verdict {
             TlsVerdict::Pass => Ok(Some(self.tls_passthrough().await)),
-            TlsVerdict::Break(kind) => self.break_tls(kind).await.map(Some),
+            TlsVerdict::Break(how) => self.break_tls(how).await.map(Some),
             TlsVerdict::Intercept(i) => self.intercept(i).await,
         }
     }
@@ -584,34 +584,24 @@ impl Connection {
         }
     }
 
-    async fn break_tls(&mut self, kind: BreakKind) -> io::Result<String> {
-        let what = match kind {
-            BreakKind::Alert => "answers the ClientHello with a fatal TLS alert",
-            BreakKind::Garbage => "answers the ClientHello with bytes that are not TLS",
-            BreakKind::Close => "closes the connection after the ClientHello",
-            BreakKind::Reset => "resets the connection after the ClientHello",
-            BreakKind::Silence => "says nothing, holding the connection open",
-        };
+    async fn break_tls(&mut self, how: HandshakeBreak) -> io::Result<String> {
+        let what = how.describe();
         self.record.tls_broken = Some(what.to_owned());
         self.record
             .transcript
             .note(format!("fail-handshake: the middlebox {what}"));
         // The relay is left waiting for a handshake that will not come.
         let _ = self.server.shutdown().await;
-        let mut hello = self.client_lines.take_buffered();
-        if kind == BreakKind::Silence {
-            let mut sink = [0u8; 4096];
-            let mut n = hello.len();
-            let drained = tokio::time::timeout(SILENCE_LIMIT, async {
-                loop {
-                    match self.client.read(&mut sink).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => n += k,
-                    }
-                }
-            })
-            .await;
-            if drained.is_err() {
+        let hello = self.client_lines.take_buffered();
+        let wait = match how {
+            HandshakeBreak::Silence => SILENCE_LIMIT,
+            _ => HANDSHAKE_TIMEOUT,
+        };
+        let broken =
+            break_handshake(&mut self.client, &hello, how, &self.client_socket, wait).await?;
+        let n = broken.client_bytes;
+        if how == HandshakeBreak::Silence {
+            if !broken.client_gave_up {
                 self.record.transcript.note(format!(
                     "Postfix sent {n} bytes of handshake and was still waiting after {}s; closed",
                     SILENCE_LIMIT.as_secs()
@@ -623,48 +613,28 @@ impl Connection {
                 .note(format!("Postfix sent {n} bytes of handshake and gave up"));
             return Ok("Postfix gave up waiting".into());
         }
-        if hello.is_empty() {
-            let mut buf = [0u8; 4096];
-            let n = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.client.read(&mut buf))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no ClientHello"))??;
-            hello.extend_from_slice(&buf[..n]);
-        }
         self.record.transcript.note(format!(
-            "Postfix sent {} bytes of handshake{}",
-            hello.len(),
-            if hello.first() == Some(&0x16) {
+            "Postfix sent {n} bytes of handshake{}",
+            if broken.handshake_record {
                 " (a TLS handshake record)"
             } else {
                 ""
             }
         ));
-        match kind {
-            BreakKind::Alert => {
-                self.record.transcript.push(
-                    Dir::ToClient,
-                    b"[TLS alert record: fatal, handshake_failure]",
-                    Some("fail-handshake".into()),
-                );
-                self.client
-                    .write_all(&crate::tls::HANDSHAKE_FAILURE_ALERT)
-                    .await?;
-            }
-            BreakKind::Garbage => {
-                let junk = b"this is not TLS\r\n";
-                self.record
-                    .transcript
-                    .push(Dir::ToClient, junk, Some("fail-handshake".into()));
-                self.client.write_all(junk).await?;
-            }
-            BreakKind::Reset => {
-                self.reset_client();
-                return Ok("fail-handshake reset the connection".into());
-            }
-            BreakKind::Close | BreakKind::Silence => {}
+        let shown: &[u8] = match how {
+            HandshakeBreak::Alert => b"[TLS alert record: fatal, handshake_failure]",
+            other => other.answer(),
+        };
+        if !shown.is_empty() {
+            self.record
+                .transcript
+                .push(Dir::ToClient, shown, Some("fail-handshake".into()));
         }
-        let _ = self.client.shutdown().await;
-        Ok("fail-handshake closed the connection".into())
+        Ok(match how {
+            HandshakeBreak::Reset => "fail-handshake reset the connection",
+            _ => "fail-handshake closed the connection",
+        }
+        .into())
     }
 
     async fn intercept(&mut self, i: Interception) -> io::Result<Option<String>> {
@@ -789,12 +759,4 @@ async fn relay_bytes(
 /// Stands in for a stream while it is being wrapped in TLS.
 fn placeholder() -> BoxIo {
     Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()))
-}
-
-fn has_starttls(reply: &Reply) -> bool {
-    reply
-        .lines
-        .iter()
-        .skip(1)
-        .any(|l| l.keyword() == "STARTTLS")
 }

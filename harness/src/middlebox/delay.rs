@@ -9,10 +9,10 @@ use super::behaviour::{Behaviour, Shaping};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DelayConfig {
-    #[serde(default)]
-    pub to_postfix_ms: u64,
-    #[serde(default)]
-    pub to_relay_ms: u64,
+    #[serde(default, rename = "to_postfix_ms")]
+    pub to_client_ms: u64,
+    #[serde(default, rename = "to_relay_ms")]
+    pub to_server_ms: u64,
 }
 
 pub struct Delay(pub DelayConfig);
@@ -23,7 +23,7 @@ impl Behaviour for Delay {
     }
 
     fn shape(&self, s: &mut Shaping) {
-        s.to_postfix.delay += Duration::from_millis(self.0.to_postfix_ms);
-        s.to_relay.delay += Duration::from_millis(self.0.to_relay_ms);
+        s.to_client.delay += Duration::from_millis(self.0.to_client_ms);
+        s.to_server.delay += Duration::from_millis(self.0.to_server_ms);
     }
 }

@@ -4,24 +4,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::behaviour::{Behaviour, BreakKind, TlsVerdict};
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    #[default]
-    Alert,
-    Garbage,
-    Close,
-    Reset,
-    Silence,
-}
+use super::behaviour::{Behaviour, TlsVerdict};
+use crate::tls::HandshakeBreak;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FailHandshakeConfig {
     #[serde(default)]
-    pub mode: Mode,
+    pub mode: HandshakeBreak,
 }
 
 pub struct FailHandshake(pub FailHandshakeConfig);
@@ -32,12 +22,6 @@ impl Behaviour for FailHandshake {
     }
 
     fn on_tls(&mut self) -> TlsVerdict {
-        TlsVerdict::Break(match self.0.mode {
-            Mode::Alert => BreakKind::Alert,
-            Mode::Garbage => BreakKind::Garbage,
-            Mode::Close => BreakKind::Close,
-            Mode::Reset => BreakKind::Reset,
-            Mode::Silence => BreakKind::Silence,
-        })
+        TlsVerdict::Break(self.0.mode)
     }
 }

@@ -10,12 +10,14 @@ use serde::{Deserialize, Serialize};
 use super::behaviour::{Behaviour, ReplyContext};
 use crate::smtp::Reply;
 
+/// A side of the path, by the names scenarios give them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Target {
     #[default]
-    Postfix,
-    Relay,
+    #[serde(rename = "postfix")]
+    Client,
+    #[serde(rename = "relay")]
+    Server,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -32,8 +34,8 @@ pub struct InjectConfig {
 impl InjectConfig {
     fn bytes(&self) -> Vec<u8> {
         let text = self.text.clone().unwrap_or_else(|| match self.into {
-            Target::Postfix => "554 5.7.1 tlsharness: injected before TLS".into(),
-            Target::Relay => "MAIL FROM:<injected@tlsharness.invalid>".into(),
+            Target::Client => "554 5.7.1 tlsharness: injected before TLS".into(),
+            Target::Server => "MAIL FROM:<injected@tlsharness.invalid>".into(),
         });
         let mut out = Vec::new();
         for line in text.lines() {
@@ -52,14 +54,14 @@ impl Behaviour for Inject {
     }
 
     fn after_reply(&mut self, ctx: ReplyContext<'_>, reply: &Reply) -> Option<Vec<u8>> {
-        (self.0.into == Target::Postfix
+        (self.0.into == Target::Client
             && ctx.answering == Some("STARTTLS")
             && (200..300).contains(&reply.code()))
         .then(|| self.0.bytes())
     }
 
     fn after_command(&mut self, verb: &str) -> Option<Vec<u8>> {
-        (self.0.into == Target::Relay && verb == "STARTTLS").then(|| self.0.bytes())
+        (self.0.into == Target::Server && verb == "STARTTLS").then(|| self.0.bytes())
     }
 }
 
@@ -84,7 +86,7 @@ mod tests {
         assert!(b.after_reply(ehlo, &ok).is_none());
         assert!(b.after_command("STARTTLS").is_none());
         let mut r = Inject(InjectConfig {
-            into: Target::Relay,
+            into: Target::Server,
             text: Some("RSET\nNOOP".into()),
         });
         assert_eq!(r.after_command("STARTTLS").unwrap(), b"RSET\r\nNOOP\r\n");

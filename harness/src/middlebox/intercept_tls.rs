@@ -59,13 +59,7 @@ impl Behaviour for InterceptTls {
         if self.config.upstream != Upstream::Plaintext || ctx.answering != Some("EHLO") {
             return None;
         }
-        if reply.code() != 250
-            || reply
-                .lines
-                .iter()
-                .skip(1)
-                .any(|l| l.keyword() == "STARTTLS")
-        {
+        if reply.code() != 250 || reply.offers_starttls() {
             return None;
         }
         let code = reply.lines[0].code;

@@ -40,12 +40,14 @@ pub fn mask(reply: &mut Reply, allow: Option<&[String]>) -> Vec<String> {
     for line in reply.lines.iter_mut().skip(1) {
         let keyword = line.keyword();
         let allowed = allow.is_none_or(|a| a.iter().any(|k| k.eq_ignore_ascii_case(&keyword)));
-        if keyword.is_empty() || (keyword != "STARTTLS" && allowed) {
+        if keyword.is_empty() || (!line.is_starttls() && allowed) {
             continue;
         }
-        let n = keyword.len();
-        let replacement: Vec<u8> = std::iter::repeat_n(b'X', n - 1).chain([b'A']).collect();
-        line.text.splice(..n, replacement);
+        let span = line.keyword_span();
+        let replacement: Vec<u8> = std::iter::repeat_n(b'X', span.len() - 1)
+            .chain([b'A'])
+            .collect();
+        line.text.splice(span, replacement);
         masked.push(keyword);
     }
     masked
@@ -77,6 +79,10 @@ mod tests {
             r.to_bytes(),
             b"250-relay\r\n250-PIPELINING\r\n250 XXXXXXXA\r\n"
         );
+        // Whatever Postfix would read as STARTTLS is masked, and only the keyword.
+        let mut r = reply("250-relay\r\n250 starttls=yes\r\n");
+        assert_eq!(mask(&mut r, None), vec!["STARTTLS"]);
+        assert_eq!(r.to_bytes(), b"250-relay\r\n250 XXXXXXXA=yes\r\n");
     }
 
     #[test]
@@ -104,7 +110,7 @@ mod tests {
             mask(&mut r, None);
             prop_assert!(r.is_well_formed());
             prop_assert_eq!(r.lines.len(), original.lines.len());
-            prop_assert!(r.lines.iter().skip(1).all(|l| l.keyword() != "STARTTLS"));
+            prop_assert!(!r.offers_starttls());
             for (a, b) in r.lines.iter().zip(&original.lines) {
                 prop_assert_eq!(a.text.len(), b.text.len());
             }

@@ -24,8 +24,8 @@ mod strip_starttls;
 mod transcript;
 
 pub use behaviour::{
-    Behaviour, BreakKind, CloseKind, CommandVerdict, Direction, Interception, ReplyContext,
-    Shaping, TlsVerdict,
+    Behaviour, CloseKind, CommandVerdict, Direction, Interception, ReplyContext, Shaping,
+    TlsVerdict,
 };
 pub use connection::ConnectionRecord;
 pub use mask_banner::mask as mask_banner;

@@ -225,6 +225,26 @@ mod tests {
     }
 
     #[test]
+    fn sides_keep_their_scenario_names() {
+        let got = parse(
+            r#"behaviour = [{ delay = { to_postfix_ms = 5, to_relay_ms = 7 } }, { stall = { to = "relay", after_bytes = 3 } }, { inject = { into = "postfix" } }]"#,
+        )
+        .unwrap();
+        let mut shaping = super::super::behaviour::Shaping::default();
+        for spec in &got {
+            spec.build(&BuildContext::default()).shape(&mut shaping);
+        }
+        assert_eq!(shaping.to_client.delay.as_millis(), 5);
+        assert_eq!(shaping.to_server.delay.as_millis(), 7);
+        assert_eq!(
+            (shaping.to_client.stall_after, shaping.to_server.stall_after),
+            (None, Some(3))
+        );
+        let e = parse(r#"behaviour = [{ stall = { to = "client" } }]"#).unwrap_err();
+        assert!(e.contains("expected `postfix` or `relay`"), "{e}");
+    }
+
+    #[test]
     fn every_name_parses_alone() {
         for name in NAMES {
             let got = parse(&format!("behaviour = [\"{name}\"]")).unwrap();

@@ -28,8 +28,8 @@ impl Behaviour for Stall {
 
     fn shape(&self, s: &mut Shaping) {
         let d = match self.0.to {
-            Target::Postfix => &mut s.to_postfix,
-            Target::Relay => &mut s.to_relay,
+            Target::Client => &mut s.to_client,
+            Target::Server => &mut s.to_server,
         };
         d.stall_after = Some(
             d.stall_after

@@ -26,7 +26,7 @@ pub fn strip(reply: &mut Reply) -> bool {
     let before = reply.lines.len();
     let mut index = 0;
     reply.lines.retain(|line| {
-        let keep = index == 0 || line.keyword() != "STARTTLS";
+        let keep = index == 0 || !line.is_starttls();
         index += 1;
         keep
     });
@@ -113,9 +113,9 @@ mod tests {
                 units.extend(a.push(line, true));
             }
             prop_assert_eq!(units, vec![Unit::Reply(stripped.clone())]);
-            prop_assert!(stripped.lines.iter().skip(1).all(|l| l.keyword() != "STARTTLS"));
+            prop_assert!(!stripped.offers_starttls());
             let kept: Vec<_> = original.lines.iter().enumerate()
-                .filter(|(i, l)| *i == 0 || l.keyword() != "STARTTLS")
+                .filter(|(i, l)| *i == 0 || !l.is_starttls())
                 .map(|(_, l)| l.text.clone()).collect();
             let got: Vec<_> = stripped.lines.iter().map(|l| l.text.clone()).collect();
             prop_assert_eq!(got, kept);

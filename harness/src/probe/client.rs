@@ -12,11 +12,10 @@ use tokio::net::TcpStream;
 use super::certs::{self, TrustAnchors};
 use super::dialogue::{Dialogue, Failure};
 use super::error::ProbeError;
-use super::observation::{
-    FailureKind, HandshakeFailure, Lost, Observation, Starttls, TlsObservation,
-};
+use super::observation::{HandshakeFailure, Lost, Observation, Starttls, TlsObservation};
 use super::target::Target;
 use crate::smtp::{Reply, printable};
+use crate::tls::HandshakeBreak;
 use crate::upstream::RecordedReply;
 
 /// The EHLO name unless told otherwise.
@@ -211,7 +210,7 @@ async fn starttls(
             return Ok(Starttls::HandshakeFailed {
                 reply,
                 failure: HandshakeFailure {
-                    kind: FailureKind::Timeout,
+                    kind: HandshakeBreak::Silence,
                     detail: format!("no answer within {}s", step.as_secs_f64()),
                 },
             });
@@ -342,16 +341,16 @@ fn handshake_failure(e: &io::Error) -> HandshakeFailure {
     let kind = match (tls, e.kind()) {
         (Some(rustls::Error::InvalidMessage(_)), _)
         | (Some(rustls::Error::InappropriateMessage { .. }), _)
-        | (Some(rustls::Error::InappropriateHandshakeMessage { .. }), _) => FailureKind::Garbage,
-        (Some(_), _) => FailureKind::Alert,
-        (None, io::ErrorKind::UnexpectedEof) => FailureKind::Closed,
+        | (Some(rustls::Error::InappropriateHandshakeMessage { .. }), _) => HandshakeBreak::Garbage,
+        (Some(_), _) => HandshakeBreak::Alert,
+        (None, io::ErrorKind::UnexpectedEof) => HandshakeBreak::Close,
         (
             None,
             io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::BrokenPipe,
-        ) => FailureKind::Reset,
-        (None, _) => FailureKind::Closed,
+        ) => HandshakeBreak::Reset,
+        (None, _) => HandshakeBreak::Close,
     };
     HandshakeFailure {
         kind,

@@ -3,9 +3,9 @@
 //! the differences from a clean relay, in words, each at its place.
 
 use super::certs::CertProblem;
-use super::observation::{FailureKind, Lost, Observation, Starttls, TlsObservation};
+use super::observation::{Lost, Observation, Starttls, TlsObservation};
 use crate::pki::CertKind;
-use crate::tls::TlsVersions;
+use crate::tls::{HandshakeBreak, TlsVersions};
 use crate::upstream::{DropKind, Handshake, RecordedReply, ReplaySpec, StarttlsAnswer};
 
 /// Where a finding is written in the scenario file.
@@ -126,13 +126,7 @@ pub fn diagnose(obs: &Observation) -> Diagnosis {
             Some(StarttlsAnswer::Drop(kind))
         }
         Starttls::HandshakeFailed { reply, failure } => {
-            let (handshake, mode) = match failure.kind {
-                FailureKind::Alert => (Handshake::Alert, "alert"),
-                FailureKind::Garbage => (Handshake::Garbage, "garbage"),
-                FailureKind::Closed => (Handshake::Close, "close"),
-                FailureKind::Reset => (Handshake::Reset, "reset"),
-                FailureKind::Timeout => (Handshake::Silence, "silence"),
-            };
+            let mode = failure.kind.as_str();
             d.note(
                 Place::Starttls,
                 format!(
@@ -141,7 +135,7 @@ pub fn diagnose(obs: &Observation) -> Diagnosis {
                 ),
             );
             let detail = failure.detail.to_ascii_lowercase();
-            if failure.kind == FailureKind::Alert
+            if failure.kind == HandshakeBreak::Alert
                 && (detail.contains("incompatible") || detail.contains("protocolversion"))
             {
                 d.note(
@@ -149,12 +143,12 @@ pub fn diagnose(obs: &Observation) -> Diagnosis {
                     "the probe speaks TLS 1.2 and 1.3 only: a relay limited to older versions fails here too, and Postfix may fare differently",
                 );
             }
-            if handshake == Handshake::Silence {
+            if failure.kind == HandshakeBreak::Silence {
                 d.shorten_starttls_timeout();
             }
             Some(StarttlsAnswer::Accept {
                 reply: reply.clone(),
-                handshake,
+                handshake: Handshake::Broken(failure.kind),
             })
         }
         Starttls::Established { reply, tls } => {

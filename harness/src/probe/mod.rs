@@ -16,7 +16,7 @@ pub use certs::{CertProblem, CertSummary, ChainSummary, TrustAnchors};
 pub use client::{DEFAULT_EHLO, ProbeOptions, probe};
 pub use diagnose::{Diagnosis, Finding, Place, diagnose};
 pub use error::ProbeError;
-pub use observation::{FailureKind, HandshakeFailure, Lost, Observation, Starttls, TlsObservation};
+pub use observation::{HandshakeFailure, Lost, Observation, Starttls, TlsObservation};
 pub use predict::{Prediction, postfix_dsn, predict};
 pub use scenario::{ScenarioError, scenario_text};
 pub use target::Target;

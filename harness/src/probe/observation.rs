@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::certs::ChainSummary;
 use super::target::Target;
+use crate::tls::HandshakeBreak;
 use crate::upstream::RecordedReply;
 
 /// One probe of one relay.
@@ -65,21 +66,12 @@ pub enum Lost {
 /// How a TLS handshake failed, as the client saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandshakeFailure {
-    pub kind: FailureKind,
+    /// How the server side broke it, read from the client's side: a TLS
+    /// alert (or TLS the client cannot speak) reads as `Alert`, no answer
+    /// within the deadline as `Silence`.
+    pub kind: HandshakeBreak,
     /// The TLS library's words.
     pub detail: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureKind {
-    /// The server sent a TLS alert (or spoke TLS the client cannot).
-    Alert,
-    /// The server sent bytes that are not TLS.
-    Garbage,
-    Closed,
-    Reset,
-    /// No answer within the deadline.
-    Timeout,
 }
 
 /// A TLS session the probe began.

@@ -2,7 +2,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 /// A byte stream: plain TCP or TLS, either end of the path.
@@ -24,6 +24,23 @@ pub fn split_handle(stream: TcpStream) -> io::Result<(TcpStream, std::net::TcpSt
 pub fn abort_on_close(socket: &std::net::TcpStream) {
     // Linger zero turns the close into a RST.
     let _ = socket2::SockRef::from(socket).set_linger(Some(Duration::ZERO));
+}
+
+/// Holds a connection open without answering: reads and discards what
+/// the peer sends (shown to `seen`) until it closes, a read fails, or
+/// `wait` passes. Returns whether the peer went away within the wait.
+pub async fn hold<S>(io: &mut S, wait: Duration, mut seen: impl FnMut(&[u8])) -> bool
+where
+    S: AsyncRead + Unpin + ?Sized,
+{
+    let mut sink = [0u8; 4096];
+    tokio::time::timeout(wait, async {
+        while let Ok(n @ 1..) = io.read(&mut sink).await {
+            seen(&sink[..n]);
+        }
+    })
+    .await
+    .is_ok()
 }
 
 /// Accepts the next connection. A failed accept never ends the loop and

@@ -5,7 +5,7 @@ mod io;
 mod line;
 mod reply;
 
-pub use io::{BoxIo, Io, abort_on_close, accept, raise_open_file_limit, split_handle};
+pub use io::{BoxIo, Io, abort_on_close, accept, hold, raise_open_file_limit, split_handle};
 pub use line::{Chunk, LineReader, MAX_LINE};
 pub use reply::{
     Reply, ReplyAssembler, ReplyLine, Unit, censor, command_verb, ellipsize, printable,

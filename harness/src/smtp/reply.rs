@@ -1,4 +1,5 @@
 use std::fmt;
+use std::ops::Range;
 
 /// One line of an SMTP reply: `250-PIPELINING` is code 250, not last,
 /// text `PIPELINING`.
@@ -49,14 +50,32 @@ impl ReplyLine {
             .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'))
     }
 
-    /// The first word of the text, upper-cased: the EHLO keyword.
-    pub fn keyword(&self) -> String {
-        let word = self
+    /// Where the EHLO keyword is in the text: the first word, words ending
+    /// at a space, a tab or `=`, as Postfix splits an EHLO line
+    /// (`mystrtok(..., " \t=")` in smtp_proto.c). Empty when there is none.
+    pub fn keyword_span(&self) -> Range<usize> {
+        let separator = |b: &u8| matches!(b, b' ' | b'\t' | b'=');
+        let start = self
             .text
-            .split(|b| *b == b' ' || *b == b'\t')
-            .next()
-            .unwrap_or(&[]);
-        String::from_utf8_lossy(word).to_ascii_uppercase()
+            .iter()
+            .position(|b| !separator(b))
+            .unwrap_or(self.text.len());
+        let end = self.text[start..]
+            .iter()
+            .position(separator)
+            .map_or(self.text.len(), |n| start + n);
+        start..end
+    }
+
+    /// The EHLO keyword, upper-cased.
+    pub fn keyword(&self) -> String {
+        String::from_utf8_lossy(&self.text[self.keyword_span()]).to_ascii_uppercase()
+    }
+
+    /// Whether this EHLO extension line is STARTTLS (in any case, as
+    /// Postfix compares it).
+    pub fn is_starttls(&self) -> bool {
+        self.text[self.keyword_span()].eq_ignore_ascii_case(b"STARTTLS")
     }
 }
 
@@ -76,6 +95,14 @@ impl Reply {
 
     pub fn code(&self) -> u16 {
         self.lines.first().map_or(0, ReplyLine::code)
+    }
+
+    /// Whether this EHLO reply offers STARTTLS, read as Postfix reads it:
+    /// a 2xx reply (else Postfix falls back to HELO) with an extension
+    /// line that [is STARTTLS](ReplyLine::is_starttls). The first line
+    /// names the server; it is not an extension.
+    pub fn offers_starttls(&self) -> bool {
+        self.code() / 100 == 2 && self.lines.iter().skip(1).any(ReplyLine::is_starttls)
     }
 
     /// Serialises with CRLF endings and the separators fixed: `-` on every
@@ -255,6 +282,36 @@ mod tests {
         assert!(ReplyLine::parse(b"250\r\n").unwrap().last);
         assert!(ReplyLine::parse(b"25x ok\r\n").is_none());
         assert!(ReplyLine::parse(b"250:ok\r\n").is_none());
+    }
+
+    fn ehlo(lines: &[&str]) -> Reply {
+        let mut a = ReplyAssembler::new();
+        let units: Vec<Unit> = lines
+            .iter()
+            .flat_map(|l| a.push(format!("{l}\r\n").as_bytes(), true))
+            .collect();
+        match units.as_slice() {
+            [Unit::Reply(r)] => r.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn starttls_is_offered_as_postfix_reads_it() {
+        let offered = |lines: &[&str]| ehlo(lines).offers_starttls();
+        assert!(offered(&["250-x", "250 STARTTLS"]));
+        assert!(offered(&["250-x", "250 starttls"]));
+        assert!(offered(&["250-x", "250-STARTTLS=yes", "250 SIZE"]));
+        assert!(offered(&["250-x", "250  STARTTLS"]));
+        assert!(!offered(&["250-x", "250 XXXXXXXA"]));
+        assert!(!offered(&["250-x", "250 STARTTLSX"]));
+        // The first line names the server; it is not an extension.
+        assert!(!offered(&["250 STARTTLS"]));
+        // A refused EHLO sends Postfix to HELO, which has no extensions.
+        assert!(!offered(&["502-x", "502 STARTTLS"]));
+        let line = ReplyLine::parse(b"250- AUTH=LOGIN PLAIN").unwrap();
+        assert_eq!((line.keyword_span(), line.keyword()), (1..5, "AUTH".into()));
+        assert_eq!(ReplyLine::parse(b"250-").unwrap().keyword(), "");
     }
 
     #[test]

@@ -123,19 +123,9 @@ impl RecordedReply {
         self.0.to_bytes()
     }
 
-    /// Whether an EHLO reply lists STARTTLS, read as Postfix reads it: a
-    /// 2xx reply, and an extension line whose keyword (up to a space, tab
-    /// or `=`) is STARTTLS in any case.
+    /// Whether an EHLO reply lists STARTTLS ([`Reply::offers_starttls`]).
     pub fn lists_starttls(&self) -> bool {
-        self.0.code() / 100 == 2
-            && self.0.lines.iter().skip(1).any(|l| {
-                let keyword = l
-                    .text
-                    .split(|b| matches!(b, b' ' | b'\t' | b'='))
-                    .find(|w| !w.is_empty())
-                    .unwrap_or(&[]);
-                keyword.eq_ignore_ascii_case(b"STARTTLS")
-            })
+        self.0.offers_starttls()
     }
 }
 

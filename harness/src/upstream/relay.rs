@@ -239,9 +239,9 @@ async fn session(
                 Step::BreakTls(bytes, how) => {
                     write_bytes(&mut io, &bytes).await?;
                     let hello = reader.take_buffered();
-                    return Ok(replay::break_handshake(
+                    return Ok(replay::break_tls(
                         &mut io,
-                        hello,
+                        &hello,
                         how,
                         &socket,
                         config.idle_timeout,

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use mailin::{Handler, Session};
 use mailin_embedded::{Action, Response};
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize, Serializer};
+use tokio::io::AsyncWriteExt;
 
 use super::recorded::RecordedReply;
-use crate::smtp::{BoxIo, abort_on_close, command_verb};
+use crate::smtp::{BoxIo, abort_on_close, command_verb, hold};
+use crate::tls::{HandshakeBreak, break_handshake};
 
 /// `[relay.replay]`: what the relay says instead of its own replies.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -44,35 +46,50 @@ pub enum StarttlsAnswer {
     Drop(DropKind),
 }
 
-/// How the TLS handshake after an accepted STARTTLS went.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// How the TLS handshake after an accepted STARTTLS went: `"complete"`,
+/// or the name of the way it broke.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Handshake {
     /// It completed: the relay presents `[relay] certificate`.
     #[default]
     Complete,
-    /// A fatal TLS alert answered the ClientHello.
-    Alert,
-    /// Bytes that are not TLS answered the ClientHello.
-    Garbage,
-    /// An orderly close after the ClientHello.
-    Close,
-    /// A reset after the ClientHello.
-    Reset,
-    /// No answer; the connection stayed open.
-    Silence,
+    /// It broke this way.
+    Broken(HandshakeBreak),
 }
 
 impl Handshake {
     pub fn as_str(self) -> &'static str {
         match self {
             Handshake::Complete => "complete",
-            Handshake::Alert => "alert",
-            Handshake::Garbage => "garbage",
-            Handshake::Close => "close",
-            Handshake::Reset => "reset",
-            Handshake::Silence => "silence",
+            Handshake::Broken(how) => how.as_str(),
         }
+    }
+}
+
+/// Every name `handshake` takes, for the error that lists them.
+const HANDSHAKE_NAMES: &[&str] = &{
+    let mut names = ["complete"; 1 + HandshakeBreak::ALL.len()];
+    let mut i = 0;
+    while i < HandshakeBreak::ALL.len() {
+        names[i + 1] = HandshakeBreak::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
+impl Serialize for Handshake {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Handshake {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        std::iter::once(Handshake::Complete)
+            .chain(HandshakeBreak::ALL.map(Handshake::Broken))
+            .find(|h| h.as_str() == name)
+            .ok_or_else(|| de::Error::unknown_variant(&name, HANDSHAKE_NAMES))
     }
 }
 
@@ -172,7 +189,7 @@ pub(crate) enum Step {
     /// Send these bytes, then answer the TLS handshake.
     StartTls(Vec<u8>),
     /// Send these bytes, then break the handshake this way.
-    BreakTls(Vec<u8>, Handshake),
+    BreakTls(Vec<u8>, HandshakeBreak),
     /// Answer nothing; end the connection this way.
     Drop(DropKind),
 }
@@ -244,7 +261,7 @@ impl ReplaySpec {
                 }
                 Ok(match handshake {
                     Handshake::Complete => Step::StartTls(reply.to_bytes()),
-                    other => Step::BreakTls(reply.to_bytes(), *other),
+                    Handshake::Broken(how) => Step::BreakTls(reply.to_bytes(), *how),
                 })
             }
         }
@@ -266,35 +283,21 @@ fn without_parameters(line: &[u8]) -> Vec<u8> {
 
 /// Breaks the handshake the client is starting; returns why the session
 /// ended. `hello` holds bytes already read behind STARTTLS.
-pub(crate) async fn break_handshake(
+pub(crate) async fn break_tls(
     io: &mut BoxIo,
-    mut hello: Vec<u8>,
-    how: Handshake,
+    hello: &[u8],
+    how: HandshakeBreak,
     socket: &std::net::TcpStream,
     wait: Duration,
 ) -> String {
-    if how == Handshake::Silence {
-        hold(io, wait).await;
-        return "replay: said nothing to the ClientHello".into();
-    }
-    if hello.is_empty() {
-        let mut buf = [0u8; 4096];
-        if let Ok(Ok(n)) = tokio::time::timeout(wait, io.read(&mut buf)).await {
-            hello.extend_from_slice(&buf[..n]);
+    match break_handshake(io, hello, how, socket, wait).await {
+        Err(e) => format!("replay: while breaking the TLS handshake: {e}"),
+        Ok(_) if how == HandshakeBreak::Silence => "replay: said nothing to the ClientHello".into(),
+        Ok(_) if how == HandshakeBreak::Reset => {
+            "replay: reset the connection after the ClientHello".into()
         }
+        Ok(_) => format!("replay: broke the TLS handshake ({})", how.as_str()),
     }
-    let answer: &[u8] = match how {
-        Handshake::Alert => &crate::tls::HANDSHAKE_FAILURE_ALERT,
-        Handshake::Garbage => b"this is not TLS\r\n",
-        Handshake::Reset => {
-            abort_on_close(socket);
-            return "replay: reset the connection after the ClientHello".into();
-        }
-        Handshake::Close | Handshake::Complete | Handshake::Silence => b"",
-    };
-    let _ = io.write_all(answer).await;
-    let _ = io.shutdown().await;
-    format!("replay: broke the TLS handshake ({})", how.as_str())
 }
 
 /// Ends a session whose STARTTLS goes unanswered; returns why it ended.
@@ -314,23 +317,10 @@ pub(crate) async fn drop_connection(
             "replay: reset the connection on STARTTLS".into()
         }
         DropKind::Silence => {
-            hold(io, wait).await;
+            hold(io, wait, |_| {}).await;
             "replay: never answered STARTTLS".into()
         }
     }
-}
-
-/// Reads and discards until the client gives up or `wait` passes.
-async fn hold(io: &mut BoxIo, wait: Duration) {
-    let _ = tokio::time::timeout(wait, async {
-        let mut sink = [0u8; 4096];
-        while let Ok(n) = io.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 #[cfg(test)]
@@ -383,6 +373,11 @@ mod tests {
         assert!(e(r#"{ drop = "close", handshake = "close" }"#).contains("needs a 2xx"));
         assert!(e("{}").contains("say how STARTTLS was answered"));
         assert!(e(r#"{ drop = "explode" }"#).contains("explode"));
+        assert!(
+            e(r#"{ reply = ["220 go"], handshake = "explode" }"#).contains(
+                "unknown variant `explode`, expected one of `complete`, `alert`, `garbage`, `close`, `reset`, `silence`"
+            )
+        );
         assert!(e(r#"{ reply = ["220 go"], extra = 1 }"#).contains("extra"));
     }
 
