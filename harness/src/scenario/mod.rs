@@ -1,5 +1,6 @@
 //! Scenario files: one network path and what Postfix must do at each level.
 
+pub mod builtin;
 mod load;
 mod model;
 mod versions;
