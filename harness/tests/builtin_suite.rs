@@ -109,7 +109,8 @@ async fn every_version_meets_its_expectations_and_the_readme_says_so() {
         .map(|c| format!("[{}] {}", c.image, tlsharness::report::failure_details(c)))
         .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));
-    let scenarios = load_paths(&[common::root().join("scenarios")]).expect("the built-in scenarios load");
+    let scenarios =
+        load_paths(&[common::root().join("scenarios")]).expect("the built-in scenarios load");
     let table = tlsharness::scenario::versions_table(&scenarios);
     let readme = std::fs::read_to_string(common::root().join("README.md")).expect("README.md");
     let block = readme

@@ -126,8 +126,8 @@ pub enum ExportError {
     },
 }
 
-impl ExportError {
-    pub fn exit_code(&self) -> i32 {
+impl exit::Code for ExportError {
+    fn exit_code(&self) -> i32 {
         match self {
             ExportError::Exists { .. } => exit::BAD_INPUT,
             ExportError::Io { .. } => exit::ENVIRONMENT,
@@ -196,29 +196,6 @@ fn write_file(dir: &Path, path: &Path, text: &str, replace: bool) -> std::io::Re
         tmp.persist_noclobber(path).map_err(|e| e.error)?;
     }
     Ok(())
-}
-
-/// `tlsharness scenarios export DIR [--force]`: the paths written on
-/// standard output, one a line; returns the exit code.
-pub fn export_command(dir: &Path, force: bool) -> i32 {
-    match export(dir, force) {
-        Ok(written) => {
-            for p in &written {
-                println!("{}", p.display());
-            }
-            eprintln!(
-                "tlsharness: wrote {} built-in scenario file(s) to {}; run them with: tlsharness run {}",
-                written.len(),
-                dir.display(),
-                dir.display()
-            );
-            exit::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("tlsharness: {e}");
-            e.exit_code()
-        }
-    }
 }
 
 #[cfg(test)]
@@ -333,7 +310,7 @@ mod tests {
         let edited = dir.join(FILES[1].name);
         std::fs::write(&edited, "mine\n").unwrap();
         let e = export(&dir, false).unwrap_err();
-        assert_eq!(e.exit_code(), exit::BAD_INPUT);
+        assert_eq!(exit::Code::exit_code(&e), exit::BAD_INPUT);
         let message = e.to_string();
         assert!(message.contains(FILES[0].name), "{message}");
         assert!(
@@ -375,7 +352,7 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         let e = export(&file, false).unwrap_err();
         assert!(matches!(e, ExportError::Io { .. }), "{e}");
-        assert_eq!(e.exit_code(), exit::ENVIRONMENT);
+        assert_eq!(exit::Code::exit_code(&e), exit::ENVIRONMENT);
         assert!(e.to_string().contains("cannot write"), "{e}");
     }
 }

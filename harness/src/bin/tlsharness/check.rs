@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use tlsharness::{check, exit, run, scenario};
+use tlsharness::{check, exit, run};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args)]
@@ -18,8 +18,8 @@ pub struct CheckArgs {
     /// A changed configuration to compare with --config.
     #[arg(long, value_name = "DIR_OR_MAIN_CF")]
     candidate: Option<PathBuf>,
-    /// Scenario files or directories whose network paths to run.
-    #[arg(default_value = "scenarios")]
+    /// Scenario files or directories whose network paths to run (default:
+    /// ./scenarios if it exists, else the built-in library).
     paths: Vec<PathBuf>,
     /// Only scenarios whose id matches this glob; may be repeated.
     #[arg(long, value_name = "PATTERN")]
@@ -57,7 +57,7 @@ pub async fn check(args: CheckArgs, cancel: CancellationToken) -> i32 {
             Err(e) => return super::fail(&e),
         }
     }
-    let scenarios = match scenario::load_paths(&args.paths) {
+    let scenarios = match super::scenarios::load(&args.paths) {
         Ok(s) => s,
         Err(e) => return super::fail_located(&e),
     };

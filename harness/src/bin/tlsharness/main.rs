@@ -7,6 +7,7 @@ mod explain;
 mod image;
 mod probe;
 mod run;
+mod scenarios;
 mod validate;
 
 use std::fmt::Display;
@@ -35,6 +36,11 @@ enum Command {
     Run(run::RunArgs),
     /// Check scenario files without running anything.
     Validate(validate::ValidateArgs),
+    /// The built-in scenario library.
+    Scenarios {
+        #[command(subcommand)]
+        command: scenarios::ScenariosCommand,
+    },
     /// Manage the Postfix image.
     Image {
         #[command(subcommand)]
@@ -92,6 +98,7 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> i32 {
     match cli.command {
         Command::Run(args) => run::run(args, cancel).await,
         Command::Validate(args) => validate::validate(&args),
+        Command::Scenarios { command } => scenarios::scenarios(command),
         Command::Image { command } => image::image(command).await,
         Command::Check(args) => check::check(args, cancel).await,
         Command::Bench(args) => bench::bench(args).await,

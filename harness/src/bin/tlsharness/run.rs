@@ -8,13 +8,13 @@ use std::time::Duration;
 use clap::Args;
 use tlsharness::level::Level;
 use tlsharness::run::{self, RunOptions, RunReport};
-use tlsharness::{exit, report, scenario};
+use tlsharness::{exit, report};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// Scenario files or directories (every *.toml inside).
-    #[arg(default_value = "scenarios")]
+    /// Scenario files or directories (every *.toml inside; default:
+    /// ./scenarios if it exists, else the built-in library).
     paths: Vec<PathBuf>,
     /// Write a JSON report (one record per scenario x level; schema in
     /// fixtures/schemas/report.schema.json).
@@ -60,7 +60,7 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
-    let scenarios = match scenario::load_paths(&args.paths) {
+    let scenarios = match super::scenarios::load(&args.paths) {
         Ok(s) => s,
         Err(e) => return super::fail_located(&e),
     };

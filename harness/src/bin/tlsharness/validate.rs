@@ -3,17 +3,17 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use tlsharness::{exit, scenario};
+use tlsharness::exit;
 
 #[derive(Args)]
 pub struct ValidateArgs {
-    /// Scenario files or directories.
-    #[arg(default_value = "scenarios")]
+    /// Scenario files or directories (default: ./scenarios if it exists,
+    /// else the built-in library).
     paths: Vec<PathBuf>,
 }
 
 pub fn validate(args: &ValidateArgs) -> i32 {
-    match scenario::load_paths(&args.paths) {
+    match super::scenarios::load(&args.paths) {
         Ok(s) => {
             println!("{} scenario file(s) are valid", s.len());
             exit::SUCCESS
