@@ -253,3 +253,62 @@ fn artifacts_hold_log_transcript_and_config_of_each_failed_case() {
         .collect();
     assert_eq!(kept, vec![std::ffi::OsString::from("encrypt")]);
 }
+
+#[test]
+fn repeat_writes_every_run_to_json_and_junit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (xml, json) = (dir.path().join("out.xml"), dir.path().join("out.json"));
+    let out = tlsharness()
+        .args(["run", "--scenario", "starttls-relay", "--repeat", "2"])
+        .arg("--junit")
+        .arg(&xml)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(exit::SUCCESS),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let errors = common::report_schema_errors(&report);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let repetitions: Vec<u64> = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c["repetition"]
+                .as_u64()
+                .expect("every record has its repetition")
+        })
+        .collect();
+    assert_eq!(repetitions.len(), 10, "5 levels, twice");
+    assert_eq!(repetitions.iter().filter(|r| **r == 2).count(), 5);
+    assert_eq!(report["runs"].as_array().map(Vec::len), Some(2));
+    common::junit_schema_check(&xml).unwrap();
+    let text = std::fs::read_to_string(&xml).unwrap();
+    assert_eq!(text.matches("<testcase ").count(), 10, "{text}");
+    assert!(text.contains("(repetition 2)"), "{text}");
+}
+
+#[test]
+fn an_empty_selection_is_bad_input_with_and_without_repeat() {
+    for repeat in ["1", "3"] {
+        let out = tlsharness()
+            .args(["run", "--scenario", "no-such-scenario", "--repeat", repeat])
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(exit::BAD_INPUT),
+            "--repeat {repeat}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no case selected"), "{stderr}");
+    }
+}
