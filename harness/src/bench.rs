@@ -361,8 +361,13 @@ fn secs(ms: u64) -> String {
     format!("{:.1} s", ms as f64 / 1000.0)
 }
 
-fn runs(n: usize) -> String {
-    format!("{n} run{}", if n == 1 { "" } else { "s" })
+/// "13.7 s, median of 3 runs", or "13.7 s, 1 run" when there is no median
+/// to speak of.
+fn wall(s: &Stats) -> String {
+    match s.samples {
+        1 => format!("{}, 1 run", secs(s.median_ms)),
+        n => format!("{}, median of {n} runs", secs(s.median_ms)),
+    }
 }
 
 /// "median 2.9 s, p95 3.4 s of 6 starts": the spread named for what it is
@@ -383,11 +388,14 @@ pub fn markdown(r: &BenchReport, command: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Measured by `{command}` on {}, Postfix {} ({}). Each wall time is the median of {}; p95 is the nearest-rank 95th percentile, given where there are 20 samples or more (otherwise the maximum).\n",
+        "Measured by `{command}` on {}, Postfix {} ({}), {} per phase. p95 is the nearest-rank 95th percentile, given where there are 20 samples or more (otherwise the maximum).\n",
         r.machine.describe(),
         r.postfix_version,
         r.image,
-        runs(r.repeat),
+        match r.repeat {
+            1 => "1 run".to_owned(),
+            n => format!("{n} runs"),
+        },
     );
     let _ = writeln!(out, "| measure | result | target |");
     let _ = writeln!(out, "|---|---|---|");
@@ -398,10 +406,9 @@ pub fn markdown(r: &BenchReport, command: &str) -> String {
     );
     let _ = writeln!(
         out,
-        "| {} generated cases, one run, start included | {}, median of {} ({} misclassified in the worst run) | under 20 s, none lost |",
+        "| {} generated cases, one run, start included | {} ({} misclassified in the worst run) | under 20 s, none lost |",
         r.scale_cases,
-        secs(r.scale.median_ms),
-        runs(r.scale.samples),
+        wall(&r.scale),
         r.scale_misclassified
     );
     let _ = writeln!(
@@ -411,10 +418,9 @@ pub fn markdown(r: &BenchReport, command: &str) -> String {
     );
     let _ = writeln!(
         out,
-        "| built-in suite end to end ({} cases) | {}, median of {} | deliberate waits ({}, estimated) + 5 s |",
+        "| built-in suite end to end ({} cases) | {} | deliberate waits ({}, estimated) + 5 s |",
         r.suite_cases,
-        secs(r.suite.median_ms),
-        runs(r.suite.samples),
+        wall(&r.suite),
         secs(r.deliberate_wait_ms)
     );
     let _ = writeln!(
@@ -425,9 +431,8 @@ pub fn markdown(r: &BenchReport, command: &str) -> String {
     if let (Some(p), Some(ratio)) = (r.per_scenario, r.ratio) {
         let _ = writeln!(
             out,
-            "| built-in suite, one container per scenario | {}, median of {} | |",
-            secs(p.median_ms),
-            runs(p.samples)
+            "| built-in suite, one container per scenario | {} | |",
+            wall(&p)
         );
         let _ = writeln!(
             out,
@@ -557,7 +562,7 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0],
-            "Measured by `tlsharness bench --repeat 3 --compare` on 2 cores (AMD EPYC 7B13 64-Core Processor), 23.5 GiB memory, Postfix 3.7.11 (tlsharness/postfix:bookworm). Each wall time is the median of 3 runs; p95 is the nearest-rank 95th percentile, given where there are 20 samples or more (otherwise the maximum)."
+            "Measured by `tlsharness bench --repeat 3 --compare` on 2 cores (AMD EPYC 7B13 64-Core Processor), 23.5 GiB memory, Postfix 3.7.11 (tlsharness/postfix:bookworm), 3 runs per phase. p95 is the nearest-rank 95th percentile, given where there are 20 samples or more (otherwise the maximum)."
         );
         assert!(!table.contains("2-core machine"), "{table}");
         assert!(
@@ -585,6 +590,15 @@ mod tests {
         assert!(table.contains("| 15.6x faster |"), "{table}");
         let plain = markdown(&report(false), "tlsharness bench");
         assert!(!plain.contains("one container per scenario"), "{plain}");
+        let mut once = report(false);
+        once.repeat = 1;
+        once.suite = Stats::of(vec![10_300]);
+        let once = markdown(&once, "tlsharness bench --repeat 1");
+        assert!(once.contains(", 1 run per phase."), "{once}");
+        assert!(
+            once.contains("| built-in suite end to end (266 cases) | 10.3 s, 1 run |"),
+            "{once}"
+        );
     }
 
     #[test]

@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::path::Path;
+use std::time::{Duration, Instant};
+
 use common::tlsharness;
 use tlsharness::exit;
 
@@ -104,6 +107,60 @@ fn the_same_scenarios_run_on_all_three_postfix_versions() {
     assert!(stdout.contains("Across Postfix versions:"), "{stdout}");
 }
 
+/// A copy of the incident's "after" configuration with `edit` applied to
+/// its main.cf, in a fresh directory.
+fn edited_config(edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = common::root().join("fixtures/configs/incident-after");
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        let mut bytes = std::fs::read_to_string(entry.path()).unwrap();
+        if entry.file_name() == "main.cf" {
+            bytes = edit(bytes);
+        }
+        std::fs::write(dir.path().join(entry.file_name()), bytes).unwrap();
+    }
+    dir
+}
+
+/// How long the slow scenario's one case takes, at least.
+const SLOW_CASE: Duration = Duration::from_secs(120);
+
+/// A scenario whose case takes [`SLOW_CASE`] under any configuration (the
+/// relay's greeting never comes; Postfix waits out smtp_helo_timeout): a
+/// check that ends sooner ran no case to its end.
+fn slow_scenario(dir: &Path) -> String {
+    let text = std::fs::read_to_string(common::root().join("scenarios/stall-greeting.toml"))
+        .unwrap()
+        .replace(
+            r#"smtp_helo_timeout = "2s""#,
+            &format!(r#"smtp_helo_timeout = "{}s""#, SLOW_CASE.as_secs()),
+        );
+    assert!(text.contains("smtp_helo_timeout = \"120s\""), "{text}");
+    let path = dir.join("stall-greeting-slow.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Checks `current` against `candidate` on the slow scenario; the exit
+/// code, stdout, stderr and how long it took.
+fn check_slow(current: &str, candidate: &str) -> (Option<i32>, String, String, Duration) {
+    let scenarios = tempfile::tempdir().unwrap();
+    let scenario = slow_scenario(scenarios.path());
+    let attempt_timeout = (SLOW_CASE * 3 / 2).as_secs().to_string();
+    let t = Instant::now();
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        current,
+        "--candidate",
+        candidate,
+        "--attempt-timeout",
+        &attempt_timeout,
+        &scenario,
+    ]);
+    (code, stdout, stderr, t.elapsed())
+}
+
 #[test]
 fn a_configuration_postfix_refuses_is_reported_in_its_words() {
     let dir = tempfile::tempdir().unwrap();
@@ -119,10 +176,69 @@ fn a_configuration_postfix_refuses_is_reported_in_its_words() {
     ]);
     assert_eq!(code, Some(exit::BAD_INPUT), "{stdout}\n{stderr}");
     assert!(
+        stderr.contains("refused the current configuration"),
+        "{stderr}"
+    );
+    assert!(
         stderr.contains("fatal: bad numerical configuration: default_process_limit = lots"),
         "{stderr}"
     );
     assert!(!stdout.contains("scenario"), "no case ran: {stdout}");
+}
+
+#[test]
+fn a_candidate_postfix_refuses_at_start_ends_the_check_before_any_case() {
+    let candidate =
+        edited_config(|m| m.replace("biff = no", "biff = no\ndefault_process_limit = lots"));
+    let (code, stdout, stderr, took) = check_slow(
+        "fixtures/configs/incident-before",
+        candidate.path().to_str().unwrap(),
+    );
+    assert_eq!(code, Some(exit::BAD_INPUT), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("refused the candidate configuration") && stderr.contains(" at start:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("fatal: bad numerical configuration: default_process_limit = lots"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("current configuration"), "{stderr}");
+    // The current side's case would have taken SLOW_CASE; none ran.
+    assert_eq!(stdout, "", "no case ran");
+    assert!(took < SLOW_CASE / 2, "took {took:?}: {stderr}");
+}
+
+#[test]
+fn a_candidate_whose_smtp_client_postfix_refuses_ends_the_check_before_any_case() {
+    // Postfix starts with this; only its smtp client refuses it, at its
+    // first delivery, and every case would wait out the attempt timeout.
+    let candidate = edited_config(|m| {
+        m.replace(
+            "smtp_tls_security_level = may",
+            "smtp_tls_security_level = encrpyt",
+        )
+    });
+    let (code, stdout, stderr, took) = check_slow(
+        "fixtures/configs/incident-before",
+        candidate.path().to_str().unwrap(),
+    );
+    assert_eq!(code, Some(exit::BAD_INPUT), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "refused the candidate configuration {} when its smtp client started, before any case ran:",
+            candidate.path().display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#"postfix/smtp["#)
+            && stderr.contains(r#"]: fatal: Invalid TLS level "encrpyt""#),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("current configuration"), "{stderr}");
+    assert_eq!(stdout, "", "no case ran");
+    assert!(took < SLOW_CASE / 2, "took {took:?}: {stderr}");
 }
 
 #[test]

@@ -132,7 +132,7 @@ pub fn verdict(current: &Attempt, candidate: &Attempt) -> Verdict {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::postfix::log::TlsSession;
     use crate::run::Wire;
@@ -180,6 +180,33 @@ mod tests {
         let mut verified = attempt(Outcome::DeliveredTls, Some(Trust::Verified));
         verified.wire.plaintext_auth = true;
         assert_eq!(verdict(&trusted, &verified), Verdict::Downgrade);
+    }
+
+    /// What classification makes of a status line its other witnesses
+    /// contradict: the line is kept, the outcome is not.
+    pub(crate) fn disagreeing() -> Attempt {
+        let mut a = attempt(Outcome::DeliveredTls, Some(Trust::Verified));
+        a.status = "sent".to_owned();
+        a.outcome = None;
+        a.error = Some(
+            "the witnesses disagree: Postfix logged a TLS session, the wire carried the message in plaintext, the relay received it in plaintext".to_owned(),
+        );
+        a
+    }
+
+    #[test]
+    fn a_witness_disagreement_on_either_side_is_unknown() {
+        let disagreeing = disagreeing();
+        for other in [
+            attempt(Outcome::DeliveredTls, Some(Trust::Verified)),
+            attempt(Outcome::DeliveredPlaintext, None),
+            attempt(Outcome::Deferred, None),
+            disagreeing.clone(),
+        ] {
+            assert_eq!(verdict(&other, &disagreeing), Verdict::Unknown);
+            assert_eq!(verdict(&disagreeing, &other), Verdict::Unknown);
+        }
+        assert_eq!(Verdict::Unknown.to_string(), "UNKNOWN (harness error)");
     }
 
     #[test]

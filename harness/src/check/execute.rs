@@ -1,18 +1,20 @@
 //! Running scenarios' network paths against the user's configurations:
-//! one Postfix per (configuration, image), started together; within one,
-//! the scenarios run one after another, the relay's name pointed at each
-//! scenario's fakes in turn.
+//! one Postfix per (configuration, image), all started and their smtp
+//! clients tried before any case runs; within one, the scenarios run one
+//! after another, the relay's name pointed at each scenario's fakes in
+//! turn.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::CheckError;
 use super::config::UserConfig;
+use super::preflight::{self, Preflight};
 use super::setup;
+use super::{CheckError, Refusal, Stage};
 use crate::level::Level;
 use crate::pki::Pki;
 use crate::postfix::{Instance, StartOptions, docker};
@@ -56,6 +58,10 @@ pub struct CheckReport {
 }
 
 /// Runs every scenario's path under every configuration on every image.
+///
+/// Every Postfix is started, and its smtp client tried once, before any
+/// case runs: a configuration Postfix refuses, on either side, ends the
+/// check with [`CheckError::Refused`] and no case run at all.
 pub async fn check(
     sides: &[(String, UserConfig)],
     scenarios: &[Arc<Scenario>],
@@ -69,34 +75,81 @@ pub async fn check(
     let images: Vec<&str> = opts.images.iter().map(String::as_str).collect();
     let docker::PreparedRun { run_id, dir } = docker::prepare_run(&images).await?;
     let pki = Pki::new(&run_id)?;
+    // Held for the whole check: the preflight's port stays closed.
+    let closed = preflight::ClosedPort::bind().map_err(setup_error)?;
+    let closed_addr = closed.addr().map_err(setup_error)?;
     let mut jobs = Vec::new();
     for (side, config) in sides {
         for image in &opts.images {
-            jobs.push((side.clone(), config, image.clone()));
+            jobs.push(Job {
+                index: jobs.len(),
+                side: side.as_str(),
+                config,
+                image: image.as_str(),
+            });
         }
     }
-    let runs = futures_util::future::join_all(jobs.iter().enumerate().map(
-        |(i, (side, config, image))| {
-            let instance_dir = dir.path().join(format!("i{i}"));
-            let pki = pki.clone();
-            let run_id = run_id.clone();
-            async move {
-                run_one(
-                    i,
-                    side,
-                    config,
-                    image,
-                    scenarios,
-                    &instance_dir,
-                    pki,
-                    &run_id,
-                    opts,
-                )
-                .await
-            }
-        },
-    ))
+    let started = futures_util::future::join_all(jobs.iter().map(|job| {
+        let instance_dir = dir.path().join(format!("i{}", job.index));
+        let ca_pem = pki.ca_pem();
+        let run_id = run_id.as_str();
+        async move {
+            start(
+                job,
+                scenarios,
+                &instance_dir,
+                closed_addr,
+                &ca_pem,
+                run_id,
+                opts,
+            )
+            .await
+        }
+    }))
     .await;
+    let mut instances = Vec::new();
+    let mut refusals = Vec::new();
+    let mut error = None;
+    for (job, r) in jobs.iter().zip(started) {
+        match r {
+            Ok(Started::Ready(instance)) => instances.push((job, instance)),
+            Ok(Started::Refused(refusal)) => refusals.push(refusal),
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        }
+    }
+    let failure = if opts.cancel.is_cancelled() {
+        Some(CheckError::Interrupted)
+    } else if !refusals.is_empty() {
+        Some(CheckError::Refused(refusals))
+    } else {
+        error
+    };
+    if let Some(e) = failure {
+        for (_, mut instance) in instances {
+            instance.stop().await;
+        }
+        return Err(e);
+    }
+    let runs = futures_util::future::join_all(instances.iter().map(|(job, instance)| {
+        run_scenarios(
+            job.index,
+            job.side,
+            job.config,
+            job.image,
+            scenarios,
+            instance,
+            pki.clone(),
+            &run_id,
+            opts,
+        )
+    }))
+    .await;
+    for (_, mut instance) in instances {
+        instance.stop().await;
+    }
+    drop(closed);
     let mut rows = Vec::new();
     for r in runs {
         rows.extend(r?);
@@ -111,51 +164,83 @@ pub async fn check(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_one(
+/// One configuration on one image.
+struct Job<'a> {
     index: usize,
-    side: &str,
-    config: &UserConfig,
-    image: &str,
+    side: &'a str,
+    config: &'a UserConfig,
+    image: &'a str,
+}
+
+enum Started {
+    Ready(Box<Instance>),
+    Refused(Refusal),
+}
+
+fn setup_error(e: std::io::Error) -> CheckError {
+    CheckError::Setup(format!("failed to prepare the check: {e}"))
+}
+
+/// Starts one Postfix and tries its smtp client; a refusal at either step
+/// is the configuration's, not an error of the check.
+async fn start(
+    job: &Job<'_>,
     scenarios: &[Arc<Scenario>],
     dir: &std::path::Path,
-    pki: Arc<Pki>,
+    closed: SocketAddr,
+    ca_pem: &str,
     run_id: &str,
     opts: &CheckOptions,
-) -> Result<Vec<Row>, CheckError> {
-    let setup_error =
-        |e: std::io::Error| CheckError::Setup(format!("failed to prepare the check: {e}"));
+) -> Result<Started, CheckError> {
     std::fs::create_dir_all(dir).map_err(setup_error)?;
     let inject = crate::postfix::injection_addr().map_err(setup_error)?;
-    setup::write(dir, config, scenarios, inject, &pki.ca_pem()).map_err(setup_error)?;
+    setup::write(dir, job.config, scenarios, inject, closed, ca_pem).map_err(setup_error)?;
     if opts.cancel.is_cancelled() {
         return Err(CheckError::Interrupted);
     }
-    let mut instance = Instance::start(
+    let refusal = |stage, words| Refusal {
+        side: job.side.to_owned(),
+        path: job.config.source.clone(),
+        image: job.image.to_owned(),
+        stage,
+        words,
+    };
+    let started = Instance::start(
         dir,
         inject,
         &StartOptions {
-            image: image.to_owned(),
+            image: job.image.to_owned(),
             run_id: run_id.to_owned(),
-            container_name: format!("tlsharness-{run_id}-{index}"),
+            container_name: format!("tlsharness-{run_id}-{}", job.index),
             startup_timeout: opts.startup_timeout,
         },
     )
-    .await
-    .map_err(|e| match e {
-        crate::postfix::PostfixError::Refused { why, log } => CheckError::Refused {
-            path: config.source.clone(),
-            image: image.to_owned(),
-            words: postfix_words(&why, &log),
-        },
-        other => other.into(),
-    })?;
-    let result = run_scenarios(
-        index, side, config, image, scenarios, &instance, pki, run_id, opts,
-    )
     .await;
-    instance.stop().await;
-    result
+    let mut instance = match started {
+        Ok(i) => i,
+        Err(crate::postfix::PostfixError::Refused { why, log }) => {
+            return Ok(Started::Refused(refusal(
+                Stage::Start,
+                postfix_words(&why, &log),
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let tried = tokio::select! {
+        r = preflight::run(&instance, run_id, opts.attempt_timeout) => r,
+        _ = opts.cancel.cancelled() => Err(CheckError::Interrupted),
+    };
+    match tried {
+        Ok(Preflight::Ran) => Ok(Started::Ready(Box::new(instance))),
+        Ok(Preflight::Refused(words)) => {
+            instance.stop().await;
+            Ok(Started::Refused(refusal(Stage::SmtpClient, words)))
+        }
+        Err(e) => {
+            instance.stop().await;
+            Err(e)
+        }
+    }
 }
 
 /// The lines in which Postfix itself objected, for the user.

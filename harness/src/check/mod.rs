@@ -7,9 +7,11 @@ mod compare;
 mod config;
 mod execute;
 mod explain;
+mod preflight;
 mod report;
 mod setup;
 
+use std::fmt;
 use std::path::PathBuf;
 
 pub use compare::{Verdict, verdict};
@@ -23,12 +25,9 @@ pub use report::{Comparison, compare_sides, render};
 pub enum CheckError {
     #[error("{}: {why}", path.display())]
     Config { path: PathBuf, why: String },
-    #[error("Postfix ({image}) refused the configuration {}:\n{words}", path.display())]
-    Refused {
-        path: PathBuf,
-        image: String,
-        words: String,
-    },
+    /// Postfix refused one or more configurations; no case ran.
+    #[error("{}", Refusals(.0))]
+    Refused(Vec<Refusal>),
     #[error("{0}")]
     Input(String),
     #[error(transparent)]
@@ -37,6 +36,8 @@ pub enum CheckError {
     Pki(#[from] crate::pki::PkiError),
     #[error("{0}")]
     Setup(String),
+    #[error("failed to try the smtp client before the cases: {0}")]
+    Preflight(String),
     #[error("the check was interrupted")]
     Interrupted,
 }
@@ -46,7 +47,7 @@ impl CheckError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            CheckError::Config { .. } | CheckError::Refused { .. } | CheckError::Input(_)
+            CheckError::Config { .. } | CheckError::Refused(_) | CheckError::Input(_)
         )
     }
 
@@ -56,5 +57,86 @@ impl CheckError {
             CheckError::Setup(_) => true,
             _ => false,
         }
+    }
+}
+
+/// When Postfix refused a configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// `postfix check` or master, at start.
+    Start,
+    /// The outgoing smtp client, tried once before the cases.
+    SmtpClient,
+}
+
+/// One configuration Postfix refused, on one image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// `current` or `candidate`.
+    pub side: String,
+    pub path: PathBuf,
+    pub image: String,
+    pub stage: Stage,
+    /// Postfix's own words.
+    pub words: String,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let when = match self.stage {
+            Stage::Start => "at start",
+            Stage::SmtpClient => "when its smtp client started, before any case ran",
+        };
+        write!(
+            f,
+            "Postfix ({}) refused the {} configuration {} {when}:",
+            self.image,
+            self.side,
+            self.path.display()
+        )?;
+        for line in self.words.lines() {
+            write!(f, "\n  {line}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Refusals<'a>(&'a [Refusal]);
+
+impl fmt::Display for Refusals<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, r) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{r}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_side_and_quotes_postfix() {
+        let refusal = |side: &str, stage| Refusal {
+            side: side.to_owned(),
+            path: PathBuf::from("postfix-new"),
+            image: "tlsharness/postfix:bookworm".to_owned(),
+            stage,
+            words: "postfix/smtp[185]: fatal: Invalid TLS level \"encrpyt\"".to_owned(),
+        };
+        let e = CheckError::Refused(vec![
+            refusal("current", Stage::Start),
+            refusal("candidate", Stage::SmtpClient),
+        ]);
+        assert!(e.is_bad_input());
+        assert!(!e.is_environment());
+        assert_eq!(
+            e.to_string(),
+            "Postfix (tlsharness/postfix:bookworm) refused the current configuration postfix-new at start:\n  postfix/smtp[185]: fatal: Invalid TLS level \"encrpyt\"\nPostfix (tlsharness/postfix:bookworm) refused the candidate configuration postfix-new when its smtp client started, before any case ran:\n  postfix/smtp[185]: fatal: Invalid TLS level \"encrpyt\""
+        );
     }
 }

@@ -199,3 +199,53 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{Attempt, Wire};
+
+    fn row(side: &str, attempt: Attempt) -> Row {
+        Row {
+            scenario: "starttls-relay".to_owned(),
+            side: side.to_owned(),
+            image: "tlsharness/postfix:bookworm".to_owned(),
+            postfix_version: "3.7.11".to_owned(),
+            level: "may".to_owned(),
+            findings: Vec::new(),
+            attempt,
+            expected: None,
+            log: Vec::new(),
+            transcript: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_witness_disagreement_shows_as_unknown() {
+        let mut delivered = Attempt::failed(String::new(), Wire::default());
+        delivered.outcome = Some(crate::outcome::Outcome::DeliveredPlaintext);
+        delivered.status = "sent".to_owned();
+        delivered.error = None;
+        let report = CheckReport {
+            run_id: "r".to_owned(),
+            rows: vec![
+                row("current", delivered),
+                row("candidate", crate::check::compare::tests::disagreeing()),
+            ],
+            changes: Vec::new(),
+        };
+        let comparisons = compare_sides(&report);
+        assert_eq!(comparisons.len(), 1);
+        assert_eq!(comparisons[0].verdict, Some(Verdict::Unknown));
+        let text = render(&report, &[]);
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("starttls-relay "))
+            .expect("a row for the scenario");
+        assert!(line.ends_with("UNKNOWN (harness error)"), "{text}");
+        assert!(
+            text.contains("0 downgrade(s), 0 outage(s) in 1 path(s)."),
+            "{text}"
+        );
+    }
+}

@@ -66,6 +66,10 @@ pub fn changes(config: &UserConfig, scenarios: &[std::sync::Arc<Scenario>]) -> V
         "relays that require AUTH accept the credentials your configuration sends, whatever they are".to_owned(),
         "contained: inet_interfaces = 127.0.0.1, inet_protocols = ipv4, smtp_bind_address = 127.0.0.1, smtp_dns_support_level = disabled, smtp_host_lookup = native".to_owned(),
         "logging: maillog_file = /dev/stdout, smtp_tls_loglevel raised to 1 if lower".to_owned(),
+        format!(
+            "before any case, your outgoing smtp client is started once ({}, a copy of your default_transport service without smtp_fallback_relay) on a message to a closed port on 127.0.0.1, so that a setting Postfix refuses only then is reported at once",
+            super::preflight::SERVICE
+        ),
     ];
     let with_settings: Vec<String> = scenarios
         .iter()
@@ -89,12 +93,14 @@ pub fn changes(config: &UserConfig, scenarios: &[std::sync::Arc<Scenario>]) -> V
     out
 }
 
-/// Writes everything the check entry point needs into `dir`.
+/// Writes everything the check entry point needs into `dir`; `closed` is
+/// where the preflight message goes (see [`super::preflight`]).
 pub fn write(
     dir: &Path,
     config: &UserConfig,
     scenarios: &[std::sync::Arc<Scenario>],
     inject: SocketAddr,
+    closed: SocketAddr,
     ca_pem: &str,
 ) -> std::io::Result<()> {
     let etc = dir.join("etc");
@@ -114,6 +120,19 @@ pub fn write(
         );
         services.insert(service(i), option_words(&overrides(s)));
     }
+    let _ = writeln!(
+        transport,
+        "preflight.{CHECK_DOMAIN} {}:[{}]:{}",
+        super::preflight::SERVICE,
+        closed.ip(),
+        closed.port()
+    );
+    // A fallback relay would turn the refused connection into a delivery
+    // attempt elsewhere.
+    services.insert(
+        super::preflight::SERVICE.to_owned(),
+        option_words(&[("smtp_fallback_relay".to_owned(), String::new())]),
+    );
     std::fs::write(dir.join("transport"), transport)?;
     let mut clones = String::new();
     for (name, options) in &services {
@@ -190,4 +209,47 @@ pub fn hosts_command(line: &str) -> Vec<String> {
         "sh".into(),
         line.to_owned(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::config::Relayhost;
+
+    #[test]
+    fn the_preflight_goes_to_the_closed_port_without_a_fallback_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = UserConfig {
+            source: "main.cf".into(),
+            files: [(
+                "main.cf".to_owned(),
+                b"relayhost = [smtp.example.com]:587\n".to_vec(),
+            )]
+            .into(),
+            relayhost: Relayhost::parse("[smtp.example.com]:587").unwrap(),
+            level: String::new(),
+        };
+        write(
+            dir.path(),
+            &config,
+            &[],
+            "127.0.0.1:10025".parse().unwrap(),
+            "127.0.0.1:40001".parse().unwrap(),
+            "",
+        )
+        .unwrap();
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(
+            read("transport"),
+            "preflight.check.tlsharness.invalid tlsh-check-preflight:[127.0.0.1]:40001\n"
+        );
+        assert_eq!(
+            read("clones"),
+            "tlsh-check-preflight -o { smtp_fallback_relay =  }\n"
+        );
+        assert_eq!(
+            super::super::preflight::recipient(),
+            "preflight@preflight.check.tlsharness.invalid"
+        );
+    }
 }

@@ -1,0 +1,180 @@
+//! Before any case runs: each configuration's outgoing smtp client is
+//! started once. Postfix checks some settings only when that client starts
+//! (an invalid `smtp_tls_security_level`, say): master starts happily, and
+//! every case would then wait out its attempt timeout. One message to a
+//! closed port on 127.0.0.1, through a copy of the configuration's own
+//! outgoing service, either comes back deferred (the client ran) or makes
+//! Postfix log a fatal error, which is the configuration's refusal.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::query_parameters::LogsOptions;
+use futures_util::StreamExt;
+
+use super::CheckError;
+use super::setup::CHECK_DOMAIN;
+use crate::postfix::log::{LogEvent, LogLine};
+use crate::postfix::{Instance, docker};
+
+/// The master.cf service that carries the preflight message.
+pub const SERVICE: &str = "tlsh-check-preflight";
+
+/// The preflight message's recipient.
+pub fn recipient() -> String {
+    format!("preflight@preflight.{CHECK_DOMAIN}")
+}
+
+/// A loopback address where nothing listens and nothing else can start
+/// to: a socket bound but never listening. Connections to it are refused
+/// at once for as long as it lives.
+pub struct ClosedPort(socket2::Socket);
+
+impl ClosedPort {
+    pub fn bind() -> std::io::Result<ClosedPort> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+        Ok(ClosedPort(socket))
+    }
+
+    pub fn addr(&self) -> std::io::Result<SocketAddr> {
+        self.0
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| std::io::Error::other("not an inet socket"))
+    }
+}
+
+/// What the preflight found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Preflight {
+    /// The smtp client ran: a status line for the preflight message.
+    Ran,
+    /// Postfix's own words: its fatal log lines.
+    Refused(String),
+}
+
+/// Sends the preflight message and waits, until `deadline` passes, for its
+/// status line or a fatal error in Postfix's log.
+pub async fn run(
+    instance: &Instance,
+    run_id: &str,
+    deadline: Duration,
+) -> Result<Preflight, CheckError> {
+    let docker = docker::connect(Duration::from_secs(10)).await?;
+    // A stream of the log of our own, from its first line: the instance
+    // hands out only delivery lines, and the refusal is a fatal line.
+    let mut log = docker.logs(
+        instance.container_id(),
+        Some(LogsOptions {
+            follow: true,
+            stdout: true,
+            ..Default::default()
+        }),
+    );
+    let recipient = recipient();
+    let mut status = instance.subscribe(&recipient);
+    let queue_id = instance
+        .inject(
+            &recipient,
+            "tlsharness check preflight",
+            &format!("<preflight.{run_id}@tlsharness.test>"),
+        )
+        .await?;
+    let until = tokio::time::Instant::now() + deadline;
+    let mut lines = LineBuffer::default();
+    let found = loop {
+        tokio::select! {
+            Some(_) = status.recv() => break Preflight::Ran,
+            chunk = log.next() => match chunk {
+                Some(Ok(LogOutput::StdOut { message })) => {
+                    let fatal: Vec<String> = lines
+                        .push(&message)
+                        .into_iter()
+                        .map(|l| LogLine::parse(&l))
+                        .filter(|l| matches!(l.event, LogEvent::Fatal(_)))
+                        .map(|l| format!("{}[{}]: {}", l.program, l.pid, l.message))
+                        .collect();
+                    if !fatal.is_empty() {
+                        break Preflight::Refused(fatal.join("\n"));
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    return Err(CheckError::Preflight(format!("failed to read Postfix's log: {e}")));
+                }
+                None => {
+                    return Err(CheckError::Preflight(
+                        "Postfix stopped before its smtp client was tried: its mail log ended".into(),
+                    ));
+                }
+            },
+            _ = tokio::time::sleep_until(until) => {
+                return Err(CheckError::Preflight(format!(
+                    "Postfix neither attempted the preflight message nor logged an error within {}s",
+                    deadline.as_secs()
+                )));
+            }
+        }
+    };
+    if found == Preflight::Ran {
+        // Deferred, it would be retried during the cases; gone, it cannot
+        // be. (A refused instance is stopped at once.)
+        instance.exec(&["postsuper", "-d", &queue_id]).await?;
+    }
+    Ok(found)
+}
+
+/// Splits a byte stream into lines, keeping an unfinished last line for
+/// the next chunk.
+#[derive(Default)]
+struct LineBuffer(Vec<u8>);
+
+impl LineBuffer {
+    fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.0.extend_from_slice(chunk);
+        let Some(end) = self.0.iter().rposition(|b| *b == b'\n') else {
+            return Vec::new();
+        };
+        let rest = self.0.split_off(end + 1);
+        let done = std::mem::replace(&mut self.0, rest);
+        String::from_utf8_lossy(&done)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_whole_across_chunks() {
+        let mut b = LineBuffer::default();
+        assert_eq!(b.push(b"Nov 30 vm postfix/smtp[1"), Vec::<String>::new());
+        assert_eq!(
+            b.push(
+                b"85]: fatal: Invalid TLS level \"encrpyt\"\nNov 30 vm postfix/master[175]: warn"
+            ),
+            vec!["Nov 30 vm postfix/smtp[185]: fatal: Invalid TLS level \"encrpyt\"".to_owned()]
+        );
+        assert_eq!(
+            b.push(b"ing: x\n\n"),
+            vec![
+                "Nov 30 vm postfix/master[175]: warning: x".to_owned(),
+                String::new()
+            ]
+        );
+    }
+
+    #[test]
+    fn the_closed_port_refuses_connections() {
+        let port = ClosedPort::bind().unwrap();
+        let addr = port.addr().unwrap();
+        assert!(addr.ip().is_loopback());
+        let e = std::net::TcpStream::connect(addr).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
+}
