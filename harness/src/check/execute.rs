@@ -329,7 +329,7 @@ async fn run_scenarios(
         let expected = level
             .parse::<Level>()
             .ok()
-            .and_then(|l| scenario.expect.get(&l))
+            .and_then(|l| scenario.expectation(l, instance.version()))
             .and_then(|e| e.attempts.first().cloned());
         let attempt = seen.attempts.into_iter().next().unwrap_or_else(|| {
             Attempt::failed("no delivery attempt was made".into(), Default::default())
