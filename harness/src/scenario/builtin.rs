@@ -174,15 +174,20 @@ pub fn export(dir: &Path, force: bool) -> Result<Vec<PathBuf>, ExportError> {
     let mut written = Vec::with_capacity(FILES.len());
     for f in FILES {
         let path = dir.join(f.name);
-        write_file(dir, &path, f.text, force).map_err(io(&path))?;
+        write_file(&path, f.text, force).map_err(io(&path))?;
         written.push(path);
     }
     Ok(written)
 }
 
-/// A reader never sees half a file, and without `replace` a file that
-/// appeared since the check is still not overwritten.
-fn write_file(dir: &Path, path: &Path, text: &str, replace: bool) -> std::io::Result<()> {
+/// Writes a scenario file in one step: a reader never sees half a file,
+/// and without `replace` an existing file (even one that appeared since the
+/// caller looked) is not overwritten.
+pub fn write_file(path: &Path, text: &str, replace: bool) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(text.as_bytes())?;
     // Scenario files are no secret; the temporary file starts private.

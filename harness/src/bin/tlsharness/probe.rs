@@ -76,7 +76,7 @@ pub async fn probe(args: ProbeArgs) -> i32 {
         print!("{text}");
         return exit::SUCCESS;
     };
-    if let Err(e) = write_atomically(out, &text, args.force) {
+    if let Err(e) = scenario::builtin::write_file(out, &text, args.force) {
         eprintln!("tlsharness: failed to write {}: {e}", out.display());
         eprintln!("tlsharness: the scenario it would have held:\n{text}");
         return exit::ENVIRONMENT;
@@ -145,27 +145,4 @@ fn probe_options(args: &ProbeArgs) -> Result<ProbeOptions, String> {
     opts.ehlo_name = args.ehlo.clone();
     opts.step_timeout = Duration::from_secs_f64(args.timeout);
     Ok(opts)
-}
-
-/// Writes `text` to `path` in one step; an existing file is replaced only
-/// when `replace` (checked at the moment of writing, not before).
-fn write_atomically(path: &std::path::Path, text: &str, replace: bool) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
-    // A scenario is no secret; the temporary file starts private.
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )?;
-    if replace {
-        tmp.persist(path).map_err(|e| e.error)?;
-    } else {
-        tmp.persist_noclobber(path).map_err(|e| e.error)?;
-    }
-    Ok(())
 }
