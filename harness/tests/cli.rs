@@ -174,8 +174,6 @@ fn junit_and_json_reports_validate_with_one_entry_per_case() {
         "--scenario",
         "incident-*",
         "--scenario",
-        "relay-auth-before-tls-*",
-        "--scenario",
         "relay-two-addresses-*",
     ];
     let out = tlsharness()
@@ -194,7 +192,7 @@ fn junit_and_json_reports_validate_with_one_entry_per_case() {
         String::from_utf8_lossy(&out.stderr)
     );
     let cases = list(&selected);
-    assert_eq!(cases.len(), 33);
+    assert_eq!(cases.len(), 38);
 
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

@@ -101,7 +101,7 @@ const RULES: &[Rule] = &[
     Rule {
         needle: "Authentication required",
         condition: "the relay wanted AUTH but Postfix did not authenticate: AUTH is offered only inside TLS, and TLS was not used (STARTTLS hidden on the path?)",
-        scenarios: &["relay-auth-587-stripped"],
+        scenarios: &["incident-587-strip-sasl"],
     },
     Rule {
         needle: "no mechanism available",

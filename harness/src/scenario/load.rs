@@ -754,7 +754,7 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    const VALID: &str = include_str!("../../../scenarios/relay-auth-587-stripped.toml");
+    const VALID: &str = include_str!("../../../scenarios/incident-587-strip-sasl.toml");
 
     fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
         match load_bytes(Path::new("fuzz.toml"), bytes) {
