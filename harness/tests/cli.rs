@@ -295,9 +295,11 @@ fn repeat_writes_every_run_to_json_and_junit() {
 
 #[test]
 fn an_empty_selection_is_bad_input_with_and_without_repeat() {
+    // starttls-relay states no `dane` expectation: no case is left.
     for repeat in ["1", "3"] {
         let out = tlsharness()
-            .args(["run", "--scenario", "no-such-scenario", "--repeat", repeat])
+            .args(["run", "--scenario", "starttls-relay", "--level", "dane"])
+            .args(["--repeat", repeat])
             .output()
             .expect("runs");
         assert_eq!(
@@ -309,4 +311,25 @@ fn an_empty_selection_is_bad_input_with_and_without_repeat() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("no case selected"), "{stderr}");
     }
+}
+
+#[test]
+fn a_scenario_pattern_that_selects_nothing_is_bad_input_with_a_hint() {
+    let out = tlsharness()
+        .args([
+            "run",
+            "--scenario",
+            "starttls-relay",
+            "--scenario",
+            "incident-587-strip.toml",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(exit::BAD_INPUT));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--scenario incident-587-strip.toml: selects no scenario")
+            && stderr.contains("try `incident-587-strip`"),
+        "{stderr}"
+    );
 }

@@ -50,9 +50,21 @@ pub fn attempt_summary(a: &Attempt) -> String {
     }
 }
 
+/// What the marks and words of a cell mean, printed under every matrix.
+pub const LEGEND: &str = "✓ as the scenario expects, ✗ not as it expects, ! no verdict (harness error); \
+PLAINTEXT delivered without TLS (+CREDENTIALS: AUTH crossed in plaintext too); \
+tls TRUST delivered over TLS, with the trust Postfix logged; \
+deferred/bounced DSN as Postfix logged it; → the next delivery attempt";
+
 /// A case's cell: pass mark, then each attempt.
 pub fn cell(c: &CaseResult) -> String {
-    let mark = if c.passed { "✓" } else { "✗" };
+    let mark = if c.is_error() {
+        "!"
+    } else if c.passed {
+        "✓"
+    } else {
+        "✗"
+    };
     let attempts: Vec<String> = c.attempts.iter().map(attempt_cell).collect();
     let text = if attempts.is_empty() {
         "error".to_owned()
@@ -112,9 +124,10 @@ pub fn matrix(report: &RunReport) -> String {
             format!("Postfix {v} ({i})")
         })
         .collect();
+    let _ = writeln!(out, "\n{LEGEND}");
     let _ = writeln!(
         out,
-        "\n{} cases, {} passed, {} failed; {} delivered in plaintext, {} sent credentials in plaintext. {}, ready in {:.1}s, run took {:.1}s.",
+        "{} cases, {} passed, {} failed; {} delivered in plaintext, {} sent credentials in plaintext. {}, ready in {:.1}s, run took {:.1}s.",
         report.cases.len(),
         report.cases.len() - failed,
         failed,

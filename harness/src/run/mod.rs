@@ -9,7 +9,7 @@ mod rig;
 
 pub use classify::{Attempt, Finding, Wire, classify, compare, findings};
 pub use execute::{CaseResult, Observer, RunError, RunEvent, RunOptions, RunReport, run};
-pub use plan::{Case, Partition, Selection, glob, plan};
+pub use plan::{Case, Partition, Selection, check_patterns, glob, plan};
 pub use rig::fingerprint;
 
 pub(crate) use observe::{Delivery, observe};

@@ -89,6 +89,30 @@ impl Selection {
     }
 }
 
+/// Refuses `--scenario` patterns that select no scenario: a typo there
+/// would otherwise quietly shrink the run. The message names each such
+/// pattern, with a hint.
+pub fn check_patterns(patterns: &[String], scenarios: &[Arc<Scenario>]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for p in patterns {
+        if scenarios.iter().any(|s| glob(p, &s.id)) {
+            continue;
+        }
+        let hint = match p.strip_suffix(".toml") {
+            Some(stem) if scenarios.iter().any(|s| glob(stem, &s.id)) => {
+                format!("patterns match scenario ids, the file name without .toml: try `{stem}`")
+            }
+            _ => "`tlsharness run --list` lists the scenario ids".to_owned(),
+        };
+        problems.push(format!("--scenario {p}: selects no scenario ({hint})"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
 /// Whether `text` matches the glob `pattern` (`*` any run, `?` any one).
 pub fn glob(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
@@ -169,6 +193,26 @@ pub fn on_images(cases: Vec<Case>, images: &[String]) -> Vec<Case> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_that_select_nothing_are_refused_with_a_hint() {
+        let text = "name = \"x\"\n[relay]\nhostname = \"smtp.relay.test\"\nstarttls = true\n[expect]\nnone = \"deferred\"\nmay = \"deferred\"\nencrypt = \"deferred\"\nverify = \"deferred\"\nsecure = \"deferred\"\n";
+        let s = crate::scenario::load_bytes(
+            std::path::Path::new("incident-587-strip.toml"),
+            text.as_bytes(),
+        )
+        .unwrap();
+        let all = vec![Arc::new(s)];
+        assert!(check_patterns(&["incident-*".into(), "incident-587-strip".into()], &all).is_ok());
+        let e = check_patterns(&["incident-587-strip.toml".into()], &all).unwrap_err();
+        assert!(e.contains("try `incident-587-strip`"), "{e}");
+        let e = check_patterns(&["incident-*".into(), "nothing".into()], &all).unwrap_err();
+        assert!(
+            e.starts_with("--scenario nothing: selects no scenario"),
+            "{e}"
+        );
+        assert!(!e.contains("incident-*"), "{e}");
+    }
 
     #[test]
     fn globs() {

@@ -65,6 +65,10 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
         Err(e) => return super::fail_located(&e),
     };
     let scenarios: Vec<_> = scenarios.into_iter().map(Arc::new).collect();
+    if let Err(e) = run::check_patterns(&args.scenario, &scenarios) {
+        eprintln!("tlsharness: {e}");
+        return exit::BAD_INPUT;
+    }
     let selection = run::Selection {
         scenarios: args.scenario.clone(),
         levels: args.level.clone(),
