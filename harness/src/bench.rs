@@ -46,6 +46,9 @@ pub struct BenchOptions {
     /// Also run one container per scenario and report the ratio.
     pub compare: bool,
     pub image: String,
+    /// Stops the measurement (SIGINT/SIGTERM): the current run ends as an
+    /// interrupted run, cleaning up after itself.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// Median, 95th percentile and maximum of a sample, in milliseconds.
@@ -272,6 +275,7 @@ pub async fn bench(
         .collect();
     let run_opts = RunOptions {
         images: vec![opts.image.clone()],
+        cancel: opts.cancel.clone(),
         ..RunOptions::default()
     };
     let mut report = BenchReport {

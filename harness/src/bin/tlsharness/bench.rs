@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use tlsharness::exit;
 use tlsharness::postfix::image;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -31,7 +32,7 @@ pub struct BenchArgs {
     json: Option<PathBuf>,
 }
 
-pub async fn bench(args: BenchArgs) -> i32 {
+pub async fn bench(args: BenchArgs, cancel: CancellationToken) -> i32 {
     use tlsharness::bench;
     let opts = bench::BenchOptions {
         scenarios: args.scenarios.clone(),
@@ -39,6 +40,7 @@ pub async fn bench(args: BenchArgs) -> i32 {
         repeat: args.repeat.max(1),
         compare: args.compare,
         image: args.image.clone(),
+        cancel,
     };
     let report = match bench::bench(&opts, &|what| eprintln!("tlsharness bench: {what}")).await {
         Ok(r) => r,

@@ -101,7 +101,7 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> i32 {
         Command::Scenarios { command } => scenarios::scenarios(command),
         Command::Image { command } => image::image(command).await,
         Command::Check(args) => check::check(args, cancel).await,
-        Command::Bench(args) => bench::bench(args).await,
+        Command::Bench(args) => bench::bench(args, cancel).await,
         Command::Explain(args) => explain::explain(&args),
         Command::Probe(args) => tokio::select! {
             code = probe::probe(args) => code,
