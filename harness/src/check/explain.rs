@@ -540,10 +540,16 @@ pub fn confirm_commands(relay: &str) -> Vec<String> {
 }
 
 fn commands_for(host: &str, port: &str) -> Vec<String> {
+    // 465 speaks TLS from the first byte (smtp_tls_wrappermode), not STARTTLS.
+    let (finger, s_client) = if port == "465" {
+        ("-w ", "")
+    } else {
+        ("", "-starttls smtp ")
+    };
     vec![
-        format!("posttls-finger -c -l secure -P /etc/ssl/certs \"[{host}]:{port}\""),
+        format!("posttls-finger {finger}-c -l secure -P /etc/ssl/certs \"[{host}]:{port}\""),
         format!(
-            "openssl s_client -starttls smtp -connect {host}:{port} -servername {host} -verify_return_error </dev/null"
+            "openssl s_client {s_client}-connect {host}:{port} -servername {host} -verify_return_error </dev/null"
         ),
         format!("tlsharness probe {host}:{port} --out scenarios/this-network.toml"),
     ]
@@ -1023,6 +1029,12 @@ mod tests {
                 assert_eq!(out.matches(c).count(), 1, "{c} repeated in\n{out}");
             }
         }
+        let implicit = confirm_commands("smtp.relay.test[127.0.0.1]:465");
+        assert!(
+            implicit[0].starts_with("posttls-finger -w "),
+            "{implicit:?}"
+        );
+        assert!(!implicit[1].contains("-starttls"), "{implicit:?}");
         // The incident's two addresses are one host and port.
         let out = render(&explain(INCIDENT));
         assert_eq!(out.matches("openssl s_client").count(), 1, "{out}");
