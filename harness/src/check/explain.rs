@@ -395,12 +395,10 @@ fn judge(lines: &[LogLine]) -> Vec<(usize, Verdict)> {
     // Each process's lines, so finding the context does not rescan the log.
     let mut by_process: BTreeMap<(&str, u32), Vec<usize>> = BTreeMap::new();
     for (i, line) in lines.iter().enumerate() {
-        if line.pid != 0 {
-            by_process
-                .entry((line.program.as_str(), line.pid))
-                .or_default()
-                .push(i);
-        }
+        by_process
+            .entry((line.program.as_str(), line.pid))
+            .or_default()
+            .push(i);
     }
     let mut out = Vec::new();
     for (i, line) in lines.iter().enumerate() {
