@@ -17,7 +17,10 @@ use std::path::PathBuf;
 pub use compare::{Verdict, verdict};
 pub use config::{Relayhost, UserConfig, load, parameters};
 pub use execute::{CheckOptions, CheckReport, Row, check};
-pub use explain::{Explanation, confirm_commands, explain, render as render_explanations};
+pub use explain::{
+    ExplainReport, Explanation, Finding as ExplainFinding, Unrecognised, confirm_commands, explain,
+    render as render_explanations,
+};
 pub use report::{Comparison, compare_sides, render};
 
 /// Why a check could not be carried out.
