@@ -232,9 +232,9 @@ async fn start(
     };
     match tried {
         Ok(Preflight::Ran) => Ok(Started::Ready(Box::new(instance))),
-        Ok(Preflight::Refused(words)) => {
+        Ok(Preflight::Refused(stage, words)) => {
             instance.stop().await;
-            Ok(Started::Refused(refusal(Stage::SmtpClient, words)))
+            Ok(Started::Refused(refusal(stage, words)))
         }
         Err(e) => {
             instance.stop().await;

@@ -70,6 +70,9 @@ pub enum Stage {
     Start,
     /// The outgoing smtp client, tried once before the cases.
     SmtpClient,
+    /// `postconf`, reading the configuration before the cases: its
+    /// warnings about parameters it does not use.
+    Parameters,
 }
 
 /// One configuration Postfix refused, on one image.
@@ -89,6 +92,7 @@ impl fmt::Display for Refusal {
         let when = match self.stage {
             Stage::Start => "at start",
             Stage::SmtpClient => "when its smtp client started, before any case ran",
+            Stage::Parameters => "when postconf read it, before any case ran",
         };
         write!(
             f,

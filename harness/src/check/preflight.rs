@@ -5,6 +5,11 @@
 //! closed port on 127.0.0.1, through a copy of the configuration's own
 //! outgoing service, either comes back deferred (the client ran) or makes
 //! Postfix log a fatal error, which is the configuration's refusal.
+//!
+//! First of all, Postfix's own reading of the configuration: `postconf`
+//! warns about every parameter it does not use, a misspelled name among
+//! them, which Postfix would otherwise ignore without a word in the mail
+//! log. Such a warning is the configuration's refusal too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,8 +18,8 @@ use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt;
 
-use super::CheckError;
 use super::setup::CHECK_DOMAIN;
+use super::{CheckError, Stage};
 use crate::postfix::log::{LogEvent, LogLine};
 use crate::postfix::{Instance, docker};
 
@@ -51,17 +56,28 @@ impl ClosedPort {
 pub enum Preflight {
     /// The smtp client ran: a status line for the preflight message.
     Ran,
-    /// Postfix's own words: its fatal log lines.
-    Refused(String),
+    /// Postfix's own words: `postconf`'s warnings ([`Stage::Parameters`])
+    /// or the fatal log lines of the smtp client ([`Stage::SmtpClient`]).
+    Refused(Stage, String),
 }
 
-/// Sends the preflight message and waits, until `deadline` passes, for its
-/// status line or a fatal error in Postfix's log.
+/// Asks `postconf` about the configuration, then sends the preflight
+/// message and waits, until `deadline` passes, for its status line or a
+/// fatal error in Postfix's log.
 pub async fn run(
     instance: &Instance,
     run_id: &str,
     deadline: Duration,
 ) -> Result<Preflight, CheckError> {
+    let warned = unused_parameters(
+        &instance
+            .exec(&["sh", "-c", "postconf -n 2>&1 >/dev/null"])
+            .await?,
+        &instance.exec(&["postconf", "-P"]).await?,
+    );
+    if !warned.is_empty() {
+        return Ok(Preflight::Refused(Stage::Parameters, warned.join("\n")));
+    }
     let docker = docker::connect(Duration::from_secs(10)).await?;
     // A stream of the log of our own, from its first line: the instance
     // hands out only delivery lines, and the refusal is a fatal line.
@@ -97,7 +113,7 @@ pub async fn run(
                         .map(|l| format!("{}[{}]: {}", l.program, l.pid, l.message))
                         .collect();
                     if !fatal.is_empty() {
-                        break Preflight::Refused(fatal.join("\n"));
+                        break Preflight::Refused(Stage::SmtpClient, fatal.join("\n"));
                     }
                 }
                 Some(Ok(_)) => {}
@@ -124,6 +140,54 @@ pub async fn run(
         instance.exec(&["postsuper", "-d", &queue_id]).await?;
     }
     Ok(found)
+}
+
+/// `postconf`'s warnings about parameters it does not use, from what it
+/// said (`said`) and the per-service settings of master.cf (`postconf
+/// -P`: `service/type/name = value`), each line once, in its order.
+///
+/// A master.cf warning about a name that only the harness's own services
+/// set is left out: those are the scenario-service clones (prefix
+/// `tlsh-check-`), whose extra settings are a scenario's `[postfix]
+/// settings`. `validate` accepts a name any built-in image knows, so one
+/// new in 3.10 is unused on 3.5; that is the scenario's business (its
+/// expectations per version), not the user's configuration's. What the
+/// clones copy from the user's own service is still set by that service
+/// too, so it is still reported. Everything else the harness adds (the
+/// containment in main.cf, the injector's `-o` options) Postfix knows on
+/// every built-in image: a clean configuration gets no warning (see
+/// tests/blame.rs).
+fn unused_parameters(said: &str, per_service: &str) -> Vec<String> {
+    let harness_only = |name: &str| {
+        let mut setters = per_service.lines().filter_map(|l| {
+            let (key, _) = l.split_once(" =")?;
+            let (service, param) = key.rsplit_once('/')?;
+            (param == name).then_some(service)
+        });
+        let first = setters.next();
+        first.is_some()
+            && first
+                .into_iter()
+                .chain(setters)
+                .all(|s| s.starts_with("tlsh-check-"))
+    };
+    let mut out: Vec<String> = Vec::new();
+    for line in said.lines().map(str::trim) {
+        let Some((_, what)) = line.split_once("warning: ") else {
+            continue;
+        };
+        let Some((file, setting)) = what.split_once(": unused parameter: ") else {
+            continue;
+        };
+        let name = setting.split_once('=').map_or(setting, |(n, _)| n).trim();
+        if file.ends_with("master.cf") && harness_only(name) {
+            continue;
+        }
+        if !out.iter().any(|o| o == line) {
+            out.push(line.to_owned());
+        }
+    }
+    out
 }
 
 /// Splits a byte stream into lines, keeping an unfinished last line for
@@ -167,6 +231,35 @@ mod tests {
                 String::new()
             ]
         );
+    }
+
+    #[test]
+    fn postconf_s_unused_parameter_warnings_are_kept_in_its_words() {
+        let said = "postconf: warning: /etc/postfix/main.cf: unused parameter: smtp_tls_mandatry_ciphers=high\n\
+                    postconf: warning: /etc/postfix/master.cf: unused parameter: smtp_conect_timeout=5\n\
+                    postconf: warning: /etc/postfix/master.cf: unused parameter: smtp_tls_enable_rpk=yes\n\
+                    postconf: warning: /etc/postfix/main.cf: unused parameter: smtp_tls_mandatry_ciphers=high\n\
+                    postconf: warning: /etc/postfix/main.cf, line 3: overriding earlier entry: biff=no\n\
+                    postconf: fatal: something else\n";
+        let per_service = "smtp/unix/smtp_conect_timeout = 5\n\
+                           tlsh-check-0/unix/smtp_conect_timeout = 5\n\
+                           tlsh-check-0/unix/smtp_tls_enable_rpk = yes\n\
+                           tlsh-check-preflight/unix/smtp_fallback_relay =\n";
+        assert_eq!(
+            unused_parameters(said, per_service),
+            vec![
+                "postconf: warning: /etc/postfix/main.cf: unused parameter: smtp_tls_mandatry_ciphers=high",
+                // The user's smtp service sets it, not only the clone.
+                "postconf: warning: /etc/postfix/master.cf: unused parameter: smtp_conect_timeout=5",
+            ]
+        );
+        assert_eq!(unused_parameters("", per_service), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_master_cf_warning_no_service_explains_is_the_user_s() {
+        let said = "postconf: warning: /etc/postfix/master.cf: unused parameter: smtp_x=1\n";
+        assert_eq!(unused_parameters(said, "").len(), 1);
     }
 
     #[test]

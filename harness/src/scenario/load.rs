@@ -631,6 +631,34 @@ secure = ["deferred"]
     }
 
     #[test]
+    fn a_setting_postfix_does_not_know_is_located_with_a_hint() {
+        let text = GOOD.replace(
+            "[expect]",
+            "[postfix.settings]\nsmtp_helo_timeout = \"2s\"\nsmtp_tls_mandatry_protocols = \">=TLSv1.2\"\n[expect]",
+        );
+        let e = load(&text).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "scenarios/x.toml:11:1: postfix.settings.smtp_tls_mandatry_protocols: `smtp_tls_mandatry_protocols` is not a Postfix parameter (no built-in image's Postfix knows it); did you mean `smtp_tls_mandatory_protocols`?"
+        );
+    }
+
+    #[test]
+    fn a_setting_the_harness_owns_is_still_refused_for_that() {
+        let text = GOOD.replace(
+            "[expect]",
+            "[postfix]\nsettings = { smtp_tls_CAfile = \"/x\" }\n[expect]",
+        );
+        let e = load(&text).unwrap_err();
+        assert!(
+            e.to_string().ends_with(
+                "postfix.settings.smtp_tls_CAfile: `smtp_tls_CAfile` is set by the harness: use [postfix] trust_ca"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn bad_outcome_is_located() {
         let text = GOOD.replace("verify = \"deferred\"", "verify = \"delivered\"");
         let (line, key, message) = error(&text);

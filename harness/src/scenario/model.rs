@@ -243,8 +243,68 @@ impl<'de> Deserialize<'de> for SettingName {
                 "`{s}` is set by the harness: {why}"
             )));
         }
+        if !is_postfix_parameter(&s) {
+            let hint = match closest_parameter(&s) {
+                Some(near) => match OWNED_SETTINGS.iter().find(|(n, _)| *n == near) {
+                    Some((_, why)) => {
+                        format!("; did you mean `{near}`? (it is set by the harness: {why})")
+                    }
+                    None => format!("; did you mean `{near}`?"),
+                },
+                None => String::new(),
+            };
+            return Err(de::Error::custom(format!(
+                "`{s}` is not a Postfix parameter (no built-in image's Postfix knows it){hint}"
+            )));
+        }
         Ok(SettingName(s))
     }
+}
+
+/// Every parameter name `postconf -d` lists on the three built-in images,
+/// one a line, sorted, after `#` comments: Postfix ignores a setting it
+/// does not know (a warning in its log), so a misspelled one would
+/// silently change nothing. Postfix's own list, not a hand-kept one; the
+/// Docker-backed test in tests/blame.rs keeps it equal to the images'.
+const POSTFIX_PARAMETERS: &str = include_str!("../../../fixtures/postfix/parameters.txt");
+
+fn postfix_parameters() -> impl Iterator<Item = &'static str> {
+    POSTFIX_PARAMETERS
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+/// Whether some built-in image's Postfix knows the parameter `name`.
+pub fn is_postfix_parameter(name: &str) -> bool {
+    postfix_parameters().any(|p| p == name)
+}
+
+/// The known parameter nearest to `name`, if one is near enough to be a
+/// slip of the keyboard: at most a third of its length in edits, and at
+/// most three. Ties go to the first in sorted order, so the hint is stable.
+pub fn closest_parameter(name: &str) -> Option<&'static str> {
+    let most = (name.chars().count() / 3).clamp(1, 3);
+    postfix_parameters()
+        .map(|p| (edit_distance(name, p), p))
+        .filter(|(d, _)| *d <= most)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, p)| p)
+}
+
+/// Levenshtein distance, in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// A Postfix parameter value: text, a number or a boolean (`yes`/`no`).
@@ -693,6 +753,80 @@ mod tests {
         assert!(Dsn::parse("4.7").is_err());
         assert!(Dsn::parse("3.0.0").is_err());
         assert!(Dsn::parse("4.x.4").is_err());
+    }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("", ""), 0);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(
+            edit_distance(
+                "smtp_tls_mandatry_protocols",
+                "smtp_tls_mandatory_protocols"
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn the_parameter_list_is_postfix_s() {
+        assert!(is_postfix_parameter("smtp_tls_mandatory_protocols"));
+        assert!(is_postfix_parameter("smtp_helo_timeout"));
+        // A name one version knows counts: only 3.5 has
+        // smtp_per_record_deadline, only 3.10 smtp_tls_enable_rpk.
+        assert!(is_postfix_parameter("smtp_per_record_deadline"));
+        assert!(is_postfix_parameter("smtp_tls_enable_rpk"));
+        assert!(!is_postfix_parameter("smtp_tls_mandatry_protocols"));
+        assert!(!is_postfix_parameter(""));
+        let names: Vec<&str> = postfix_parameters().collect();
+        assert!(names.len() > 900, "{}", names.len());
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+    }
+
+    #[test]
+    fn the_closest_parameter_is_a_hint_only_when_close() {
+        assert_eq!(
+            closest_parameter("smtp_tls_mandatry_protocols"),
+            Some("smtp_tls_mandatory_protocols")
+        );
+        assert_eq!(
+            closest_parameter("smtp_helo_timout"),
+            Some("smtp_helo_timeout")
+        );
+        assert_eq!(closest_parameter("tlsharness_speed"), None);
+        assert_eq!(closest_parameter("x"), None);
+    }
+
+    fn setting(name: &str) -> Result<SettingName, String> {
+        SettingName::deserialize(de::value::StrDeserializer::<de::value::Error>::new(name))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_setting_postfix_does_not_know_is_refused_with_a_hint() {
+        assert_eq!(
+            setting("smtp_tls_mandatry_protocols").unwrap_err(),
+            "`smtp_tls_mandatry_protocols` is not a Postfix parameter (no built-in image's Postfix knows it); did you mean `smtp_tls_mandatory_protocols`?"
+        );
+        assert_eq!(
+            setting("tlsharness_speed").unwrap_err(),
+            "`tlsharness_speed` is not a Postfix parameter (no built-in image's Postfix knows it)"
+        );
+        // A near name the harness owns says so at once.
+        assert_eq!(
+            setting("smtp_tls_security_levl").unwrap_err(),
+            "`smtp_tls_security_levl` is not a Postfix parameter (no built-in image's Postfix knows it); did you mean `smtp_tls_security_level`? (it is set by the harness: the level comes from [expect])"
+        );
+        assert_eq!(
+            setting("smtp_tls_security_level").unwrap_err(),
+            "`smtp_tls_security_level` is set by the harness: the level comes from [expect]"
+        );
+        assert_eq!(
+            setting("smtp_helo_timeout").unwrap().as_str(),
+            "smtp_helo_timeout"
+        );
     }
 
     #[test]
