@@ -4,6 +4,7 @@
 //! after another, the relay's name pointed at each scenario's fakes in
 //! turn.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::UserConfig;
 use super::preflight::{self, Preflight};
-use super::setup;
+use super::setup::{self, TlsPolicy};
 use super::{CheckError, Refusal, Stage};
 use crate::level::Level;
 use crate::pki::Pki;
@@ -40,6 +41,13 @@ pub struct Row {
     pub postfix_version: String,
     /// The configuration's smtp_tls_security_level (main.cf).
     pub level: String,
+    /// The TLS policy Postfix applied on this path: the level after the
+    /// service's overrides and smtp_tls_policy_maps.
+    pub tls_policy: Option<TlsPolicy>,
+    /// The scenario's settings check did not apply (`name=value`): the
+    /// scenario was written for them, the user's configuration decided.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped_settings: Vec<String>,
     pub attempt: Attempt,
     pub findings: Vec<crate::run::Finding>,
     /// What the scenario file expects at that level, if it says.
@@ -55,6 +63,8 @@ pub struct CheckReport {
     pub rows: Vec<Row>,
     /// What the harness changed in each configuration, per side.
     pub changes: Vec<(String, Vec<String>)>,
+    /// Each side's `postconf -n`, as Postfix reads the user's main.cf.
+    pub parameters: Vec<(String, BTreeMap<String, String>)>,
 }
 
 /// Runs every scenario's path under every configuration on every image.
@@ -132,19 +142,32 @@ pub async fn check(
         }
         return Err(e);
     }
-    let runs = futures_util::future::join_all(instances.iter().map(|(job, instance)| {
-        run_scenarios(
-            job.index,
-            job.side,
-            job.config,
-            job.image,
-            scenarios,
-            instance,
-            pki.clone(),
-            &run_id,
-            opts,
-        )
-    }))
+    let asked = ask_postfix(&instances, scenarios).await;
+    let (parameters, policies) = match asked {
+        Ok(a) => a,
+        Err(e) => {
+            for (_, mut instance) in instances {
+                instance.stop().await;
+            }
+            return Err(e);
+        }
+    };
+    let runs = futures_util::future::join_all(instances.iter().zip(&policies).map(
+        |((job, instance), policies)| {
+            run_scenarios(
+                job.index,
+                job.side,
+                job.config,
+                job.image,
+                scenarios,
+                instance,
+                policies,
+                pki.clone(),
+                &run_id,
+                opts,
+            )
+        },
+    ))
     .await;
     for (_, mut instance) in instances {
         instance.stop().await;
@@ -161,7 +184,39 @@ pub async fn check(
             .iter()
             .map(|(side, c)| (side.clone(), setup::changes(c, scenarios)))
             .collect(),
+        parameters,
     })
+}
+
+/// Per side, `postconf -n` (from its first instance: every image reads
+/// the same files); per instance, the TLS policy of each scenario's
+/// service.
+#[allow(clippy::type_complexity)]
+async fn ask_postfix(
+    instances: &[(&Job<'_>, Box<Instance>)],
+    scenarios: &[Arc<Scenario>],
+) -> Result<
+    (
+        Vec<(String, BTreeMap<String, String>)>,
+        Vec<BTreeMap<String, TlsPolicy>>,
+    ),
+    CheckError,
+> {
+    let services: Vec<String> = (0..scenarios.len()).map(setup::service).collect();
+    let mut parameters: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    let mut policies = Vec::new();
+    for (job, instance) in instances {
+        if !parameters.iter().any(|(side, _)| side == job.side) {
+            let cmd = setup::postconf_n_command();
+            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            let out = instance.exec(&args).await?;
+            parameters.push((job.side.to_owned(), setup::parse_postconf_n(&out)));
+        }
+        let cmd = setup::policy_command(&job.config.relayhost.raw, &services);
+        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        policies.push(setup::parse_policies(&instance.exec(&args).await?));
+    }
+    Ok((parameters, policies))
 }
 
 /// One configuration on one image.
@@ -264,6 +319,7 @@ async fn run_scenarios(
     image: &str,
     scenarios: &[Arc<Scenario>],
     instance: &Instance,
+    policies: &BTreeMap<String, TlsPolicy>,
     pki: Arc<Pki>,
     run_id: &str,
     opts: &CheckOptions,
@@ -340,6 +396,8 @@ async fn run_scenarios(
             image: image.to_owned(),
             postfix_version: instance.version().to_owned(),
             level: level.clone(),
+            tls_policy: policies.get(&setup::service(si)).cloned(),
+            dropped_settings: setup::dropped_settings(scenario),
             findings: findings(std::slice::from_ref(&attempt)),
             attempt,
             expected,
