@@ -214,7 +214,10 @@ async fn ask_postfix(
         }
         let cmd = setup::policy_command(&job.config.relayhost.raw, &services);
         let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        policies.push(setup::parse_policies(&instance.exec(&args).await?));
+        policies.push(setup::parse_policies(
+            &instance.exec(&args).await?,
+            &job.config.relayhost.raw,
+        ));
     }
     Ok((parameters, policies))
 }
@@ -311,6 +314,54 @@ fn postfix_words(why: &str, log: &str) -> String {
     }
 }
 
+/// The first of `count` loopback addresses on which `port` is free, for
+/// scenario `si` of instance `index`. The fakes listen on the relay's own
+/// port (the next hop keeps it), so two checks running at once, or a
+/// check and anything else on 127.0.0.0/8, would collide on one fixed
+/// address: each run starts its search at its own block of eight (a
+/// scenario has at most eight paths) and takes the first block that
+/// binds. The probe listeners are closed before the rig binds again.
+fn free_block(
+    index: usize,
+    si: usize,
+    port: u16,
+    count: usize,
+    run_id: &str,
+) -> Result<Ipv4Addr, CheckError> {
+    const BLOCKS: usize = 31;
+    let start = run_id
+        .bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+    for k in (0..BLOCKS).map(|k| (start + k) % BLOCKS) {
+        let first = Ipv4Addr::new(127, 1 + index as u8, 1 + si as u8, 1 + 8 * k as u8);
+        let mut probes = Vec::new();
+        let mut free = true;
+        for i in 0..count as u32 {
+            let addr = SocketAddr::from((Ipv4Addr::from(u32::from(first) + i), port));
+            match std::net::TcpListener::bind(addr) {
+                Ok(l) => probes.push(l),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    free = false;
+                    break;
+                }
+                Err(e) => {
+                    return Err(CheckError::Setup(format!(
+                        "failed to listen on loopback {addr}: {e}"
+                    )));
+                }
+            }
+        }
+        if free {
+            return Ok(first);
+        }
+    }
+    Err(CheckError::Setup(format!(
+        "failed to listen on loopback: port {port} is in use on every address 127.{}.{}.x the check may use; is another check running?",
+        1 + index,
+        1 + si
+    )))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_scenarios(
     index: usize,
@@ -345,7 +396,13 @@ async fn run_scenarios(
                 .expect("every scenario has expectations"),
             image: image.to_owned(),
         };
-        let first = Ipv4Addr::new(127, 1 + index as u8, 1 + si as u8, 1);
+        let first = free_block(
+            index,
+            si,
+            config.relayhost.port,
+            scenario.paths.len(),
+            run_id,
+        )?;
         let rig = workshop
             .rig(
                 &case,

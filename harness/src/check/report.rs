@@ -95,7 +95,7 @@ fn policy_lines(out: &mut String, side: &str, rows: &[&Row]) {
         .map(|r| {
             let p = r.tls_policy.as_ref().map_or_else(
                 || "unknown (Postfix was not asked)".to_owned(),
-                |p| format!("{} (from {})", p.level, p.source),
+                |p| format!("{} to {} ({})", p.level, p.nexthop, p.source),
             );
             (r.scenario.as_str(), p)
         })
@@ -103,13 +103,13 @@ fn policy_lines(out: &mut String, side: &str, rows: &[&Row]) {
     let uniform = policies.windows(2).all(|w| w[0].1 == w[1].1);
     if uniform {
         if let Some((_, p)) = policies.first() {
-            let _ = writeln!(out, "  {side} applies TLS level {p}");
+            let _ = writeln!(out, "  {side}: Postfix applies TLS level {p}");
         }
         return;
     }
     policies.sort();
     for (scenario, p) in policies {
-        let _ = writeln!(out, "  {side} applies TLS level {p} on {scenario}");
+        let _ = writeln!(out, "  {side}: Postfix applies TLS level {p} on {scenario}");
     }
 }
 
@@ -143,7 +143,10 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
     }
     if let [(_, current), (_, candidate)] = report.parameters.as_slice() {
         let diff = parameter_diff(current, candidate);
-        let _ = writeln!(out, "\nWhat the candidate changes (postconf -n of each side):");
+        let _ = writeln!(
+            out,
+            "\nWhat the candidate changes (postconf -n of each side):"
+        );
         if diff.is_empty() {
             let _ = writeln!(out, "  nothing: both sides set the same parameters");
         }

@@ -237,6 +237,8 @@ cp /etc/hosts /etc/hosts.tlsharness-orig
 /// The TLS policy Postfix applies on one scenario's service.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct TlsPolicy {
+    /// The next hop it applies to, as relayhost names it.
+    pub nexthop: String,
     /// The level (the policy's first word when a policy map decides).
     pub level: String,
     /// Where it came from, in Postfix's terms.
@@ -252,18 +254,18 @@ pub struct TlsPolicy {
 const POLICY_SCRIPT: &str = r#"nexthop=$1; shift
 for svc in "$@"; do
   level=$(postconf -P "$svc/unix/smtp_tls_security_level" 2>/dev/null | sed 's/^[^=]*= *//')
-  from="-o smtp_tls_security_level of your default_transport service (master.cf)"
+  from="set by -o smtp_tls_security_level on your default_transport service in master.cf"
   if [ -z "$level" ]; then
     level=$(postconf -h smtp_tls_security_level)
-    from="smtp_tls_security_level (main.cf)"
+    from="set by smtp_tls_security_level in main.cf"
   fi
-  if [ -z "$level" ]; then level=none; from="smtp_tls_security_level unset"; fi
+  if [ -z "$level" ]; then level=none; from="smtp_tls_security_level is not set"; fi
   maps=$(postconf -P "$svc/unix/smtp_tls_policy_maps" 2>/dev/null | sed 's/^[^=]*= *//')
   [ -n "$maps" ] || maps=$(postconf -h smtp_tls_policy_maps)
   for m in $(printf '%s' "$maps" | tr ',' ' '); do
     if v=$(postmap -q "$nexthop" "$m" 2>/dev/null); then
       level=${v%% *}
-      from="smtp_tls_policy_maps: postmap -q '$nexthop' $m"
+      from="set by smtp_tls_policy_maps: postmap -q '$nexthop' $m answers '$v'"
       break
     fi
   done
@@ -285,7 +287,7 @@ pub fn policy_command(nexthop: &str, services: &[String]) -> Vec<String> {
 }
 
 /// [`POLICY_SCRIPT`]'s output, by service.
-pub fn parse_policies(out: &str) -> BTreeMap<String, TlsPolicy> {
+pub fn parse_policies(out: &str, nexthop: &str) -> BTreeMap<String, TlsPolicy> {
     out.lines()
         .filter_map(|l| {
             let mut f = l.splitn(3, '\t');
@@ -293,6 +295,7 @@ pub fn parse_policies(out: &str) -> BTreeMap<String, TlsPolicy> {
             Some((
                 svc.to_owned(),
                 TlsPolicy {
+                    nexthop: nexthop.to_owned(),
                     level: level.to_owned(),
                     source: source.to_owned(),
                 },

@@ -24,10 +24,14 @@ pub enum ScenarioError {
     #[error("{0}; give the relay's name with --name")]
     Hostname(String),
     /// A bug: the data has no TOML form.
-    #[error("the generated scenario cannot be written as TOML: {0} (a bug: please report it with the probe's output)")]
+    #[error(
+        "the generated scenario cannot be written as TOML: {0} (a bug: please report it with the probe's output)"
+    )]
     Encode(#[from] toml_edit::ser::Error),
     /// A bug: the file written does not load.
-    #[error("the generated scenario does not load: {0} (a bug: please report it with the probe's output)")]
+    #[error(
+        "the generated scenario does not load: {0} (a bug: please report it with the probe's output)"
+    )]
     Invalid(#[from] LoadError),
 }
 
