@@ -134,6 +134,16 @@ pub fn parameter_diff(
         .collect()
 }
 
+/// One side of a gating verdict in words; the credentials are named
+/// because they are what the wire tap alone saw.
+fn summary(a: &crate::run::Attempt) -> String {
+    let mut s = attempt_summary(a);
+    if a.wire.plaintext_auth {
+        s.push_str(" [SASL credentials sent in plaintext]");
+    }
+    s
+}
+
 /// The terminal report.
 pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
     let comparisons = compare_sides(report);
@@ -299,8 +309,8 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
                 c.verdict.expect("filtered"),
                 c.scenario,
                 c.image,
-                attempt_summary(&c.current.attempt),
-                attempt_summary(&cand.attempt)
+                summary(&c.current.attempt),
+                summary(&cand.attempt)
             );
         }
     }
