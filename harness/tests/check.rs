@@ -238,7 +238,7 @@ fn the_header_shows_the_level_a_policy_map_imposes() {
     ]);
     assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("  smtp_tls_policy_maps: (not set) -> hash:/etc/postfix/tls_policy\n  smtp_tls_security_level: encrypt -> may\n"),
+        stdout.contains("  smtp_tls_policy_maps: (not set) -> hash:/etc/postfix/tls_policy\n  smtp_tls_security_level: encrypt -> may\n  tls_policy: only in the candidate\n"),
         "{stdout}"
     );
     assert!(

@@ -65,6 +65,9 @@ pub struct CheckReport {
     pub changes: Vec<(String, Vec<String>)>,
     /// Each side's `postconf -n`, as Postfix reads the user's main.cf.
     pub parameters: Vec<(String, BTreeMap<String, String>)>,
+    /// The files other than main.cf (master.cf, lookup tables) that differ
+    /// between the two sides, in words; `postconf -n` does not see them.
+    pub file_changes: Vec<String>,
 }
 
 /// Runs every scenario's path under every configuration on every image.
@@ -185,7 +188,29 @@ pub async fn check(
             .map(|(side, c)| (side.clone(), setup::changes(c, scenarios)))
             .collect(),
         parameters,
+        file_changes: match sides {
+            [(_, current), (_, candidate)] => file_changes(current, candidate),
+            _ => Vec::new(),
+        },
     })
+}
+
+/// Which of the configuration's other files the candidate adds, removes
+/// or changes.
+fn file_changes(current: &UserConfig, candidate: &UserConfig) -> Vec<String> {
+    let mut names: Vec<&String> = current.files.keys().chain(candidate.files.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| n.as_str() != "main.cf")
+        .filter_map(|n| match (current.files.get(n), candidate.files.get(n)) {
+            (Some(_), None) => Some(format!("{n}: only in the current configuration")),
+            (None, Some(_)) => Some(format!("{n}: only in the candidate")),
+            (Some(a), Some(b)) if a != b => Some(format!("{n}: changed")),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Per side, `postconf -n` (from its first instance: every image reads

@@ -158,9 +158,9 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
             "\nWhat the candidate changes (postconf -n of each side):"
         );
         if diff.is_empty() {
-            let _ = writeln!(out, "  nothing: both sides set the same parameters");
+            let _ = writeln!(out, "  main.cf: both sides set the same parameters");
         }
-        for d in diff {
+        for d in diff.iter().chain(&report.file_changes) {
             let _ = writeln!(out, "  {d}");
         }
     }
@@ -353,6 +353,7 @@ mod tests {
             ],
             changes: Vec::new(),
             parameters: Vec::new(),
+            file_changes: Vec::new(),
         };
         let comparisons = compare_sides(&report);
         assert_eq!(comparisons.len(), 1);
