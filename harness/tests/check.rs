@@ -64,7 +64,10 @@ fn a_clean_path_shows_no_difference_and_passes() {
         "scenarios/starttls-relay.toml",
     ]);
     assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
-    assert!(stdout.contains("0 downgrade(s), 0 outage(s)"), "{stdout}");
+    assert!(
+        stdout.contains("0 downgrade(s), 0 bounce(s), 0 outage(s)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -105,6 +108,203 @@ fn the_same_scenarios_run_on_all_three_postfix_versions() {
     }
     assert_eq!(row(&stdout, "incident-587-strip").len(), 3, "{stdout}");
     assert!(stdout.contains("Across Postfix versions:"), "{stdout}");
+}
+
+/// The line under `scenario`'s row that says why its verdict is what it
+/// is.
+fn why_line<'a>(stdout: &'a str, scenario: &str) -> &'a str {
+    let mut lines = stdout.lines();
+    lines
+        .find(|l| l.trim_start().starts_with(&format!("{scenario} ")))
+        .unwrap_or_else(|| panic!("no row for {scenario}: {stdout}"));
+    lines
+        .next()
+        .filter(|l| l.trim_start().starts_with("why: "))
+        .unwrap_or_else(|| panic!("no why under {scenario}: {stdout}"))
+}
+
+#[test]
+fn the_incident_with_sasl_bounces_one_way_and_leaks_the_credentials_the_other() {
+    let json = tempfile::tempdir().unwrap();
+    let json_path = json.path().join("check.json");
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        "fixtures/configs/incident-before",
+        "--candidate",
+        "fixtures/configs/incident-after",
+        "--json",
+        json_path.to_str().unwrap(),
+        "scenarios/incident-587-strip-sasl.toml",
+        "scenarios/incident-587-strip-sasl-auth-before-tls.toml",
+    ]);
+    assert_eq!(code, Some(exit::REGRESSION), "{stdout}\n{stderr}");
+    // What changed, by Postfix's own postconf -n, and the level it applies.
+    assert!(
+        stdout.contains("What the candidate changes (postconf -n of each side):\n  smtp_tls_security_level: encrypt -> may\n\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("candidate: Postfix applies TLS level may to [smtp.sendgrid.net]:587 (set by smtp_tls_security_level in main.cf)"),
+        "{stdout}"
+    );
+    let bounce = row(&stdout, "incident-587-strip-sasl");
+    assert!(bounce[0].ends_with("BOUNCE"), "{bounce:?}");
+    assert_eq!(
+        why_line(&stdout, "incident-587-strip-sasl").trim(),
+        "why: deferred 4.7.4 -> bounced 5.7.0: mail is returned to the sender instead of waiting in the queue"
+    );
+    let leak = row(&stdout, "incident-587-strip-sasl-auth-before-tls");
+    assert!(leak[0].ends_with("DOWNGRADE"), "{leak:?}");
+    assert_eq!(
+        why_line(&stdout, "incident-587-strip-sasl-auth-before-tls").trim(),
+        "why: deferred 4.7.4 -> PLAINTEXT +CREDENTIALS: the SASL credentials and the mail now cross the network in plaintext"
+    );
+    assert!(
+        stdout.contains("1 downgrade(s), 1 bounce(s), 0 outage(s) in 2 path(s)."),
+        "{stdout}"
+    );
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let by_id = |id: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["scenario"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {rows}"))
+            .clone()
+    };
+    let bounce = by_id("incident-587-strip-sasl");
+    assert_eq!(bounce["verdict"], "bounce", "{bounce}");
+    assert!(
+        bounce["why"]
+            .as_str()
+            .unwrap()
+            .contains("returned to the sender"),
+        "{bounce}"
+    );
+    assert_eq!(
+        bounce["candidate"]["tls_policy"]["level"], "may",
+        "{bounce}"
+    );
+    let leak = by_id("incident-587-strip-sasl-auth-before-tls");
+    assert_eq!(leak["verdict"], "downgrade", "{leak}");
+    assert!(
+        leak["why"].as_str().unwrap().contains("SASL credentials"),
+        "{leak}"
+    );
+}
+
+#[test]
+fn a_deferral_turned_bounce_alone_gates_and_can_be_allowed() {
+    let args = [
+        "--config",
+        "fixtures/configs/incident-before",
+        "--candidate",
+        "fixtures/configs/incident-after",
+        "scenarios/incident-587-strip-sasl.toml",
+    ];
+    let (code, stdout, stderr) = check(&args);
+    assert_eq!(code, Some(exit::REGRESSION), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("0 downgrade(s), 1 bounce(s), 0 outage(s) in 1 path(s)."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\nBOUNCE incident-587-strip-sasl on tlsharness/postfix:bookworm:\n"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = check(&[&args[..], &["--allow-bounce"]].concat());
+    assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
+    assert!(
+        row(&stdout, "incident-587-strip-sasl")[0].ends_with("BOUNCE"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_header_shows_the_level_a_policy_map_imposes() {
+    let candidate = edited_config(|m| m + "smtp_tls_policy_maps = hash:/etc/postfix/tls_policy\n");
+    std::fs::write(
+        candidate.path().join("tls_policy"),
+        "[smtp.sendgrid.net]:587 encrypt\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        "fixtures/configs/incident-before",
+        "--candidate",
+        candidate.path().to_str().unwrap(),
+        "scenarios/incident-587-strip-sasl.toml",
+    ]);
+    assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("  smtp_tls_policy_maps: (not set) -> hash:/etc/postfix/tls_policy\n  smtp_tls_security_level: encrypt -> may\n  tls_policy: only in the candidate\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("candidate: Postfix applies TLS level encrypt to [smtp.sendgrid.net]:587 (set by smtp_tls_policy_maps: postmap -q '[smtp.sendgrid.net]:587' hash:/etc/postfix/tls_policy answers 'encrypt')"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("candidate (encrypt)"), "{stdout}");
+    assert!(
+        row(&stdout, "incident-587-strip-sasl")[0].ends_with("same"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_scenario_setting_that_is_not_a_timeout_does_not_change_checks_result() {
+    // relay-auth-587 sets smtp_sasl_security_options = noanonymous;
+    // -postfix-defaults is the same path without it. On a main.cf that
+    // does not set it, the two must give the same result in check.
+    let dir = tempfile::tempdir().unwrap();
+    let from = common::root().join("fixtures/configs/incident-before");
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("smtp_sasl_security_options"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(dir.path().join(entry.file_name()), text).unwrap();
+    }
+    let main = std::fs::read_to_string(dir.path().join("main.cf")).unwrap();
+    assert!(!main.contains("smtp_sasl_security_options"), "{main}");
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        dir.path().to_str().unwrap(),
+        "scenarios/relay-auth-587.toml",
+        "scenarios/relay-auth-587-postfix-defaults.toml",
+    ]);
+    assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
+    let cell = |scenario: &str| {
+        row(&stdout, scenario)[0]
+            .trim_start()
+            .strip_prefix(scenario)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    // Postfix's default (noplaintext) leaves no mechanism inside TLS.
+    assert_eq!(cell("relay-auth-587"), "deferred 4.7.0", "{stdout}");
+    assert_eq!(
+        cell("relay-auth-587"),
+        cell("relay-auth-587-postfix-defaults")
+    );
+    assert!(
+        stdout.contains("NOT applied, your configuration decides (the rows are marked): scenario settings relay-auth-587: smtp_sasl_security_options=noanonymous\n"),
+        "{stdout}"
+    );
+    let mut lines = stdout.lines();
+    lines.find(|l| l.trim_start().starts_with("relay-auth-587 "));
+    assert_eq!(
+        lines.next().map(str::trim),
+        Some(
+            "note: the scenario's smtp_sasl_security_options=noanonymous not applied; your configuration decided"
+        ),
+        "{stdout}"
+    );
 }
 
 /// A copy of the incident's "after" configuration with `edit` applied to

@@ -1,5 +1,6 @@
-//! Current against candidate: what changed on each path, and whether the
-//! change makes mail less safe (DOWNGRADE) or stops it (OUTAGE).
+//! Current against candidate: what changed on each path, whether the
+//! change makes mail less safe (DOWNGRADE), returns it to its sender
+//! (BOUNCE) or stops it (OUTAGE), and why, in one line.
 
 use std::fmt;
 
@@ -17,11 +18,15 @@ pub enum Verdict {
     /// Less protection: plaintext where there was TLS or no delivery,
     /// weaker trust, credentials or the relay hop newly in plaintext.
     Downgrade,
-    /// Mail that was delivered is now deferred or bounced.
+    /// Mail that was delivered or waiting in the queue is now returned to
+    /// its sender: unlike a deferral, nothing retries it.
+    Bounce,
+    /// Mail that was delivered now waits in the queue.
     Outage,
     /// More protection, and mail still flows.
     Upgrade,
-    /// Different, neither safer nor less safe (e.g. deferred -> bounced).
+    /// Different, neither safer nor less safe (e.g. bounced -> deferred,
+    /// or a deferral with another reason).
     Changed,
     /// One side has no classified outcome (the attempt timed out or the
     /// witnesses disagreed): a harness failure, not a finding about the
@@ -34,6 +39,7 @@ impl fmt::Display for Verdict {
         f.write_str(match self {
             Verdict::Same => "same",
             Verdict::Downgrade => "DOWNGRADE",
+            Verdict::Bounce => "BOUNCE",
             Verdict::Outage => "OUTAGE",
             Verdict::Upgrade => "upgrade",
             Verdict::Changed => "changed",
@@ -106,6 +112,19 @@ impl Protection {
     }
 }
 
+impl Verdict {
+    /// Whether the verdict fails a gate (exit 5) unless allowed.
+    pub fn gates(self) -> bool {
+        matches!(self, Verdict::Downgrade | Verdict::Bounce | Verdict::Outage)
+    }
+}
+
+/// Whether the candidate newly sends the credentials in plaintext: a
+/// secret lost whatever then happens to the message.
+fn leaks_credentials(current: &Attempt, candidate: &Attempt) -> bool {
+    candidate.wire.plaintext_auth && !current.wire.plaintext_auth
+}
+
 /// Compares one path's attempt under both configurations.
 pub fn verdict(current: &Attempt, candidate: &Attempt) -> Verdict {
     if current.outcome.is_none() || candidate.outcome.is_none() {
@@ -119,6 +138,12 @@ pub fn verdict(current: &Attempt, candidate: &Attempt) -> Verdict {
     if same {
         return Verdict::Same;
     }
+    if leaks_credentials(current, candidate) {
+        return Verdict::Downgrade;
+    }
+    if candidate.outcome == Some(Outcome::Bounced) && current.outcome != Some(Outcome::Bounced) {
+        return Verdict::Bounce;
+    }
     match (Protection::of(current), Protection::of(candidate)) {
         (Some(_), None) => Verdict::Outage,
         // Mail now flows where it used to wait: fine only when it flows
@@ -128,6 +153,96 @@ pub fn verdict(current: &Attempt, candidate: &Attempt) -> Verdict {
         (None, Some(_)) => Verdict::Downgrade,
         (None, None) => Verdict::Changed,
         (Some(a), Some(b)) => a.compare(b),
+    }
+}
+
+/// One side's result as the report's cell shows it, credentials included.
+pub fn state(a: &Attempt) -> String {
+    let mut text = crate::report::attempt_cell(a);
+    if a.wire.plaintext_auth && !text.contains("CREDENTIALS") {
+        text.push_str(" +CREDENTIALS");
+    }
+    text
+}
+
+/// Why the verdict is what it is, in one line (`None` for `same`):
+/// both results, then what the change means for the mail.
+pub fn why(current: &Attempt, candidate: &Attempt, v: Verdict) -> Option<String> {
+    let meaning = match v {
+        Verdict::Same => return None,
+        Verdict::Unknown => {
+            let (side, a) = if current.outcome.is_none() {
+                ("current", current)
+            } else {
+                ("candidate", candidate)
+            };
+            return Some(format!(
+                "the {side} side has no classified outcome ({}): a harness failure, not a finding about the configurations",
+                a.error.as_deref().unwrap_or("no status line")
+            ));
+        }
+        Verdict::Downgrade => downgrade_meaning(current, candidate),
+        Verdict::Bounce => {
+            if current.outcome == Some(Outcome::Deferred) {
+                "mail is returned to the sender instead of waiting in the queue".to_owned()
+            } else {
+                "mail that was delivered is returned to the sender".to_owned()
+            }
+        }
+        Verdict::Outage => "mail that was delivered now waits in the queue".to_owned(),
+        Verdict::Upgrade => match current.outcome {
+            Some(Outcome::Deferred | Outcome::Bounced) => {
+                "mail that was not delivered now is, over TLS verified end to end".to_owned()
+            }
+            _ => "mail is still delivered, better protected".to_owned(),
+        },
+        Verdict::Changed => match (current.outcome, candidate.outcome) {
+            (Some(Outcome::Bounced), Some(Outcome::Deferred)) => {
+                "mail waits in the queue instead of being returned to the sender".to_owned()
+            }
+            (Some(Outcome::Deferred), Some(Outcome::Deferred)) => {
+                "still waiting in the queue, for another reason".to_owned()
+            }
+            (Some(Outcome::Bounced), Some(Outcome::Bounced)) => {
+                "still returned to the sender, for another reason".to_owned()
+            }
+            _ => "delivered either way, neither better nor worse protected".to_owned(),
+        },
+    };
+    Some(format!(
+        "{} -> {}: {meaning}",
+        state(current),
+        state(candidate)
+    ))
+}
+
+fn downgrade_meaning(current: &Attempt, candidate: &Attempt) -> String {
+    if leaks_credentials(current, candidate) {
+        return match candidate.outcome {
+            Some(Outcome::DeliveredPlaintext) => {
+                "the SASL credentials and the mail now cross the network in plaintext".to_owned()
+            }
+            _ => "the SASL credentials now cross the network in plaintext".to_owned(),
+        };
+    }
+    match (Protection::of(current), Protection::of(candidate)) {
+        (None, Some(p)) if p.hop == 0 => {
+            "mail that waited in the queue is now delivered in plaintext".to_owned()
+        }
+        (None, Some(_)) => {
+            "mail that waited in the queue is now delivered over TLS not verified end to end"
+                .to_owned()
+        }
+        (Some(a), Some(b)) if b.hop < a.hop && b.hop == 0 => {
+            "mail now crosses the network in plaintext".to_owned()
+        }
+        (Some(a), Some(b)) if b.hop < a.hop => {
+            "the hop to the relay now carries the mail in plaintext".to_owned()
+        }
+        (Some(a), Some(b)) if b.trust < a.trust => {
+            "the relay's certificate is now checked less strictly".to_owned()
+        }
+        _ => "mail is less protected".to_owned(),
     }
 }
 
@@ -171,7 +286,79 @@ pub(crate) mod tests {
         assert_eq!(verdict(&trusted, &trusted.clone()), Verdict::Same);
         let bounced = attempt(Outcome::Bounced, None);
         let deferred = attempt(Outcome::Deferred, None);
-        assert_eq!(verdict(&deferred, &bounced), Verdict::Changed);
+        assert_eq!(verdict(&bounced, &deferred), Verdict::Changed);
+    }
+
+    fn with_dsn(mut a: Attempt, dsn: &str) -> Attempt {
+        a.dsn = dsn.to_owned();
+        a
+    }
+
+    #[test]
+    fn a_delivery_or_deferral_turned_bounce_is_its_own_gating_verdict() {
+        let deferred = with_dsn(attempt(Outcome::Deferred, None), "4.7.4");
+        let bounced = with_dsn(attempt(Outcome::Bounced, None), "5.7.0");
+        let delivered = attempt(Outcome::DeliveredTls, Some(Trust::Trusted));
+        assert_eq!(verdict(&deferred, &bounced), Verdict::Bounce);
+        assert_eq!(verdict(&delivered, &bounced), Verdict::Bounce);
+        assert!(Verdict::Bounce.gates());
+        assert_eq!(
+            why(&deferred, &bounced, Verdict::Bounce).unwrap(),
+            "deferred 4.7.4 -> bounced 5.7.0: mail is returned to the sender instead of waiting in the queue"
+        );
+        assert_eq!(
+            why(&delivered, &bounced, Verdict::Bounce).unwrap(),
+            "tls trusted -> bounced 5.7.0: mail that was delivered is returned to the sender"
+        );
+        assert_eq!(
+            why(&bounced, &deferred, Verdict::Changed).unwrap(),
+            "bounced 5.7.0 -> deferred 4.7.4: mail waits in the queue instead of being returned to the sender"
+        );
+    }
+
+    #[test]
+    fn credentials_newly_in_plaintext_are_a_downgrade_whatever_the_outcome() {
+        let deferred = with_dsn(attempt(Outcome::Deferred, None), "4.7.4");
+        let mut leaked = attempt(Outcome::DeliveredPlaintext, None);
+        leaked.wire.plaintext_auth = true;
+        let v = verdict(&deferred, &leaked);
+        assert_eq!(v, Verdict::Downgrade);
+        assert_eq!(
+            why(&deferred, &leaked, v).unwrap(),
+            "deferred 4.7.4 -> PLAINTEXT +CREDENTIALS: the SASL credentials and the mail now cross the network in plaintext"
+        );
+        let mut leaked_then_bounced = with_dsn(attempt(Outcome::Bounced, None), "5.7.8");
+        leaked_then_bounced.wire.plaintext_auth = true;
+        assert_eq!(verdict(&deferred, &leaked_then_bounced), Verdict::Downgrade);
+    }
+
+    #[test]
+    fn every_verdict_but_same_says_why() {
+        let plain = attempt(Outcome::DeliveredPlaintext, None);
+        let verified = attempt(Outcome::DeliveredTls, Some(Trust::Verified));
+        let deferred = with_dsn(attempt(Outcome::Deferred, None), "4.7.4");
+        let failed = Attempt::failed("timed out".to_owned(), Wire::default());
+        assert_eq!(why(&plain, &plain, Verdict::Same), None);
+        for (a, b) in [
+            (&deferred, &plain),
+            (&plain, &deferred),
+            (&plain, &verified),
+            (&verified, &plain),
+            (&plain, &failed),
+        ] {
+            let v = verdict(a, b);
+            let text = why(a, b, v).unwrap_or_default();
+            assert!(!text.is_empty() && !text.contains('\n'), "{v}: {text:?}");
+        }
+        assert_eq!(
+            why(&verified, &plain, Verdict::Downgrade).unwrap(),
+            "tls verified -> PLAINTEXT: mail now crosses the network in plaintext"
+        );
+        assert!(
+            why(&plain, &failed, Verdict::Unknown)
+                .unwrap()
+                .starts_with("the candidate side has no classified outcome (timed out)")
+        );
     }
 
     #[test]

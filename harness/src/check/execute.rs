@@ -4,6 +4,7 @@
 //! after another, the relay's name pointed at each scenario's fakes in
 //! turn.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::UserConfig;
 use super::preflight::{self, Preflight};
-use super::setup;
+use super::setup::{self, TlsPolicy};
 use super::{CheckError, Refusal, Stage};
 use crate::level::Level;
 use crate::pki::Pki;
@@ -40,6 +41,13 @@ pub struct Row {
     pub postfix_version: String,
     /// The configuration's smtp_tls_security_level (main.cf).
     pub level: String,
+    /// The TLS policy Postfix applied on this path: the level after the
+    /// service's overrides and smtp_tls_policy_maps.
+    pub tls_policy: Option<TlsPolicy>,
+    /// The scenario's settings check did not apply (`name=value`): the
+    /// scenario was written for them, the user's configuration decided.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped_settings: Vec<String>,
     pub attempt: Attempt,
     pub findings: Vec<crate::run::Finding>,
     /// What the scenario file expects at that level, if it says.
@@ -55,6 +63,11 @@ pub struct CheckReport {
     pub rows: Vec<Row>,
     /// What the harness changed in each configuration, per side.
     pub changes: Vec<(String, Vec<String>)>,
+    /// Each side's `postconf -n`, as Postfix reads the user's main.cf.
+    pub parameters: Vec<(String, BTreeMap<String, String>)>,
+    /// The files other than main.cf (master.cf, lookup tables) that differ
+    /// between the two sides, in words; `postconf -n` does not see them.
+    pub file_changes: Vec<String>,
 }
 
 /// Runs every scenario's path under every configuration on every image.
@@ -132,19 +145,32 @@ pub async fn check(
         }
         return Err(e);
     }
-    let runs = futures_util::future::join_all(instances.iter().map(|(job, instance)| {
-        run_scenarios(
-            job.index,
-            job.side,
-            job.config,
-            job.image,
-            scenarios,
-            instance,
-            pki.clone(),
-            &run_id,
-            opts,
-        )
-    }))
+    let asked = ask_postfix(&instances, scenarios).await;
+    let (parameters, policies) = match asked {
+        Ok(a) => a,
+        Err(e) => {
+            for (_, mut instance) in instances {
+                instance.stop().await;
+            }
+            return Err(e);
+        }
+    };
+    let runs = futures_util::future::join_all(instances.iter().zip(&policies).map(
+        |((job, instance), policies)| {
+            run_scenarios(
+                job.index,
+                job.side,
+                job.config,
+                job.image,
+                scenarios,
+                instance,
+                policies,
+                pki.clone(),
+                &run_id,
+                opts,
+            )
+        },
+    ))
     .await;
     for (_, mut instance) in instances {
         instance.stop().await;
@@ -161,7 +187,64 @@ pub async fn check(
             .iter()
             .map(|(side, c)| (side.clone(), setup::changes(c, scenarios)))
             .collect(),
+        parameters,
+        file_changes: match sides {
+            [(_, current), (_, candidate)] => file_changes(current, candidate),
+            _ => Vec::new(),
+        },
     })
+}
+
+/// Which of the configuration's other files the candidate adds, removes
+/// or changes.
+fn file_changes(current: &UserConfig, candidate: &UserConfig) -> Vec<String> {
+    let mut names: Vec<&String> = current.files.keys().chain(candidate.files.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| n.as_str() != "main.cf")
+        .filter_map(|n| match (current.files.get(n), candidate.files.get(n)) {
+            (Some(_), None) => Some(format!("{n}: only in the current configuration")),
+            (None, Some(_)) => Some(format!("{n}: only in the candidate")),
+            (Some(a), Some(b)) if a != b => Some(format!("{n}: changed")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Per side, `postconf -n` (from its first instance: every image reads
+/// the same files); per instance, the TLS policy of each scenario's
+/// service.
+#[allow(clippy::type_complexity)]
+async fn ask_postfix(
+    instances: &[(&Job<'_>, Box<Instance>)],
+    scenarios: &[Arc<Scenario>],
+) -> Result<
+    (
+        Vec<(String, BTreeMap<String, String>)>,
+        Vec<BTreeMap<String, TlsPolicy>>,
+    ),
+    CheckError,
+> {
+    let services: Vec<String> = (0..scenarios.len()).map(setup::service).collect();
+    let mut parameters: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    let mut policies = Vec::new();
+    for (job, instance) in instances {
+        if !parameters.iter().any(|(side, _)| side == job.side) {
+            let cmd = setup::postconf_n_command();
+            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            let out = instance.exec(&args).await?;
+            parameters.push((job.side.to_owned(), setup::parse_postconf_n(&out)));
+        }
+        let cmd = setup::policy_command(&job.config.relayhost.raw, &services);
+        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        policies.push(setup::parse_policies(
+            &instance.exec(&args).await?,
+            &job.config.relayhost.raw,
+        ));
+    }
+    Ok((parameters, policies))
 }
 
 /// One configuration on one image.
@@ -256,6 +339,54 @@ fn postfix_words(why: &str, log: &str) -> String {
     }
 }
 
+/// The first of `count` loopback addresses on which `port` is free, for
+/// scenario `si` of instance `index`. The fakes listen on the relay's own
+/// port (the next hop keeps it), so two checks running at once, or a
+/// check and anything else on 127.0.0.0/8, would collide on one fixed
+/// address: each run starts its search at its own block of eight (a
+/// scenario has at most eight paths) and takes the first block that
+/// binds. The probe listeners are closed before the rig binds again.
+fn free_block(
+    index: usize,
+    si: usize,
+    port: u16,
+    count: usize,
+    run_id: &str,
+) -> Result<Ipv4Addr, CheckError> {
+    const BLOCKS: usize = 31;
+    let start = run_id
+        .bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+    for k in (0..BLOCKS).map(|k| (start + k) % BLOCKS) {
+        let first = Ipv4Addr::new(127, 1 + index as u8, 1 + si as u8, 1 + 8 * k as u8);
+        let mut probes = Vec::new();
+        let mut free = true;
+        for i in 0..count as u32 {
+            let addr = SocketAddr::from((Ipv4Addr::from(u32::from(first) + i), port));
+            match std::net::TcpListener::bind(addr) {
+                Ok(l) => probes.push(l),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    free = false;
+                    break;
+                }
+                Err(e) => {
+                    return Err(CheckError::Setup(format!(
+                        "failed to listen on loopback {addr}: {e}"
+                    )));
+                }
+            }
+        }
+        if free {
+            return Ok(first);
+        }
+    }
+    Err(CheckError::Setup(format!(
+        "failed to listen on loopback: port {port} is in use on every address 127.{}.{}.x the check may use; is another check running?",
+        1 + index,
+        1 + si
+    )))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_scenarios(
     index: usize,
@@ -264,6 +395,7 @@ async fn run_scenarios(
     image: &str,
     scenarios: &[Arc<Scenario>],
     instance: &Instance,
+    policies: &BTreeMap<String, TlsPolicy>,
     pki: Arc<Pki>,
     run_id: &str,
     opts: &CheckOptions,
@@ -289,7 +421,13 @@ async fn run_scenarios(
                 .expect("every scenario has expectations"),
             image: image.to_owned(),
         };
-        let first = Ipv4Addr::new(127, 1 + index as u8, 1 + si as u8, 1);
+        let first = free_block(
+            index,
+            si,
+            config.relayhost.port,
+            scenario.paths.len(),
+            run_id,
+        )?;
         let rig = workshop
             .rig(
                 &case,
@@ -340,6 +478,8 @@ async fn run_scenarios(
             image: image.to_owned(),
             postfix_version: instance.version().to_owned(),
             level: level.clone(),
+            tls_policy: policies.get(&setup::service(si)).cloned(),
+            dropped_settings: setup::dropped_settings(scenario),
             findings: findings(std::slice::from_ref(&attempt)),
             attempt,
             expected,

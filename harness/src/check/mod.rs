@@ -14,14 +14,15 @@ mod setup;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use compare::{Verdict, verdict};
+pub use compare::{Verdict, verdict, why};
 pub use config::{Relayhost, UserConfig, load, parameters};
 pub use execute::{CheckOptions, CheckReport, Row, check};
 pub use explain::{
     ExplainReport, Explanation, Finding as ExplainFinding, Unrecognised, confirm_commands, explain,
     render as render_explanations,
 };
-pub use report::{Comparison, compare_sides, render};
+pub use report::{Comparison, compare_sides, parameter_diff, render};
+pub use setup::TlsPolicy;
 
 /// Why a check could not be carried out.
 #[derive(Debug, thiserror::Error)]

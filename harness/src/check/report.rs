@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::compare::{Verdict, verdict};
+use super::compare::{Verdict, verdict, why};
 use super::execute::{CheckReport, Row};
 use crate::report::attempt_summary;
 
@@ -19,6 +19,9 @@ pub struct Comparison {
     pub current: Row,
     pub candidate: Option<Row>,
     pub verdict: Option<Verdict>,
+    /// Why the verdict, in one line; absent for `same`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// Pairs current and candidate rows by (scenario, image).
@@ -33,7 +36,12 @@ pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
         let v = candidate
             .as_ref()
             .map(|c| verdict(&row.attempt, &c.attempt));
+        let why = candidate
+            .as_ref()
+            .zip(v)
+            .and_then(|(c, v)| why(&row.attempt, &c.attempt, v));
         out.push(Comparison {
+            why,
             scenario: row.scenario.clone(),
             image: row.image.clone(),
             current: row.clone(),
@@ -60,12 +68,101 @@ fn level_label(level: &str) -> &str {
     if level.is_empty() { "(unset)" } else { level }
 }
 
+/// A side's label in a table's head: the level Postfix applied on every
+/// path of that table, or main.cf's level when the paths differ (each
+/// then says its own).
+fn side_head(side: &str, rows: &[&Row]) -> String {
+    let mut levels: Vec<&str> = rows
+        .iter()
+        .map(|r| {
+            r.tls_policy
+                .as_ref()
+                .map_or(level_label(&r.level), |p| p.level.as_str())
+        })
+        .collect();
+    levels.sort_unstable();
+    levels.dedup();
+    match levels.as_slice() {
+        [one] => format!("{side} ({one})"),
+        _ => format!("{side} (per path, see below)"),
+    }
+}
+
+/// Where each side's applied TLS level came from, on one image.
+fn policy_lines(out: &mut String, side: &str, rows: &[&Row]) {
+    let mut policies: Vec<(&str, String)> = rows
+        .iter()
+        .map(|r| {
+            let p = r.tls_policy.as_ref().map_or_else(
+                || "unknown (Postfix was not asked)".to_owned(),
+                |p| format!("{} to {} ({})", p.level, p.nexthop, p.source),
+            );
+            (r.scenario.as_str(), p)
+        })
+        .collect();
+    let uniform = policies.windows(2).all(|w| w[0].1 == w[1].1);
+    if uniform {
+        if let Some((_, p)) = policies.first() {
+            let _ = writeln!(out, "  {side}: Postfix applies TLS level {p}");
+        }
+        return;
+    }
+    policies.sort();
+    for (scenario, p) in policies {
+        let _ = writeln!(out, "  {side}: Postfix applies TLS level {p} on {scenario}");
+    }
+}
+
+/// The parameters main.cf sets differently on the two sides, by
+/// Postfix's `postconf -n`.
+pub fn parameter_diff(
+    current: &BTreeMap<String, String>,
+    candidate: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut names: Vec<&String> = current.keys().chain(candidate.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let (a, b) = (current.get(n), candidate.get(n));
+            (a != b).then(|| {
+                let show = |v: Option<&String>| v.map_or("(not set)".to_owned(), |v| v.clone());
+                format!("{n}: {} -> {}", show(a), show(b))
+            })
+        })
+        .collect()
+}
+
+/// One side of a gating verdict in words; the credentials are named
+/// because they are what the wire tap alone saw.
+fn summary(a: &crate::run::Attempt) -> String {
+    let mut s = attempt_summary(a);
+    if a.wire.plaintext_auth {
+        s.push_str(" [SASL credentials sent in plaintext]");
+    }
+    s
+}
+
 /// The terminal report.
 pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
     let comparisons = compare_sides(report);
     let mut out = String::new();
     for (side, source) in sources {
         let _ = writeln!(out, "{side}: {source}");
+    }
+    if let [(_, current), (_, candidate)] = report.parameters.as_slice() {
+        let diff = parameter_diff(current, candidate);
+        let _ = writeln!(
+            out,
+            "\nWhat the candidate changes (postconf -n of each side):"
+        );
+        if diff.is_empty() {
+            let _ = writeln!(out, "  main.cf: both sides set the same parameters");
+        }
+        for d in diff.iter().chain(&report.file_changes) {
+            let _ = writeln!(out, "  {d}");
+        }
     }
     let same_changes = report.changes.windows(2).all(|w| w[0].1 == w[1].1);
     for (side, changes) in &report.changes {
@@ -89,12 +186,18 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
         let rows: Vec<&Comparison> = comparisons.iter().filter(|c| c.image == *image).collect();
         let Some(first) = rows.first() else { continue };
         let _ = writeln!(out, "\n{image} (Postfix {})", first.current.postfix_version);
-        let cur_head = format!("current ({})", level_label(&first.current.level));
-        let cand_head = first
-            .candidate
-            .as_ref()
-            .map(|c| format!("candidate ({})", level_label(&c.level)))
-            .unwrap_or_default();
+        let currents: Vec<&Row> = rows.iter().map(|r| &r.current).collect();
+        let candidates: Vec<&Row> = rows.iter().filter_map(|r| r.candidate.as_ref()).collect();
+        policy_lines(&mut out, "current", &currents);
+        if with_candidate {
+            policy_lines(&mut out, "candidate", &candidates);
+        }
+        let cur_head = side_head("current", &currents);
+        let cand_head = if with_candidate {
+            side_head("candidate", &candidates)
+        } else {
+            String::new()
+        };
         let w0 = rows
             .iter()
             .map(|r| r.scenario.len())
@@ -137,6 +240,16 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
                 );
             }
             let _ = writeln!(out, "{}", line.trim_end());
+            if let Some(why) = &r.why {
+                let _ = writeln!(out, "    why: {why}");
+            }
+            if !r.current.dropped_settings.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "    note: the scenario's {} not applied; your configuration decided",
+                    r.current.dropped_settings.join(" ")
+                );
+            }
         }
     }
     // Differences between Postfix versions, per side.
@@ -175,15 +288,19 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
         .iter()
         .filter(|c| c.verdict == Some(Verdict::Outage))
         .count();
+    let bounce = comparisons
+        .iter()
+        .filter(|c| c.verdict == Some(Verdict::Bounce))
+        .count();
     if with_candidate {
         let _ = writeln!(
             out,
-            "\n{down} downgrade(s), {outage} outage(s) in {} path(s).",
+            "\n{down} downgrade(s), {bounce} bounce(s), {outage} outage(s) in {} path(s).",
             comparisons.len()
         );
         for c in comparisons
             .iter()
-            .filter(|c| matches!(c.verdict, Some(Verdict::Downgrade | Verdict::Outage)))
+            .filter(|c| c.verdict.is_some_and(Verdict::gates))
         {
             let cand = c.candidate.as_ref().expect("a verdict has a candidate");
             let _ = writeln!(
@@ -192,8 +309,8 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
                 c.verdict.expect("filtered"),
                 c.scenario,
                 c.image,
-                attempt_summary(&c.current.attempt),
-                attempt_summary(&cand.attempt)
+                summary(&c.current.attempt),
+                summary(&cand.attempt)
             );
         }
     }
@@ -212,6 +329,8 @@ mod tests {
             image: "tlsharness/postfix:bookworm".to_owned(),
             postfix_version: "3.7.11".to_owned(),
             level: "may".to_owned(),
+            tls_policy: None,
+            dropped_settings: Vec::new(),
             findings: Vec::new(),
             attempt,
             expected: None,
@@ -233,6 +352,8 @@ mod tests {
                 row("candidate", crate::check::compare::tests::disagreeing()),
             ],
             changes: Vec::new(),
+            parameters: Vec::new(),
+            file_changes: Vec::new(),
         };
         let comparisons = compare_sides(&report);
         assert_eq!(comparisons.len(), 1);
@@ -244,7 +365,7 @@ mod tests {
             .expect("a row for the scenario");
         assert!(line.ends_with("UNKNOWN (harness error)"), "{text}");
         assert!(
-            text.contains("0 downgrade(s), 0 outage(s) in 1 path(s)."),
+            text.contains("0 downgrade(s), 0 bounce(s), 0 outage(s) in 1 path(s)."),
             "{text}"
         );
     }

@@ -36,9 +36,32 @@ fn overrides(scenario: &Scenario) -> Vec<(String, String)> {
         o.push(("smtp_randomize_addresses".to_owned(), "no".to_owned()));
     }
     for (k, v) in &scenario.postfix.settings {
-        o.push((k.as_str().to_owned(), v.as_str().to_owned()));
+        if is_timeout(k.as_str()) {
+            o.push((k.as_str().to_owned(), v.as_str().to_owned()));
+        }
     }
     o
+}
+
+/// Timeouts are the only scenario settings check applies: a stalled path
+/// needs one to end within the attempt timeout, and a timeout changes
+/// when Postfix gives up, not what it accepts. Anything else a scenario
+/// sets would change the user's configuration behind their back.
+fn is_timeout(name: &str) -> bool {
+    name.ends_with("_timeout")
+}
+
+/// The scenario's settings check does not apply (`name=value`), so that
+/// its rows can say the scenario was written for a setting the user's
+/// configuration decides here.
+pub fn dropped_settings(scenario: &Scenario) -> Vec<String> {
+    scenario
+        .postfix
+        .settings
+        .iter()
+        .filter(|(k, _)| !is_timeout(k.as_str()))
+        .map(|(k, v)| format!("{}={}", k.as_str(), v.as_str()))
+        .collect()
 }
 
 fn option_words(options: &[(String, String)]) -> String {
@@ -71,23 +94,35 @@ pub fn changes(config: &UserConfig, scenarios: &[std::sync::Arc<Scenario>]) -> V
             super::preflight::SERVICE
         ),
     ];
-    let with_settings: Vec<String> = scenarios
-        .iter()
-        .filter(|s| !s.postfix.settings.is_empty())
-        .map(|s| {
-            let words: Vec<String> = s
-                .postfix
-                .settings
-                .iter()
-                .map(|(k, v)| format!("{}={}", k.as_str(), v.as_str()))
-                .collect();
-            format!("{}: {}", s.id, words.join(" "))
-        })
-        .collect();
-    if !with_settings.is_empty() {
+    let words = |s: &Scenario, keep: bool| -> Vec<String> {
+        s.postfix
+            .settings
+            .iter()
+            .filter(|(k, _)| is_timeout(k.as_str()) == keep)
+            .map(|(k, v)| format!("{}={}", k.as_str(), v.as_str()))
+            .collect()
+    };
+    let listed = |keep: bool| -> Vec<String> {
+        scenarios
+            .iter()
+            .filter_map(|s| {
+                let w = words(s, keep);
+                (!w.is_empty()).then(|| format!("{}: {}", s.id, w.join(" ")))
+            })
+            .collect()
+    };
+    let applied = listed(true);
+    if !applied.is_empty() {
         out.push(format!(
-            "scenario settings applied to that scenario's service: {}",
-            with_settings.join("; ")
+            "scenario timeouts applied to that scenario's service, so that a stalled path ends: {}",
+            applied.join("; ")
+        ));
+    }
+    let dropped = listed(false);
+    if !dropped.is_empty() {
+        out.push(format!(
+            "NOT applied, your configuration decides (the rows are marked): scenario settings {}",
+            dropped.join("; ")
         ));
     }
     out
@@ -198,6 +233,96 @@ cp /etc/hosts /etc/hosts.tlsharness-orig
 "#,
     crate::postfix::config::entrypoint_tail!()
 );
+
+/// The TLS policy Postfix applies on one scenario's service.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TlsPolicy {
+    /// The next hop it applies to, as relayhost names it.
+    pub nexthop: String,
+    /// The level (the policy's first word when a policy map decides).
+    pub level: String,
+    /// Where it came from, in Postfix's terms.
+    pub source: String,
+}
+
+/// Asks Postfix, inside the container, which TLS level each service
+/// applies to `nexthop`: the service's `-o smtp_tls_security_level`, else
+/// main.cf's, then overridden by the first of `smtp_tls_policy_maps` (the
+/// service's, else main.cf's) that has an entry for the next hop as
+/// written in relayhost (`postmap -q`, as smtp(8) looks it up for a
+/// `[host]:port` next hop). Prints `service TAB level TAB source` lines.
+const POLICY_SCRIPT: &str = r#"nexthop=$1; shift
+for svc in "$@"; do
+  level=$(postconf -P "$svc/unix/smtp_tls_security_level" 2>/dev/null | sed 's/^[^=]*= *//')
+  from="set by -o smtp_tls_security_level on your default_transport service in master.cf"
+  if [ -z "$level" ]; then
+    level=$(postconf -h smtp_tls_security_level)
+    from="set by smtp_tls_security_level in main.cf"
+  fi
+  if [ -z "$level" ]; then level=none; from="smtp_tls_security_level is not set"; fi
+  maps=$(postconf -P "$svc/unix/smtp_tls_policy_maps" 2>/dev/null | sed 's/^[^=]*= *//')
+  [ -n "$maps" ] || maps=$(postconf -h smtp_tls_policy_maps)
+  for m in $(printf '%s' "$maps" | tr ',' ' '); do
+    if v=$(postmap -q "$nexthop" "$m" 2>/dev/null); then
+      level=${v%% *}
+      from="set by smtp_tls_policy_maps: postmap -q '$nexthop' $m answers '$v'"
+      break
+    fi
+  done
+  printf '%s\t%s\t%s\n' "$svc" "$level" "$from"
+done
+"#;
+
+/// The command that runs [`POLICY_SCRIPT`] for `services`.
+pub fn policy_command(nexthop: &str, services: &[String]) -> Vec<String> {
+    let mut cmd = vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        POLICY_SCRIPT.to_owned(),
+        "sh".to_owned(),
+        nexthop.to_owned(),
+    ];
+    cmd.extend(services.iter().cloned());
+    cmd
+}
+
+/// [`POLICY_SCRIPT`]'s output, by service.
+pub fn parse_policies(out: &str, nexthop: &str) -> BTreeMap<String, TlsPolicy> {
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, '\t');
+            let (svc, level, source) = (f.next()?, f.next()?, f.next()?);
+            Some((
+                svc.to_owned(),
+                TlsPolicy {
+                    nexthop: nexthop.to_owned(),
+                    level: level.to_owned(),
+                    source: source.to_owned(),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Postfix's own list of the parameters the user's main.cf sets
+/// (`postconf -n` on the installed copy of their files, untouched by the
+/// harness).
+pub fn postconf_n_command() -> Vec<String> {
+    vec![
+        "postconf".to_owned(),
+        "-c".to_owned(),
+        format!("{}/etc", crate::postfix::config::MOUNT),
+        "-n".to_owned(),
+    ]
+}
+
+/// `postconf -n` output as parameters, without the `config_directory`
+/// that `-c` adds.
+pub fn parse_postconf_n(out: &str) -> BTreeMap<String, String> {
+    let mut p = super::config::parameters(out);
+    p.remove("config_directory");
+    p
+}
 
 /// The command that points the relay's name at `line`'s addresses
 /// (`"127.1.1.1 smtp.example.com"`), for the chroot too.

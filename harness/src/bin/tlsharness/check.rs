@@ -36,6 +36,9 @@ pub struct CheckArgs {
     /// Exit 0 even when the candidate stops mail on a path.
     #[arg(long)]
     allow_outage: bool,
+    /// Exit 0 even when the candidate returns mail to its sender on a path.
+    #[arg(long)]
+    allow_bounce: bool,
     /// Write the rows as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -120,6 +123,7 @@ pub async fn check(args: CheckArgs, cancel: CancellationToken) -> i32 {
             .iter()
             .any(|c| c.candidate.is_none() && c.current.attempt.outcome.is_none());
     if (any(check::Verdict::Downgrade) && !args.allow_downgrade)
+        || (any(check::Verdict::Bounce) && !args.allow_bounce)
         || (any(check::Verdict::Outage) && !args.allow_outage)
     {
         exit::REGRESSION
