@@ -12,7 +12,8 @@ pub const BAD_INPUT: i32 = 2;
 pub const ENVIRONMENT: i32 = 3;
 /// The harness itself failed mid-run (a bug, or Postfix stopped).
 pub const HARNESS_ERROR: i32 = 4;
-/// `check`: the candidate configuration downgrades or stops mail on some path.
+/// `check`: the candidate configuration downgrades mail, returns it to its
+/// sender (bounces) or stops it on some path.
 pub const REGRESSION: i32 = 5;
 /// Interrupted by SIGINT or SIGTERM; everything was cleaned up.
 pub const INTERRUPTED: i32 = 130;

@@ -64,10 +64,14 @@ pub async fn check(args: CheckArgs, cancel: CancellationToken) -> i32 {
         Ok(s) => s,
         Err(e) => return super::fail_located(&e),
     };
+    let scenarios: Vec<_> = scenarios.into_iter().map(Arc::new).collect();
+    if let Err(e) = run::check_patterns(&args.scenario, &scenarios) {
+        eprintln!("tlsharness: {e}");
+        return exit::BAD_INPUT;
+    }
     let scenarios: Vec<_> = scenarios
         .into_iter()
         .filter(|s| args.scenario.is_empty() || args.scenario.iter().any(|p| run::glob(p, &s.id)))
-        .map(Arc::new)
         .collect();
     if scenarios.is_empty() {
         eprintln!("tlsharness: no scenario matches the selection");
