@@ -10,7 +10,9 @@ pub const EXPECTATION_FAILED: i32 = 1;
 pub const BAD_INPUT: i32 = 2;
 /// The environment is not usable: no Docker daemon, no image, no loopback.
 pub const ENVIRONMENT: i32 = 3;
-/// The harness itself failed mid-run (a bug, or Postfix stopped).
+/// The harness failed mid-run (a bug), or a case got no verdict: its
+/// witnesses disagreed or Postfix logged no status in time. (A Postfix
+/// that stopped mid-run is an environment problem, 3.)
 pub const HARNESS_ERROR: i32 = 4;
 /// `check`: the candidate configuration downgrades mail, returns it to its
 /// sender (bounces) or stops it on some path.

@@ -25,7 +25,7 @@ pub fn recipient(scenario: &Scenario, index: usize) -> String {
 
 /// `-o` options for scenario `index`'s clone of the outgoing service.
 fn overrides(scenario: &Scenario) -> Vec<(String, String)> {
-    let mut o = Vec::new();
+    let mut o = contained();
     if scenario.postfix.trust_ca {
         o.push((
             "smtp_tls_CAfile".to_owned(),
@@ -41,6 +41,24 @@ fn overrides(scenario: &Scenario) -> Vec<(String, String)> {
         }
     }
     o
+}
+
+/// Containment, as `-o` on every copy of the user's service (after the
+/// user's own options, so it wins): a `-o smtp_bind_address=...` or a
+/// fallback relay in the user's master.cf entry would otherwise beat
+/// main.cf's containment and could send mail off the machine.
+const CONTAINED: &[(&str, &str)] = &[
+    ("smtp_bind_address", "127.0.0.1"),
+    ("smtp_fallback_relay", ""),
+    ("smtp_dns_support_level", "disabled"),
+    ("smtp_host_lookup", "native"),
+];
+
+fn contained() -> Vec<(String, String)> {
+    CONTAINED
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// Timeouts are the only scenario settings check applies: a stalled path
@@ -87,7 +105,7 @@ pub fn changes(config: &UserConfig, scenarios: &[std::sync::Arc<Scenario>]) -> V
         "the run's CA is added to your trust anchors (smtp_tls_CAfile, bundled with yours) for scenarios whose relay certificate is meant to be trusted".to_owned(),
         "your inet listeners are disabled; mail is injected through an smtpd on 127.0.0.1 that accepts it from loopback".to_owned(),
         "relays that require AUTH accept the credentials your configuration sends, whatever they are".to_owned(),
-        "contained: inet_interfaces = 127.0.0.1, inet_protocols = ipv4, smtp_bind_address = 127.0.0.1, smtp_dns_support_level = disabled, smtp_host_lookup = native".to_owned(),
+        "contained: inet_interfaces = 127.0.0.1, inet_protocols = ipv4, and on every copy of your service (after your own -o options) smtp_bind_address = 127.0.0.1, smtp_fallback_relay = (none), smtp_dns_support_level = disabled, smtp_host_lookup = native".to_owned(),
         "logging: maillog_file = /dev/stdout, smtp_tls_loglevel raised to 1 if lower".to_owned(),
         format!(
             "before any case, your outgoing smtp client is started once ({}, a copy of your default_transport service without smtp_fallback_relay) on a message to a closed port on 127.0.0.1, so that a setting Postfix refuses only then is reported at once",
@@ -166,7 +184,7 @@ pub fn write(
     // attempt elsewhere.
     services.insert(
         super::preflight::SERVICE.to_owned(),
-        option_words(&[("smtp_fallback_relay".to_owned(), String::new())]),
+        option_words(&contained()),
     );
     std::fs::write(dir.join("transport"), transport)?;
     let mut clones = String::new();
@@ -370,7 +388,7 @@ mod tests {
         );
         assert_eq!(
             read("clones"),
-            "tlsh-check-preflight -o { smtp_fallback_relay =  }\n"
+            "tlsh-check-preflight -o smtp_bind_address=127.0.0.1 -o { smtp_fallback_relay =  } -o smtp_dns_support_level=disabled -o smtp_host_lookup=native\n"
         );
         assert_eq!(
             super::super::preflight::recipient(),

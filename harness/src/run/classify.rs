@@ -247,6 +247,12 @@ fn not_delivered(
     wire: &Wire,
     received: Option<&Received>,
 ) -> Result<Outcome, String> {
+    if wire.incomplete {
+        return Err(format!(
+            "Postfix logged status={status} but {} of the attempt's connections was still open at the deadline, so the relay may still receive the message",
+            wire.still_open
+        ));
+    }
     if let Some(r) = received {
         return Err(format!(
             "the witnesses disagree: Postfix logged status={status} but the relay received the message ({} from {}, {} connection(s) on the wire)",
@@ -531,6 +537,18 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn not_delivered_with_a_connection_still_open_is_an_error() {
+        let e = error_of(classify(
+            &delivery("deferred"),
+            "",
+            None,
+            tls_wire().with_open(1),
+            None,
+        ));
+        assert!(e.contains("still open"), "{e}");
     }
 
     #[test]

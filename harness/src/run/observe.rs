@@ -130,12 +130,24 @@ pub(crate) async fn observe(
                 *i > previous || (l.pid != event.pid && l.queue_id() == queue_id.as_deref())
             });
         }
+        // The session with the address that delivered (or failed last):
+        // with several paths a session on another address is not this one.
         let port = rig.port;
+        let relay_addr = event
+            .delivery
+            .relay
+            .split_once('[')
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(addr, _)| addr.to_owned());
         let tls = lines
             .iter()
             .filter(|(_, l)| l.pid == event.pid)
             .filter_map(|(_, l)| match &l.event {
-                LogEvent::Tls(t) if t.port == port => Some(t.clone()),
+                LogEvent::Tls(t)
+                    if t.port == port && relay_addr.as_deref().is_none_or(|a| a == t.addr) =>
+                {
+                    Some(t.clone())
+                }
                 _ => None,
             })
             .next_back();

@@ -270,6 +270,7 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         checked.insert(level, e);
     }
     let mut versions = Vec::new();
+    let mut spans = std::collections::HashMap::new();
     for (version, spanned) in raw_versions {
         let span = spanned.span();
         let table = format!("expect.postfix.\"{version}\"");
@@ -302,32 +303,45 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
             let key = format!("{table}.{level}");
             let e = spanned.into_inner();
             check_expectation(&e).map_err(|m| invalid(path, bytes, span.clone(), &key, m))?;
-            match checked.get(&level) {
-                None => {
-                    return Err(invalid(
-                        path,
-                        bytes,
-                        span,
-                        &key,
-                        format!(
-                            "[expect] states nothing for `{level}`: a version entry says how a version differs from [expect]"
-                        ),
-                    ));
-                }
-                Some(base) if *base == e => {
-                    return Err(invalid(
-                        path,
-                        bytes,
-                        span,
-                        &key,
-                        "the same as [expect] says: remove it, or say what differs".into(),
-                    ));
-                }
-                Some(_) => {}
+            if !checked.contains_key(&level) {
+                return Err(invalid(
+                    path,
+                    bytes,
+                    span,
+                    &key,
+                    format!(
+                        "[expect] states nothing for `{level}`: a version entry says how a version differs from [expect]"
+                    ),
+                ));
             }
+            spans.insert((version.clone(), level), span);
             expect.insert(level, e);
         }
         versions.push(VersionExpectations { version, expect });
+    }
+    // An entry must say something different from what would apply to that
+    // version without it: the next less specific entry, else [expect].
+    for v in &versions {
+        for (level, e) in &v.expect {
+            let (parent, said_by) = versions
+                .iter()
+                .filter(|p| {
+                    p.version.parts() < v.version.parts() && p.version.matches(v.version.as_str())
+                })
+                .filter_map(|p| p.expect.get(level).map(|pe| (p, pe)))
+                .max_by_key(|(p, _)| p.version.parts())
+                .map(|(p, pe)| (pe, format!("[expect.postfix.\"{}\"]", p.version)))
+                .unwrap_or_else(|| (&checked[level], "[expect]".to_owned()));
+            if parent == e {
+                return Err(invalid(
+                    path,
+                    bytes,
+                    spans[&(v.version.clone(), *level)].clone(),
+                    &format!("expect.postfix.\"{}\".{level}", v.version),
+                    format!("the same as {said_by} says: remove it, or say what differs"),
+                ));
+            }
+        }
     }
     let relay_span = raw.relay.span();
     let relay = raw.relay.into_inner();
@@ -594,6 +608,32 @@ secure = ["deferred"]
         let (_, key, message) = error(&with("[expect.postfix.\"3.5\"]\ndane = \"bounced\""));
         assert_eq!(key, "expect.postfix.\"3.5\".dane");
         assert!(message.contains("states nothing for `dane`"), "{message}");
+        let (_, _, message) = error(&with("[expect.postfix.\"03.5\"]\nverify = \"bounced\""));
+        assert!(message.contains("not a Postfix version"), "{message}");
+        // An entry may undo a less specific one; it must differ from that.
+        let undo = with(
+            "[expect.postfix.\"3\"]\nverify = \"bounced\"\n[expect.postfix.\"3.5\"]\nverify = \"deferred\"",
+        );
+        let s = load(&undo).unwrap();
+        assert_eq!(
+            s.expectation(Level::Verify, "3.5.2").unwrap().attempts[0].outcome,
+            Outcome::Deferred
+        );
+        assert_eq!(
+            s.expectation(Level::Verify, "3.11-20250101")
+                .unwrap()
+                .attempts[0]
+                .outcome,
+            Outcome::Bounced
+        );
+        let (_, key, message) = error(&with(
+            "[expect.postfix.\"3\"]\nverify = \"bounced\"\n[expect.postfix.\"3.5\"]\nverify = \"bounced\"",
+        ));
+        assert_eq!(key, "expect.postfix.\"3.5\".verify");
+        assert!(
+            message.contains("the same as [expect.postfix.\"3\"]"),
+            "{message}"
+        );
         let (_, key, message) = error(&with("[expect.postfix.\"3.5\"]\nverify = \"deferred\""));
         assert_eq!(key, "expect.postfix.\"3.5\".verify");
         assert!(message.contains("the same as [expect]"), "{message}");

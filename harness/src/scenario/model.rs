@@ -215,6 +215,28 @@ pub const OWNED_SETTINGS: &[(&str, &str)] = &[
         "smtp_randomize_addresses",
         "the harness turns it off for scenarios with several paths",
     ),
+    // Containment: with any of these a transport could reach beyond the
+    // run's own next hops.
+    (
+        "smtp_bind_address",
+        "the harness binds the smtp client to 127.0.0.1 (containment)",
+    ),
+    (
+        "smtp_bind_address6",
+        "the harness binds the smtp client to loopback (containment)",
+    ),
+    (
+        "smtp_fallback_relay",
+        "a fallback relay would send mail beyond the run's own next hops (containment)",
+    ),
+    (
+        "smtp_dns_support_level",
+        "the harness resolves relay names itself, without DNS (containment)",
+    ),
+    (
+        "smtp_host_lookup",
+        "the harness resolves relay names itself, without DNS (containment)",
+    ),
 ];
 
 /// A Postfix parameter name.
@@ -607,8 +629,14 @@ pub struct VersionPrefix(String);
 impl VersionPrefix {
     pub fn parse(s: &str) -> Result<VersionPrefix, String> {
         let parts: Vec<&str> = s.split('.').collect();
-        let numeric =
-            |p: &&str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
+        // No leading zeros: Postfix never writes "3.05", so such a key
+        // could never match.
+        let numeric = |p: &&str| {
+            !p.is_empty()
+                && p.len() <= 4
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (p.len() == 1 || !p.starts_with('0'))
+        };
         if parts.len() > 3 || !parts.iter().all(numeric) {
             return Err(format!(
                 "`{s}` is not a Postfix version (expected MAJOR, MAJOR.MINOR or MAJOR.MINOR.PATCH, e.g. 3.5)"
@@ -626,13 +654,13 @@ impl VersionPrefix {
         self.0.split('.').count()
     }
 
-    /// Whether `version` (as Postfix reports it, e.g. `3.5.25`) is this
-    /// version or a release of it.
+    /// Whether `version` (as Postfix reports it, e.g. `3.5.25`, or a
+    /// snapshot such as `3.11-20250101`) is this version or a release of it.
     pub fn matches(&self, version: &str) -> bool {
         version == self.0
             || version
                 .strip_prefix(self.0.as_str())
-                .is_some_and(|rest| rest.starts_with('.'))
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
     }
 }
 
@@ -827,6 +855,22 @@ mod tests {
             setting("smtp_helo_timeout").unwrap().as_str(),
             "smtp_helo_timeout"
         );
+    }
+
+    #[test]
+    fn containment_settings_are_refused() {
+        // A -o on a case's transport beats main.cf: any of these could let
+        // a case reach beyond the run's own next hops.
+        for name in [
+            "smtp_bind_address",
+            "smtp_bind_address6",
+            "smtp_fallback_relay",
+            "smtp_dns_support_level",
+            "smtp_host_lookup",
+        ] {
+            let e = setting(name).unwrap_err();
+            assert!(e.contains("containment"), "{name}: {e}");
+        }
     }
 
     #[test]

@@ -123,6 +123,12 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
         return code;
     }
     if repeated {
+        for (i, r) in reports.iter().enumerate() {
+            for c in r.cases.iter().filter(|c| !c.passed) {
+                println!("\nrepetition {}:", i + 1);
+                print!("{}", report::failure_details(c));
+            }
+        }
         print!("{}", report::flake_report(&reports));
     }
     let changed = !report::flakes(&reports).is_empty();
