@@ -360,6 +360,26 @@ mod tests {
     use crate::check::config::Relayhost;
 
     #[test]
+    fn every_scenario_copy_is_contained_and_gets_only_timeouts() {
+        let scenarios = crate::scenario::builtin::load().unwrap();
+        for s in &scenarios {
+            let o = overrides(s);
+            for (k, v) in CONTAINED {
+                assert!(
+                    o.iter().any(|(ok, ov)| ok == k && ov == v),
+                    "{}: {k} not forced",
+                    s.id
+                );
+            }
+            for (k, _) in &o {
+                let ours = CONTAINED.iter().any(|(c, _)| c == k)
+                    || ["smtp_tls_CAfile", "smtp_randomize_addresses"].contains(&k.as_str());
+                assert!(ours || is_timeout(k), "{}: {k} applied", s.id);
+            }
+        }
+    }
+
+    #[test]
     fn the_preflight_goes_to_the_closed_port_without_a_fallback_relay() {
         let dir = tempfile::tempdir().unwrap();
         let config = UserConfig {
