@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::tlsharness;
@@ -128,25 +127,6 @@ fn check(args: &[&str]) -> (Option<i32>, String, String, Duration) {
     )
 }
 
-/// How long the slow scenario's one case takes, at least.
-const SLOW_CASE: Duration = Duration::from_secs(120);
-
-/// A scenario whose case takes [`SLOW_CASE`] under any configuration (the
-/// relay's greeting never comes; Postfix waits out smtp_helo_timeout): a
-/// check that ends sooner ran no case to its end.
-fn slow_scenario(dir: &Path) -> String {
-    let text = std::fs::read_to_string(common::root().join("scenarios/stall-greeting.toml"))
-        .unwrap()
-        .replace(
-            r#"smtp_helo_timeout = "2s""#,
-            &format!(r#"smtp_helo_timeout = "{}s""#, SLOW_CASE.as_secs()),
-        );
-    assert!(text.contains("smtp_helo_timeout = \"120s\""), "{text}");
-    let path = dir.join("stall-greeting-slow.toml");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
 /// A copy of the incident's `which` configuration (before or after) with
 /// a misspelled parameter added to its main.cf.
 fn misspelled(which: &str) -> tempfile::TempDir {
@@ -174,8 +154,8 @@ const WARNING: &str =
 /// oldest and newest built-in Postfix.
 fn check_slow(current: &str, candidate: &str) -> (Option<i32>, String, String, Duration) {
     let scenarios = tempfile::tempdir().unwrap();
-    let scenario = slow_scenario(scenarios.path());
-    let attempt_timeout = (SLOW_CASE * 3 / 2).as_secs().to_string();
+    let scenario = common::slow_scenario(scenarios.path());
+    let attempt_timeout = (common::SLOW_CASE * 3 / 2).as_secs().to_string();
     check(&[
         "--config",
         current,

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::tlsharness;
@@ -19,13 +18,6 @@ fn check(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-fn row<'a>(stdout: &'a str, scenario: &str) -> Vec<&'a str> {
-    stdout
-        .lines()
-        .filter(|l| l.trim_start().starts_with(&format!("{scenario} ")))
-        .collect()
-}
-
 #[test]
 fn the_incident_fix_is_a_downgrade_on_the_stripping_path_only() {
     let (code, stdout, stderr) = check(&[
@@ -37,11 +29,11 @@ fn the_incident_fix_is_a_downgrade_on_the_stripping_path_only() {
         "scenarios/starttls-relay.toml",
     ]);
     assert_eq!(code, Some(exit::REGRESSION), "{stdout}\n{stderr}");
-    let strip = row(&stdout, "incident-587-strip");
+    let strip = common::row(&stdout, "incident-587-strip");
     assert!(strip[0].contains("deferred 4.7.4"), "{strip:?}");
     assert!(strip[0].contains("PLAINTEXT"), "{strip:?}");
     assert!(strip[0].ends_with("DOWNGRADE"), "{strip:?}");
-    let clean = row(&stdout, "starttls-relay");
+    let clean = common::row(&stdout, "starttls-relay");
     assert!(clean[0].ends_with("same"), "{clean:?}");
     // The redirection is stated, name kept.
     assert!(
@@ -106,7 +98,11 @@ fn the_same_scenarios_run_on_all_three_postfix_versions() {
             "{image}: {stdout}"
         );
     }
-    assert_eq!(row(&stdout, "incident-587-strip").len(), 3, "{stdout}");
+    assert_eq!(
+        common::row(&stdout, "incident-587-strip").len(),
+        3,
+        "{stdout}"
+    );
     assert!(stdout.contains("Across Postfix versions:"), "{stdout}");
 }
 
@@ -147,13 +143,13 @@ fn the_incident_with_sasl_bounces_one_way_and_leaks_the_credentials_the_other() 
         stdout.contains("candidate: Postfix applies TLS level may to [smtp.sendgrid.net]:587 (set by smtp_tls_security_level in main.cf)"),
         "{stdout}"
     );
-    let bounce = row(&stdout, "incident-587-strip-sasl");
+    let bounce = common::row(&stdout, "incident-587-strip-sasl");
     assert!(bounce[0].ends_with("BOUNCE"), "{bounce:?}");
     assert_eq!(
         why_line(&stdout, "incident-587-strip-sasl").trim(),
         "why: deferred 4.7.4 -> bounced 5.7.0: mail is returned to the sender instead of waiting in the queue"
     );
-    let leak = row(&stdout, "incident-587-strip-sasl-auth-before-tls");
+    let leak = common::row(&stdout, "incident-587-strip-sasl-auth-before-tls");
     assert!(leak[0].ends_with("DOWNGRADE"), "{leak:?}");
     assert_eq!(
         why_line(&stdout, "incident-587-strip-sasl-auth-before-tls").trim(),
@@ -216,7 +212,7 @@ fn a_deferral_turned_bounce_alone_gates_and_can_be_allowed() {
     let (code, stdout, stderr) = check(&[&args[..], &["--allow-bounce"]].concat());
     assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
     assert!(
-        row(&stdout, "incident-587-strip-sasl")[0].ends_with("BOUNCE"),
+        common::row(&stdout, "incident-587-strip-sasl")[0].ends_with("BOUNCE"),
         "{stdout}"
     );
 }
@@ -247,7 +243,7 @@ fn the_header_shows_the_level_a_policy_map_imposes() {
     );
     assert!(stdout.contains("candidate (encrypt)"), "{stdout}");
     assert!(
-        row(&stdout, "incident-587-strip-sasl")[0].ends_with("same"),
+        common::row(&stdout, "incident-587-strip-sasl")[0].ends_with("same"),
         "{stdout}"
     );
 }
@@ -279,7 +275,7 @@ fn a_scenario_setting_that_is_not_a_timeout_does_not_change_checks_result() {
     ]);
     assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
     let cell = |scenario: &str| {
-        row(&stdout, scenario)[0]
+        common::row(&stdout, scenario)[0]
             .trim_start()
             .strip_prefix(scenario)
             .unwrap()
@@ -323,31 +319,12 @@ fn edited_config(edit: impl Fn(String) -> String) -> tempfile::TempDir {
     dir
 }
 
-/// How long the slow scenario's one case takes, at least.
-const SLOW_CASE: Duration = Duration::from_secs(120);
-
-/// A scenario whose case takes [`SLOW_CASE`] under any configuration (the
-/// relay's greeting never comes; Postfix waits out smtp_helo_timeout): a
-/// check that ends sooner ran no case to its end.
-fn slow_scenario(dir: &Path) -> String {
-    let text = std::fs::read_to_string(common::root().join("scenarios/stall-greeting.toml"))
-        .unwrap()
-        .replace(
-            r#"smtp_helo_timeout = "2s""#,
-            &format!(r#"smtp_helo_timeout = "{}s""#, SLOW_CASE.as_secs()),
-        );
-    assert!(text.contains("smtp_helo_timeout = \"120s\""), "{text}");
-    let path = dir.join("stall-greeting-slow.toml");
-    std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
 /// Checks `current` against `candidate` on the slow scenario; the exit
 /// code, stdout, stderr and how long it took.
 fn check_slow(current: &str, candidate: &str) -> (Option<i32>, String, String, Duration) {
     let scenarios = tempfile::tempdir().unwrap();
-    let scenario = slow_scenario(scenarios.path());
-    let attempt_timeout = (SLOW_CASE * 3 / 2).as_secs().to_string();
+    let scenario = common::slow_scenario(scenarios.path());
+    let attempt_timeout = (common::SLOW_CASE * 3 / 2).as_secs().to_string();
     let t = Instant::now();
     let (code, stdout, stderr) = check(&[
         "--config",
@@ -404,9 +381,9 @@ fn a_candidate_postfix_refuses_at_start_ends_the_check_before_any_case() {
         "{stderr}"
     );
     assert!(!stderr.contains("current configuration"), "{stderr}");
-    // The current side's case would have taken SLOW_CASE; none ran.
+    // The current side's case would have taken common::SLOW_CASE; none ran.
     assert_eq!(stdout, "", "no case ran");
-    assert!(took < SLOW_CASE / 2, "took {took:?}: {stderr}");
+    assert!(took < common::SLOW_CASE / 2, "took {took:?}: {stderr}");
 }
 
 #[test]
@@ -438,7 +415,7 @@ fn a_candidate_whose_smtp_client_postfix_refuses_ends_the_check_before_any_case(
     );
     assert!(!stderr.contains("current configuration"), "{stderr}");
     assert_eq!(stdout, "", "no case ran");
-    assert!(took < SLOW_CASE / 2, "took {took:?}: {stderr}");
+    assert!(took < common::SLOW_CASE / 2, "took {took:?}: {stderr}");
 }
 
 #[test]

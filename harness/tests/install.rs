@@ -60,13 +60,6 @@ fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
-fn row<'a>(stdout: &'a str, scenario: &str) -> Vec<&'a str> {
-    stdout
-        .lines()
-        .filter(|l| l.trim_start().starts_with(&format!("{scenario} ")))
-        .collect()
-}
-
 #[test]
 fn check_runs_the_built_in_library_from_another_repository() {
     let repo = infrastructure_repository();
@@ -86,12 +79,12 @@ fn check_runs_the_built_in_library_from_another_repository() {
     );
     let context = format!("{}\n{}", out.stdout, out.stderr);
     assert_eq!(out.code, Some(exit::REGRESSION), "{context}");
-    let strip = row(&out.stdout, "incident-587-strip");
+    let strip = common::row(&out.stdout, "incident-587-strip");
     assert_eq!(strip.len(), 1, "{context}");
     assert!(strip[0].contains("deferred 4.7.4"), "{context}");
     assert!(strip[0].contains("PLAINTEXT"), "{context}");
     assert!(strip[0].ends_with("DOWNGRADE"), "{context}");
-    let clean = row(&out.stdout, "starttls-relay");
+    let clean = common::row(&out.stdout, "starttls-relay");
     assert_eq!(clean.len(), 1, "{context}");
     assert!(clean[0].ends_with("same"), "{context}");
     assert!(out.stdout.contains("current: current"), "{context}");

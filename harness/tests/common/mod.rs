@@ -172,3 +172,30 @@ pub fn junit_schema_check(xml: &std::path::Path) -> Result<(), String> {
         Err(String::from_utf8_lossy(&lint.stderr).into_owned())
     }
 }
+
+/// How long the slow scenario's one case takes, at least.
+pub const SLOW_CASE: Duration = Duration::from_secs(120);
+
+/// A scenario whose case takes [`SLOW_CASE`] under any configuration (the
+/// relay's greeting never comes; Postfix waits out smtp_helo_timeout): a
+/// check that ends sooner ran no case to its end.
+pub fn slow_scenario(dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(root().join("scenarios/stall-greeting.toml"))
+        .unwrap()
+        .replace(
+            r#"smtp_helo_timeout = "2s""#,
+            &format!(r#"smtp_helo_timeout = "{}s""#, SLOW_CASE.as_secs()),
+        );
+    assert!(text.contains("smtp_helo_timeout = \"120s\""), "{text}");
+    let path = dir.join("stall-greeting-slow.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The lines of a check report that are `scenario`'s row (and its notes).
+pub fn row<'a>(stdout: &'a str, scenario: &str) -> Vec<&'a str> {
+    stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(&format!("{scenario} ")))
+        .collect()
+}

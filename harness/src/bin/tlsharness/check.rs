@@ -2,7 +2,6 @@
 //! scenarios' paths.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -60,15 +59,10 @@ pub async fn check(args: CheckArgs, cancel: CancellationToken) -> i32 {
             Err(e) => return super::fail(&e),
         }
     }
-    let scenarios = match super::scenarios::load(&args.paths) {
+    let scenarios = match super::scenarios::load_selected(&args.paths, &args.scenario) {
         Ok(s) => s,
-        Err(e) => return super::fail_located(&e),
+        Err(code) => return code,
     };
-    let scenarios: Vec<_> = scenarios.into_iter().map(Arc::new).collect();
-    if let Err(e) = run::check_patterns(&args.scenario, &scenarios) {
-        eprintln!("tlsharness: {e}");
-        return exit::BAD_INPUT;
-    }
     let scenarios: Vec<_> = scenarios
         .into_iter()
         .filter(|s| args.scenario.is_empty() || args.scenario.iter().any(|p| run::glob(p, &s.id)))

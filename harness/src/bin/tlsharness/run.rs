@@ -60,15 +60,10 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
-    let scenarios = match super::scenarios::load(&args.paths) {
+    let scenarios = match super::scenarios::load_selected(&args.paths, &args.scenario) {
         Ok(s) => s,
-        Err(e) => return super::fail_located(&e),
+        Err(code) => return code,
     };
-    let scenarios: Vec<_> = scenarios.into_iter().map(Arc::new).collect();
-    if let Err(e) = run::check_patterns(&args.scenario, &scenarios) {
-        eprintln!("tlsharness: {e}");
-        return exit::BAD_INPUT;
-    }
     let selection = run::Selection {
         scenarios: args.scenario.clone(),
         levels: args.level.clone(),

@@ -2,6 +2,7 @@
 //! when none are named.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Subcommand;
 use tlsharness::exit;
@@ -51,4 +52,19 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Scenario>, LoadErrors> {
         eprintln!("tlsharness: no ./scenarios here; using {source}");
     }
     source.load()
+}
+
+/// The scenarios a command runs: loaded as [`load`] says, with every
+/// `--scenario` pattern required to select one. `Err` is the exit code,
+/// the error already reported.
+pub fn load_selected(paths: &[PathBuf], patterns: &[String]) -> Result<Vec<Arc<Scenario>>, i32> {
+    let scenarios: Vec<_> = match load(paths) {
+        Ok(s) => s.into_iter().map(Arc::new).collect(),
+        Err(e) => return Err(super::fail_located(&e)),
+    };
+    if let Err(e) = tlsharness::run::check_patterns(patterns, &scenarios) {
+        eprintln!("tlsharness: {e}");
+        return Err(exit::BAD_INPUT);
+    }
+    Ok(scenarios)
 }
