@@ -21,6 +21,7 @@
 pub mod bench;
 pub mod check;
 pub mod exit;
+pub mod lab;
 pub mod level;
 pub mod middlebox;
 pub mod outcome;

@@ -39,6 +39,7 @@ async fn execute(ids: &[&str], images: Vec<String>) -> RunReport {
         .into_iter()
         .map(Arc::new)
         .collect::<Vec<_>>();
+    common::in_process();
     let opts = RunOptions {
         images,
         ..RunOptions::default()

@@ -229,6 +229,7 @@ async fn replayed_paths_meet_postfix_as_the_originals_do() {
         .cloned()
         .map(Arc::new)
         .collect();
+    common::in_process();
     let opts = RunOptions {
         selection: Selection {
             levels: Some(Level::REQUIRED.to_vec()),

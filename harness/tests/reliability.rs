@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::{Watched, containers_of_run, containers_of_run_async, run_dirs, run_id, tlsharness};
 use tlsharness::exit;
+use tlsharness::lab::{Lab, LabOptions};
+use tlsharness::postfix::StartOptions;
 use tlsharness::postfix::config::{PostfixConfig, SENDER};
-use tlsharness::postfix::{Instance, StartOptions};
 use tlsharness::run::{RunEvent, RunOptions, run};
 use tlsharness::scenario::load_paths;
 
@@ -50,6 +51,7 @@ fn a_panic_mid_run_still_removes_the_container_and_directory() {
 async fn panic_mid_run() {
     let seen_id = Arc::new(Mutex::new(String::new()));
     let id = seen_id.clone();
+    common::in_process();
     let opts = RunOptions {
         observer: Some(Arc::new(move |e| match e {
             RunEvent::Starting { run_id, .. } => *id.lock().unwrap() = run_id.to_owned(),
@@ -80,9 +82,10 @@ fn sigkill_leaves_what_the_next_sweep_removes() {
     w.wait_for("ready", Duration::from_secs(60));
     w.child.kill().expect("SIGKILL");
     w.wait(Duration::from_secs(30));
-    // Nothing could clean up after SIGKILL...
-    assert_eq!(containers_of_run(&id).len(), 1);
-    assert_eq!(run_dirs(&id).len(), 1);
+    // Nothing could clean up after SIGKILL: Postfix's container and the
+    // agent's (nothing of a run is ever on the host's disk)...
+    assert_eq!(containers_of_run(&id).len(), 2);
+    assert!(run_dirs(&id).is_empty());
     // ...so the next harness process does.
     let out = tlsharness().arg("sweep").output().unwrap();
     assert!(
@@ -154,40 +157,10 @@ fn a_missing_image_is_an_environment_error_with_a_remedy() {
     assert!(stderr.contains("build your own image"), "{stderr}");
 }
 
-/// Sockets of the container's processes: (state, local, remote). The
-/// container shares the host's network namespace, so /proc/net/tcp lists
-/// every socket; the processes' fds (read from the host, by the pids
-/// Docker reports) say which are Postfix's.
-async fn postfix_sockets(instance: &Instance) -> Vec<(String, String, String)> {
-    let docker = tlsharness::postfix::docker::connect(Duration::from_secs(10))
-        .await
-        .unwrap();
-    let top = docker
-        .top_processes(
-            instance.container_id(),
-            None::<bollard::query_parameters::TopOptions>,
-        )
-        .await
-        .expect("docker top works");
-    let titles = top.titles.unwrap_or_default();
-    let pid_col = titles
-        .iter()
-        .position(|t| t == "PID")
-        .expect("a PID column");
-    let mut inodes = Vec::new();
-    for p in top.processes.unwrap_or_default() {
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", p[pid_col])) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path()) {
-                let t = target.to_string_lossy().into_owned();
-                if let Some(inode) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
-                    inodes.push(inode.to_owned());
-                }
-            }
-        }
-    }
+/// Every TCP socket in Postfix's network namespace (Postfix's and the
+/// agent's): (state, local, remote), from /proc/net/tcp and tcp6 read
+/// inside the container.
+async fn namespace_sockets(lab: &Lab) -> Vec<(String, String, String)> {
     let hex_addr = |h: &str| {
         let (ip, port) = h.split_once(':').unwrap();
         let n = u32::from_str_radix(ip, 16).unwrap();
@@ -196,10 +169,10 @@ async fn postfix_sockets(instance: &Instance) -> Vec<(String, String, String)> {
     };
     let mut out = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = std::fs::read_to_string(table).unwrap_or_default();
+        let text = lab.postfix.exec(&["cat", table]).await.unwrap_or_default();
         for l in text.lines().skip(1) {
             let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() > 9 && inodes.iter().any(|i| i == f[9]) {
+            if f.len() > 9 {
                 if table.ends_with('6') {
                     // Postfix runs with inet_protocols = ipv4: any v6 socket is a failure.
                     out.push((f[3].to_owned(), format!("[v6] {}", f[1]), f[2].to_owned()));
@@ -212,20 +185,13 @@ async fn postfix_sockets(instance: &Instance) -> Vec<(String, String, String)> {
     out
 }
 
-#[test]
-fn mail_for_anywhere_else_stays_inside_and_postfix_only_touches_loopback() {
-    serially(containment());
-}
-
-async fn containment() {
-    let pki = tlsharness::pki::Pki::new("containment").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let inject = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+/// Starts a Postfix with no transports of the harness's: every
+/// destination is refused.
+async fn contained_lab(name: &str) -> Lab {
+    common::in_process();
+    let pki = tlsharness::pki::Pki::new(name).unwrap();
     let config = PostfixConfig {
-        inject,
+        inject: tlsharness::lab::INJECT,
         transports: Vec::new(),
         routes: Vec::new(),
         hosts: Default::default(),
@@ -233,19 +199,56 @@ async fn containment() {
         main_overrides: Default::default(),
         maps: Default::default(),
     };
-    config.write_to(dir.path()).unwrap();
-    let mut instance = Instance::start(
-        dir.path(),
-        inject,
-        &StartOptions {
-            image: tlsharness::postfix::image::DEFAULT_IMAGE.into(),
-            run_id: "containment".into(),
-            container_name: format!("tlsharness-containment-{}", std::process::id()),
+    let image = tlsharness::postfix::image::DEFAULT_IMAGE;
+    let prepared = tlsharness::postfix::docker::prepare_run(&[image])
+        .await
+        .expect("Docker, the image and the agent are ready");
+    Lab::start(LabOptions {
+        postfix: StartOptions {
+            image: image.into(),
+            run_id: prepared.run_id,
+            container_name: format!("tlsharness-{name}-{}", std::process::id()),
             startup_timeout: Duration::from_secs(60),
         },
-    )
+        files: config.files(),
+        agent: prepared.agent,
+    })
     .await
-    .expect("Postfix starts");
+    .expect("Postfix starts")
+}
+
+#[test]
+fn postfix_s_namespace_has_no_interface_but_loopback() {
+    serially(async {
+        let mut lab = contained_lab("interfaces").await;
+        // Read from inside: the interfaces the kernel lists for the
+        // namespace Postfix (and the agent) live in.
+        let dev = lab.postfix.exec(&["cat", "/proc/net/dev"]).await.unwrap();
+        let interfaces: Vec<&str> = dev
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next())
+            .map(str::trim)
+            .collect();
+        assert_eq!(interfaces, ["lo"], "{dev}");
+        let routes = lab.postfix.exec(&["cat", "/proc/net/route"]).await.unwrap();
+        assert_eq!(
+            routes.lines().count(),
+            1,
+            "no route but loopback's: {routes}"
+        );
+        lab.stop().await;
+    });
+}
+
+#[test]
+fn mail_for_anywhere_else_stays_inside_and_postfix_only_touches_loopback() {
+    serially(containment());
+}
+
+async fn containment() {
+    let mut lab = contained_lab("containment").await;
+    let instance = &lab.postfix;
     // A public domain, a host name, and an address literal: refused at the
     // door, and when queued anyway (sendmail, no smtpd), bounced locally
     // without a connection attempt.
@@ -257,7 +260,7 @@ async fn containment() {
     for to in targets {
         // (lettre cannot write the address literal; sendmail below can.)
         if !to.contains('[') {
-            let refused = instance
+            let refused = lab
                 .inject(to, "tlsharness containment", "<c@tlsharness.test>")
                 .await
                 .expect_err("smtpd refuses mail for anywhere else");
@@ -294,12 +297,13 @@ async fn containment() {
         !log.iter()
             .any(|l| l.raw.contains(&format!("to=<{SENDER}>")) && l.raw.contains("relay=smtp"))
     );
-    let sockets = postfix_sockets(&instance).await;
+    let sockets = namespace_sockets(&lab).await;
     // The scan sees Postfix's own listener, so it sees Postfix's sockets.
+    let inject = tlsharness::lab::INJECT.to_string();
     assert!(
         sockets
             .iter()
-            .any(|(state, local, _)| state == "0A" && *local == inject.to_string()),
+            .any(|(state, local, _)| state == "0A" && *local == inject),
         "{sockets:?}"
     );
     for (state, local, remote) in sockets {
@@ -311,5 +315,5 @@ async fn containment() {
             assert!(remote.starts_with("127."), "Postfix connected to {remote}");
         }
     }
-    instance.stop().await;
+    lab.stop().await;
 }

@@ -5,7 +5,6 @@
 //! turn.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +15,10 @@ use super::config::UserConfig;
 use super::preflight::{self, Preflight};
 use super::setup::{self, TlsPolicy};
 use super::{CheckError, Refusal, Stage};
+use crate::lab::{AgentImage, CLOSED, INJECT, Lab, LabError, LabOptions};
 use crate::level::Level;
 use crate::pki::Pki;
-use crate::postfix::{Instance, StartOptions, docker};
+use crate::postfix::{PostfixError, StartOptions, docker};
 use crate::run::{Attempt, Case, Delivery, Placement, Workshop, findings, observe};
 use crate::scenario::{AttemptExpectation, Scenario};
 
@@ -86,11 +86,8 @@ pub async fn check(
         ));
     }
     let images: Vec<&str> = opts.images.iter().map(String::as_str).collect();
-    let docker::PreparedRun { run_id, dir } = docker::prepare_run(&images).await?;
+    let docker::PreparedRun { run_id, agent } = docker::prepare_run(&images).await?;
     let pki = Pki::new(&run_id)?;
-    // Held for the whole check: the preflight's port stays closed.
-    let closed = preflight::ClosedPort::bind().map_err(setup_error)?;
-    let closed_addr = closed.addr().map_err(setup_error)?;
     let mut jobs = Vec::new();
     for (side, config) in sides {
         for image in &opts.images {
@@ -103,21 +100,10 @@ pub async fn check(
         }
     }
     let started = futures_util::future::join_all(jobs.iter().map(|job| {
-        let instance_dir = dir.path().join(format!("i{}", job.index));
         let ca_pem = pki.ca_pem();
         let run_id = run_id.as_str();
-        async move {
-            start(
-                job,
-                scenarios,
-                &instance_dir,
-                closed_addr,
-                &ca_pem,
-                run_id,
-                opts,
-            )
-            .await
-        }
+        let agent = &agent;
+        async move { start(job, scenarios, &ca_pem, run_id, agent, opts).await }
     }))
     .await;
     let mut instances = Vec::new();
@@ -158,7 +144,6 @@ pub async fn check(
     let runs = futures_util::future::join_all(instances.iter().zip(&policies).map(
         |((job, instance), policies)| {
             run_scenarios(
-                job.index,
                 job.side,
                 job.config,
                 job.image,
@@ -175,7 +160,6 @@ pub async fn check(
     for (_, mut instance) in instances {
         instance.stop().await;
     }
-    drop(closed);
     let mut rows = Vec::new();
     for r in runs {
         rows.extend(r?);
@@ -218,7 +202,7 @@ fn file_changes(current: &UserConfig, candidate: &UserConfig) -> Vec<String> {
 /// service.
 #[allow(clippy::type_complexity)]
 async fn ask_postfix(
-    instances: &[(&Job<'_>, Box<Instance>)],
+    instances: &[(&Job<'_>, Box<Lab>)],
     scenarios: &[Arc<Scenario>],
 ) -> Result<
     (
@@ -234,13 +218,13 @@ async fn ask_postfix(
         if !parameters.iter().any(|(side, _)| side == job.side) {
             let cmd = setup::postconf_n_command();
             let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            let out = instance.exec(&args).await?;
+            let out = instance.postfix.exec(&args).await?;
             parameters.push((job.side.to_owned(), setup::parse_postconf_n(&out)));
         }
         let cmd = setup::policy_command(&job.config.relayhost.raw, &services);
         let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
         policies.push(setup::parse_policies(
-            &instance.exec(&args).await?,
+            &instance.postfix.exec(&args).await?,
             &job.config.relayhost.raw,
         ));
     }
@@ -256,12 +240,8 @@ struct Job<'a> {
 }
 
 enum Started {
-    Ready(Box<Instance>),
+    Ready(Box<Lab>),
     Refused(Refusal),
-}
-
-fn setup_error(e: std::io::Error) -> CheckError {
-    CheckError::Setup(format!("failed to prepare the check: {e}"))
 }
 
 /// Starts one Postfix and tries its smtp client; a refusal at either step
@@ -269,15 +249,12 @@ fn setup_error(e: std::io::Error) -> CheckError {
 async fn start(
     job: &Job<'_>,
     scenarios: &[Arc<Scenario>],
-    dir: &std::path::Path,
-    closed: SocketAddr,
     ca_pem: &str,
     run_id: &str,
+    agent: &AgentImage,
     opts: &CheckOptions,
 ) -> Result<Started, CheckError> {
-    std::fs::create_dir_all(dir).map_err(setup_error)?;
-    let inject = crate::postfix::injection_addr().map_err(setup_error)?;
-    setup::write(dir, job.config, scenarios, inject, closed, ca_pem).map_err(setup_error)?;
+    let files = setup::files(job.config, scenarios, INJECT, CLOSED, ca_pem);
     if opts.cancel.is_cancelled() {
         return Err(CheckError::Interrupted);
     }
@@ -288,20 +265,20 @@ async fn start(
         stage,
         words,
     };
-    let started = Instance::start(
-        dir,
-        inject,
-        &StartOptions {
+    let started = Lab::start(LabOptions {
+        postfix: StartOptions {
             image: job.image.to_owned(),
             run_id: run_id.to_owned(),
             container_name: format!("tlsharness-{run_id}-{}", job.index),
             startup_timeout: opts.startup_timeout,
         },
-    )
+        files,
+        agent: agent.clone(),
+    })
     .await;
-    let mut instance = match started {
-        Ok(i) => i,
-        Err(crate::postfix::PostfixError::Refused { why, log }) => {
+    let mut lab = match started {
+        Ok(l) => l,
+        Err(LabError::Postfix(PostfixError::Refused { why, log })) => {
             return Ok(Started::Refused(refusal(
                 Stage::Start,
                 postfix_words(&why, &log),
@@ -310,17 +287,17 @@ async fn start(
         Err(e) => return Err(e.into()),
     };
     let tried = tokio::select! {
-        r = preflight::run(&instance, run_id, opts.attempt_timeout) => r,
+        r = preflight::run(&lab, run_id, opts.attempt_timeout) => r,
         _ = opts.cancel.cancelled() => Err(CheckError::Interrupted),
     };
     match tried {
-        Ok(Preflight::Ran) => Ok(Started::Ready(Box::new(instance))),
+        Ok(Preflight::Ran) => Ok(Started::Ready(Box::new(lab))),
         Ok(Preflight::Refused(stage, words)) => {
-            instance.stop().await;
+            lab.stop().await;
             Ok(Started::Refused(refusal(stage, words)))
         }
         Err(e) => {
-            instance.stop().await;
+            lab.stop().await;
             Err(e)
         }
     }
@@ -339,62 +316,13 @@ fn postfix_words(why: &str, log: &str) -> String {
     }
 }
 
-/// The first of `count` loopback addresses on which `port` is free, for
-/// scenario `si` of instance `index`. The fakes listen on the relay's own
-/// port (the next hop keeps it), so two checks running at once, or a
-/// check and anything else on 127.0.0.0/8, would collide on one fixed
-/// address: each run starts its search at its own block of eight (a
-/// scenario has at most eight paths) and takes the first block that
-/// binds. The probe listeners are closed before the rig binds again.
-fn free_block(
-    index: usize,
-    si: usize,
-    port: u16,
-    count: usize,
-    run_id: &str,
-) -> Result<Ipv4Addr, CheckError> {
-    const BLOCKS: usize = 31;
-    let start = run_id
-        .bytes()
-        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
-    for k in (0..BLOCKS).map(|k| (start + k) % BLOCKS) {
-        let first = Ipv4Addr::new(127, 1 + index as u8, 1 + si as u8, 1 + 8 * k as u8);
-        let mut probes = Vec::new();
-        let mut free = true;
-        for i in 0..count as u32 {
-            let addr = SocketAddr::from((Ipv4Addr::from(u32::from(first) + i), port));
-            match std::net::TcpListener::bind(addr) {
-                Ok(l) => probes.push(l),
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                    free = false;
-                    break;
-                }
-                Err(e) => {
-                    return Err(CheckError::Setup(format!(
-                        "failed to listen on loopback {addr}: {e}"
-                    )));
-                }
-            }
-        }
-        if free {
-            return Ok(first);
-        }
-    }
-    Err(CheckError::Setup(format!(
-        "failed to listen on loopback: port {port} is in use on every address 127.{}.{}.x the check may use; is another check running?",
-        1 + index,
-        1 + si
-    )))
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn run_scenarios(
-    index: usize,
     side: &str,
     config: &UserConfig,
     image: &str,
     scenarios: &[Arc<Scenario>],
-    instance: &Instance,
+    instance: &Lab,
     policies: &BTreeMap<String, TlsPolicy>,
     pki: Arc<Pki>,
     run_id: &str,
@@ -421,25 +349,16 @@ async fn run_scenarios(
                 .expect("every scenario has expectations"),
             image: image.to_owned(),
         };
-        let first = free_block(
-            index,
-            si,
-            config.relayhost.port,
-            scenario.paths.len(),
+        let rig = workshop.rig(
+            si as u64,
+            &case,
             run_id,
+            &Placement::Fixed {
+                port: config.relayhost.port,
+                hostname: config.relayhost.host.clone(),
+            },
         )?;
-        let rig = workshop
-            .rig(
-                &case,
-                run_id,
-                &Placement::Fixed {
-                    first,
-                    port: config.relayhost.port,
-                    hostname: config.relayhost.host.clone(),
-                },
-            )
-            .await
-            .map_err(|e| CheckError::Setup(e.to_string()))?;
+        instance.rig(&rig.fakes).await?;
         let addresses: Vec<String> = rig.addresses.iter().map(|a| a.to_string()).collect();
         let line = format!("{} {}", addresses.join(" "), config.relayhost.host);
         let hosts: Vec<String> = if addresses.len() == 1 {
@@ -454,9 +373,9 @@ async fn run_scenarios(
             setup::hosts_command(&lines.join("\n"))
         };
         let args: Vec<&str> = hosts.iter().map(String::as_str).collect();
-        instance.exec(&args).await?;
+        instance.postfix.exec(&args).await?;
         let recipient = setup::recipient(scenario, si);
-        let rx = instance.subscribe(&recipient);
+        let rx = instance.postfix.subscribe(&recipient);
         let plan = Delivery {
             recipient,
             subject: format!("tlsharness check {}", scenario.id),
@@ -464,10 +383,11 @@ async fn run_scenarios(
             retry_after: None,
         };
         let seen = observe(&plan, &rig, instance, rx, opts.attempt_timeout).await;
+        instance.unrig(rig.id).await?;
         let expected = level
             .parse::<Level>()
             .ok()
-            .and_then(|l| scenario.expectation(l, instance.version()))
+            .and_then(|l| scenario.expectation(l, instance.postfix.version()))
             .and_then(|e| e.attempts.first().cloned());
         let attempt = seen.attempts.into_iter().next().unwrap_or_else(|| {
             Attempt::failed("no delivery attempt was made".into(), Default::default())
@@ -476,7 +396,7 @@ async fn run_scenarios(
             scenario: scenario.id.clone(),
             side: side.to_owned(),
             image: image.to_owned(),
-            postfix_version: instance.version().to_owned(),
+            postfix_version: instance.postfix.version().to_owned(),
             level: level.clone(),
             tls_policy: policies.get(&setup::service(si)).cloned(),
             dropped_settings: setup::dropped_settings(scenario),
@@ -487,8 +407,5 @@ async fn run_scenarios(
             transcript: seen.transcript,
         });
     }
-    workshop.stop.cancel();
-    workshop.tasks.close();
-    workshop.tasks.wait().await;
     Ok(rows)
 }

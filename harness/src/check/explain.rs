@@ -657,6 +657,25 @@ mod tests {
     /// the harness's ephemeral relay ports replaced by the scenario's port.
     const ALL_REASONS: &str = include_str!("../../../fixtures/logs/all-reasons.log");
 
+    /// `text` with every `[address]` written `[ADDR]`.
+    fn without_addresses(text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('[') {
+            out.push_str(&rest[..=open]);
+            rest = &rest[open + 1..];
+            match rest.find(']') {
+                Some(close) if rest[..close].parse::<std::net::IpAddr>().is_ok() => {
+                    out.push_str("ADDR");
+                    rest = &rest[close..];
+                }
+                _ => {}
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
     fn line(pid: u32, message: &str) -> String {
         format!("Nov 30 02:28:40 postfix postfix/smtp[{pid}]: {message}\n")
     }
@@ -766,11 +785,15 @@ mod tests {
                 matches!(v[0].1, Verdict::Explained(_)),
                 "{id}: {st} ({reason}) is not explained"
             );
-            // The same reason must also appear, explained, in real lines.
+            // The same reason must also appear, explained, in real lines:
+            // Postfix's words, wherever the harness placed the relay (the
+            // log's lines are from runs with relays at other addresses).
+            let words = without_addresses(&reason);
             assert!(
                 ALL_REASONS
                     .lines()
-                    .any(|l| l.contains(&format!("status={st} ")) && l.contains(&reason)),
+                    .any(|l| l.contains(&format!("status={st} "))
+                        && without_addresses(l).contains(&words)),
                 "{id}: no line of all-reasons.log says {st} ({reason})"
             );
             // Some condition explain gives for this reason names the

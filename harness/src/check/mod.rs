@@ -38,6 +38,8 @@ pub enum CheckError {
     Postfix(#[from] crate::postfix::PostfixError),
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Lab(#[from] crate::lab::LabError),
     #[error("{0}")]
     Setup(String),
     #[error("failed to try the smtp client before the cases: {0}")]
@@ -58,6 +60,7 @@ impl CheckError {
     pub fn is_environment(&self) -> bool {
         match self {
             CheckError::Postfix(e) => e.is_environment(),
+            CheckError::Lab(e) => e.is_environment(),
             CheckError::Setup(_) => true,
             _ => false,
         }

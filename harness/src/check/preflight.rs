@@ -11,7 +11,6 @@
 //! them, which Postfix would otherwise ignore without a word in the mail
 //! log. Such a warning is the configuration's refusal too.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bollard::container::LogOutput;
@@ -20,8 +19,8 @@ use futures_util::StreamExt;
 
 use super::setup::CHECK_DOMAIN;
 use super::{CheckError, Stage};
+use crate::lab::Lab;
 use crate::postfix::log::{LogEvent, LogLine};
-use crate::postfix::{Instance, docker};
 
 /// The master.cf service that carries the preflight message.
 pub const SERVICE: &str = "tlsh-check-preflight";
@@ -29,26 +28,6 @@ pub const SERVICE: &str = "tlsh-check-preflight";
 /// The preflight message's recipient.
 pub fn recipient() -> String {
     format!("preflight@preflight.{CHECK_DOMAIN}")
-}
-
-/// A loopback address where nothing listens and nothing else can start
-/// to: a socket bound but never listening. Connections to it are refused
-/// at once for as long as it lives.
-pub struct ClosedPort(socket2::Socket);
-
-impl ClosedPort {
-    pub fn bind() -> std::io::Result<ClosedPort> {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-        socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
-        Ok(ClosedPort(socket))
-    }
-
-    pub fn addr(&self) -> std::io::Result<SocketAddr> {
-        self.0
-            .local_addr()?
-            .as_socket()
-            .ok_or_else(|| std::io::Error::other("not an inet socket"))
-    }
 }
 
 /// What the preflight found.
@@ -64,11 +43,8 @@ pub enum Preflight {
 /// Asks `postconf` about the configuration, then sends the preflight
 /// message and waits, until `deadline` passes, for its status line or a
 /// fatal error in Postfix's log.
-pub async fn run(
-    instance: &Instance,
-    run_id: &str,
-    deadline: Duration,
-) -> Result<Preflight, CheckError> {
+pub async fn run(lab: &Lab, run_id: &str, deadline: Duration) -> Result<Preflight, CheckError> {
+    let instance = &lab.postfix;
     let warned = unused_parameters(
         &instance
             .exec(&["sh", "-c", "postconf -n 2>&1 >/dev/null"])
@@ -78,7 +54,7 @@ pub async fn run(
     if !warned.is_empty() {
         return Ok(Preflight::Refused(Stage::Parameters, warned.join("\n")));
     }
-    let docker = docker::connect(Duration::from_secs(10)).await?;
+    let docker = instance.docker().clone();
     // A stream of the log of our own, from its first line: the instance
     // hands out only delivery lines, and the refusal is a fatal line.
     let mut log = docker.logs(
@@ -91,7 +67,7 @@ pub async fn run(
     );
     let recipient = recipient();
     let mut status = instance.subscribe(&recipient);
-    let queue_id = instance
+    let queue_id = lab
         .inject(
             &recipient,
             "tlsharness check preflight",
@@ -260,14 +236,5 @@ mod tests {
     fn a_master_cf_warning_no_service_explains_is_the_user_s() {
         let said = "postconf: warning: /etc/postfix/master.cf: unused parameter: smtp_x=1\n";
         assert_eq!(unused_parameters(said, "").len(), 1);
-    }
-
-    #[test]
-    fn the_closed_port_refuses_connections() {
-        let port = ClosedPort::bind().unwrap();
-        let addr = port.addr().unwrap();
-        assert!(addr.ip().is_loopback());
-        let e = std::net::TcpStream::connect(addr).unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
     }
 }

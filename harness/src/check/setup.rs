@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::Path;
 
 use super::config::UserConfig;
 use crate::scenario::Scenario;
@@ -146,22 +145,21 @@ pub fn changes(config: &UserConfig, scenarios: &[std::sync::Arc<Scenario>]) -> V
     out
 }
 
-/// Writes everything the check entry point needs into `dir`; `closed` is
-/// where the preflight message goes (see [`super::preflight`]).
-pub fn write(
-    dir: &Path,
+/// Everything the check entry point needs, by path under the harness's
+/// directory in the container; `closed` is where the preflight message
+/// goes (see [`super::preflight`]).
+pub fn files(
     config: &UserConfig,
     scenarios: &[std::sync::Arc<Scenario>],
     inject: SocketAddr,
     closed: SocketAddr,
     ca_pem: &str,
-) -> std::io::Result<()> {
-    let etc = dir.join("etc");
-    std::fs::create_dir_all(&etc)?;
+) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
     for (name, bytes) in &config.files {
-        std::fs::write(etc.join(name), bytes)?;
+        files.push((format!("etc/{name}"), bytes.clone()));
     }
-    std::fs::write(dir.join("ca.pem"), ca_pem)?;
+    files.push(("ca.pem".to_owned(), ca_pem.as_bytes().to_vec()));
     let mut transport = String::new();
     let mut services = BTreeMap::new();
     for (i, s) in scenarios.iter().enumerate() {
@@ -186,15 +184,15 @@ pub fn write(
         super::preflight::SERVICE.to_owned(),
         option_words(&contained()),
     );
-    std::fs::write(dir.join("transport"), transport)?;
+    files.push(("transport".to_owned(), transport.into_bytes()));
     let mut clones = String::new();
     for (name, options) in &services {
         let _ = writeln!(clones, "{name}{options}");
     }
-    std::fs::write(dir.join("clones"), clones)?;
-    std::fs::write(dir.join("inject"), inject.to_string())?;
-    std::fs::write(dir.join("entrypoint.sh"), ENTRYPOINT)?;
-    Ok(())
+    files.push(("clones".to_owned(), clones.into_bytes()));
+    files.push(("inject".to_owned(), inject.to_string().into_bytes()));
+    files.push(("entrypoint.sh".to_owned(), ENTRYPOINT.as_bytes().to_vec()));
+    files
 }
 
 /// Installs the user's files over the image's, redirects and contains
@@ -381,7 +379,6 @@ mod tests {
 
     #[test]
     fn the_preflight_goes_to_the_closed_port_without_a_fallback_relay() {
-        let dir = tempfile::tempdir().unwrap();
         let config = UserConfig {
             source: "main.cf".into(),
             files: [(
@@ -392,16 +389,17 @@ mod tests {
             relayhost: Relayhost::parse("[smtp.example.com]:587").unwrap(),
             level: String::new(),
         };
-        write(
-            dir.path(),
+        let files = files(
             &config,
             &[],
-            "127.0.0.1:10025".parse().unwrap(),
+            "127.0.0.1:25".parse().unwrap(),
             "127.0.0.1:40001".parse().unwrap(),
             "",
-        )
-        .unwrap();
-        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        );
+        let read = |name: &str| {
+            let (_, bytes) = files.iter().find(|(n, _)| n == name).unwrap();
+            String::from_utf8(bytes.clone()).unwrap()
+        };
         assert_eq!(
             read("transport"),
             "preflight.check.tlsharness.invalid tlsh-check-preflight:[127.0.0.1]:40001\n"

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +26,7 @@ use crate::smtp::{
 use crate::tls::{HandshakeBreak, break_handshake};
 
 /// What a connection showed about the path.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ConnectionRecord {
     pub peer: Option<SocketAddr>,
     /// The middlebox address Postfix connected to (one per path).

@@ -24,14 +24,18 @@ pub struct MiddleboxConfig {
     pub implicit_tls: bool,
 }
 
-/// A running middlebox: a listener Postfix connects to, and the records of
-/// every connection that has ended.
+/// A running middlebox: connections Postfix makes to its address, and the
+/// records of every connection that has ended.
 #[derive(Clone)]
 pub struct Middlebox {
     addr: SocketAddr,
+    config: Arc<MiddleboxConfig>,
     records: Arc<Mutex<Vec<ConnectionRecord>>>,
     /// Connections accepted and not yet ended.
     active: watch::Receiver<usize>,
+    active_tx: Arc<watch::Sender<usize>>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
 }
 
 impl Middlebox {
@@ -42,49 +46,71 @@ impl Middlebox {
         tasks: &TaskTracker,
         shutdown: CancellationToken,
     ) -> io::Result<Middlebox> {
-        let addr = listener.local_addr()?;
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let (active_tx, active) = watch::channel(0usize);
-        let active_tx = Arc::new(active_tx);
-        let mb = Middlebox {
-            addr,
-            records: records.clone(),
-            active,
-        };
-        let tracker = tasks.clone();
+        let mb = Middlebox::new(listener.local_addr()?, config, tasks, shutdown.clone());
+        let accepting = mb.clone();
         tasks.spawn(async move {
             loop {
                 let (stream, peer) = tokio::select! {
                     _ = shutdown.cancelled() => break,
                     accepted = crate::smtp::accept(&listener) => accepted,
                 };
-                active_tx.send_modify(|n| *n += 1);
-                let setup = Setup {
-                    local: addr,
-                    upstream: config.upstream,
-                    relay_name: config.relay_name.clone(),
-                    behaviours: config
-                        .behaviours
-                        .iter()
-                        .map(|b| b.build(&config.context))
-                        .collect(),
-                    connect_timeout: config.connect_timeout,
-                    implicit_tls: config.implicit_tls,
-                };
-                let records = records.clone();
-                let active_tx = active_tx.clone();
-                let shutdown = shutdown.clone();
-                tracker.spawn(async move {
-                    let record = Connection::run(stream, peer, setup, shutdown).await;
-                    records
-                        .lock()
-                        .expect("middlebox records poisoned")
-                        .push(record);
-                    active_tx.send_modify(|n| *n -= 1);
-                });
+                accepting.serve(stream, peer);
             }
         });
         Ok(mb)
+    }
+
+    /// A middlebox for connections accepted elsewhere (a listener shared
+    /// by several, see [`Middlebox::serve`]) on `addr`.
+    pub fn new(
+        addr: SocketAddr,
+        config: MiddleboxConfig,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Middlebox {
+        let (active_tx, active) = watch::channel(0usize);
+        Middlebox {
+            addr,
+            config: Arc::new(config),
+            records: Arc::new(Mutex::new(Vec::new())),
+            active,
+            active_tx: Arc::new(active_tx),
+            tasks: tasks.clone(),
+            shutdown,
+        }
+    }
+
+    /// Carries one accepted connection through to the relay, until it
+    /// ends or the middlebox is shut down.
+    pub fn serve(&self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
+        self.active_tx.send_modify(|n| *n += 1);
+        let config = &self.config;
+        let setup = Setup {
+            local: self.addr,
+            upstream: config.upstream,
+            relay_name: config.relay_name.clone(),
+            behaviours: config
+                .behaviours
+                .iter()
+                .map(|b| b.build(&config.context))
+                .collect(),
+            connect_timeout: config.connect_timeout,
+            implicit_tls: config.implicit_tls,
+        };
+        let records = self.records.clone();
+        let active_tx = self.active_tx.clone();
+        let shutdown = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            let record = Connection::run(stream, peer, setup, shutdown).await;
+            records
+                .lock()
+                .expect("middlebox records poisoned")
+                .push(record);
+            active_tx.send_modify(|n| *n -= 1);
+        });
     }
 
     pub fn addr(&self) -> SocketAddr {

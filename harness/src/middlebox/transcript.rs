@@ -4,12 +4,12 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::smtp::printable;
 
 /// Who wrote a transcript line, and whether it reached the other side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dir {
     /// Postfix to relay, forwarded unchanged (`C:`).
@@ -42,7 +42,7 @@ impl Dir {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Entry {
     /// Milliseconds since the connection was accepted.
     pub at_ms: u64,
@@ -56,7 +56,7 @@ pub struct Entry {
 /// The most entries one transcript keeps; later ones are counted only.
 const MAX_ENTRIES: usize = 2000;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Transcript {
     pub entries: Vec<Entry>,
     pub dropped: usize,

@@ -3,11 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 
-/// Where the run directory is mounted inside the container.
+/// Where the harness copies its files inside the container.
 pub const MOUNT: &str = "/tlsharness";
 /// Where the harness's own maps and CA live inside the container.
 pub const CONF_DIR: &str = "/etc/postfix/tlsharness";
@@ -185,20 +183,20 @@ impl PostfixConfig {
         out
     }
 
-    /// Writes every file into `dir`, the directory mounted at [`MOUNT`].
-    pub fn write_to(&self, dir: &Path) -> io::Result<()> {
-        std::fs::write(dir.join("main.cf"), self.main_cf())?;
-        std::fs::write(dir.join("master.cf"), self.master_cf())?;
-        std::fs::write(dir.join("transport"), self.transport_map())?;
-        std::fs::write(dir.join("hosts"), self.hosts())?;
-        std::fs::write(dir.join("ca.pem"), &self.ca_pem)?;
-        std::fs::write(dir.join("entrypoint.sh"), ENTRYPOINT)?;
-        let maps = dir.join("maps");
-        std::fs::create_dir_all(&maps)?;
+    /// Every file the entry point installs, by path under [`MOUNT`].
+    pub fn files(&self) -> Vec<(String, Vec<u8>)> {
+        let mut files = vec![
+            ("main.cf".to_owned(), self.main_cf().into_bytes()),
+            ("master.cf".to_owned(), self.master_cf().into_bytes()),
+            ("transport".to_owned(), self.transport_map().into_bytes()),
+            ("hosts".to_owned(), self.hosts().into_bytes()),
+            ("ca.pem".to_owned(), self.ca_pem.clone().into_bytes()),
+            ("entrypoint.sh".to_owned(), ENTRYPOINT.as_bytes().to_vec()),
+        ];
         for (name, content) in &self.maps {
-            std::fs::write(maps.join(name), content)?;
+            files.push((format!("maps/{name}"), content.clone().into_bytes()));
         }
-        Ok(())
+        files
     }
 }
 

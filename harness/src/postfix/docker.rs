@@ -22,6 +22,14 @@ pub const LABEL_BOOT: &str = "tlsharness.boot";
 /// shared daemon cannot see each other's processes; a sweep judges only
 /// containers whose owner it could see.
 pub const LABEL_PIDNS: &str = "tlsharness.pidns";
+/// Label: what the container is in its run (`mta` or `agent`).
+pub const LABEL_ROLE: &str = "tlsharness.role";
+
+/// A Docker client for DOCKER_HOST (or the local socket), not yet tried.
+pub fn client() -> Result<Docker, PostfixError> {
+    Docker::connect_with_defaults()
+        .map_err(|e| PostfixError::Docker(format!("failed to reach Docker: {e}")))
+}
 
 /// Connects to the Docker engine (DOCKER_HOST, or the local socket) and
 /// checks that it answers within `deadline`.
@@ -116,17 +124,26 @@ async fn remove(docker: &Docker, id: &str) -> Result<(), PostfixError> {
     }
 }
 
+/// What a sweep removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// MTA containers.
+    pub mtas: usize,
+    /// Agent containers (each run's fakes, in its MTA's namespace).
+    pub agents: usize,
+}
+
 /// Removes harness containers whose owning process no longer exists (a run
-/// killed with SIGKILL). Returns how many it removed.
+/// killed with SIGKILL): each run's MTA and its agent.
 ///
 /// An owner is judged only where this process can see it: same machine
 /// (boot id) and same PID namespace. A container owned from elsewhere (a
 /// parallel CI job on the same daemon, an earlier boot, another machine)
 /// is removed only once it has stopped.
-pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
+pub async fn sweep(docker: &Docker) -> Result<Swept, PostfixError> {
     let boot = boot_id();
     let pidns = pid_namespace();
-    let mut removed = 0;
+    let mut removed = Swept::default();
     for c in list(docker, LABEL_RUN.to_owned()).await? {
         let labels = c.labels.unwrap_or_default();
         let running = c.state.as_ref().is_some_and(|s| {
@@ -143,7 +160,11 @@ pub async fn sweep(docker: &Docker) -> Result<usize, PostfixError> {
         }
         if let Some(id) = c.id {
             remove(docker, &id).await?;
-            removed += 1;
+            if labels.get(LABEL_ROLE).is_some_and(|r| r == "agent") {
+                removed.agents += 1;
+            } else {
+                removed.mtas += 1;
+            }
         }
     }
     Ok(removed)
@@ -251,16 +272,16 @@ pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool, PostfixE
     }
 }
 
-/// What a run has once it may start containers: its id and its run
-/// directory (removed when dropped).
+/// What a run has once it may start containers: its id and its agent's
+/// image.
 pub struct PreparedRun {
     pub run_id: String,
-    pub dir: tempfile::TempDir,
+    pub agent: crate::lab::AgentImage,
 }
 
 /// What every run does before it starts anything: reach Docker, clear up
 /// after killed runs, check that every image is present (nothing is ever
-/// pulled), and make and claim its run directory.
+/// pulled), and make the agent's image if this binary has none yet.
 pub async fn prepare_run(images: &[&str]) -> Result<PreparedRun, PostfixError> {
     let docker = connect(Duration::from_secs(10)).await?;
     sweep(&docker).await?;
@@ -276,14 +297,12 @@ pub async fn prepare_run(images: &[&str]) -> Result<PreparedRun, PostfixError> {
             });
         }
     }
-    let run_id = new_run_id();
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("tlsharness-{run_id}-"))
-        .tempdir()
-        .map_err(|e| PostfixError::RunDir(format!("failed to make the run directory: {e}")))?;
-    claim_run_dir(dir.path())
-        .map_err(|e| PostfixError::RunDir(format!("failed to write the run directory: {e}")))?;
-    Ok(PreparedRun { run_id, dir })
+    let binary = crate::lab::agent_binary()?;
+    let agent = crate::lab::image::ensure(&docker, &binary).await?;
+    Ok(PreparedRun {
+        run_id: new_run_id(),
+        agent,
+    })
 }
 
 /// A short random id naming the run's container, directory and CA.

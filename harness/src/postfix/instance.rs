@@ -1,21 +1,15 @@
-//! One running Postfix: a testcontainers container on the host network,
-//! its mail log streamed and parsed as it is written, and mail injection
-//! over SMTP with lettre.
+//! One running Postfix: a testcontainers container with no network but
+//! its own loopback (the run's agent joins it there), its configuration
+//! copied in through the Docker API, and its mail log streamed and parsed
+//! as it is written.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use futures_util::StreamExt;
-use lettre::message::{Mailbox, header::ContentType};
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use testcontainers::core::{AccessMode, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
@@ -23,9 +17,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::PostfixError;
-use super::config::{MOUNT, SENDER};
+use super::config::MOUNT;
 use super::docker::{
-    LABEL_BOOT, LABEL_PID, LABEL_PIDNS, LABEL_RUN, boot_id, pid_namespace, process_tag,
+    LABEL_BOOT, LABEL_PID, LABEL_PIDNS, LABEL_ROLE, LABEL_RUN, boot_id, pid_namespace, process_tag,
 };
 use super::log::{Delivery, LogEvent, LogLine};
 
@@ -127,48 +121,41 @@ pub struct Instance {
     version: String,
     hub: Arc<LogHub>,
     pumps: Vec<JoinHandle<()>>,
-    smtp: AsyncSmtpTransport<Tokio1Executor>,
-    /// Injections in flight; as many as lettre keeps pooled connections,
-    /// so no injection waits on a connection Postfix has not accepted.
-    injecting: tokio::sync::Semaphore,
+    startup_timeout: Duration,
 }
 
-/// Concurrent injections (and pooled SMTP connections to Postfix).
-const INJECTORS: usize = 16;
-/// The longest one injection may take.
-const INJECT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest one command in the container may take.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Instance {
-    /// Starts Postfix with the configuration already written to `run_dir`
-    /// and waits, with a deadline, until it accepts mail.
+    /// Starts Postfix's container with `files` copied under [`MOUNT`] and
+    /// its log streaming; [`Instance::wait_started`] waits for Postfix.
     pub async fn start(
-        run_dir: &Path,
-        inject: SocketAddr,
+        files: &[(String, Vec<u8>)],
         opts: &StartOptions,
     ) -> Result<Instance, PostfixError> {
-        let docker = bollard::Docker::connect_with_defaults()
-            .map_err(|e| PostfixError::Docker(format!("failed to reach Docker: {e}")))?;
+        let docker = super::docker::client()?;
         let (name, tag) = split_image(&opts.image);
-        let request = GenericImage::new(name, tag)
+        let mut request = GenericImage::new(name, tag)
             .with_entrypoint("/bin/sh")
             .with_cmd([format!("{MOUNT}/entrypoint.sh")])
-            .with_network("host")
-            .with_mount(
-                Mount::bind_mount(run_dir.to_string_lossy(), MOUNT)
-                    .with_access_mode(AccessMode::ReadOnly),
-            )
+            .with_network("none")
             .with_label(LABEL_RUN, &opts.run_id)
             .with_label(LABEL_PID, process_tag())
             .with_label(LABEL_BOOT, boot_id())
             .with_label(LABEL_PIDNS, pid_namespace())
+            .with_label(LABEL_ROLE, "mta")
             .with_container_name(&opts.container_name)
             .with_startup_timeout(opts.startup_timeout);
+        for (path, bytes) in files {
+            request = request.with_copy_to(format!("{MOUNT}/{path}"), bytes.clone());
+        }
         let container = request
             .start()
             .await
             .map_err(|e| PostfixError::Start(e.to_string()))?;
         let hub = Arc::new(LogHub::default());
-        let (state_tx, mut state) = watch::channel(State::Starting);
+        let (state_tx, state) = watch::channel(State::Starting);
         let state_tx = Arc::new(state_tx);
         let pumps = vec![
             tokio::spawn(pump(
@@ -184,22 +171,25 @@ impl Instance {
                 false,
             )),
         ];
-        let mut instance = Instance {
+        Ok(Instance {
             docker,
-            state: state.clone(),
+            state,
             container: Some(container),
             version: String::new(),
             hub,
             pumps,
-            smtp: AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(inject.ip().to_string())
-                .port(inject.port())
-                .hello_name(ClientId::Domain("injector.tlsharness.test".into()))
-                .timeout(Some(Duration::from_secs(30)))
-                .pool_config(PoolConfig::new().max_size(INJECTORS as u32))
-                .build(),
-            injecting: tokio::sync::Semaphore::new(INJECTORS),
-        };
-        let deadline = tokio::time::Instant::now() + opts.startup_timeout;
+            startup_timeout: opts.startup_timeout,
+        })
+    }
+
+    /// Waits, until `deadline`, for master's start-up line; a fatal error
+    /// or an exit before it is Postfix's refusal. The container is
+    /// removed on failure.
+    pub async fn wait_started(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), PostfixError> {
+        let mut state = self.state.clone();
         // Owned at once: the watch guard must not live across an await.
         let reached = match tokio::time::timeout_at(
             deadline,
@@ -211,53 +201,31 @@ impl Instance {
             Ok(Err(_)) => Some(State::Ended),
             Err(_) => None,
         };
-        let state = match reached {
-            Some(s) => s,
-            None => {
-                let log = instance.tail(20);
-                instance.stop().await;
-                return Err(PostfixError::NotReady {
-                    secs: opts.startup_timeout.as_secs(),
-                    log,
-                });
+        let failure = match reached {
+            Some(State::Started(version)) => {
+                self.version = version;
+                return Ok(());
             }
+            None => PostfixError::NotReady {
+                secs: self.startup_timeout.as_secs(),
+                log: self.tail(20),
+            },
+            Some(State::Failed(why)) => PostfixError::Refused {
+                why,
+                log: self.tail(20),
+            },
+            Some(State::Starting | State::Ended) => PostfixError::Refused {
+                why: "Postfix exited during start-up".into(),
+                log: self.tail(20),
+            },
         };
-        match state {
-            State::Started(version) => instance.version = version,
-            State::Failed(why) => {
-                let log = instance.tail(20);
-                instance.stop().await;
-                return Err(PostfixError::Refused { why, log });
-            }
-            State::Starting | State::Ended => {
-                let log = instance.tail(20);
-                instance.stop().await;
-                return Err(PostfixError::Refused {
-                    why: "Postfix exited during start-up".into(),
-                    log,
-                });
-            }
-        }
-        // master has bound its listeners before it logs "daemon started";
-        // one connection proves smtpd answers.
-        match tokio::time::timeout_at(deadline, instance.smtp.test_connection()).await {
-            Ok(Ok(true)) => Ok(instance),
-            other => {
-                let why = match other {
-                    Ok(Ok(_)) => "smtpd did not greet".to_owned(),
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => "timed out".to_owned(),
-                };
-                let log = instance.tail(20);
-                instance.stop().await;
-                Err(PostfixError::Refused {
-                    why: format!(
-                        "Postfix started but its listener on {inject} does not answer: {why}"
-                    ),
-                    log,
-                })
-            }
-        }
+        self.stop().await;
+        Err(failure)
+    }
+
+    /// The Docker client the container was made with.
+    pub fn docker(&self) -> &bollard::Docker {
+        &self.docker
     }
 
     /// The container's id.
@@ -308,45 +276,6 @@ impl Instance {
             .expect("log poisoned")
             .insert(recipient.to_owned(), tx);
         rx
-    }
-
-    /// Hands one message to Postfix; returns its queue id.
-    pub async fn inject(
-        &self,
-        recipient: &str,
-        subject: &str,
-        message_id: &str,
-    ) -> Result<String, PostfixError> {
-        let bad = |e: String| PostfixError::Inject(format!("message to {recipient}: {e}"));
-        let from: Mailbox = SENDER.parse().map_err(|e| bad(format!("{e}")))?;
-        let to: Mailbox = recipient.parse().map_err(|e| bad(format!("{e}")))?;
-        let message = Message::builder()
-            .from(from)
-            .to(to)
-            .subject(subject)
-            .message_id(Some(message_id.to_owned()))
-            .header(ContentType::TEXT_PLAIN)
-            .body(format!("A test message from tlsharness.\r\n{subject}\r\n"))
-            .map_err(|e| bad(e.to_string()))?;
-        let _permit = self
-            .injecting
-            .acquire()
-            .await
-            .map_err(|e| bad(e.to_string()))?;
-        let response = tokio::time::timeout(INJECT_TIMEOUT, self.smtp.send(message))
-            .await
-            .map_err(|_| {
-                bad(format!(
-                    "Postfix did not accept it within {}s",
-                    INJECT_TIMEOUT.as_secs()
-                ))
-            })?
-            .map_err(|e| bad(e.to_string()))?;
-        let first = response.message().next().unwrap_or_default().to_owned();
-        first
-            .rsplit_once("queued as ")
-            .map(|(_, id)| id.trim().to_owned())
-            .ok_or_else(|| bad(format!("Postfix's reply has no queue id: {first}")))
     }
 
     /// Asks Postfix to attempt delivery of one queued message now
@@ -406,7 +335,7 @@ impl Instance {
                 ))),
             }
         };
-        tokio::time::timeout(INJECT_TIMEOUT, work)
+        tokio::time::timeout(EXEC_TIMEOUT, work)
             .await
             .map_err(|_| failed("no answer".into()))?
     }
@@ -504,42 +433,6 @@ async fn pump(
         }
         ends
     });
-}
-
-/// A loopback address for Postfix's injection listener (its smtpd on
-/// 127.0.0.1), free now.
-///
-/// The harness cannot hand Postfix a bound socket, so between this check
-/// and Postfix's own bind the port is unguarded. It is therefore taken
-/// below the kernel's ephemeral range (ip_local_port_range), where no
-/// `bind(…:0)` of this or any other process lands, at a random place so
-/// that parallel runs do not pick the same one.
-pub fn injection_addr() -> std::io::Result<SocketAddr> {
-    const LOWEST: u16 = 10_000;
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    if ephemeral_low > LOWEST + 1_000 {
-        let span = u64::from(ephemeral_low - LOWEST);
-        let mut seed = random_u64();
-        for _ in 0..64 {
-            let port = LOWEST + (seed % span) as u16;
-            seed = seed.rotate_left(17) ^ random_u64();
-            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
-                return l.local_addr();
-            }
-        }
-    }
-    // A crowded or unusual machine: an ephemeral port, unguarded.
-    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
-}
-
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 /// `name:tag`, allowing a registry port in the name.

@@ -7,7 +7,7 @@ pub mod image;
 mod instance;
 pub mod log;
 
-pub use instance::{DeliveryEvent, Instance, StartOptions, injection_addr};
+pub use instance::{DeliveryEvent, Instance, StartOptions};
 
 /// Failures around Postfix and Docker.
 #[derive(Debug, thiserror::Error)]

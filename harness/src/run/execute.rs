@@ -1,12 +1,14 @@
 //! Running a set of cases against Postfix.
 //!
-//! Every case gets its own fake relay and middlebox(es) on ephemeral
-//! loopback ports, its own recipient domain and a transport chosen by its
-//! settings (level, trust, ...); one Postfix container serves all of them
-//! at once (more only when relay names need different addresses).
+//! Every case gets its own fake relay and middlebox(es), its own recipient
+//! domain and its own transport (its settings: level, trust, ..., and its
+//! own source address, by which the agent tells its connections from the
+//! others' on the relay's real port); one Postfix, in a network namespace
+//! of its own with the agent, serves all of them at once (more only when
+//! relay names need different addresses).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,11 +19,12 @@ use tokio_util::sync::CancellationToken;
 use super::classify::{Attempt, compare};
 use super::observe::{Delivery, observe};
 use super::plan::{Case, Selection, on_images, plan};
-use super::rig::{Placement, Rig, RigError, Workshop};
+use super::rig::{Placement, Rig, Workshop, map_name};
+use crate::lab::{INJECT, Lab, LabError, LabOptions};
 use crate::level::Level;
 use crate::pki::{Pki, PkiError};
 use crate::postfix::config::{CASE_DOMAIN, PostfixConfig, Route, Transport};
-use crate::postfix::{DeliveryEvent, Instance, PostfixError, StartOptions, docker};
+use crate::postfix::{DeliveryEvent, PostfixError, StartOptions, docker};
 use crate::scenario::{Expectation, Scenario};
 
 /// Called with progress events as they happen.
@@ -175,6 +178,8 @@ pub enum RunError {
     Postfix(#[from] PostfixError),
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error(transparent)]
+    Lab(#[from] LabError),
     #[error("failed to set up the run: {0}")]
     Setup(String),
     #[error("no case selected: {0}")]
@@ -191,18 +196,10 @@ impl RunError {
     pub fn is_environment(&self) -> bool {
         match self {
             RunError::Postfix(e) => e.is_environment(),
+            RunError::Lab(e) => e.is_environment(),
             RunError::Setup(_) | RunError::PostfixStopped { .. } => true,
             _ => false,
         }
-    }
-}
-
-/// Stops every relay and middlebox of the run, whatever way the run ends.
-struct StopOnDrop(CancellationToken);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
     }
 }
 
@@ -245,16 +242,10 @@ fn group(cases: &[Case], rigs: &[Rig]) -> Vec<Group> {
 }
 
 /// The Postfix configuration of one group, and each case's route.
-fn configure(
-    group: &Group,
-    rigs: &[Rig],
-    inject: SocketAddr,
-    ca_pem: String,
-) -> (PostfixConfig, Vec<Route>) {
+fn configure(group: &Group, rigs: &[Rig], ca_pem: String) -> (PostfixConfig, Vec<Route>) {
     let mut transports: BTreeMap<BTreeMap<String, String>, String> = BTreeMap::new();
     let mut routes = Vec::new();
-    let mut sasl = String::new();
-    let mut policy = String::new();
+    let mut maps = BTreeMap::new();
     for &i in &group.cases {
         let rig = &rigs[i];
         let next = transports.len();
@@ -274,14 +265,20 @@ fn configure(
             nexthop: rig.nexthop(),
         });
         if let Some(s) = &rig.sasl {
-            sasl.push_str(&format!("{} {s}\n", rig.nexthop()));
+            maps.insert(
+                map_name("sasl_passwd", rig.id),
+                format!("{} {s}\n", rig.nexthop()),
+            );
         }
         if let Some(p) = &rig.tls_policy {
-            policy.push_str(&format!("{} {p}\n", rig.nexthop()));
+            maps.insert(
+                map_name("tls_policy", rig.id),
+                format!("{} {p}\n", rig.nexthop()),
+            );
         }
     }
     let config = PostfixConfig {
-        inject,
+        inject: INJECT,
         transports: transports
             .into_iter()
             .map(|(settings, name)| Transport { name, settings })
@@ -290,10 +287,7 @@ fn configure(
         hosts: group.hosts.clone(),
         ca_pem,
         main_overrides: BTreeMap::new(),
-        maps: BTreeMap::from([
-            ("sasl_passwd".to_owned(), sasl),
-            ("tls_policy".to_owned(), policy),
-        ]),
+        maps,
     };
     (config, routes)
 }
@@ -320,37 +314,21 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     let mut images: Vec<&str> = cases.iter().map(|c| c.image.as_str()).collect();
     images.sort();
     images.dedup();
-    let docker::PreparedRun { run_id, dir } = docker::prepare_run(&images).await?;
+    let docker::PreparedRun { run_id, agent } = docker::prepare_run(&images).await?;
     let mut workshop = Workshop::new(Pki::new(&run_id)?, opts.attempt_timeout);
-    let _stop_guard = StopOnDrop(workshop.stop.clone());
     let mut rigs = Vec::new();
-    for case in &cases {
-        rigs.push(
-            workshop
-                .rig(case, &run_id, &Placement::Ephemeral)
-                .await
-                .map_err(|e| match e {
-                    RigError::Pki(e) => RunError::Pki(e),
-                    RigError::Setup(e) => RunError::Setup(e),
-                })?,
-        );
+    for (i, case) in cases.iter().enumerate() {
+        rigs.push(workshop.rig(i as u64, case, &run_id, &Placement::Case)?);
     }
     let groups = group(&cases, &rigs);
     let mut configs = Vec::new();
     let mut routes: Vec<Option<(usize, Route)>> = vec![None; cases.len()];
     for (g, group) in groups.iter().enumerate() {
-        let inject = crate::postfix::injection_addr().map_err(setup_io)?;
-        let (config, group_routes) = configure(group, &rigs, inject, workshop.pki.ca_pem());
-        let group_dir = dir.path().join(format!("g{g}"));
-        std::fs::create_dir(&group_dir)
-            .and_then(|()| config.write_to(&group_dir))
-            .map_err(|e| {
-                RunError::Setup(format!("failed to write the Postfix configuration: {e}"))
-            })?;
+        let (config, group_routes) = configure(group, &rigs, workshop.pki.ca_pem());
         for (&i, route) in group.cases.iter().zip(group_routes) {
             routes[i] = Some((g, route));
         }
-        configs.push((config, group_dir));
+        configs.push(config);
     }
 
     if opts.cancel.is_cancelled() {
@@ -364,43 +342,59 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         });
     }
     let t_start = Instant::now();
-    let started = futures_util::future::join_all(configs.iter().enumerate().map(
-        |(g, (config, group_dir))| {
-            let name = if groups.len() == 1 {
-                run_id.clone()
-            } else {
-                format!("{run_id}-{g}")
-            };
-            let start = StartOptions {
+    let started = futures_util::future::join_all(configs.iter().enumerate().map(|(g, config)| {
+        let name = if groups.len() == 1 {
+            run_id.clone()
+        } else {
+            format!("{run_id}-{g}")
+        };
+        let lab = LabOptions {
+            postfix: StartOptions {
                 image: groups[g].image.clone(),
                 run_id: run_id.clone(),
                 container_name: format!("tlsharness-{name}"),
                 startup_timeout: opts.startup_timeout,
-            };
-            async move { Instance::start(group_dir, config.inject, &start).await }
-        },
-    ))
+            },
+            files: config.files(),
+            agent: agent.clone(),
+        };
+        let rigs = &rigs;
+        let group = &groups[g];
+        async move {
+            let mut lab = Lab::start(lab).await?;
+            for &i in &group.cases {
+                if let Err(e) = lab.rig(&rigs[i].fakes).await {
+                    lab.stop().await;
+                    return Err(e);
+                }
+            }
+            Ok::<Lab, LabError>(lab)
+        }
+    }))
     .await;
-    let mut instances = Vec::new();
+    let mut labs = Vec::new();
     let mut failure = None;
     for s in started {
         match s {
-            Ok(i) => instances.push(i),
+            Ok(l) => labs.push(l),
             Err(e) => failure = failure.or(Some(e)),
         }
     }
     // A container being created cannot be abandoned safely, so an
     // interruption during start-up takes effect once they are up.
     if failure.is_some() || opts.cancel.is_cancelled() {
-        for i in &mut instances {
-            i.stop().await;
+        for l in &mut labs {
+            l.stop().await;
         }
-        return Err(failure.map_or(RunError::Interrupted, RunError::from));
+        return Err(failure.map_or(RunError::Interrupted, |e| match e {
+            LabError::Postfix(e) => RunError::Postfix(e),
+            e => RunError::Lab(e),
+        }));
     }
     let startup = t_start.elapsed();
     if let Some(obs) = &opts.observer {
         obs(RunEvent::Ready {
-            version: instances[0].version(),
+            version: labs[0].postfix.version(),
             cases: cases.len(),
             startup,
         });
@@ -411,19 +405,20 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         .zip(&routes)
         .map(|((case, rig), route)| {
             let (g, route) = route.as_ref().expect("every case has a group");
-            let instance = &instances[*g];
-            let rx = instance.subscribe(&case.recipient());
-            (case, rig, *g, route, instance, rx)
+            let lab = &labs[*g];
+            let rx = lab.postfix.subscribe(&case.recipient());
+            (case, rig, *g, route, lab, rx)
         })
         .collect();
-    let all = futures_util::future::join_all(work.into_iter().map(
-        |(case, rig, g, route, instance, rx)| run_case(case, rig, g, route, instance, rx, opts),
-    ));
+    let all = futures_util::future::join_all(
+        work.into_iter()
+            .map(|(case, rig, g, route, lab, rx)| run_case(case, rig, g, route, lab, rx, opts)),
+    );
     let results = tokio::select! {
         results = all => Some(results),
         _ = opts.cancel.cancelled() => None,
     };
-    let version = instances[0].version().to_owned();
+    let version = labs[0].postfix.version().to_owned();
     // Cases that could not be classified may be the first sign that
     // Postfix died (an injection refused before its log ended): give its
     // log a moment to end, then ask Docker.
@@ -432,21 +427,18 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         .iter()
         .flatten()
         .any(|c| c.attempts.iter().any(|a| a.outcome.is_none()));
-    for (i, g) in instances.iter().zip(&groups) {
+    for (l, g) in labs.iter().zip(&groups) {
         let ended = errors
-            && tokio::time::timeout(Duration::from_secs(5), i.stopped())
+            && tokio::time::timeout(Duration::from_secs(5), l.postfix.stopped())
                 .await
                 .is_ok();
-        if ended || i.has_stopped().await {
+        if ended || l.postfix.has_stopped().await {
             stopped = Some(g.image.clone());
         }
     }
-    for i in &mut instances {
-        i.stop().await;
+    for l in &mut labs {
+        l.stop().await;
     }
-    workshop.stop.cancel();
-    workshop.tasks.close();
-    workshop.tasks.wait().await;
     let Some(results) = results else {
         return Err(RunError::Interrupted);
     };
@@ -462,7 +454,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         total_ms: t0.elapsed().as_millis() as u64,
         configs: configs
             .iter()
-            .map(|(c, _)| (c.main_cf(), c.master_cf()))
+            .map(|c| (c.main_cf(), c.master_cf()))
             .collect(),
     })
 }
@@ -472,10 +464,11 @@ async fn run_case(
     rig: &Rig,
     group: usize,
     route: &Route,
-    pf: &Instance,
+    lab: &Lab,
     rx: mpsc::UnboundedReceiver<DeliveryEvent>,
     opts: &RunOptions,
 ) -> CaseResult {
+    let pf = &lab.postfix;
     // What this Postfix version must do, where the scenario says it differs.
     let expect = case
         .scenario
@@ -487,7 +480,7 @@ async fn run_case(
         attempts: expect.attempts.len(),
         retry_after: case.scenario.delivery.retry_after,
     };
-    let seen = observe(&plan, rig, pf, rx, opts.attempt_timeout).await;
+    let seen = observe(&plan, rig, lab, rx, opts.attempt_timeout).await;
     let failure = compare(expect, &seen.attempts);
     let result = CaseResult {
         scenario: case.scenario.id.clone(),
@@ -534,8 +527,4 @@ pub(crate) fn behaviour_names(scenario: &Scenario) -> Vec<String> {
             }
         })
         .collect()
-}
-
-fn setup_io(e: std::io::Error) -> RunError {
-    RunError::Setup(format!("failed to listen on loopback: {e}"))
 }

@@ -7,8 +7,10 @@ use tokio::sync::mpsc;
 
 use super::classify::{Attempt, Wire, classify};
 use super::rig::Rig;
+use crate::lab::Lab;
+use crate::lab::protocol::RigState;
 use crate::postfix::log::LogEvent;
-use crate::postfix::{DeliveryEvent, Instance};
+use crate::postfix::{DeliveryEvent, PostfixError};
 use crate::scenario::Seconds;
 
 /// What to send and how often to try.
@@ -35,7 +37,7 @@ pub(crate) struct Observation {
 pub(crate) async fn observe(
     plan: &Delivery,
     rig: &Rig,
-    pf: &Instance,
+    lab: &Lab,
     mut rx: mpsc::UnboundedReceiver<DeliveryEvent>,
     attempt_timeout: Duration,
 ) -> Observation {
@@ -44,6 +46,9 @@ pub(crate) async fn observe(
     let mut queue_id: Option<String> = None;
     let mut log: Vec<(usize, String)> = Vec::new();
     let mut injected_at = tokio::time::Instant::now();
+    let pf = &lab.postfix;
+    // What the fakes saw, as of the last question asked.
+    let mut seen = RigState::default();
     for n in 0..plan.attempts {
         if n > 0
             && let Some(after) = plan.retry_after
@@ -56,11 +61,20 @@ pub(crate) async fn observe(
             tokio::time::sleep_until(injected_at + age).await;
         }
         let first_line = pf.line_count();
-        let connections_before = rig.ended();
-        let received_before = received_copies(rig).len();
+        if n > 0 {
+            match lab.state(rig.id, None).await {
+                Ok(s) => seen = s,
+                Err(e) => {
+                    attempts.push(Attempt::failed(e.to_string(), Wire::default()));
+                    break;
+                }
+            }
+        }
+        let connections_before = seen.ended();
+        let received_before = received_copies(&seen, rig).len();
         let kick = async {
             match &queue_id {
-                None => pf
+                None => lab
                     .inject(&plan.recipient, &plan.subject, &rig.message_id)
                     .await
                     .map(Some),
@@ -69,7 +83,7 @@ pub(crate) async fn observe(
         };
         let kicked = tokio::select! {
             k = kick => k,
-            _ = pf.stopped() => Err(crate::postfix::PostfixError::Exec(
+            _ = pf.stopped() => Err(PostfixError::Exec(
                 "Postfix stopped during the run: its mail log ended".into(),
             )),
         };
@@ -107,10 +121,18 @@ pub(crate) async fn observe(
             break;
         };
         // Postfix logs the status before it says QUIT; the wire record of
-        // the attempt is complete once its connections have closed.
-        rig.idle(deadline).await;
+        // the attempt is complete once its connections have closed. The
+        // agent answers after everything it saw before the question: all
+        // that Postfix's status line could be about.
+        match lab.state(rig.id, Some(deadline)).await {
+            Ok(s) => seen = s,
+            Err(e) => {
+                attempts.push(Attempt::failed(e.to_string(), Wire::default()));
+                break;
+            }
+        }
         let wire =
-            Wire::from_records(&rig.records_since(&connections_before)).with_open(rig.open());
+            Wire::from_records(&seen.records_since(&connections_before)).with_open(seen.open);
         let mut lines = pf.lines_about(
             Some(event.pid),
             queue_id.as_deref(),
@@ -159,7 +181,7 @@ pub(crate) async fn observe(
         log.extend(lines.into_iter().map(|(i, l)| (i, l.raw)));
         // Whatever Postfix logged: a relay that has the message although
         // Postfix deferred it is a disagreement, not a detail.
-        let received = received_copies(rig).into_iter().nth(received_before);
+        let received = received_copies(&seen, rig).into_iter().nth(received_before);
         let attempt = classify(&event.delivery, &status_line, tls, wire, received);
         let done = attempt.outcome.is_none_or(|o| o.is_final());
         attempts.push(attempt);
@@ -169,7 +191,10 @@ pub(crate) async fn observe(
     }
     log.sort();
     log.dedup();
-    let transcript = rig
+    if let Ok(s) = lab.state(rig.id, None).await {
+        seen = s;
+    }
+    let transcript = seen
         .records_since(&[])
         .iter()
         .enumerate()
@@ -189,10 +214,10 @@ pub(crate) async fn observe(
 }
 
 /// The relay's records of the case's message, in the order it received them.
-fn received_copies(rig: &Rig) -> Vec<crate::upstream::Received> {
-    rig.relay
-        .received()
-        .into_iter()
+fn received_copies(seen: &RigState, rig: &Rig) -> Vec<crate::upstream::Received> {
+    seen.received
+        .iter()
         .filter(|r| r.message_id.as_deref() == Some(rig.message_id.as_str()))
+        .cloned()
         .collect()
 }

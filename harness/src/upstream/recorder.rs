@@ -4,10 +4,10 @@ use std::sync::{Arc, Mutex};
 
 use mailin_embedded::response::{AUTH_OK, INVALID_CREDENTIALS, OK};
 use mailin_embedded::{Handler, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A message the relay accepted.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Received {
     pub peer: SocketAddr,
     pub helo: String,

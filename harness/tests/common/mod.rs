@@ -21,6 +21,13 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// For runs made in this test process: the agent is the tlsharness binary,
+/// not the test binary.
+#[allow(dead_code)]
+pub fn in_process() {
+    tlsharness::lab::use_agent_binary(env!("CARGO_BIN_EXE_tlsharness"));
+}
+
 pub fn tlsharness() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tlsharness"));
     c.current_dir(root());

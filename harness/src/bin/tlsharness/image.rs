@@ -41,9 +41,12 @@ pub async fn sweep() -> i32 {
         Err(e) => return super::fail(&e),
     };
     match docker::sweep(&docker).await {
-        Ok(n) => {
+        Ok(swept) => {
             let dirs = docker::sweep_run_dirs();
-            println!("removed {n} leftover container(s) and {dirs} run director(ies)");
+            println!(
+                "removed {} leftover Postfix container(s), {} agent container(s) and {dirs} run director(ies)",
+                swept.mtas, swept.agents
+            );
             exit::SUCCESS
         }
         Err(e) => super::fail(&e),

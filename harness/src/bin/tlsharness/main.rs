@@ -57,11 +57,21 @@ enum Command {
     /// Probe a relay from this host (never sending mail) and write a
     /// scenario whose relay replays what the network path showed.
     Probe(probe::ProbeArgs),
+    /// The run's agent, inside its container (started by the harness).
+    #[command(hide = true)]
+    Agent {
+        /// Print the shared libraries this binary runs with, and exit.
+        #[arg(long)]
+        libraries: bool,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Agent { libraries } = cli.command {
+        return agent(libraries).await;
+    }
     // Handlers are in place before any work starts, so an early signal is
     // handled like a late one.
     let mut signals = match Signals::install() {
@@ -94,6 +104,26 @@ async fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
+/// The agent speaks only its protocol on stdout; what goes wrong goes to
+/// stderr, which the harness keeps for its error messages.
+async fn agent(libraries: bool) -> ExitCode {
+    if libraries {
+        println!("{}", tlsharness::lab::protocol::GREETING);
+        for lib in tlsharness::lab::mapped_libraries() {
+            println!("{}", lib.display());
+        }
+        return ExitCode::SUCCESS;
+    }
+    tlsharness::smtp::raise_open_file_limit();
+    match tlsharness::lab::run_agent().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tlsharness agent: {e}");
+            ExitCode::from(exit::HARNESS_ERROR as u8)
+        }
+    }
+}
+
 async fn dispatch(cli: Cli, cancel: CancellationToken) -> i32 {
     match cli.command {
         Command::Run(args) => run::run(args, cancel).await,
@@ -108,6 +138,7 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> i32 {
             _ = cancel.cancelled() => exit::INTERRUPTED,
         },
         Command::Sweep => image::sweep().await,
+        Command::Agent { .. } => unreachable!("the agent is dispatched before anything else"),
     }
 }
 

@@ -1,0 +1,431 @@
+//! The agent: the harness's own binary (`tlsharness agent`), running in a
+//! container that shares the MTA's network namespace. It starts each case's
+//! relay and middleboxes there, injects mail into the MTA's listener, and
+//! answers questions about what its fakes saw, over stdin and stdout
+//! ([`super::protocol`]).
+//!
+//! Every case's middleboxes listen on the relay's real port at the path's
+//! address; cases share those listeners, and a connection belongs to the
+//! case whose transport sends from its source address.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::protocol::{Call, GREETING, Reply, Request, Response, RigSpec, RigState};
+use super::{INJECT, SENDER};
+use crate::middlebox::{BuildContext, Middlebox, MiddleboxConfig};
+use crate::pki::Identity;
+use crate::scenario::AuthMechanism;
+use crate::tls::{TlsVersions, server_config};
+use crate::upstream::{Policy, Relay, RelayConfig};
+
+/// Concurrent injections (and pooled SMTP connections to the MTA).
+const INJECTORS: usize = 16;
+/// The longest one injection may take.
+const INJECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One case's running fakes.
+struct Rigged {
+    relay: Relay,
+    middleboxes: Vec<Middlebox>,
+    stop: CancellationToken,
+}
+
+/// Who gets a connection accepted on a shared listener.
+struct Route {
+    source: Option<IpAddr>,
+    rig: u64,
+    middlebox: Middlebox,
+}
+
+struct Agent {
+    identities: Mutex<HashMap<u64, Identity>>,
+    rigs: Mutex<HashMap<u64, Rigged>>,
+    routes: Mutex<HashMap<SocketAddr, Arc<Mutex<Vec<Route>>>>>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+    smtp: AsyncSmtpTransport<Tokio1Executor>,
+    injecting: tokio::sync::Semaphore,
+}
+
+/// Serves requests from `input` until it ends, then stops every fake.
+pub async fn serve<R, W>(input: R, output: W) -> std::io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    let writer = tokio::spawn(async move {
+        let mut output = output;
+        while let Some(line) = out_rx.recv().await {
+            if output.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+            // Replies go out at once, as many as are ready together.
+            while let Ok(more) = out_rx.try_recv() {
+                if output.write_all(more.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            if output.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let _ = out_tx.send(format!("{GREETING}\n"));
+    let agent = Arc::new(Agent {
+        identities: Mutex::default(),
+        rigs: Mutex::default(),
+        routes: Mutex::default(),
+        tasks: TaskTracker::new(),
+        stop: CancellationToken::new(),
+        smtp: AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(INJECT.ip().to_string())
+            .port(INJECT.port())
+            .hello_name(ClientId::Domain("injector.tlsharness.test".into()))
+            .timeout(Some(Duration::from_secs(30)))
+            .pool_config(PoolConfig::new().max_size(INJECTORS as u32))
+            .build(),
+        injecting: tokio::sync::Semaphore::new(INJECTORS),
+    });
+    let mut lines = BufReader::new(input).lines();
+    while let Some(line) = lines.next_line().await? {
+        let request: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("tlsharness agent: a request it cannot read: {e}: {line}");
+                continue;
+            }
+        };
+        let id = request.id;
+        let send = {
+            let out_tx = out_tx.clone();
+            move |reply: Reply| {
+                let line =
+                    serde_json::to_string(&Response { id, reply }).expect("replies serialise");
+                let _ = out_tx.send(line + "\n");
+            }
+        };
+        match request.call {
+            // In order: a rig may name the identities sent before it.
+            Call::Identity {
+                key,
+                chain,
+                private_key,
+            } => {
+                let identity = Identity {
+                    chain: chain
+                        .into_iter()
+                        .map(|c| CertificateDer::from(c.0))
+                        .collect(),
+                    key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(private_key.0)),
+                };
+                agent
+                    .identities
+                    .lock()
+                    .expect("agent poisoned")
+                    .insert(key, identity);
+                send(Reply::Done);
+            }
+            Call::Rig(spec) => send(match agent.rig(*spec).await {
+                Ok(()) => Reply::Done,
+                Err(error) => Reply::Failed { error },
+            }),
+            Call::Unrig { rig } => {
+                agent.unrig(rig);
+                send(Reply::Done);
+            }
+            Call::State { rig, idle_ms } => {
+                let agent = agent.clone();
+                tokio::spawn(async move { send(agent.state(rig, idle_ms).await) });
+            }
+            Call::Inject {
+                recipient,
+                subject,
+                message_id,
+            } => {
+                let agent = agent.clone();
+                tokio::spawn(async move {
+                    send(
+                        match agent.inject(&recipient, &subject, &message_id).await {
+                            Ok(queue_id) => Reply::Injected { queue_id },
+                            Err(error) => Reply::Failed { error },
+                        },
+                    )
+                });
+            }
+            Call::Ready { timeout_ms } => {
+                let agent = agent.clone();
+                tokio::spawn(async move {
+                    let r = tokio::time::timeout(
+                        Duration::from_millis(timeout_ms),
+                        agent.smtp.test_connection(),
+                    )
+                    .await;
+                    send(match r {
+                        Ok(Ok(true)) => Reply::Done,
+                        Ok(Ok(false)) => Reply::Failed {
+                            error: "it did not greet".into(),
+                        },
+                        Ok(Err(e)) => Reply::Failed {
+                            error: e.to_string(),
+                        },
+                        Err(_) => Reply::Failed {
+                            error: "timed out".into(),
+                        },
+                    })
+                });
+            }
+        }
+    }
+    // The harness is gone or done: stop everything, then leave.
+    agent.stop.cancel();
+    agent.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), agent.tasks.wait()).await;
+    drop(out_tx);
+    let _ = writer.await;
+    Ok(())
+}
+
+impl Agent {
+    fn identity(&self, key: u64) -> Result<Identity, String> {
+        self.identities
+            .lock()
+            .expect("agent poisoned")
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| format!("no identity {key} was sent"))
+    }
+
+    fn acceptor(
+        &self,
+        key: u64,
+        versions: TlsVersions,
+    ) -> Result<Arc<rustls::ServerConfig>, String> {
+        server_config(&self.identity(key)?, versions)
+            .map_err(|e| format!("failed to configure TLS: {e}"))
+    }
+
+    async fn rig(&self, spec: RigSpec) -> Result<(), String> {
+        let stop = self.stop.child_token();
+        let r = &spec.relay;
+        let tls = match r.identity {
+            Some(key) => Some(self.acceptor(key, r.tls_versions)?),
+            None => None,
+        };
+        let mut config = RelayConfig::new(r.hostname.clone(), tls);
+        config.implicit_tls = r.implicit_tls;
+        config.replay = r.replay.clone();
+        config.idle_timeout = Duration::from_millis(r.idle_timeout_ms);
+        config.auth = r
+            .auth
+            .iter()
+            .map(|m| match m {
+                AuthMechanism::Plain => mailin_embedded::AuthMechanism::Plain,
+                AuthMechanism::Login => mailin_embedded::AuthMechanism::Login,
+            })
+            .collect();
+        config.auth_before_tls = r.auth_before_tls;
+        config.policy = Policy {
+            require_tls: r.require_tls,
+            credentials: r.credentials.clone(),
+            any_credentials: r.any_credentials,
+        };
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .map_err(|e| format!("failed to listen on loopback: {e}"))?;
+        let relay = Relay::start(listener, config, &self.tasks, stop.clone())
+            .map_err(|e| format!("failed to start the relay: {e}"))?;
+        let mut middleboxes = Vec::new();
+        for path in &spec.paths {
+            let mut context = BuildContext::default();
+            for (kind, key) in &path.acceptors {
+                context
+                    .acceptors
+                    .insert(*kind, self.acceptor(*key, TlsVersions::Any)?);
+            }
+            let middlebox = Middlebox::new(
+                path.listen,
+                MiddleboxConfig {
+                    upstream: relay.addr(),
+                    relay_name: r.hostname.clone(),
+                    behaviours: path.behaviours.clone(),
+                    context,
+                    connect_timeout: Duration::from_millis(spec.connect_timeout_ms),
+                    implicit_tls: r.implicit_tls,
+                },
+                &self.tasks,
+                stop.clone(),
+            );
+            self.route(path.listen, spec.source, spec.rig, middlebox.clone())
+                .await?;
+            middleboxes.push(middlebox);
+        }
+        self.rigs.lock().expect("agent poisoned").insert(
+            spec.rig,
+            Rigged {
+                relay,
+                middleboxes,
+                stop,
+            },
+        );
+        Ok(())
+    }
+
+    /// Sends connections to `listen` from `source` to `middlebox`, opening
+    /// the shared listener on first use.
+    async fn route(
+        &self,
+        listen: SocketAddr,
+        source: Option<IpAddr>,
+        rig: u64,
+        middlebox: Middlebox,
+    ) -> Result<(), String> {
+        let existing = self
+            .routes
+            .lock()
+            .expect("agent poisoned")
+            .get(&listen)
+            .cloned();
+        let table = match existing {
+            Some(t) => t,
+            None => {
+                let listener = TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| format!("failed to listen on {listen}: {e}"))?;
+                let table: Arc<Mutex<Vec<Route>>> = Arc::default();
+                self.routes
+                    .lock()
+                    .expect("agent poisoned")
+                    .insert(listen, table.clone());
+                let stop = self.stop.clone();
+                let routes = table.clone();
+                self.tasks.spawn(async move {
+                    loop {
+                        let (stream, peer) = tokio::select! {
+                            _ = stop.cancelled() => break,
+                            accepted = crate::smtp::accept(&listener) => accepted,
+                        };
+                        let chosen = routes
+                            .lock()
+                            .expect("agent poisoned")
+                            .iter()
+                            .find(|r| r.source.is_none_or(|s| s == peer.ip()))
+                            .map(|r| r.middlebox.clone());
+                        match chosen {
+                            Some(m) => m.serve(stream, peer),
+                            // Nobody's: refused, as by a host with no
+                            // such service.
+                            None => {
+                                let _ = socket2::SockRef::from(&stream)
+                                    .set_linger(Some(Duration::ZERO));
+                            }
+                        }
+                    }
+                });
+                table
+            }
+        };
+        let mut routes = table.lock().expect("agent poisoned");
+        if routes.iter().any(|r| r.source == source) {
+            return Err(format!(
+                "two rigs for connections from {source:?} to {listen}"
+            ));
+        }
+        routes.push(Route {
+            source,
+            rig,
+            middlebox,
+        });
+        Ok(())
+    }
+
+    fn unrig(&self, rig: u64) {
+        if let Some(r) = self.rigs.lock().expect("agent poisoned").remove(&rig) {
+            r.stop.cancel();
+        }
+        for table in self.routes.lock().expect("agent poisoned").values() {
+            table
+                .lock()
+                .expect("agent poisoned")
+                .retain(|r| r.rig != rig);
+        }
+    }
+
+    async fn state(&self, rig: u64, idle_ms: Option<u64>) -> Reply {
+        let found = self
+            .rigs
+            .lock()
+            .expect("agent poisoned")
+            .get(&rig)
+            .map(|r| (r.relay.clone(), r.middleboxes.clone()));
+        let Some((relay, middleboxes)) = found else {
+            return Reply::Failed {
+                error: format!("no rig {rig}"),
+            };
+        };
+        if let Some(ms) = idle_ms {
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+            for m in &middleboxes {
+                if !m.idle(deadline).await {
+                    break;
+                }
+            }
+        }
+        Reply::State(Box::new(RigState {
+            paths: middleboxes.iter().map(Middlebox::records).collect(),
+            open: middleboxes.iter().map(Middlebox::open).sum(),
+            received: relay.received(),
+        }))
+    }
+
+    async fn inject(
+        &self,
+        recipient: &str,
+        subject: &str,
+        message_id: &str,
+    ) -> Result<String, String> {
+        let bad = |e: String| format!("message to {recipient}: {e}");
+        let from: Mailbox = SENDER.parse().map_err(|e| bad(format!("{e}")))?;
+        let to: Mailbox = recipient.parse().map_err(|e| bad(format!("{e}")))?;
+        let message = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(subject)
+            .message_id(Some(message_id.to_owned()))
+            .header(ContentType::TEXT_PLAIN)
+            .body(format!("A test message from tlsharness.\r\n{subject}\r\n"))
+            .map_err(|e| bad(e.to_string()))?;
+        let _permit = self
+            .injecting
+            .acquire()
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        let response = tokio::time::timeout(INJECT_TIMEOUT, self.smtp.send(message))
+            .await
+            .map_err(|_| {
+                bad(format!(
+                    "the MTA did not accept it within {}s",
+                    INJECT_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| bad(e.to_string()))?;
+        let first = response.message().next().unwrap_or_default().to_owned();
+        first
+            .rsplit_once("queued as ")
+            .map(|(_, id)| id.trim().to_owned())
+            .ok_or_else(|| bad(format!("the MTA's reply has no queue id: {first}")))
+    }
+}

@@ -1,0 +1,256 @@
+//! A run's private network: the MTA's container with no network but its
+//! own loopback, and the agent's container joined to that namespace,
+//! where the fakes listen on their real ports and the injector speaks to
+//! the MTA. Everything goes through the Docker API (no bind mount, no host
+//! port), so any daemon works: local, remote, Docker-in-Docker. `run` and
+//! `check` both start, use and remove their MTAs through [`Lab`].
+
+mod agent;
+mod client;
+pub mod image;
+pub mod protocol;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
+
+pub use agent::serve;
+pub use image::{AgentImage, agent_binary, mapped_libraries, use_agent_binary};
+use protocol::{Call, Hex, Reply, RigSpec, RigState};
+
+use crate::pki::Identity;
+use crate::postfix::docker::{
+    LABEL_BOOT, LABEL_PID, LABEL_PIDNS, LABEL_ROLE, LABEL_RUN, boot_id, pid_namespace, process_tag,
+};
+use crate::postfix::{Instance, PostfixError, StartOptions};
+
+/// Where the MTA listens for injected mail, inside the namespace.
+pub const INJECT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 25);
+/// A port inside the namespace where nothing ever listens.
+pub const CLOSED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
+/// The envelope sender of every test message.
+pub const SENDER: &str = crate::postfix::config::SENDER;
+
+/// The address of path `index` of a relay name: 127.0.1.1, .2, ...
+pub fn path_address(index: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1 + index as u8))
+}
+
+/// The address case `index`'s smtp transport sends from: 127.1.0.1, ...
+/// (the agent gives a connection to the case whose source it comes from).
+pub fn source_address(index: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(
+        u32::from(Ipv4Addr::new(127, 1, 0, 1)) + index as u32,
+    ))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Postfix(#[from] PostfixError),
+    #[error("{0}")]
+    Agent(String),
+    #[error("failed to start a case's fakes: {0}")]
+    Rig(String),
+}
+
+impl LabError {
+    /// Whether this is a problem of the machine rather than of the run.
+    pub fn is_environment(&self) -> bool {
+        match self {
+            LabError::Postfix(e) => e.is_environment(),
+            LabError::Agent(_) => true,
+            LabError::Rig(_) => false,
+        }
+    }
+}
+
+impl From<LabError> for PostfixError {
+    fn from(e: LabError) -> PostfixError {
+        match e {
+            LabError::Postfix(e) => e,
+            other => PostfixError::Docker(other.to_string()),
+        }
+    }
+}
+
+/// How to start a lab.
+pub struct LabOptions {
+    pub postfix: StartOptions,
+    /// Files for the MTA's container, by path under its configuration
+    /// directory.
+    pub files: Vec<(String, Vec<u8>)>,
+    pub agent: AgentImage,
+}
+
+/// A case's fakes as the agent is to start them, with the identities they
+/// present.
+pub struct Fakes {
+    pub spec: RigSpec,
+    pub identities: Vec<(u64, Identity)>,
+}
+
+/// A running MTA and its agent.
+pub struct Lab {
+    pub postfix: Instance,
+    agent: Option<client::AgentClient>,
+    sent: Mutex<HashSet<u64>>,
+}
+
+impl Lab {
+    /// Starts the MTA, then the agent in its namespace, and waits (within
+    /// the start-up timeout) until the MTA accepts mail from the agent.
+    pub async fn start(opts: LabOptions) -> Result<Lab, LabError> {
+        let deadline = tokio::time::Instant::now() + opts.postfix.startup_timeout;
+        let mut postfix = Instance::start(&opts.files, &opts.postfix).await?;
+        let docker = postfix.docker().clone();
+        let mta = postfix.container_id().to_owned();
+        let labels = HashMap::from([
+            (LABEL_RUN.to_owned(), opts.postfix.run_id.clone()),
+            (LABEL_PID.to_owned(), process_tag()),
+            (LABEL_BOOT.to_owned(), boot_id()),
+            (LABEL_PIDNS.to_owned(), pid_namespace()),
+            (LABEL_ROLE.to_owned(), "agent".to_owned()),
+        ]);
+        let agent_name = format!("{}-agent", opts.postfix.container_name);
+        let (agent, started) = tokio::join!(
+            client::AgentClient::start(&docker, &opts.agent, &mta, &agent_name, labels, deadline,),
+            postfix.wait_started(deadline),
+        );
+        let mut lab = Lab {
+            postfix,
+            agent: None,
+            sent: Mutex::default(),
+        };
+        match agent {
+            Ok(a) => lab.agent = Some(a),
+            Err(e) => {
+                lab.stop().await;
+                return Err(e);
+            }
+        }
+        if let Err(e) = started {
+            lab.stop().await;
+            return Err(e.into());
+        }
+        // master has bound its listeners before it logs "daemon started";
+        // one connection from the agent proves smtpd answers.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let ready = lab
+            .call(Call::Ready {
+                timeout_ms: left.as_millis() as u64,
+            })
+            .await;
+        match ready {
+            Ok(Reply::Done) => Ok(lab),
+            other => {
+                let why = match other {
+                    Ok(Reply::Failed { error }) => error,
+                    Ok(r) => format!("unexpected reply {r:?}"),
+                    Err(e) => e.to_string(),
+                };
+                let log = lab.postfix.tail(20);
+                lab.stop().await;
+                Err(PostfixError::Refused {
+                    why: format!(
+                        "Postfix started but its listener on {INJECT} does not answer: {why}"
+                    ),
+                    log,
+                }
+                .into())
+            }
+        }
+    }
+
+    async fn call(&self, call: Call) -> Result<Reply, LabError> {
+        match &self.agent {
+            Some(a) => a.call(call).await,
+            None => Err(LabError::Agent("the agent has been stopped".into())),
+        }
+    }
+
+    /// Starts a case's fakes in the namespace.
+    pub async fn rig(&self, fakes: &Fakes) -> Result<(), LabError> {
+        for (key, identity) in &fakes.identities {
+            if self.sent.lock().expect("lab poisoned").contains(key) {
+                continue;
+            }
+            let call = Call::Identity {
+                key: *key,
+                chain: identity
+                    .chain
+                    .iter()
+                    .map(|c| Hex(c.as_ref().to_vec()))
+                    .collect(),
+                private_key: Hex(identity.key.secret_der().to_vec()),
+            };
+            expect_done(self.call(call).await?)?;
+            self.sent.lock().expect("lab poisoned").insert(*key);
+        }
+        expect_done(self.call(Call::Rig(Box::new(fakes.spec.clone()))).await?)
+    }
+
+    /// Stops a case's fakes.
+    pub async fn unrig(&self, rig: u64) -> Result<(), LabError> {
+        expect_done(self.call(Call::Unrig { rig }).await?)
+    }
+
+    /// What a case's fakes have seen; with `idle_until`, once none of its
+    /// connections is open (or at that deadline).
+    pub async fn state(
+        &self,
+        rig: u64,
+        idle_until: Option<tokio::time::Instant>,
+    ) -> Result<RigState, LabError> {
+        let idle_ms = idle_until.map(|d| {
+            d.saturating_duration_since(tokio::time::Instant::now())
+                .as_millis() as u64
+        });
+        match self.call(Call::State { rig, idle_ms }).await? {
+            Reply::State(s) => Ok(*s),
+            Reply::Failed { error } => Err(LabError::Rig(error)),
+            r => Err(LabError::Agent(format!("unexpected reply {r:?}"))),
+        }
+    }
+
+    /// Hands one message to the MTA; returns its queue id.
+    pub async fn inject(
+        &self,
+        recipient: &str,
+        subject: &str,
+        message_id: &str,
+    ) -> Result<String, PostfixError> {
+        let call = Call::Inject {
+            recipient: recipient.to_owned(),
+            subject: subject.to_owned(),
+            message_id: message_id.to_owned(),
+        };
+        match self.call(call).await {
+            Ok(Reply::Injected { queue_id }) => Ok(queue_id),
+            Ok(Reply::Failed { error }) => Err(PostfixError::Inject(error)),
+            Ok(r) => Err(PostfixError::Inject(format!("unexpected reply {r:?}"))),
+            Err(e) => Err(PostfixError::Inject(e.to_string())),
+        }
+    }
+
+    /// Removes the agent, then the MTA. Dropping a lab does the same.
+    pub async fn stop(&mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.stop().await;
+        }
+        self.postfix.stop().await;
+    }
+}
+
+fn expect_done(reply: Reply) -> Result<(), LabError> {
+    match reply {
+        Reply::Done => Ok(()),
+        Reply::Failed { error } => Err(LabError::Rig(error)),
+        r => Err(LabError::Agent(format!("unexpected reply {r:?}"))),
+    }
+}
+
+/// Runs the agent on stdin and stdout (`tlsharness agent`).
+pub async fn run_agent() -> std::io::Result<()> {
+    serve(tokio::io::stdin(), tokio::io::stdout()).await
+}
