@@ -165,6 +165,9 @@ pub struct BenchReport {
     pub scale_misclassified: usize,
     /// The harness's peak resident memory over all scale runs.
     pub peak_rss_mb: f64,
+    /// The agent's (the fakes', in the run's namespace) peak resident
+    /// memory, the largest of the scale runs.
+    pub agent_peak_rss_mb: f64,
     pub suite_cases: usize,
     /// Wall time of a suite run; one sample per run.
     pub suite: Stats,
@@ -300,6 +303,9 @@ pub async fn bench(
             .scale_misclassified
             .max(r.cases.iter().filter(|c| !c.passed).count());
         report.postfix_version = r.postfix_version.clone();
+        report.agent_peak_rss_mb = report
+            .agent_peak_rss_mb
+            .max(r.agent_peak_rss_kb as f64 / 1024.0);
     }
     report.scale = Stats::of(scale);
     report.peak_rss_mb = peak_rss_mb();
@@ -419,6 +425,11 @@ pub fn markdown(r: &BenchReport, command: &str) -> String {
         out,
         "| harness peak memory (peak resident, over the scale runs) | {:.0} MB | under 200 MB |",
         r.peak_rss_mb
+    );
+    let _ = writeln!(
+        out,
+        "| agent peak memory (the fakes, in the run's namespace; the largest of the scale runs) | {:.0} MB | |",
+        r.agent_peak_rss_mb
     );
     let _ = writeln!(
         out,
@@ -550,6 +561,7 @@ mod tests {
             scale: Stats::of(vec![13_700, 14_100, 13_200]),
             scale_misclassified: 0,
             peak_rss_mb: 73.4,
+            agent_peak_rss_mb: 40.0,
             suite_cases: 266,
             suite: Stats::of(vec![10_300, 10_100, 11_000]),
             startup: Stats::of(vec![2_900, 3_400, 2_800, 3_100, 3_000, 2_700]),

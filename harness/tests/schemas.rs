@@ -166,6 +166,7 @@ fn mixed_run(run_id: &str) -> RunReport {
             "transport_maps = texthash:/etc/postfix/transport\n".into(),
             "tlsh0-encrypt unix - - n - - smtp\n  -o smtp_tls_security_level=encrypt\n".into(),
         )],
+        agent_peak_rss_kb: 0,
     }
 }
 

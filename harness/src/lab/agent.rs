@@ -166,6 +166,9 @@ where
                     )
                 });
             }
+            Call::Usage => send(Reply::Usage {
+                peak_rss_kb: peak_rss_kb(),
+            }),
             Call::Ready { timeout_ms } => {
                 let agent = agent.clone();
                 tokio::spawn(async move {
@@ -197,6 +200,19 @@ where
     drop(out_tx);
     let _ = writer.await;
     Ok(())
+}
+
+/// This process's peak resident memory (VmHWM), in KiB.
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse().ok())
+        })
+        .unwrap_or_default()
 }
 
 impl Agent {

@@ -233,6 +233,14 @@ impl Lab {
         }
     }
 
+    /// The agent's peak resident memory so far, in KiB.
+    pub async fn agent_peak_rss_kb(&self) -> Result<u64, LabError> {
+        match self.call(Call::Usage).await? {
+            Reply::Usage { peak_rss_kb } => Ok(peak_rss_kb),
+            r => Err(LabError::Agent(format!("unexpected reply {r:?}"))),
+        }
+    }
+
     /// Removes the agent, then the MTA. Dropping a lab does the same.
     pub async fn stop(&mut self) {
         if let Some(agent) = self.agent.take() {

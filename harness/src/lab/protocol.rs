@@ -49,6 +49,8 @@ pub enum Call {
     },
     /// Wait (at most `timeout_ms`) until the MTA's listener greets.
     Ready { timeout_ms: u64 },
+    /// The agent's peak resident memory so far.
+    Usage,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,6 +66,7 @@ pub enum Reply {
     Done,
     State(Box<RigState>),
     Injected { queue_id: String },
+    Usage { peak_rss_kb: u64 },
     Failed { error: String },
 }
 

@@ -133,6 +133,10 @@ pub struct RunReport {
     /// The rendered main.cf and master.cf of each instance.
     #[serde(skip)]
     pub configs: Vec<(String, String)>,
+    /// The agents' peak resident memory (the largest), in KiB: the fakes
+    /// live there, not in this process.
+    #[serde(skip)]
+    pub agent_peak_rss_kb: u64,
 }
 
 impl RunReport {
@@ -146,6 +150,7 @@ impl RunReport {
             startup_ms: 0,
             total_ms: 0,
             configs: Vec::new(),
+            agent_peak_rss_kb: 0,
         }
     }
 
@@ -341,7 +346,6 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             images: &images,
         });
     }
-    let t_start = Instant::now();
     let started = futures_util::future::join_all(configs.iter().enumerate().map(|(g, config)| {
         let name = if groups.len() == 1 {
             run_id.clone()
@@ -361,22 +365,30 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         let rigs = &rigs;
         let group = &groups[g];
         async move {
+            let t = Instant::now();
             let mut lab = Lab::start(lab).await?;
+            let ready = t.elapsed();
             for &i in &group.cases {
                 if let Err(e) = lab.rig(&rigs[i].fakes).await {
                     lab.stop().await;
                     return Err(e);
                 }
             }
-            Ok::<Lab, LabError>(lab)
+            Ok::<(Lab, Duration), LabError>((lab, ready))
         }
     }))
     .await;
     let mut labs = Vec::new();
     let mut failure = None;
+    // From asking Docker for the containers to Postfix accepting mail (the
+    // slowest instance); the fakes are started after that.
+    let mut startup = Duration::ZERO;
     for s in started {
         match s {
-            Ok(l) => labs.push(l),
+            Ok((l, ready)) => {
+                labs.push(l);
+                startup = startup.max(ready);
+            }
             Err(e) => failure = failure.or(Some(e)),
         }
     }
@@ -391,7 +403,6 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             e => RunError::Lab(e),
         }));
     }
-    let startup = t_start.elapsed();
     if let Some(obs) = &opts.observer {
         obs(RunEvent::Ready {
             version: labs[0].postfix.version(),
@@ -436,6 +447,10 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             stopped = Some(g.image.clone());
         }
     }
+    let mut agent_peak_rss_kb = 0;
+    for l in &labs {
+        agent_peak_rss_kb = agent_peak_rss_kb.max(l.agent_peak_rss_kb().await.unwrap_or_default());
+    }
     for l in &mut labs {
         l.stop().await;
     }
@@ -456,6 +471,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             .iter()
             .map(|c| (c.main_cf(), c.master_cf()))
             .collect(),
+        agent_peak_rss_kb,
     })
 }
 
