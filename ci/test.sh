@@ -5,9 +5,17 @@ set -eu
 cd "$(dirname "$0")/.."
 
 ci/setup-docker.sh
-# The JUnit report is validated with xmllint in the tests.
-if ! command -v xmllint >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils >/dev/null
+# The JUnit report is validated with xmllint in the tests; tests/daemons.rs
+# starts a second dockerd (ci/second-daemon.sh) in a network namespace of
+# its own with util-linux's unshare (essential on Debian) and brings its
+# loopback up with iproute2's ip.
+missing=""
+command -v xmllint >/dev/null 2>&1 || missing="$missing libxml2-utils"
+command -v ip >/dev/null 2>&1 || [ -x /sbin/ip ] || missing="$missing iproute2"
+command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
+if [ -n "$missing" ]; then
+    # shellcheck disable=SC2086 # one word per package
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 cargo build --locked --bins
 # The check tests compare Postfix 3.5, 3.7 and 3.10.

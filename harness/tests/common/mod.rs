@@ -206,3 +206,144 @@ pub fn row<'a>(stdout: &'a str, scenario: &str) -> Vec<&'a str> {
         .filter(|l| l.trim_start().starts_with(&format!("{scenario} ")))
         .collect()
 }
+
+impl Watched {
+    /// Waits for the process to exit, at most `deadline`, then for the
+    /// rest of its stderr (until the pipe closes, within what is left of
+    /// the deadline); returns its status and every stderr line it wrote.
+    pub fn finish(&mut self, deadline: Duration) -> (std::process::ExitStatus, String) {
+        let end = std::time::Instant::now() + deadline;
+        let status = self.wait(deadline);
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "the process exited but its stderr stayed open past {deadline:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+        (status, self.seen.join("\n"))
+    }
+}
+
+/// A second Docker daemon in a network namespace of its own, started by
+/// ci/second-daemon.sh in a temporary directory and stopped (its state
+/// removed) when dropped. Point a process at it with
+/// `DOCKER_HOST=`[`SecondDaemon::host`].
+pub struct SecondDaemon {
+    dir: Option<tempfile::TempDir>,
+}
+
+impl SecondDaemon {
+    fn script() -> PathBuf {
+        root().join("ci/second-daemon.sh")
+    }
+
+    /// Starts the daemon with `images` copied into it from the default
+    /// daemon. Panics (the test fails, never skips) when it cannot.
+    pub fn start(images: &[&str]) -> SecondDaemon {
+        // Under /tmp, not $TMPDIR: the daemon's unix sockets live under
+        // the directory, and a socket path has at most 107 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix("tlsh-dockerd.")
+            .tempdir_in("/tmp")
+            .expect("a temporary directory under /tmp");
+        let daemon = SecondDaemon { dir: Some(dir) };
+        let out = Command::new(Self::script())
+            .arg("start")
+            .arg(daemon.dir())
+            .args(images)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", Self::script().display()));
+        assert!(
+            out.status.success(),
+            "cannot start a second Docker daemon in its own network namespace \
+             (ci/second-daemon.sh start; it needs root, util-linux's unshare, iproute2 \
+             and Debian's docker.io), {}:\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        daemon
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir
+            .as_ref()
+            .expect("the directory is kept until drop")
+            .path()
+    }
+
+    /// The daemon's endpoint, for DOCKER_HOST or `docker -H`.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir().join("docker.sock").display())
+    }
+
+    /// The daemon's network namespace, e.g. `net:[4026532281]`.
+    pub fn netns(&self) -> String {
+        std::fs::read_to_string(self.dir().join("netns"))
+            .expect("second-daemon.sh start records the namespace")
+            .trim()
+            .to_owned()
+    }
+
+    /// Every container the daemon has, running or not (`docker ps -aq`).
+    pub fn containers(&self) -> Vec<String> {
+        let out = Command::new("docker")
+            .arg("-H")
+            .arg(self.host())
+            .args(["ps", "-aq", "--no-trunc"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("the docker CLI runs");
+        assert!(
+            out.status.success(),
+            "docker -H {} ps -aq failed: {}",
+            self.host(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for SecondDaemon {
+    fn drop(&mut self) {
+        let Some(dir) = self.dir.take() else { return };
+        let out = Command::new(Self::script())
+            .arg("stop")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .output();
+        let stopped = match &out {
+            Ok(o) if o.status.success() => Ok(()),
+            Ok(o) => Err(format!(
+                "{}: {}{}",
+                o.status,
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        if std::thread::panicking() || stopped.is_err() {
+            // Keep the daemon's log for whoever reads the failure.
+            let kept = dir.keep();
+            eprintln!(
+                "second daemon's log kept: {}",
+                kept.join("dockerd.log").display()
+            );
+        }
+        if let Err(e) = stopped {
+            if !std::thread::panicking() {
+                panic!("ci/second-daemon.sh stop failed: {e}");
+            }
+            eprintln!("ci/second-daemon.sh stop failed: {e}");
+        }
+    }
+}

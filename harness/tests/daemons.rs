@@ -1,0 +1,121 @@
+//! The harness and the Docker daemon it is given: a daemon that shares
+//! nothing with the harness but its API socket (its own network namespace,
+//! as a remote daemon or Docker-in-Docker would be), and several harness
+//! processes on one daemon at once.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{SecondDaemon, Watched, containers_of_run, tlsharness};
+use tlsharness::postfix::image::DEFAULT_IMAGE;
+
+/// Far above a run of the built-in suite (about 15 s alone on two cores):
+/// only a stuck run reaches it.
+const RUN_DEADLINE: Duration = Duration::from_secs(600);
+
+/// What a `tlsharness run --json` report says, checked: every case passed.
+/// Returns the run id.
+fn passed_report(json: &Path, stderr: &str) -> String {
+    let text = std::fs::read_to_string(json)
+        .unwrap_or_else(|e| panic!("no report at {} ({e}); stderr:\n{stderr}", json.display()));
+    let report: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
+    let cases = report["cases"].as_array().expect("the report has cases");
+    assert!(!cases.is_empty(), "the run ran no case; stderr:\n{stderr}");
+    let failed: Vec<String> = cases
+        .iter()
+        .filter(|c| c["passed"] != serde_json::Value::Bool(true))
+        .map(|c| format!("{}/{}: {}", c["scenario"], c["level"], c))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n")
+    );
+    assert_eq!(report["passed"], serde_json::Value::Bool(true));
+    report["run_id"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .expect("the report names its run")
+        .to_owned()
+}
+
+/// The daemon is reachable only through its socket: Postfix's network is
+/// not the harness's, so the harness must reach Postfix and Postfix its
+/// fakes without any shared loopback, host port or bind mount path.
+#[test]
+fn the_builtin_suite_runs_through_a_daemon_in_another_network_namespace() {
+    let daemon = SecondDaemon::start(&[DEFAULT_IMAGE]);
+    let own = std::fs::read_link("/proc/self/ns/net").expect("our network namespace");
+    assert_ne!(
+        daemon.netns(),
+        own.to_string_lossy(),
+        "the second daemon shares our network namespace"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("report.json");
+    let mut cmd = tlsharness();
+    cmd.args(["run", "scenarios", "--image", DEFAULT_IMAGE, "--json"])
+        .arg(&json)
+        .env("DOCKER_HOST", daemon.host());
+    let start = Instant::now();
+    let (status, stderr) = Watched::spawn(cmd).finish(RUN_DEADLINE);
+    assert!(
+        status.success(),
+        "tlsharness run scenarios with DOCKER_HOST={} (a daemon in {}) {status} after {:.1?}; stderr:\n{stderr}",
+        daemon.host(),
+        daemon.netns(),
+        start.elapsed()
+    );
+    passed_report(&json, &stderr);
+    let left = daemon.containers();
+    assert!(
+        left.is_empty(),
+        "containers left on the daemon after the run: {left:?}"
+    );
+}
+
+/// Four harness processes at once on the default daemon: each run gets its
+/// own container, ports and CA, every case passes in each, and each cleans
+/// up after itself only.
+#[test]
+fn four_runs_at_once_on_one_daemon_all_pass() {
+    const RUNS: usize = 4;
+    let out = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let mut runs: Vec<(Watched, std::path::PathBuf)> = (0..RUNS)
+        .map(|i| {
+            let json = out.path().join(format!("report-{i}.json"));
+            let mut cmd = tlsharness();
+            cmd.args(["run", "scenarios", "--json"]).arg(&json);
+            (Watched::spawn(cmd), json)
+        })
+        .collect();
+    // Every run to its end before judging any, so that none is left running.
+    let end = start + RUN_DEADLINE;
+    let finished: Vec<_> = runs
+        .iter_mut()
+        .map(|(run, _)| run.finish(end.saturating_duration_since(Instant::now())))
+        .collect();
+    let took = start.elapsed();
+    let mut ids = Vec::new();
+    for (i, ((status, stderr), (_, json))) in finished.iter().zip(&runs).enumerate() {
+        assert!(
+            status.success(),
+            "run {i} of {RUNS} at once {status} (all done after {took:.1?}); stderr:\n{stderr}"
+        );
+        ids.push(passed_report(json, stderr));
+    }
+    eprintln!("{RUNS} runs at once took {took:.1?}");
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), RUNS, "run ids collide: {ids:?}");
+    for id in &ids {
+        let left = containers_of_run(id);
+        assert!(left.is_empty(), "run {id} left containers: {left:?}");
+    }
+}
