@@ -303,6 +303,101 @@ fn a_scenario_setting_that_is_not_a_timeout_does_not_change_checks_result() {
     );
 }
 
+#[test]
+fn a_user_s_own_way_out_is_overridden_listed_and_mail_reaches_only_the_fake_relay() {
+    // The incident's configuration, with Debian's master.cf whose
+    // outgoing service binds to a public address and has a fallback relay:
+    // containment must win over both, and say so.
+    let dir = tempfile::tempdir().unwrap();
+    let from = common::root().join("fixtures/configs/incident-before");
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let service = "\nsmtp      unix  -       -       y       -       -       smtp\n";
+    let master = std::fs::read_to_string(common::data("master.cf")).unwrap();
+    assert!(master.contains(service), "{master}");
+    std::fs::write(
+        dir.path().join("master.cf"),
+        master.replace(
+            service,
+            &format!(
+                "{service}  -o smtp_bind_address=192.0.2.7 -o smtp_fallback_relay=[192.0.2.1]:25\n"
+            ),
+        ),
+    )
+    .unwrap();
+    let config = dir.path().to_str().unwrap();
+    let json_path = dir.path().join("check.json");
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        config,
+        "--candidate",
+        config,
+        "--json",
+        json_path.to_str().unwrap(),
+        "scenarios/starttls-relay.toml",
+    ]);
+    assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
+    let overrides = [
+        "master.cf service smtp: -o smtp_bind_address=192.0.2.7 overridden with 127.0.0.1 (containment)",
+        "master.cf service smtp: -o smtp_fallback_relay=[192.0.2.1]:25 overridden with (none) (containment)",
+    ];
+    for line in overrides {
+        assert!(
+            stdout.contains(&format!("\n  - {line}\n")),
+            "{line}: {stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("What the harness changed in both configurations to run it here:"),
+        "{stdout}"
+    );
+    let row = common::row(&stdout, "starttls-relay");
+    assert!(row[0].ends_with("same"), "{row:?}");
+
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    let [row] = rows.as_array().unwrap().as_slice() else {
+        panic!("one row: {rows}");
+    };
+    for side in ["current", "candidate"] {
+        let listed: Vec<&str> = row["overridden"][side]
+            .as_array()
+            .unwrap_or_else(|| panic!("no overridden.{side}: {row}"))
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        for line in overrides {
+            assert!(listed.contains(&line), "{side}: {line}: {listed:?}");
+        }
+        // Delivered as the scenario expects, to the fake relay on
+        // loopback and nowhere else.
+        let attempt = &row[side]["attempt"];
+        assert_eq!(
+            attempt["outcome"], row[side]["expected"]["outcome"],
+            "{row}"
+        );
+        assert_eq!(attempt["outcome"], "delivered-tls", "{row}");
+        let log: Vec<&str> = row[side]["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        let relays: Vec<&str> = log
+            .iter()
+            .filter(|l| l.contains(" relay="))
+            .copied()
+            .collect();
+        assert!(!relays.is_empty(), "{log:#?}");
+        for l in relays {
+            assert!(l.contains(" relay=smtp.sendgrid.net[127."), "{l}");
+        }
+        assert!(!log.iter().any(|l| l.contains("192.0.2.")), "{log:#?}");
+    }
+}
+
 /// A copy of the incident's "after" configuration with `edit` applied to
 /// its main.cf, in a fresh directory.
 fn edited_config(edit: impl Fn(String) -> String) -> tempfile::TempDir {

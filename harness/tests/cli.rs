@@ -27,6 +27,65 @@ fn malformed_scenario_is_rejected_before_anything_starts() {
 }
 
 #[test]
+fn a_scenario_setting_that_would_let_mail_out_is_refused_at_load_time() {
+    // Containment by rule: a scenario's settings become -o options on its
+    // transport, which beat main.cf. The run refuses the file before
+    // anything starts; with no reachable Docker, reaching for it would be
+    // exit 3, not 2.
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |settings: &str| {
+        format!(
+            "name = \"a scenario that would let mail out\"\n\
+             \n\
+             [relay]\n\
+             hostname = \"smtp.relay.test\"\n\
+             starttls = true\n\
+             \n\
+             [postfix]\n\
+             settings = {{ {settings} }}\n\
+             \n\
+             [expect]\n\
+             may = \"delivered-tls\"\n"
+        )
+    };
+    for (file, settings, key) in [
+        (
+            "both.toml",
+            r#"smtp_bind_address = "", smtp_fallback_relay = "[192.0.2.1]:25""#,
+            "smtp_bind_address",
+        ),
+        (
+            "fallback.toml",
+            r#"smtp_fallback_relay = "[192.0.2.1]:25""#,
+            "smtp_fallback_relay",
+        ),
+        (
+            "relayhost.toml",
+            r#"relayhost = "[192.0.2.1]:25""#,
+            "relayhost",
+        ),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, scenario(settings)).unwrap();
+        let out = tlsharness()
+            .arg("run")
+            .arg(&path)
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{file}: {stderr}");
+        let located = format!(
+            "{}:8:14: postfix.settings.{key}: `{key}` is set by the harness: ",
+            path.display()
+        );
+        assert!(stderr.contains(&located), "{file}: {stderr}");
+        assert!(stderr.contains("(containment)"), "{file}: {stderr}");
+        assert!(!stderr.contains("starting Postfix"), "{file}: {stderr}");
+    }
+}
+
+#[test]
 fn validate_reports_every_bad_file() {
     let out = tlsharness()
         .arg("validate")

@@ -188,6 +188,15 @@ async fn namespace_sockets(lab: &Lab) -> Vec<(String, String, String)> {
 /// Starts a Postfix with no transports of the harness's: every
 /// destination is refused.
 async fn contained_lab(name: &str) -> Lab {
+    start_lab(name, Default::default())
+        .await
+        .expect("Postfix starts")
+}
+
+async fn start_lab(
+    name: &str,
+    main_overrides: std::collections::BTreeMap<String, String>,
+) -> Result<Lab, tlsharness::lab::LabError> {
     common::in_process();
     let pki = tlsharness::pki::Pki::new(name).unwrap();
     let config = PostfixConfig {
@@ -196,7 +205,7 @@ async fn contained_lab(name: &str) -> Lab {
         routes: Vec::new(),
         hosts: Default::default(),
         ca_pem: pki.ca_pem(),
-        main_overrides: Default::default(),
+        main_overrides,
         maps: Default::default(),
     };
     let image = tlsharness::postfix::image::DEFAULT_IMAGE;
@@ -214,7 +223,28 @@ async fn contained_lab(name: &str) -> Lab {
         agent: prepared.agent,
     })
     .await
-    .expect("Postfix starts")
+}
+
+#[test]
+fn a_configuration_that_would_let_mail_out_is_refused_before_any_case() {
+    serially(async {
+        // As if the harness itself wrote a fallback relay: Postfix's own
+        // account of the smtp transports must stop the run.
+        let loose = [(
+            "smtp_fallback_relay".to_owned(),
+            "[192.0.2.1]:25".to_owned(),
+        )]
+        .into();
+        let e = match start_lab("loose", loose).await {
+            Ok(mut lab) => {
+                lab.stop().await;
+                panic!("a loose configuration started");
+            }
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("smtp_fallback_relay = [192.0.2.1]:25"), "{e}");
+        assert!(e.contains("not contained"), "{e}");
+    });
 }
 
 #[test]

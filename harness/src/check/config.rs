@@ -114,6 +114,105 @@ pub fn parameters(main_cf: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// One master.cf service as written: `name type private unpriv chroot
+/// wakeup maxproc command args...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MasterService {
+    pub name: String,
+    pub kind: String,
+    /// The command's name, without a directory: smtp(8) decides by it
+    /// whether it speaks SMTP or LMTP.
+    pub command: String,
+    /// The `-o name=value` (or `-o { name = value }`) options, in order;
+    /// where a name repeats, the last is the one the service uses.
+    pub options: Vec<(String, String)>,
+}
+
+/// master.cf's services, as Postfix reads the file: a line that starts
+/// with whitespace continues the one before, `#` lines are comments,
+/// and `{ ... }` holds one argument with spaces (Postfix 3.0 and later).
+/// A malformed line is skipped; Postfix itself refuses it at start.
+pub fn services(master_cf: &str) -> Vec<MasterService> {
+    let mut logical: Vec<String> = Vec::new();
+    for line in master_cf.lines() {
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = logical.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+            continue;
+        }
+        logical.push(line.to_owned());
+    }
+    logical
+        .iter()
+        .filter_map(|l| {
+            let words = master_words(l);
+            let [name, kind, _, _, _, _, _, command, args @ ..] = words.as_slice() else {
+                return None;
+            };
+            let mut options = Vec::new();
+            let mut args = args.iter();
+            while let Some((arg, _)) = args.next() {
+                let option = match arg.strip_prefix("-o") {
+                    Some("") => args.next().map(|(a, _)| a.as_str()),
+                    Some(joined) => Some(joined),
+                    None => None,
+                };
+                if let Some((k, v)) = option.and_then(|o| o.split_once('=')) {
+                    options.push((k.trim().to_owned(), v.trim().to_owned()));
+                }
+            }
+            Some(MasterService {
+                name: name.0.clone(),
+                kind: kind.0.clone(),
+                command: command
+                    .0
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&command.0)
+                    .to_owned(),
+                options,
+            })
+        })
+        .collect()
+}
+
+/// The whitespace-separated words of a master.cf line, a `{ ... }` group
+/// as one word without its braces (flagged `true`).
+fn master_words(line: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    let mut rest = line.trim_start();
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('{') {
+            let mut depth = 0usize;
+            let end = inner.char_indices().find_map(|(i, c)| match c {
+                '{' => {
+                    depth += 1;
+                    None
+                }
+                '}' if depth == 0 => Some(i),
+                '}' => {
+                    depth -= 1;
+                    None
+                }
+                _ => None,
+            });
+            let end = end.unwrap_or(inner.len());
+            out.push((inner[..end].trim().to_owned(), true));
+            rest = inner.get(end + 1..).unwrap_or("").trim_start();
+        } else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            out.push((rest[..end].to_owned(), false));
+            rest = rest[end..].trim_start();
+        }
+    }
+    out
+}
+
 /// Reads a configuration from a directory (every regular file in it) or
 /// from a main.cf.
 pub fn load(path: &Path) -> Result<UserConfig, CheckError> {
@@ -176,6 +275,49 @@ mod tests {
         assert!(Relayhost::parse("").is_err());
         assert!(Relayhost::parse("[192.0.2.1]:587").is_err());
         assert!(Relayhost::parse("$relay").is_err());
+    }
+
+    #[test]
+    fn master_cf_services_and_their_options() {
+        let s = services(
+            "# comment\n\
+             smtp      inet  n       -       y       -       -       smtpd\n\
+             smtp      unix  -       -       y       -       -       smtp\n\
+             \x20 -o smtp_bind_address=192.0.2.7\n\
+             #  -o smtp_helo_name=commented.out\n\
+             \t-o { smtp_fallback_relay = [192.0.2.1]:25, [192.0.2.2] }\n\
+             \x20 -osmtp_host_lookup=dns\n\
+             \x20 -o smtp_bind_address=192.0.2.8\n\
+             relay     unix  -       -       y       -       -       /usr/lib/postfix/sbin/smtp -o syslog_name=postfix/$service_name\n\
+             maildrop  unix  -       n       n       -       -       pipe\n\
+             \x20 flags=DRXhu user=vmail argv=/usr/bin/maildrop -d ${recipient}\n\
+             broken unix -\n",
+        );
+        let names: Vec<(&str, &str, &str)> = s
+            .iter()
+            .map(|m| (m.name.as_str(), m.kind.as_str(), m.command.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("smtp", "inet", "smtpd"),
+                ("smtp", "unix", "smtp"),
+                ("relay", "unix", "smtp"),
+                ("maildrop", "unix", "pipe"),
+            ]
+        );
+        let o = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            s[1].options,
+            [
+                o("smtp_bind_address", "192.0.2.7"),
+                o("smtp_fallback_relay", "[192.0.2.1]:25, [192.0.2.2]"),
+                o("smtp_host_lookup", "dns"),
+                o("smtp_bind_address", "192.0.2.8"),
+            ]
+        );
+        assert_eq!(s[2].options, [o("syslog_name", "postfix/$service_name")]);
+        assert!(s[3].options.is_empty());
     }
 
     #[test]

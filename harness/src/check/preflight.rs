@@ -2,7 +2,7 @@
 //! started once. Postfix checks some settings only when that client starts
 //! (an invalid `smtp_tls_security_level`, say): master starts happily, and
 //! every case would then wait out its attempt timeout. One message to a
-//! closed port on 127.0.0.1, through a copy of the configuration's own
+//! port where nothing listens (127.0.0.1:9 in the namespace), through a copy of the configuration's own
 //! outgoing service, either comes back deferred (the client ran) or makes
 //! Postfix log a fatal error, which is the configuration's refusal.
 //!

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::compare::{Verdict, verdict, why};
 use super::execute::{CheckReport, Row};
+use super::setup::is_overridden;
 use crate::report::attempt_summary;
 
 /// One path on one image, both sides.
@@ -22,10 +23,28 @@ pub struct Comparison {
     /// Why the verdict, in one line; absent for `same`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// By side, the user's settings the harness overrode to keep mail on
+    /// the machine (they are among the report's changes too): the path
+    /// ran without them, which the JSON alone must say as well.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub overridden: BTreeMap<String, Vec<String>>,
 }
 
 /// Pairs current and candidate rows by (scenario, image).
 pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
+    let overridden: BTreeMap<String, Vec<String>> = report
+        .changes
+        .iter()
+        .map(|(side, changes)| {
+            let lines: Vec<String> = changes
+                .iter()
+                .filter(|c| is_overridden(c))
+                .cloned()
+                .collect();
+            (side.clone(), lines)
+        })
+        .filter(|(_, lines)| !lines.is_empty())
+        .collect();
     let mut out = Vec::new();
     for row in report.rows.iter().filter(|r| r.side == "current") {
         let candidate = report
@@ -45,6 +64,11 @@ pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
             scenario: row.scenario.clone(),
             image: row.image.clone(),
             current: row.clone(),
+            overridden: overridden
+                .iter()
+                .filter(|(side, _)| *side == "current" || candidate.is_some())
+                .map(|(side, lines)| (side.clone(), lines.clone()))
+                .collect(),
             candidate,
             verdict: v,
         });
@@ -337,6 +361,45 @@ mod tests {
             log: Vec::new(),
             transcript: String::new(),
         }
+    }
+
+    #[test]
+    fn each_side_s_overridden_settings_reach_every_comparison() {
+        let ok = || {
+            let mut a = Attempt::failed(String::new(), Wire::default());
+            a.outcome = Some(crate::outcome::Outcome::DeliveredTls);
+            a
+        };
+        let bind = "master.cf service smtp: -o smtp_bind_address=192.0.2.7 overridden with 127.0.0.1 (containment)";
+        let report = CheckReport {
+            run_id: "r".to_owned(),
+            rows: vec![row("current", ok()), row("candidate", ok())],
+            changes: vec![
+                (
+                    "current".to_owned(),
+                    vec![
+                        "relayhost [a]:587 -> a fake relay".to_owned(),
+                        bind.to_owned(),
+                    ],
+                ),
+                (
+                    "candidate".to_owned(),
+                    vec!["relayhost [a]:587 -> a fake relay".to_owned()],
+                ),
+            ],
+            parameters: Vec::new(),
+            file_changes: Vec::new(),
+        };
+        let comparisons = compare_sides(&report);
+        assert_eq!(
+            comparisons[0].overridden,
+            BTreeMap::from([("current".to_owned(), vec![bind.to_owned()])])
+        );
+        let json = serde_json::to_value(&comparisons[0]).unwrap();
+        assert_eq!(json["overridden"]["current"][0], bind);
+        assert!(json["overridden"].get("candidate").is_none(), "{json}");
+        // The text report lists it among the changes.
+        assert!(render(&report, &[]).contains(&format!("  - {bind}\n")));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
-use super::config::UserConfig;
+use super::config::{self, UserConfig};
 use crate::scenario::Scenario;
 
 /// The domain the check's recipients are in; nothing else routes there.
@@ -45,9 +45,13 @@ fn overrides(scenario: &Scenario) -> Vec<(String, String)> {
 /// Containment, as `-o` on every copy of the user's service (after the
 /// user's own options, so it wins): a `-o smtp_bind_address=...` or a
 /// fallback relay in the user's master.cf entry would otherwise beat
-/// main.cf's containment and could send mail off the machine.
+/// main.cf's containment and could send mail off the machine. The same
+/// settings go into main.cf and onto every other smtp client service of
+/// the user's (see [`contained_for`]), so that Postfix's own view of the
+/// configuration (postfix::containment) shows no way out anywhere.
 const CONTAINED: &[(&str, &str)] = &[
     ("smtp_bind_address", "127.0.0.1"),
+    ("smtp_bind_address6", ""),
     ("smtp_fallback_relay", ""),
     ("smtp_dns_support_level", "disabled"),
     ("smtp_host_lookup", "native"),
@@ -58,6 +62,135 @@ fn contained() -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
+}
+
+/// The master.cf commands whose services containment edits.
+const CONTAINED_COMMANDS: [&str; 3] = ["smtp", "lmtp", "trivial-rewrite"];
+
+/// What containment sets on a service whose command is `command`: for
+/// smtp(8), [`CONTAINED`]; run as `lmtp` it reads the same settings under
+/// `lmtp_` names; the address resolver must pick no relay by sender (the
+/// transport map's next hops beat it for the check's own mail, but no
+/// other message may go there either).
+fn contained_for(command: &str) -> Vec<(String, String)> {
+    match command {
+        "smtp" => contained(),
+        "lmtp" => CONTAINED
+            .iter()
+            .map(|(k, v)| (k.replacen("smtp_", "lmtp_", 1), (*v).to_owned()))
+            .collect(),
+        "trivial-rewrite" => vec![("sender_dependent_relayhost_maps".to_owned(), String::new())],
+        _ => Vec::new(),
+    }
+}
+
+/// Containment in main.cf: no listener but loopback, IPv4 only, and
+/// every service's settings of [`contained_for`] as the default.
+fn contained_main() -> Vec<(String, String)> {
+    let mut out = vec![
+        ("inet_interfaces".to_owned(), "127.0.0.1".to_owned()),
+        ("inet_protocols".to_owned(), "ipv4".to_owned()),
+    ];
+    for command in CONTAINED_COMMANDS {
+        out.extend(contained_for(command));
+    }
+    out
+}
+
+/// One of the user's own settings that containment overrides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Overridden {
+    /// The master.cf service whose `-o` it is; `None` for main.cf.
+    pub service: Option<String>,
+    pub parameter: String,
+    /// The user's value.
+    pub value: String,
+    /// What containment sets instead.
+    pub with: String,
+}
+
+/// How every [`Overridden`] line ends, so that the report can tell them
+/// from the other changes.
+const CONTAINMENT: &str = " (containment)";
+
+impl std::fmt::Display for Overridden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let with = if self.with.is_empty() {
+            "(none)"
+        } else {
+            self.with.as_str()
+        };
+        match &self.service {
+            Some(service) => write!(
+                f,
+                "master.cf service {service}: -o {}={} overridden with {with}{CONTAINMENT}",
+                self.parameter, self.value
+            ),
+            None => write!(
+                f,
+                "main.cf: {} = {} overridden with {with}{CONTAINMENT}",
+                self.parameter, self.value
+            ),
+        }
+    }
+}
+
+/// Whether a line of [`changes`] is an [`Overridden`].
+pub fn is_overridden(change: &str) -> bool {
+    change.ends_with(CONTAINMENT) && change.contains(" overridden with ")
+}
+
+/// The user's settings that containment overrides: main.cf's, then each
+/// `-o` (the last of a name, which the service uses) of each service in
+/// master.cf that containment edits, in the file's order. A value equal
+/// to containment's is not overridden.
+pub fn overridden(config: &UserConfig) -> Vec<Overridden> {
+    let text = |name: &str| {
+        config
+            .files
+            .get(name)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    let mut out = Vec::new();
+    let main = config::parameters(&text("main.cf").unwrap_or_default());
+    for (k, ours) in contained_main() {
+        if let Some(theirs) = main.get(&k).filter(|v| **v != ours) {
+            out.push(Overridden {
+                service: None,
+                parameter: k,
+                value: theirs.clone(),
+                with: ours,
+            });
+        }
+    }
+    for service in config::services(&text("master.cf").unwrap_or_default()) {
+        let mut last: Vec<(&str, &str)> = Vec::new();
+        for (k, v) in &service.options {
+            last.retain(|(n, _)| n != k);
+            last.push((k, v));
+        }
+        let ours = contained_for(&service.command);
+        for (k, theirs) in last {
+            if let Some((_, with)) = ours.iter().find(|(n, v)| n == k && v != theirs) {
+                out.push(Overridden {
+                    service: Some(service.name.clone()),
+                    parameter: k.to_owned(),
+                    value: theirs.to_owned(),
+                    with: with.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `name = value` for the report, `(none)` for an empty value.
+fn setting_words(settings: &[(String, String)]) -> String {
+    settings
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", if v.is_empty() { "(none)" } else { v }))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Timeouts are the only scenario settings check applies: a stalled path
@@ -97,17 +230,22 @@ fn option_words(options: &[(String, String)]) -> String {
 pub fn changes(config: &UserConfig, scenarios: &[std::sync::Arc<Scenario>]) -> Vec<String> {
     let mut out = vec![
         format!(
-            "relayhost {} -> a fake relay per scenario on 127.x.y.z:{}, the name kept for certificate checks and resolved through /etc/hosts",
+            "relayhost {} -> a fake relay per scenario on 127.0.1.1:{} in the check's own network namespace (Postfix has no other network), the name kept for certificate checks and resolved through /etc/hosts",
             config.relayhost, config.relayhost.port
         ),
         "each scenario's message leaves through its own copy of your default_transport service (tlsh-check-N), so no scenario inherits another's queue-manager state".to_owned(),
         "the run's CA is added to your trust anchors (smtp_tls_CAfile, bundled with yours) for scenarios whose relay certificate is meant to be trusted".to_owned(),
         "your inet listeners are disabled; mail is injected through an smtpd on 127.0.0.1 that accepts it from loopback".to_owned(),
         "relays that require AUTH accept the credentials your configuration sends, whatever they are".to_owned(),
-        "contained: inet_interfaces = 127.0.0.1, inet_protocols = ipv4, and on every copy of your service (after your own -o options) smtp_bind_address = 127.0.0.1, smtp_fallback_relay = (none), smtp_dns_support_level = disabled, smtp_host_lookup = native".to_owned(),
+        format!(
+            "contained: in main.cf {}; in main.cf and as -o on every smtp client service, your own and every copy (replacing any -o of yours), {} (the lmtp_ names likewise for lmtp services); in main.cf and as -o on every trivial-rewrite service, {}",
+            setting_words(&contained_main()[..2]),
+            setting_words(&contained()),
+            setting_words(&contained_for("trivial-rewrite")),
+        ),
         "logging: maillog_file = /dev/stdout, smtp_tls_loglevel raised to 1 if lower".to_owned(),
         format!(
-            "before any case, your outgoing smtp client is started once ({}, a copy of your default_transport service without smtp_fallback_relay) on a message to a closed port on 127.0.0.1, so that a setting Postfix refuses only then is reported at once",
+            "before any case, your outgoing smtp client is started once ({}, a copy of your default_transport service without smtp_fallback_relay) on a message to a port where nothing listens (127.0.0.1:9), so that a setting Postfix refuses only then is reported at once",
             super::preflight::SERVICE
         ),
     ];
@@ -128,6 +266,7 @@ pub fn changes(config: &UserConfig, scenarios: &[std::sync::Arc<Scenario>]) -> V
             })
             .collect()
     };
+    out.extend(overridden(config).iter().map(ToString::to_string));
     let applied = listed(true);
     if !applied.is_empty() {
         out.push(format!(
@@ -185,6 +324,21 @@ pub fn files(
         option_words(&contained()),
     );
     files.push(("transport".to_owned(), transport.into_bytes()));
+    let mut per_command = String::new();
+    for command in CONTAINED_COMMANDS {
+        for (k, v) in contained_for(command) {
+            let _ = writeln!(per_command, "{command} {k}={v}");
+        }
+    }
+    files.push(("contained".to_owned(), per_command.into_bytes()));
+    let main: Vec<String> = contained_main()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    files.push((
+        "contained-main".to_owned(),
+        (main.join("\n") + "\n").into_bytes(),
+    ));
     let mut clones = String::new();
     for (name, options) in &services {
         let _ = writeln!(clones, "{name}{options}");
@@ -232,16 +386,25 @@ postconf -Me "$inject/inet=$inject inet n - n - - smtpd -o smtpd_relay_restricti
 if [ -z "$(postconf -M postlog/unix-dgram)" ]; then
   postconf -Me "postlog/unix-dgram=postlog unix-dgram n - n - 1 postlogd"
 fi
+# Containment on every smtp client, lmtp client and address resolver
+# service, the user's own too (no mail is routed through those, but
+# Postfix's own view of the configuration must show no way out): -o on
+# each, replacing any of the user's of the same name, and main.cf. The
+# lists ("command name=value", "name=value") hold no spaces, so the words
+# split as meant.
+edits=
+for s in $(postconf -M | awk '{ n = split($8, c, "/"); print $1 "/" $2 "/" c[n] }'); do
+  for o in $(awk -v c="${s##*/}" '$1 == c { print $2 }' "$src/contained"); do
+    edits="$edits ${s%/*}/$o"
+  done
+done
+if [ -n "$edits" ]; then postconf -Pe $edits; fi
+postconf -e $(cat "$src/contained-main")
 level=$(postconf -h smtp_tls_loglevel)
 if [ "${level:-0}" -lt 1 ]; then postconf -e smtp_tls_loglevel=1; fi
 their_maps=$(postconf -h transport_maps)
 postconf -e \
   maillog_file=/dev/stdout \
-  inet_interfaces=127.0.0.1 \
-  inet_protocols=ipv4 \
-  smtp_bind_address=127.0.0.1 \
-  smtp_dns_support_level=disabled \
-  smtp_host_lookup=native \
   "transport_maps=texthash:/etc/postfix/tlsharness/transport${their_maps:+, $their_maps}"
 # The relay's name is pointed at each scenario's fakes in turn (see
 # tlsharness-hosts); keep the container's own entries.
@@ -377,6 +540,234 @@ mod tests {
         }
     }
 
+    /// A user's configuration: the incident's main.cf with `main_extra`,
+    /// and Debian's master.cf with `edit` applied.
+    fn user_config(main_extra: &str, edit: impl Fn(String) -> String) -> UserConfig {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+        let main = read("fixtures/configs/incident-before/main.cf") + main_extra;
+        let master = edit(read("harness/tests/data/master.cf"));
+        UserConfig {
+            source: "postfix".into(),
+            files: [
+                ("main.cf".to_owned(), main.into_bytes()),
+                ("master.cf".to_owned(), master.into_bytes()),
+                (
+                    "sasl_passwd".to_owned(),
+                    read("fixtures/configs/incident-before/sasl_passwd").into_bytes(),
+                ),
+            ]
+            .into(),
+            relayhost: Relayhost::parse("[smtp.sendgrid.net]:587").unwrap(),
+            level: "encrypt".to_owned(),
+        }
+    }
+
+    /// Every way out a user's configuration may hold: main.cf's own, and
+    /// `-o` on the outgoing service (the clones copy it), on another smtp
+    /// client service, on the lmtp client and on the address resolver.
+    fn leaky() -> UserConfig {
+        user_config(
+            "smtp_bind_address = 192.0.2.7\nsmtp_fallback_relay =\nsender_dependent_relayhost_maps = texthash:/etc/postfix/sender_relay\n",
+            |m| {
+                m.replace(
+                    "\nsmtp      unix  -       -       y       -       -       smtp\n",
+                    "\nsmtp      unix  -       -       y       -       -       smtp\n  -o smtp_bind_address=192.0.2.7\n  -o smtp_fallback_relay=[192.0.2.1]:25\n  -o smtp_helo_timeout=30s\n",
+                )
+                .replace(
+                    "        -o syslog_name=postfix/$service_name\n",
+                    "        -o syslog_name=postfix/$service_name\n        -o { smtp_bind_address6 = 2001:db8::7 }\n        -o smtp_bind_address=127.0.0.1\n",
+                )
+                .replace(
+                    "\nlmtp      unix  -       -       y       -       -       lmtp\n",
+                    "\nlmtp      unix  -       -       y       -       -       lmtp\n  -o lmtp_host_lookup=dns\n",
+                )
+                .replace(
+                    "\nrewrite   unix  -       -       y       -       -       trivial-rewrite\n",
+                    "\nrewrite   unix  -       -       y       -       -       trivial-rewrite\n  -o sender_dependent_relayhost_maps=texthash:/etc/postfix/sender_relay\n",
+                )
+            },
+        )
+    }
+
+    #[test]
+    fn every_setting_of_the_user_s_that_containment_overrides_is_listed() {
+        let config = leaky();
+        let found: Vec<String> = overridden(&config)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "main.cf: inet_interfaces = loopback-only overridden with 127.0.0.1 (containment)",
+                "main.cf: inet_protocols = all overridden with ipv4 (containment)",
+                "main.cf: smtp_bind_address = 192.0.2.7 overridden with 127.0.0.1 (containment)",
+                "main.cf: sender_dependent_relayhost_maps = texthash:/etc/postfix/sender_relay overridden with (none) (containment)",
+                "master.cf service rewrite: -o sender_dependent_relayhost_maps=texthash:/etc/postfix/sender_relay overridden with (none) (containment)",
+                "master.cf service smtp: -o smtp_bind_address=192.0.2.7 overridden with 127.0.0.1 (containment)",
+                "master.cf service smtp: -o smtp_fallback_relay=[192.0.2.1]:25 overridden with (none) (containment)",
+                "master.cf service relay: -o smtp_bind_address6=2001:db8::7 overridden with (none) (containment)",
+                "master.cf service lmtp: -o lmtp_host_lookup=dns overridden with native (containment)",
+            ]
+        );
+        // In the report's list of changes, and told apart from the rest.
+        let changes = changes(&config, &[]);
+        for line in &found {
+            assert!(changes.contains(line), "{line}: {changes:#?}");
+        }
+        let marked: Vec<&String> = changes.iter().filter(|c| is_overridden(c)).collect();
+        assert_eq!(marked, found.iter().collect::<Vec<_>>());
+        // A configuration without master.cf (the image's is used) and with
+        // containment's own values has nothing overridden.
+        let mut plain = user_config("", |m| m);
+        plain.files.remove("master.cf");
+        let main = String::from_utf8(plain.files["main.cf"].clone()).unwrap();
+        plain.files.insert(
+            "main.cf".to_owned(),
+            main.replace(
+                "inet_interfaces = loopback-only",
+                "inet_interfaces = 127.0.0.1",
+            )
+            .replace("inet_protocols = all", "inet_protocols = ipv4")
+            .into_bytes(),
+        );
+        assert_eq!(overridden(&plain), []);
+    }
+
+    #[test]
+    fn containment_reaches_every_client_and_resolver_service_through_words_that_split() {
+        let files = files(
+            &leaky(),
+            &[],
+            "127.0.0.1:25".parse().unwrap(),
+            "127.0.0.1:9".parse().unwrap(),
+            "",
+        );
+        let read = |name: &str| {
+            let (_, bytes) = files.iter().find(|(n, _)| n == name).unwrap();
+            String::from_utf8(bytes.clone()).unwrap()
+        };
+        assert_eq!(
+            read("contained"),
+            "smtp smtp_bind_address=127.0.0.1\n\
+             smtp smtp_bind_address6=\n\
+             smtp smtp_fallback_relay=\n\
+             smtp smtp_dns_support_level=disabled\n\
+             smtp smtp_host_lookup=native\n\
+             lmtp lmtp_bind_address=127.0.0.1\n\
+             lmtp lmtp_bind_address6=\n\
+             lmtp lmtp_fallback_relay=\n\
+             lmtp lmtp_dns_support_level=disabled\n\
+             lmtp lmtp_host_lookup=native\n\
+             trivial-rewrite sender_dependent_relayhost_maps=\n"
+        );
+        // The entry point splits these on whitespace, unquoted.
+        for (k, v) in contained_main() {
+            assert!(
+                !format!("{k}={v}").contains(|c: char| c.is_whitespace() || "*?[]'\"$".contains(c)),
+                "{k}={v}"
+            );
+        }
+        assert!(read("contained-main").starts_with(
+            "inet_interfaces=127.0.0.1\ninet_protocols=ipv4\nsmtp_bind_address=127.0.0.1\n"
+        ));
+    }
+
+    /// Docker-backed: the check's entry point, up to starting Postfix, on
+    /// every built-in image; then Postfix's own view of the result.
+    #[test]
+    fn the_installed_configuration_is_contained_by_postfix_s_own_account_on_every_image() {
+        let scenarios: Vec<std::sync::Arc<Scenario>> = crate::scenario::builtin::load()
+            .unwrap()
+            .into_iter()
+            .take(2)
+            .map(std::sync::Arc::new)
+            .collect();
+        let files = files(
+            &leaky(),
+            &scenarios,
+            "127.0.0.1:25".parse().unwrap(),
+            "127.0.0.1:9".parse().unwrap(),
+            "",
+        );
+        // The files reach the container as a tar on its stdin, as the
+        // harness's own copy through the API would place them.
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, bytes) in &files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, name, bytes.as_slice())
+                .unwrap();
+        }
+        let tar = tar.into_inner().unwrap();
+        const SEPARATOR: &str = "@@tlsharness@@";
+        let views: Vec<String> = crate::postfix::containment::commands()
+            .iter()
+            .map(|c| c.join(" "))
+            .collect();
+        let script = format!(
+            "mkdir -p /tlsharness && tar -x -C /tlsharness \
+             && sed '/^exec postfix start-fg/d' /tlsharness/entrypoint.sh > /tmp/entry.sh \
+             && sh /tmp/entry.sh >&2 && postconf -n 2>&1 >/dev/null && echo {SEPARATOR} && {}",
+            views.join(&format!(" && echo {SEPARATOR} && "))
+        );
+        for (suite, _) in crate::postfix::image::SUITES {
+            let image = crate::postfix::image::image_for_suite(suite);
+            let mut child = std::process::Command::new("docker")
+                .args([
+                    "run",
+                    "--rm",
+                    "-i",
+                    "--network",
+                    "none",
+                    "--entrypoint",
+                    "sh",
+                ])
+                .args([image.as_str(), "-c", &script])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("this test needs Docker and the built-in images: run ci/setup-docker.sh");
+            {
+                use std::io::Write as _;
+                let mut stdin = child.stdin.take().unwrap();
+                stdin.write_all(&tar).unwrap();
+            }
+            let out = child.wait_with_output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{image}: {stderr}");
+            let parts: Vec<&str> = stdout.split(&format!("{SEPARATOR}\n")).collect();
+            let [warnings, main, services, overrides] = parts.as_slice() else {
+                panic!("{image}: {stdout}");
+            };
+            assert_eq!(*warnings, "", "{image}: Postfix warns");
+            let loose: Vec<String> = crate::postfix::containment::loose(main, services, overrides)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert!(loose.is_empty(), "{image}: {loose:#?}");
+            // Every clone and the user's own services were judged.
+            for name in [
+                "tlsh-check-0",
+                "tlsh-check-1",
+                "smtp",
+                "relay",
+                "lmtp",
+                "rewrite",
+            ] {
+                assert!(
+                    services.lines().any(|l| l.starts_with(&format!("{name} "))),
+                    "{image}: no {name}: {services}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_preflight_goes_to_the_closed_port_without_a_fallback_relay() {
         let config = UserConfig {
@@ -406,7 +797,7 @@ mod tests {
         );
         assert_eq!(
             read("clones"),
-            "tlsh-check-preflight -o smtp_bind_address=127.0.0.1 -o { smtp_fallback_relay =  } -o smtp_dns_support_level=disabled -o smtp_host_lookup=native\n"
+            "tlsh-check-preflight -o smtp_bind_address=127.0.0.1 -o { smtp_bind_address6 =  } -o { smtp_fallback_relay =  } -o smtp_dns_support_level=disabled -o smtp_host_lookup=native\n"
         );
         assert_eq!(
             super::super::preflight::recipient(),

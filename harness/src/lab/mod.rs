@@ -52,6 +52,8 @@ pub enum LabError {
     Agent(String),
     #[error("failed to start a case's fakes: {0}")]
     Rig(String),
+    #[error(transparent)]
+    NotContained(#[from] crate::postfix::containment::NotContained),
 }
 
 impl LabError {
@@ -60,7 +62,7 @@ impl LabError {
         match self {
             LabError::Postfix(e) => e.is_environment(),
             LabError::Agent(_) => true,
-            LabError::Rig(_) => false,
+            LabError::Rig(_) | LabError::NotContained(_) => false,
         }
     }
 }
@@ -142,7 +144,13 @@ impl Lab {
             })
             .await;
         match ready {
-            Ok(Reply::Done) => Ok(lab),
+            Ok(Reply::Done) => match lab.verify_containment().await {
+                Ok(()) => Ok(lab),
+                Err(e) => {
+                    lab.stop().await;
+                    Err(e)
+                }
+            },
             other => {
                 let why = match other {
                     Ok(Reply::Failed { error }) => error,
@@ -160,6 +168,27 @@ impl Lab {
                 .into())
             }
         }
+    }
+
+    /// Reads back, in Postfix's own words, what every smtp transport will
+    /// use, and refuses a configuration that would let mail out: a second
+    /// wall behind the namespace.
+    async fn verify_containment(&self) -> Result<(), LabError> {
+        const SEPARATOR: &str = "@@tlsharness@@";
+        let script = crate::postfix::containment::commands()
+            .iter()
+            .map(|c| c.join(" "))
+            .collect::<Vec<_>>()
+            .join(&format!(" && echo {SEPARATOR} && "));
+        let out = self.postfix.exec(&["sh", "-c", &script]).await?;
+        let parts: Vec<&str> = out.split(&format!("{SEPARATOR}\n")).collect();
+        let [main, services, overrides] = parts.as_slice() else {
+            return Err(LabError::Agent(format!(
+                "postconf's account of the configuration is unreadable: {out}"
+            )));
+        };
+        crate::postfix::containment::verify(main, services, overrides)?;
+        Ok(())
     }
 
     async fn call(&self, call: Call) -> Result<Reply, LabError> {

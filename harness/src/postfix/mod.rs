@@ -2,6 +2,7 @@
 //! its log.
 
 pub mod config;
+pub mod containment;
 pub mod docker;
 pub mod image;
 mod instance;

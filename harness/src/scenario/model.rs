@@ -216,7 +216,11 @@ pub const OWNED_SETTINGS: &[(&str, &str)] = &[
         "the harness turns it off for scenarios with several paths",
     ),
     // Containment: with any of these a transport could reach beyond the
-    // run's own next hops.
+    // run's own next hops, or send from an address other than loopback.
+    // A scenario's settings become `-o` options on its smtp(8) transport,
+    // which beat main.cf; the routing parameters below do nothing there
+    // today, but are refused too so that no scenario can ever route mail
+    // past the transport map, whatever a setting is applied to.
     (
         "smtp_bind_address",
         "the harness binds the smtp client to 127.0.0.1 (containment)",
@@ -236,6 +240,85 @@ pub const OWNED_SETTINGS: &[(&str, &str)] = &[
     (
         "smtp_host_lookup",
         "the harness resolves relay names itself, without DNS (containment)",
+    ),
+    (
+        "smtp_bind_address_enforce",
+        "the harness decides where the smtp client sends from (containment)",
+    ),
+    // Which addresses Postfix has: with a single non-loopback address in
+    // inet_interfaces the smtp client sends from it, and inet_protocols
+    // decides whether it may use IPv6 (sent from smtp_bind_address6).
+    (
+        "inet_interfaces",
+        "the harness keeps Postfix on loopback (containment)",
+    ),
+    (
+        "inet_protocols",
+        "the harness keeps Postfix on loopback IPv4 (containment)",
+    ),
+    // Name resolution: DNS is disabled; these would turn it back on or
+    // change the names looked up.
+    (
+        "disable_dns_lookups",
+        "the harness resolves relay names itself, without DNS (containment)",
+    ),
+    (
+        "smtp_dns_resolver_options",
+        "the harness resolves relay names itself, without DNS (containment)",
+    ),
+    (
+        "use_srv_lookup",
+        "the harness resolves relay names itself, without DNS (containment)",
+    ),
+    // Routing: the transport map sends each case to its own fake relay and
+    // everything else is refused locally; each of these could send mail to
+    // another next hop or transport. relay_domains is not among them: it
+    // decides which recipients are relayed, not where (relay_transport and
+    // the transport map do). The address_verify_* variants route only
+    // address-verification probes, which nothing in a run makes.
+    (
+        "fallback_relay",
+        "the old name of smtp_fallback_relay: a fallback relay would send mail beyond the run's own next hops (containment)",
+    ),
+    (
+        "relayhost",
+        "the transport map sends each case to its own relay (containment)",
+    ),
+    (
+        "sender_dependent_relayhost_maps",
+        "the transport map sends each case to its own relay (containment)",
+    ),
+    (
+        "transport_maps",
+        "the harness routes each case through its own transport map (containment)",
+    ),
+    (
+        "default_transport",
+        "the harness refuses mail for any destination not in its transport map (containment)",
+    ),
+    (
+        "sender_dependent_default_transport_maps",
+        "the harness refuses mail for any destination not in its transport map (containment)",
+    ),
+    (
+        "relay_transport",
+        "the harness refuses mail for any destination not in its transport map (containment)",
+    ),
+    (
+        "local_transport",
+        "the harness refuses mail for any destination not in its transport map (containment)",
+    ),
+    (
+        "virtual_transport",
+        "the harness refuses mail for any destination not in its transport map (containment)",
+    ),
+    (
+        "content_filter",
+        "a content filter would send every message to another transport (containment)",
+    ),
+    (
+        "best_mx_transport",
+        "it would hand mail to another transport (containment)",
     ),
 ];
 
@@ -864,12 +947,45 @@ mod tests {
         for name in [
             "smtp_bind_address",
             "smtp_bind_address6",
+            "smtp_bind_address_enforce",
             "smtp_fallback_relay",
+            "fallback_relay",
             "smtp_dns_support_level",
             "smtp_host_lookup",
+            "disable_dns_lookups",
+            "smtp_dns_resolver_options",
+            "use_srv_lookup",
+            "inet_interfaces",
+            "inet_protocols",
+            "relayhost",
+            "sender_dependent_relayhost_maps",
+            "sender_dependent_default_transport_maps",
+            "transport_maps",
+            "default_transport",
+            "relay_transport",
+            "local_transport",
+            "virtual_transport",
+            "content_filter",
+            "best_mx_transport",
         ] {
             let e = setting(name).unwrap_err();
-            assert!(e.contains("containment"), "{name}: {e}");
+            assert!(e.contains("(containment)"), "{name}: {e}");
+            assert!(e.contains("is set by the harness"), "{name}: {e}");
+        }
+        // Deciding which recipients are relayed is not deciding where.
+        assert!(setting("relay_domains").is_ok());
+    }
+
+    #[test]
+    fn every_refused_setting_but_an_old_name_is_a_postfix_parameter() {
+        // A misspelled name here would leave the real parameter allowed.
+        // fallback_relay is only the default of smtp_fallback_relay
+        // (`$fallback_relay`), so no image lists it.
+        for (name, _) in OWNED_SETTINGS {
+            assert!(
+                is_postfix_parameter(name) || *name == "fallback_relay",
+                "{name}"
+            );
         }
     }
 
