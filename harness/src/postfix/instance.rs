@@ -136,9 +136,16 @@ impl Instance {
     ) -> Result<Instance, PostfixError> {
         let docker = super::docker::client()?;
         let (name, tag) = split_image(&opts.image);
+        // One archive, one copy through the API, unpacked by the container:
+        // a copy per file would cost a request each.
         let mut request = GenericImage::new(name, tag)
             .with_entrypoint("/bin/sh")
-            .with_cmd([format!("{MOUNT}/entrypoint.sh")])
+            .with_cmd([
+                "-c".to_owned(),
+                format!(
+                    "mkdir -p {MOUNT} && tar -xf {MOUNT}.tar -C {MOUNT} && exec /bin/sh {MOUNT}/entrypoint.sh"
+                ),
+            ])
             .with_network("none")
             .with_label(LABEL_RUN, &opts.run_id)
             .with_label(LABEL_PID, process_tag())
@@ -147,9 +154,7 @@ impl Instance {
             .with_label(LABEL_ROLE, "mta")
             .with_container_name(&opts.container_name)
             .with_startup_timeout(opts.startup_timeout);
-        for (path, bytes) in files {
-            request = request.with_copy_to(format!("{MOUNT}/{path}"), bytes.clone());
-        }
+        request = request.with_copy_to(format!("{MOUNT}.tar"), archive(files)?);
         let container = request
             .start()
             .await
@@ -433,6 +438,21 @@ async fn pump(
         }
         ends
     });
+}
+
+/// The files as one tar archive, by their paths under [`MOUNT`].
+fn archive(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, PostfixError> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, bytes.as_slice())
+            .map_err(|e| PostfixError::Start(format!("failed to pack the configuration: {e}")))?;
+    }
+    tar.into_inner()
+        .map_err(|e| PostfixError::Start(format!("failed to pack the configuration: {e}")))
 }
 
 /// `name:tag`, allowing a registry port in the name.
