@@ -47,8 +47,11 @@ pub(crate) async fn observe(
     let mut log: Vec<(usize, String)> = Vec::new();
     let mut injected_at = tokio::time::Instant::now();
     let pf = &lab.postfix;
-    // What the fakes saw, as of the last question asked.
+    // What the fakes saw, as of the last question asked, and whether that
+    // answer is the whole story: asked after the last attempt's status,
+    // with every connection closed.
     let mut seen = RigState::default();
+    let mut complete = false;
     for n in 0..plan.attempts {
         if n > 0
             && let Some(after) = plan.retry_after
@@ -61,6 +64,7 @@ pub(crate) async fn observe(
             tokio::time::sleep_until(injected_at + age).await;
         }
         let first_line = pf.line_count();
+        complete = false;
         if n > 0 {
             match lab.state(rig.id, None).await {
                 Ok(s) => seen = s,
@@ -131,6 +135,7 @@ pub(crate) async fn observe(
                 break;
             }
         }
+        complete = seen.open == 0;
         let wire =
             Wire::from_records(&seen.records_since(&connections_before)).with_open(seen.open);
         let mut lines = pf.lines_about(
@@ -191,7 +196,9 @@ pub(crate) async fn observe(
     }
     log.sort();
     log.dedup();
-    if let Ok(s) = lab.state(rig.id, None).await {
+    // One more question only when the story may have gone on (every
+    // question is a round trip through the agent's attach stream).
+    if !complete && let Ok(s) = lab.state(rig.id, None).await {
         seen = s;
     }
     let transcript = seen
