@@ -205,7 +205,10 @@ pub async fn ensure(docker: &Docker, binary: &Path) -> Result<AgentImage, LabErr
             from_src: Some("-".to_owned()),
             repo: Some(REPOSITORY.to_owned()),
             tag: Some(bundle.tag.clone()),
-            changes: vec![format!("LABEL {REPOSITORY}=1")],
+            changes: vec![format!(
+                "LABEL {BINARY_LABEL}={}",
+                binary_tag(binary)
+            )],
             ..Default::default()
         }),
         Some(bollard::body_full(body.into())),
@@ -214,19 +217,40 @@ pub async fn ensure(docker: &Docker, binary: &Path) -> Result<AgentImage, LabErr
     while let Some(step) = progress.next().await {
         step.map_err(|e| LabError::Agent(format!("failed to import the agent image: {e}")))?;
     }
-    remove_others(docker, &reference).await;
+    remove_older(docker, binary, &reference).await;
     MADE.lock()
         .expect("agent images poisoned")
         .push((binary.to_path_buf(), reference));
     Ok(image)
 }
 
-/// Removes agent images other than `keep` (older builds); one in use by a
-/// running agent stays, as Docker refuses to remove it.
-async fn remove_others(docker: &Docker, keep: &str) {
+/// Label on an agent image: which binary (machine and path) it was made
+/// from, so that a rebuild replaces its own predecessor and nobody
+/// else's (another checkout's, another job's on a shared daemon).
+const BINARY_LABEL: &str = "tlsharness.agent.binary";
+
+fn binary_tag(binary: &Path) -> String {
+    let mut h = Sha256::new();
+    h.update(std::fs::read_to_string("/etc/machine-id").unwrap_or_default());
+    h.update(binary.as_os_str().as_encoded_bytes());
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Removes the agent images of earlier builds of the same binary, other
+/// than `keep`; one a running agent uses stays, as Docker refuses to
+/// remove it.
+async fn remove_older(docker: &Docker, binary: &Path, keep: &str) {
+    let filters = std::collections::HashMap::from([(
+        "label".to_owned(),
+        vec![format!("{BINARY_LABEL}={}", binary_tag(binary))],
+    )]);
     let Ok(images) = docker
         .list_images(Some(ListImagesOptions {
-            all: false,
+            filters: Some(filters),
             ..Default::default()
         }))
         .await
