@@ -737,7 +737,7 @@ fn row_view(r: &Row, key: String) -> CaseView {
         failure: None,
         expected: r.expected.iter().map(|e| e.to_string()).collect(),
         relay: a.relay.clone(),
-        behaviours: Vec::new(),
+        behaviours: r.behaviours.clone(),
         findings: r.findings.iter().map(|f| f.describe()).collect(),
         attempts,
         log,
@@ -1128,6 +1128,7 @@ mod tests {
             expected: None,
             log: Vec::new(),
             transcript: String::new(),
+            behaviours: vec!["strip-starttls".to_owned()],
         }
     }
 

@@ -236,7 +236,7 @@
     }
     if (exp) {
       add(side, [el('strong', { class: 'alert' }, exp[0]), ' ' + exp[1]]);
-    } else if (s.w && !change && span) {
+    } else if (s.w && !s.g && !change && span) {
       add(side, el('span', { class: 'note' }, unprefixed(s.w, s.b)));
     }
     row.appendChild(side);
