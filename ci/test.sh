@@ -5,9 +5,14 @@ set -eu
 cd "$(dirname "$0")/.."
 
 ci/setup-docker.sh
-# The JUnit report is validated with xmllint in the tests.
-if ! command -v xmllint >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils >/dev/null
+# The tests validate the JUnit report with xmllint and render the HTML
+# report in Debian's headless Chromium.
+missing=""
+command -v xmllint >/dev/null 2>&1 || missing="$missing libxml2-utils"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+if [ -n "$missing" ]; then
+    # shellcheck disable=SC2086 # one word per package
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 cargo build --locked --bins
 # The check tests compare Postfix 3.5, 3.7 and 3.10.
