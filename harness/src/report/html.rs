@@ -485,7 +485,8 @@ fn conn_view(r: &ConnectionRecord, first_ms: u64) -> ConnView {
     }
 }
 
-/// The outcome class a cell is coloured by.
+/// The outcome class a cell is coloured by (the page's script has a
+/// legend entry for each; a test checks).
 fn category(a: Option<&Attempt>) -> &'static str {
     let Some(a) = a else { return "error" };
     match a.outcome {
@@ -1088,6 +1089,54 @@ mod tests {
         assert_eq!(steps[4].f, Some(Exposure::ReadContent));
         r.intercept_relay_tls = true;
         assert!(ladder(&r).iter().all(|s| s.p == Phase::InterceptedTls));
+    }
+
+    /// Every outcome class a cell can have.
+    const CATEGORIES: [&str; 8] = [
+        "tls-verified",
+        "tls-trusted",
+        "tls-untrusted",
+        "plaintext",
+        "plaintext-credentials",
+        "deferred",
+        "bounced",
+        "error",
+    ];
+
+    #[test]
+    fn every_outcome_class_is_in_the_legend() {
+        let mut a = attempt(None, Vec::new());
+        let mut seen = vec![category(None), category(Some(&a))];
+        for outcome in Outcome::ALL {
+            a.outcome = Some(outcome);
+            seen.push(category(Some(&a)));
+            a.wire.plaintext_auth = true;
+            seen.push(category(Some(&a)));
+            a.wire.plaintext_auth = false;
+            for trust in Trust::ALL {
+                a.tls = Some(crate::postfix::log::TlsSession {
+                    trust,
+                    host: String::new(),
+                    addr: String::new(),
+                    port: 0,
+                    protocol: String::new(),
+                    cipher: String::new(),
+                });
+                seen.push(category(Some(&a)));
+            }
+            a.tls = None;
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        let mut all = CATEGORIES.to_vec();
+        all.sort_unstable();
+        assert_eq!(seen, all);
+        for c in CATEGORIES {
+            assert!(
+                SCRIPT.contains(&format!("['{c}', ")),
+                "{c} has no legend entry"
+            );
+        }
     }
 
     #[test]

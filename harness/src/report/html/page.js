@@ -48,10 +48,11 @@
     });
   }
 
+  // Every outcome class html.rs gives a cell, in the legend's order.
   var CATS = [
     ['tls-verified', 'TLS verified'],
     ['tls-trusted', 'TLS trusted'],
-    ['tls-untrusted', 'TLS untrusted'],
+    ['tls-untrusted', 'TLS untrusted or anonymous'],
     ['plaintext', 'plaintext'],
     ['plaintext-credentials', 'plaintext with credentials'],
     ['deferred', 'deferred'],
