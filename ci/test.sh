@@ -5,12 +5,14 @@ set -eu
 cd "$(dirname "$0")/.."
 
 ci/setup-docker.sh
-# The JUnit report is validated with xmllint in the tests; tests/daemons.rs
-# starts a second dockerd (ci/second-daemon.sh) in a network namespace of
-# its own with util-linux's unshare (essential on Debian) and brings its
-# loopback up with iproute2's ip.
+# The JUnit report is validated with xmllint in the tests, the HTML report
+# rendered in Debian's headless Chromium; tests/daemons.rs starts a second
+# dockerd (ci/second-daemon.sh) in a network namespace of its own with
+# util-linux's unshare (essential on Debian) and brings its loopback up
+# with iproute2's ip.
 missing=""
 command -v xmllint >/dev/null 2>&1 || missing="$missing libxml2-utils"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v ip >/dev/null 2>&1 || [ -x /sbin/ip ] || missing="$missing iproute2"
 command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
 if [ -n "$missing" ]; then

@@ -54,6 +54,9 @@ pub struct Row {
     pub expected: Option<AttemptExpectation>,
     pub log: Vec<String>,
     pub transcript: String,
+    /// Each path's behaviours, as in a run's case (for the HTML report).
+    #[serde(skip)]
+    pub behaviours: Vec<String>,
 }
 
 /// Everything a check produced.
@@ -405,6 +408,7 @@ async fn run_scenarios(
             expected,
             log: seen.log,
             transcript: seen.transcript,
+            behaviours: crate::run::behaviour_names(scenario),
         });
     }
     Ok(rows)

@@ -360,6 +360,7 @@ mod tests {
             expected: None,
             log: Vec::new(),
             transcript: String::new(),
+            behaviours: Vec::new(),
         }
     }
 

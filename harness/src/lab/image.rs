@@ -205,10 +205,7 @@ pub async fn ensure(docker: &Docker, binary: &Path) -> Result<AgentImage, LabErr
             from_src: Some("-".to_owned()),
             repo: Some(REPOSITORY.to_owned()),
             tag: Some(bundle.tag.clone()),
-            changes: vec![format!(
-                "LABEL {BINARY_LABEL}={}",
-                binary_tag(binary)
-            )],
+            changes: vec![format!("LABEL {BINARY_LABEL}={}", binary_tag(binary))],
             ..Default::default()
         }),
         Some(bollard::body_full(body.into())),

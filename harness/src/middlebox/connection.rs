@@ -18,7 +18,7 @@ use super::behaviour::{
     Behaviour, CloseKind, CommandVerdict, Interception, ReplyContext, Shaping, TlsVerdict,
 };
 use super::shaping::Shaped;
-use super::transcript::{Dir, Transcript};
+use super::transcript::{CLOSED, CONTENT, Dir, INTERCEPTED, TLS_BEGAN, TLS_ENDED, Transcript};
 use crate::smtp::{
     BoxIo, Chunk, LineReader, Reply, ReplyAssembler, Unit, abort_on_close, command_verb,
     split_handle,
@@ -233,7 +233,7 @@ impl Connection {
             end = conn.pump() => end,
         };
         conn.drain_notes();
-        conn.record.transcript.note(format!("closed: {end}"));
+        conn.record.transcript.note(format!("{CLOSED}{end}"));
         conn.record.end = end;
         conn.record
     }
@@ -399,7 +399,7 @@ impl Connection {
                     Phase::Intercepted => "read by the intercepting middlebox",
                 };
                 self.record.transcript.note(format!(
-                    "message content: {} lines, {} bytes, {how}",
+                    "{CONTENT}{} lines, {} bytes, {how}",
                     self.content_lines, self.content_bytes
                 ));
             }
@@ -564,9 +564,9 @@ impl Connection {
 
     async fn tls_passthrough(&mut self) -> String {
         self.record.tls_started = true;
-        self.record.transcript.note(
-            "TLS began: from here Postfix and the relay exchange ciphertext the middlebox cannot read",
-        );
+        self.record.transcript.note(format!(
+            "{TLS_BEGAN}from here Postfix and the relay exchange ciphertext the middlebox cannot read"
+        ));
         // Whatever either side sent right behind the STARTTLS exchange goes
         // on unchanged, as on a plain wire.
         let up = self.client_lines.take_buffered();
@@ -576,7 +576,7 @@ impl Connection {
         self.record.tls_bytes_up = up_n;
         self.record.tls_bytes_down = down_n;
         self.record.transcript.note(format!(
-            "TLS ended: {up_n} bytes Postfix to relay, {down_n} bytes relay to Postfix"
+            "{TLS_ENDED}{up_n} bytes Postfix to relay, {down_n} bytes relay to Postfix"
         ));
         match error {
             None => "closed after TLS".into(),
@@ -697,7 +697,7 @@ impl Connection {
         self.in_data = false;
         self.replies = ReplyAssembler::new();
         self.record.transcript.note(format!(
-            "intercept-tls: TLS with Postfix ({}), {} with the relay; the middlebox reads everything from here",
+            "{INTERCEPTED}({}), {} with the relay; the middlebox reads everything from here",
             self.record.intercept_protocol.as_deref().unwrap_or("?"),
             if self.record.intercept_relay_tls {
                 "TLS"

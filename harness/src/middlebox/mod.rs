@@ -33,4 +33,4 @@ pub use mask_starttls::mask as mask_starttls;
 pub use proxy::{Middlebox, MiddleboxConfig};
 pub use spec::{BehaviourSpec, BuildContext, NAMES};
 pub use strip_starttls::strip as strip_starttls;
-pub use transcript::{Dir, Entry, Transcript};
+pub use transcript::{CLOSED, CONTENT, Dir, Entry, INTERCEPTED, TLS_BEGAN, TLS_ENDED, Transcript};

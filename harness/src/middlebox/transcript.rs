@@ -53,6 +53,14 @@ pub struct Entry {
     pub note: Option<String>,
 }
 
+/// How the notes that mark a change in a connection begin: readers of a
+/// transcript (the HTML report's ladders) find those changes by them.
+pub const TLS_BEGAN: &str = "TLS began: ";
+pub const TLS_ENDED: &str = "TLS ended: ";
+pub const INTERCEPTED: &str = "intercept-tls: TLS with Postfix ";
+pub const CONTENT: &str = "message content: ";
+pub const CLOSED: &str = "closed: ";
+
 /// The most entries one transcript keeps; later ones are counted only.
 const MAX_ENTRIES: usize = 2000;
 

@@ -89,6 +89,14 @@ pub struct Attempt {
     pub log_line: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The attempt's connections through the middlebox, line by line, for
+    /// the HTML report's ladders; the JSON report keeps the transcript
+    /// rendered as text, as it always has.
+    #[serde(skip)]
+    pub connections: Vec<ConnectionRecord>,
+    /// Postfix's log lines about this attempt.
+    #[serde(skip)]
+    pub log: Vec<String>,
 }
 
 impl Attempt {
@@ -106,6 +114,8 @@ impl Attempt {
             relay_hop: None,
             log_line: String::new(),
             error: Some(error),
+            connections: Vec::new(),
+            log: Vec::new(),
         }
     }
 }
@@ -192,6 +202,8 @@ pub fn classify(
         received,
         log_line: log_line.to_owned(),
         error,
+        connections: Vec::new(),
+        log: Vec::new(),
     }
 }
 

@@ -9,6 +9,7 @@ use super::classify::{Attempt, Wire, classify};
 use super::rig::Rig;
 use crate::lab::Lab;
 use crate::lab::protocol::RigState;
+use crate::middlebox::ConnectionRecord;
 use crate::postfix::log::LogEvent;
 use crate::postfix::{DeliveryEvent, PostfixError};
 use crate::scenario::Seconds;
@@ -52,6 +53,8 @@ pub(crate) async fn observe(
     // with every connection closed.
     let mut seen = RigState::default();
     let mut complete = false;
+    // Per attempt, how many connections had ended on each path when it began.
+    let mut befores: Vec<Vec<usize>> = Vec::new();
     for n in 0..plan.attempts {
         if n > 0
             && let Some(after) = plan.retry_after
@@ -75,6 +78,7 @@ pub(crate) async fn observe(
             }
         }
         let connections_before = seen.ended();
+        befores.push(connections_before.clone());
         let received_before = received_copies(&seen, rig).len();
         let kick = async {
             match &queue_id {
@@ -183,11 +187,13 @@ pub(crate) async fn observe(
             .find(|(i, _)| *i == event.index)
             .map(|(_, l)| l.raw.clone())
             .unwrap_or_default();
+        let attempt_log: Vec<String> = lines.iter().map(|(_, l)| l.raw.clone()).collect();
         log.extend(lines.into_iter().map(|(i, l)| (i, l.raw)));
         // Whatever Postfix logged: a relay that has the message although
         // Postfix deferred it is a disagreement, not a detail.
         let received = received_copies(&seen, rig).into_iter().nth(received_before);
-        let attempt = classify(&event.delivery, &status_line, tls, wire, received);
+        let mut attempt = classify(&event.delivery, &status_line, tls, wire, received);
+        attempt.log = attempt_log;
         let done = attempt.outcome.is_none_or(|o| o.is_final());
         attempts.push(attempt);
         if done {
@@ -200,6 +206,14 @@ pub(crate) async fn observe(
     // question is a round trip through the agent's attach stream).
     if !complete && let Ok(s) = lab.state(rig.id, None).await {
         seen = s;
+    }
+    // The ladders read each attempt's connections from this last record,
+    // which also holds those that closed after the attempt's status line
+    // (an attempt that timed out has no other); the classification above
+    // keeps what it saw at the time.
+    for (n, attempt) in attempts.iter_mut().enumerate() {
+        let Some(before) = befores.get(n) else { break };
+        attempt.connections = records_between(&seen, before, befores.get(n + 1));
     }
     let transcript = seen
         .records_since(&[])
@@ -220,6 +234,31 @@ pub(crate) async fn observe(
     }
 }
 
+/// The connections that ended after `since` and before `until` (both
+/// from [`RigState::ended`]; `None`: up to now), every path together, in
+/// the order they began.
+fn records_between(
+    seen: &RigState,
+    since: &[usize],
+    until: Option<&Vec<usize>>,
+) -> Vec<ConnectionRecord> {
+    let mut all: Vec<ConnectionRecord> = seen
+        .paths
+        .iter()
+        .enumerate()
+        .flat_map(|(p, records)| {
+            let from = since.get(p).copied().unwrap_or(0).min(records.len());
+            let to = until
+                .and_then(|u| u.get(p).copied())
+                .unwrap_or(records.len())
+                .clamp(from, records.len());
+            records[from..to].iter().cloned()
+        })
+        .collect();
+    all.sort_by_key(|r| r.started_ms);
+    all
+}
+
 /// The relay's records of the case's message, in the order it received them.
 fn received_copies(seen: &RigState, rig: &Rig) -> Vec<crate::upstream::Received> {
     seen.received
@@ -227,4 +266,39 @@ fn received_copies(seen: &RigState, rig: &Rig) -> Vec<crate::upstream::Received>
         .filter(|r| r.message_id.as_deref() == Some(rig.message_id.as_str()))
         .cloned()
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(ms: u64) -> ConnectionRecord {
+        ConnectionRecord {
+            started_ms: ms,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn each_attempt_gets_the_connections_that_ended_before_the_next_began() {
+        let seen = RigState {
+            paths: vec![
+                vec![started(1), started(5), started(9)],
+                vec![started(2), started(6)],
+            ],
+            open: 0,
+            received: Vec::new(),
+        };
+        let times = |records: Vec<ConnectionRecord>| -> Vec<u64> {
+            records.iter().map(|r| r.started_ms).collect()
+        };
+        let first = vec![0, 0];
+        let second = vec![1, 1];
+        let third = vec![2, 2];
+        assert_eq!(times(records_between(&seen, &first, Some(&second))), [1, 2]);
+        assert_eq!(times(records_between(&seen, &second, Some(&third))), [5, 6]);
+        assert_eq!(times(records_between(&seen, &third, None)), [9]);
+        // Counts from a record taken before a path had any connection.
+        assert_eq!(times(records_between(&seen, &[], None)), [1, 2, 5, 6, 9]);
+    }
 }

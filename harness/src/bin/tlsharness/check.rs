@@ -41,6 +41,10 @@ pub struct CheckArgs {
     /// Write the rows as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write an HTML report: the verdict table, and both sides' ladder
+    /// diagrams of every changed path (one self-contained file).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// The longest one delivery attempt may take, in seconds (1 to 86400).
     #[arg(long, default_value_t = 120, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -114,6 +118,12 @@ pub async fn check(args: CheckArgs, cancel: CancellationToken) -> i32 {
             eprintln!("tlsharness: failed to write {}: {e}", path.display());
             return exit::HARNESS_ERROR;
         }
+    }
+    if let Some(path) = &args.html
+        && let Err(e) = tlsharness::report::write_check_html(&report, &sources, path)
+    {
+        eprintln!("tlsharness: failed to write {}: {e}", path.display());
+        return exit::HARNESS_ERROR;
     }
     let any = |v: check::Verdict| comparisons.iter().any(|c| c.verdict == Some(v));
     let unknown = any(check::Verdict::Unknown)

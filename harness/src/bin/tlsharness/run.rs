@@ -23,6 +23,10 @@ pub struct RunArgs {
     /// Write a JUnit XML report (one testcase per scenario x level).
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// Write an HTML report: the matrix, and a ladder diagram of every
+    /// case (one self-contained file; open a cell, or FILE#scenario/level).
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// For every failed case, keep its Postfix log, wire transcript and
     /// Postfix configuration under DIR/<scenario>/<level>/.
     #[arg(long, value_name = "DIR")]
@@ -162,7 +166,7 @@ fn print_report(report: &RunReport, opts: &RunOptions) {
     }
 }
 
-/// The JSON, JUnit and artifacts of every run; `Err` is the exit code.
+/// The JSON, JUnit, HTML and artifacts of every run; `Err` is the exit code.
 fn write_reports(args: &RunArgs, reports: &[RunReport]) -> Result<(), i32> {
     let mut written = Vec::new();
     if let Some(path) = &args.json {
@@ -170,6 +174,9 @@ fn write_reports(args: &RunArgs, reports: &[RunReport]) -> Result<(), i32> {
     }
     if let Some(path) = &args.junit {
         written.push((path.clone(), report::write_junit_runs(reports, path)));
+    }
+    if let Some(path) = &args.html {
+        written.push((path.clone(), report::write_html_runs(reports, path)));
     }
     if let Some(dir) = &args.artifacts {
         let result = report::write_artifacts_runs(reports, dir).map(|dirs| {
