@@ -209,6 +209,11 @@ pub const ENTRYPOINT: &str = concat!(
 set -eu
 src=/tlsharness
 compat=$(postconf -h compatibility_level 2>/dev/null || true)
+queue=$(postconf -h queue_directory)
+# The queue's directories, as Postfix's first start makes them (Debian
+# trixie's image has none before it), while master.cf is still the
+# image's own: post-install reads it with postconf, several times.
+if [ ! -d "$queue/pid" ]; then postfix post-install create-missing >/dev/null; fi
 cp "$src/main.cf" "$src/master.cf" /etc/postfix/
 mkdir -p /etc/postfix/tlsharness
 cp "$src/transport" "$src/ca.pem" /etc/postfix/tlsharness/
@@ -219,11 +224,11 @@ done
 # transport per case that costs a noticeable part of a second per call.
 if [ -n "$compat" ]; then echo "compatibility_level = $compat" >> /etc/postfix/main.cf; fi
 cat "$src/hosts" >> /etc/hosts
-# The run's queue is the image's fresh one and every file here is the
+# The run's queue is fresh (made above) and every file here is the
 # harness's: Postfix's own quick-start marker skips the installation check
-# (post-install and a dozen postconf calls, seconds with a thousand
-# transports), as after `postfix quick-stop`.
-touch /var/spool/postfix/quick-start
+# at start (post-install and a dozen postconf calls, seconds with a
+# thousand transports), as after `postfix quick-stop`.
+touch "$queue/quick-start"
 "#,
     entrypoint_tail!()
 );
