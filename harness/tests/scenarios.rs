@@ -16,6 +16,8 @@ use tlsharness::scenario::{load_file, load_paths, scenario_id};
 static BATCH: OnceLock<Result<RunReport, String>> = OnceLock::new();
 
 fn execute(paths: &[std::path::PathBuf]) -> Result<RunReport, String> {
+    // The agent is the tlsharness binary, not this test binary.
+    tlsharness::lab::use_agent_binary(env!("CARGO_BIN_EXE_tlsharness"));
     let scenarios = load_paths(paths)
         .map_err(|e| e.to_string())?
         .into_iter()

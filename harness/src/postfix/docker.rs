@@ -8,6 +8,7 @@ use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::ContainerSummaryStateEnum;
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use futures_util::StreamExt;
 
 use super::PostfixError;
 
@@ -89,7 +90,10 @@ fn owner_alive(tag: &str) -> bool {
         .is_some_and(|s| s == start)
 }
 
-/// Containers carrying `label` (`key` or `key=value`), running or not.
+/// Containers carrying `label` (`key` or `key=value`), running or not;
+/// agents first, so that each goes before the MTA whose network namespace
+/// it shares (Docker refuses to remove a namespace's owner while a
+/// container that joined it runs).
 async fn list(
     docker: &Docker,
     label: String,
@@ -101,11 +105,19 @@ async fn list(
             ..Default::default()
         }))
         .await
+        .map(|mut found| {
+            found.sort_by_key(|c| {
+                let role = c.labels.as_ref().and_then(|l| l.get(LABEL_ROLE));
+                role.is_none_or(|r| r != "agent")
+            });
+            found
+        })
         .map_err(|e| PostfixError::Docker(format!("failed to list containers: {e}")))
 }
 
-/// Force-removes a container; one that is gone or already being removed
-/// counts as removed.
+/// Force-removes a container; one that is gone counts as removed, and one
+/// already being removed (by another harness's sweep, say) once Docker
+/// says it is gone.
 async fn remove(docker: &Docker, id: &str) -> Result<(), PostfixError> {
     let options = RemoveContainerOptions {
         force: true,
@@ -115,9 +127,23 @@ async fn remove(docker: &Docker, id: &str) -> Result<(), PostfixError> {
     match docker.remove_container(id, Some(options)).await {
         Ok(()) => Ok(()),
         Err(DockerError::DockerResponseServerError {
-            status_code: 404 | 409,
-            ..
+            status_code: 404, ..
         }) => Ok(()),
+        Err(DockerError::DockerResponseServerError {
+            status_code: 409, ..
+        }) => {
+            let removed = docker.wait_container(
+                id,
+                Some(bollard::query_parameters::WaitContainerOptions {
+                    condition: "removed".to_owned(),
+                }),
+            );
+            tokio::pin!(removed);
+            // Whatever the wait says (an error is usually "no such
+            // container"), the removal is someone else's and under way.
+            let _ = tokio::time::timeout(Duration::from_secs(30), removed.next()).await;
+            Ok(())
+        }
         Err(e) => Err(PostfixError::Docker(format!(
             "failed to remove container {id}: {e}"
         ))),
