@@ -48,7 +48,9 @@ pub struct RelaySpec {
     /// harness listens on an ephemeral port instead.
     #[serde(default = "default_port")]
     pub port: u16,
-    /// Whether the relay offers STARTTLS in its EHLO reply.
+    /// Whether the relay offers STARTTLS in its EHLO reply. Required in the
+    /// single-port form; with `services`, the first service's mode.
+    #[serde(default)]
     pub starttls: bool,
     /// The certificate the relay presents after STARTTLS.
     #[serde(default)]
@@ -63,6 +65,12 @@ pub struct RelaySpec {
     /// `smtp_tls_wrappermode = yes` to talk to it).
     #[serde(default)]
     pub implicit_tls: bool,
+    /// The relay's listeners, as a hosted relay has (STARTTLS on 587,
+    /// implicit TLS on 465): instead of `port`, `starttls` and
+    /// `implicit_tls`, which then describe the first, the one `run`
+    /// delivers to. Loading fills it in for the single-port form too.
+    #[serde(default)]
+    pub services: Vec<ServiceSpec>,
     /// SMTP AUTH; when present the relay requires it before MAIL.
     #[serde(default)]
     pub auth: Option<RelayAuthSpec>,
@@ -70,6 +78,53 @@ pub struct RelaySpec {
     /// the relay's own greeting, EHLO replies and answer to STARTTLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplaySpec>,
+}
+
+/// One of the relay's listeners: a port and how TLS starts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    pub port: u16,
+    pub mode: ServiceMode,
+}
+
+/// How a service starts TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceMode {
+    /// Plaintext SMTP offering STARTTLS (25, 587).
+    Starttls,
+    /// TLS from the first byte (465).
+    ImplicitTls,
+    /// Plaintext SMTP without STARTTLS.
+    None,
+}
+
+impl ServiceMode {
+    pub fn starttls(self) -> bool {
+        self == ServiceMode::Starttls
+    }
+
+    pub fn implicit_tls(self) -> bool {
+        self == ServiceMode::ImplicitTls
+    }
+}
+
+impl fmt::Display for ServiceMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServiceMode::Starttls => "starttls",
+            ServiceMode::ImplicitTls => "implicit-tls",
+            ServiceMode::None => "none",
+        })
+    }
+}
+
+impl RelaySpec {
+    /// The relay's service on `port`, if it has one.
+    pub fn service(&self, port: u16) -> Option<ServiceSpec> {
+        self.services.iter().copied().find(|s| s.port == port)
+    }
 }
 
 /// `[relay.auth]`: the relay's SMTP AUTH.
@@ -109,6 +164,28 @@ pub struct MiddleboxSpec {
     /// Behaviours applied in order; empty means pass-through.
     #[serde(default)]
     pub behaviour: Vec<BehaviourSpec>,
+    /// The relay's ports the behaviours act on; by default every port. A
+    /// firewall's SMTP inspection is configured per port (25 and 587, not
+    /// 465), so the other ports pass through untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<u16>>,
+    /// The relay's ports this path refuses outright (connection refused),
+    /// as a firewall that lets only 25 and 587 out does to 465.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block: Vec<u16>,
+}
+
+impl MiddleboxSpec {
+    /// The behaviours that act on `port`; `None` when the path refuses it.
+    pub fn on_port(&self, port: u16) -> Option<Vec<BehaviourSpec>> {
+        if self.block.contains(&port) {
+            return None;
+        }
+        match &self.ports {
+            Some(ports) if !ports.contains(&port) => Some(Vec::new()),
+            _ => Some(self.behaviour.clone()),
+        }
+    }
 }
 
 /// Scenario-level settings of the Postfix under test.
