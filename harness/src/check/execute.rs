@@ -392,12 +392,17 @@ async fn run_scenarios(
         };
         let seen = observe(&plan, &rig, instance, rx, opts.attempt_timeout).await;
         instance.unrig(rig.id).await?;
-        // The scenario's expectations are for its first service's port;
-        // on another port they say nothing.
+        // The scenario's expectations are for its first service's port
+        // (or, single-port, wherever it follows the configuration); on
+        // another service's port they say nothing.
+        let port = config.relayhost.port;
         let expected = level
             .parse::<Level>()
             .ok()
-            .filter(|_| config.relayhost.port == scenario.relay.port)
+            .filter(|_| {
+                port == scenario.relay.port
+                    || (scenario.relay.single_port && scenario.relay.service_for(port).is_some())
+            })
             .and_then(|l| scenario.expectation(l, instance.postfix.version()))
             .and_then(|e| e.attempts.first().cloned());
         let attempt = seen.attempts.into_iter().next().unwrap_or_else(|| {
@@ -427,7 +432,7 @@ async fn run_scenarios(
 /// scenario's path, if it does not.
 fn refused(scenario: &Scenario, port: u16) -> Option<String> {
     let relay = &scenario.relay;
-    if relay.service(port).is_none() {
+    if relay.service_for(port).is_none() {
         let ports: Vec<String> = relay.services.iter().map(|s| s.port.to_string()).collect();
         return Some(format!(
             "no service on port {port}: the scenario's relay serves {} only, so the connection is refused",

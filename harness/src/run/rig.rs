@@ -129,8 +129,8 @@ impl Workshop {
         };
         // The relay's listener on the port Postfix connects to: run's is
         // the scenario's first; check's is the configuration's, which the
-        // relay may not serve at all.
-        let service = spec.service(port);
+        // relay may not serve at all (RelaySpec::service_for).
+        let service = spec.service_for(port);
         let mode = service.map_or(ServiceMode::None, |s| s.mode);
         let mut identities = Vec::new();
         let relay_id = self.identity(Role::Relay, spec.certificate, &hostname)?;

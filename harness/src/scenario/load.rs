@@ -378,6 +378,7 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
             port: relay.port,
             mode,
         }];
+        relay.single_port = true;
     } else {
         if let Some(k) = ["port", "starttls", "implicit_tls"]
             .into_iter()
@@ -818,6 +819,29 @@ secure = ["deferred"]
                 mode: ServiceMode::Starttls
             }]
         );
+        // check: a single-port relay follows the configuration's port as
+        // it always has, but never across the implicit-TLS port; one with
+        // services answers on those only.
+        let follows = |s: &Scenario, port| s.relay.service_for(port).map(|s| (s.port, s.mode));
+        assert_eq!(follows(&single, 25), Some((25, ServiceMode::Starttls)));
+        assert_eq!(follows(&single, 2525), Some((2525, ServiceMode::Starttls)));
+        assert_eq!(follows(&single, 465), None);
+        assert_eq!(follows(&s, 25), None);
+        assert_eq!(follows(&s, 465), Some((465, ServiceMode::ImplicitTls)));
+        let wrapped = load(
+            &GOOD
+                .replace(
+                    "port = 587\nstarttls = true\n",
+                    "port = 465\nstarttls = false\nimplicit_tls = true\n",
+                )
+                .replace("behaviour = [\"strip-starttls\"]\n", ""),
+        )
+        .unwrap();
+        assert_eq!(
+            follows(&wrapped, 465),
+            Some((465, ServiceMode::ImplicitTls))
+        );
+        assert_eq!(follows(&wrapped, 587), None);
         let blocked = load(&two_services("", "block = [465]\n")).unwrap();
         assert_eq!(blocked.paths[0].on_port(465), None);
         assert_eq!(blocked.paths[0].on_port(587), Some(Vec::new()));

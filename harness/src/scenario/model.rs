@@ -71,6 +71,9 @@ pub struct RelaySpec {
     /// delivers to. Loading fills it in for the single-port form too.
     #[serde(default)]
     pub services: Vec<ServiceSpec>,
+    /// Whether the file gave the single-port form (set by loading).
+    #[serde(skip)]
+    pub single_port: bool,
     /// SMTP AUTH; when present the relay requires it before MAIL.
     #[serde(default)]
     pub auth: Option<RelayAuthSpec>,
@@ -120,10 +123,34 @@ impl fmt::Display for ServiceMode {
     }
 }
 
+/// The port of SMTP submission over implicit TLS (RFC 8314's
+/// `submissions`), where TLS starts before any SMTP.
+pub const SUBMISSIONS_PORT: u16 = 465;
+
 impl RelaySpec {
     /// The relay's service on `port`, if it has one.
     pub fn service(&self, port: u16) -> Option<ServiceSpec> {
         self.services.iter().copied().find(|s| s.port == port)
+    }
+
+    /// The service a configuration relaying to `port` meets (check). A
+    /// relay written with `services` answers on those ports only. One
+    /// written in the single-port form answers wherever the configuration
+    /// relays, as it always has (its path does not depend on 25 against
+    /// 587), except across the implicit-TLS port: a plaintext-first relay
+    /// is never on 465, and an implicit-TLS one never elsewhere, since
+    /// that would be another service pretending to be this one.
+    pub fn service_for(&self, port: u16) -> Option<ServiceSpec> {
+        if let Some(s) = self.service(port) {
+            return Some(s);
+        }
+        let only = self.services.first().copied()?;
+        let implicit = |p: u16, mode: ServiceMode| p == SUBMISSIONS_PORT || mode.implicit_tls();
+        (self.single_port && !implicit(port, ServiceMode::None) && !implicit(only.port, only.mode))
+            .then_some(ServiceSpec {
+                port,
+                mode: only.mode,
+            })
     }
 }
 
