@@ -222,8 +222,11 @@ cat "$src/hosts" >> /etc/hosts
 # The run's queue is the image's fresh one and every file here is the
 # harness's: Postfix's own quick-start marker skips the installation check
 # (post-install and a dozen postconf calls, seconds with a thousand
-# transports), as after `postfix quick-stop`.
-touch /var/spool/postfix/quick-start
+# transports), as after `postfix quick-stop`. Only when the image has its
+# queue: Debian trixie's package leaves the queue directories to the first
+# start's check (its spool holds only dev/), and without them master exits
+# at once.
+if [ -d /var/spool/postfix/active ]; then touch /var/spool/postfix/quick-start; fi
 "#,
     entrypoint_tail!()
 );
