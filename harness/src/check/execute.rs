@@ -422,7 +422,7 @@ async fn run_scenarios(
             expected,
             log: seen.log,
             transcript: seen.transcript,
-            behaviours: crate::run::behaviour_names(scenario),
+            behaviours: behaviours_on(scenario, config.relayhost.port),
         });
     }
     Ok(rows)
@@ -445,4 +445,19 @@ fn refused(scenario: &Scenario, port: u16) -> Option<String> {
         ));
     }
     None
+}
+
+/// Each path's behaviours on `port`, as the run's case names them; a
+/// path that refuses the port (no service, or blocked) says so.
+fn behaviours_on(scenario: &Scenario, port: u16) -> Vec<String> {
+    let served = scenario.relay.service_for(port).is_some();
+    scenario
+        .paths
+        .iter()
+        .map(|p| match p.on_port(port).filter(|_| served) {
+            None => format!("refused on {port}"),
+            Some(b) if b.is_empty() => "pass-through".to_owned(),
+            Some(b) => b.iter().map(|b| b.name()).collect::<Vec<_>>().join("+"),
+        })
+        .collect()
 }
