@@ -47,6 +47,75 @@ fn the_incident_fix_is_a_downgrade_on_the_stripping_path_only() {
 }
 
 #[test]
+fn the_fix_that_works_is_an_upgrade_on_the_incident_path_and_the_same_on_the_clean_one() {
+    // 465 with wrapper mode and encrypt: the firewall inspects 587 only,
+    // so on 465 there is no STARTTLS to strip. Postfix on 465 logs
+    //   Trusted TLS connection established to smtp.sendgrid.net[127.0.1.1]:465: TLSv1.3 ...
+    // where on 587 the current configuration deferred (4.7.4).
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        "fixtures/configs/incident-before",
+        "--candidate",
+        "fixtures/configs/incident-465",
+        "scenarios/incident-587-strip.toml",
+        "scenarios/starttls-relay.toml",
+    ]);
+    assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
+    let strip = common::row(&stdout, "incident-587-strip");
+    assert!(strip[0].contains("deferred 4.7.4"), "{strip:?}");
+    assert!(strip[0].contains("tls trusted"), "{strip:?}");
+    assert!(strip[0].ends_with("upgrade"), "{strip:?}");
+    let clean = common::row(&stdout, "starttls-relay");
+    assert!(clean[0].ends_with("same"), "{clean:?}");
+    assert!(
+        stdout.contains("relayhost [smtp.sendgrid.net]:465 -> a fake relay"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("0 downgrade(s), 0 bounce(s), 0 outage(s)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_port_the_path_blocks_or_the_relay_does_not_serve_is_refused_and_an_outage() {
+    // Postfix, where nothing listens:
+    //   connect to smtp.sendgrid.net[127.0.1.1]:465: Connection refused
+    //   ... relay=none, ..., dsn=4.4.1, status=deferred (connect to ...:465: Connection refused)
+    // incident-587-strip runs first and listens on 465: a later scenario
+    // without it must still find the port closed, not reset.
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        "fixtures/configs/incident-before",
+        "--candidate",
+        "fixtures/configs/incident-465",
+        "scenarios/incident-587-strip.toml",
+        "scenarios/relay-465-blocked.toml",
+        "scenarios/relay-tls13-only.toml",
+    ]);
+    assert_eq!(code, Some(exit::REGRESSION), "{stdout}\n{stderr}");
+    for (scenario, said) in [
+        (
+            "relay-465-blocked",
+            "candidate: the path's firewall blocks port 465, so the connection is refused",
+        ),
+        (
+            "relay-tls13-only",
+            "candidate: no service on port 465: the scenario's relay serves 587 only, so the connection is refused",
+        ),
+    ] {
+        let row = common::row(&stdout, scenario);
+        assert!(row[0].contains("deferred 4.4.1"), "{row:?}");
+        assert!(row[0].ends_with("OUTAGE"), "{row:?}");
+        assert!(stdout.contains(said), "{stdout}");
+    }
+    assert!(
+        stdout.contains("(connect to smtp.sendgrid.net[127.0.1.1]:465: Connection refused)"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn a_clean_path_shows_no_difference_and_passes() {
     let (code, stdout, stderr) = check(&[
         "--config",

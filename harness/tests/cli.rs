@@ -27,6 +27,35 @@ fn malformed_scenario_is_rejected_before_anything_starts() {
 }
 
 #[test]
+fn bad_relay_services_and_ports_are_located_before_anything_starts() {
+    for (file, said) in [
+        (
+            "unknown-mode.toml",
+            "unknown-mode.toml:8:24: relay.services[1].mode: unknown variant `implicit`, expected one of `starttls`, `implicit-tls`, `none`",
+        ),
+        (
+            "duplicate-port.toml",
+            "duplicate-port.toml:3:1: relay.services[1].port: port 587 is listed twice",
+        ),
+        (
+            "unserved-port.toml",
+            "unserved-port.toml:11:1: middlebox.ports: the relay does not serve port 25 (its ports: 587, 465)",
+        ),
+    ] {
+        let out = tlsharness()
+            .args(["run"])
+            .arg(data(&format!("services/{file}")))
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{file}: {stderr}");
+        assert!(stderr.contains(said), "{file}: {stderr}");
+        assert!(!stderr.contains("starting Postfix"), "{stderr}");
+    }
+}
+
+#[test]
 fn a_scenario_setting_that_would_let_mail_out_is_refused_at_load_time() {
     // Containment by rule: a scenario's settings become -o options on its
     // transport, which beat main.cf. The run refuses the file before

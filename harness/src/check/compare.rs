@@ -127,6 +127,38 @@ fn leaks_credentials(current: &Attempt, candidate: &Attempt) -> bool {
 
 /// Compares one path's attempt under both configurations.
 pub fn verdict(current: &Attempt, candidate: &Attempt) -> Verdict {
+    verdict_at(current, candidate, None)
+}
+
+/// The least a delivery must have for mail the current configuration
+/// deferred to count as an upgrade once it flows: what the current TLS
+/// level itself demands of any path. `encrypt` asks for TLS and checks no
+/// certificate (Postfix logs such a session `Trusted` or `Untrusted`, never
+/// `Verified`), so TLS to the relay itself, credentials safe, is all it
+/// would have accepted; every other level (or none known) keeps the
+/// strictest bar.
+fn bar(current_level: Option<&str>) -> Protection {
+    match current_level {
+        Some("encrypt") => Protection {
+            hop: 2,
+            trust: 0,
+            credentials_safe: true,
+        },
+        _ => Protection::FULL,
+    }
+}
+
+impl Protection {
+    fn meets(self, bar: Protection) -> bool {
+        self.hop >= bar.hop
+            && self.trust >= bar.trust
+            && (self.credentials_safe || !bar.credentials_safe)
+    }
+}
+
+/// As [`verdict`], knowing the TLS level the current configuration applied
+/// on the path (Postfix's own answer, e.g. `encrypt`).
+pub fn verdict_at(current: &Attempt, candidate: &Attempt, current_level: Option<&str>) -> Verdict {
     if current.outcome.is_none() || candidate.outcome.is_none() {
         return Verdict::Unknown;
     }
@@ -147,9 +179,11 @@ pub fn verdict(current: &Attempt, candidate: &Attempt) -> Verdict {
     match (Protection::of(current), Protection::of(candidate)) {
         (Some(_), None) => Verdict::Outage,
         // Mail now flows where it used to wait: fine only when it flows
-        // verified end to end; otherwise the candidate accepts a path the
-        // current config refused (plaintext, or TLS it cannot vouch for).
-        (None, Some(p)) if p == Protection::FULL => Verdict::Upgrade,
+        // as protected as the current level demands (verified end to end
+        // unless that level is `encrypt`); otherwise the candidate accepts
+        // a path the current config refused (plaintext, or TLS it cannot
+        // vouch for).
+        (None, Some(p)) if p.meets(bar(current_level)) => Verdict::Upgrade,
         (None, Some(_)) => Verdict::Downgrade,
         (None, None) => Verdict::Changed,
         (Some(a), Some(b)) => a.compare(b),
@@ -191,8 +225,13 @@ pub fn why(current: &Attempt, candidate: &Attempt, v: Verdict) -> Option<String>
         }
         Verdict::Outage => "mail that was delivered now waits in the queue".to_owned(),
         Verdict::Upgrade => match current.outcome {
-            Some(Outcome::Deferred | Outcome::Bounced) => {
+            Some(Outcome::Deferred | Outcome::Bounced)
+                if Protection::of(candidate) == Some(Protection::FULL) =>
+            {
                 "mail that was not delivered now is, over TLS verified end to end".to_owned()
+            }
+            Some(Outcome::Deferred | Outcome::Bounced) => {
+                "mail that was not delivered now is, over TLS to the relay itself, as much as the current TLS level (encrypt) demands".to_owned()
             }
             _ => "mail is still delivered, better protected".to_owned(),
         },
@@ -273,6 +312,33 @@ pub(crate) mod tests {
         let plain = attempt(Outcome::DeliveredPlaintext, None);
         assert_eq!(verdict(&deferred, &plain), Verdict::Downgrade);
         assert_eq!(verdict(&plain, &deferred), Verdict::Outage);
+    }
+
+    #[test]
+    fn deferred_to_delivered_is_an_upgrade_only_at_the_current_level_s_bar() {
+        // The incident's fix that works: encrypt on 587 deferred (STARTTLS
+        // stripped); encrypt on 465 delivers over TLS to the relay itself.
+        // encrypt checks no certificate, so `Trusted` is all it asks.
+        let deferred = attempt(Outcome::Deferred, None);
+        let trusted = attempt(Outcome::DeliveredTls, Some(Trust::Trusted));
+        let untrusted = attempt(Outcome::DeliveredTls, Some(Trust::Untrusted));
+        let plain = attempt(Outcome::DeliveredPlaintext, None);
+        let at = |a, b, level| verdict_at(a, b, Some(level));
+        assert_eq!(at(&deferred, &trusted, "encrypt"), Verdict::Upgrade);
+        assert_eq!(at(&deferred, &untrusted, "encrypt"), Verdict::Upgrade);
+        assert_eq!(at(&deferred, &plain, "encrypt"), Verdict::Downgrade);
+        // Where the current level verifies, the candidate must too.
+        assert_eq!(at(&deferred, &trusted, "verify"), Verdict::Downgrade);
+        assert_eq!(at(&deferred, &trusted, "secure"), Verdict::Downgrade);
+        assert_eq!(verdict(&deferred, &trusted), Verdict::Downgrade);
+        // TLS only as far as an intercepting middlebox is not TLS to the
+        // relay, whatever the level.
+        let mut intercepted = trusted.clone();
+        intercepted.relay_hop = Some(Hop::Plaintext);
+        assert_eq!(at(&deferred, &intercepted, "encrypt"), Verdict::Downgrade);
+        let v = at(&deferred, &trusted, "encrypt");
+        let said = why(&deferred, &trusted, v).unwrap();
+        assert!(said.contains("over TLS to the relay itself"), "{said}");
     }
 
     #[test]

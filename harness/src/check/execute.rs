@@ -48,6 +48,11 @@ pub struct Row {
     /// scenario was written for them, the user's configuration decided.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped_settings: Vec<String>,
+    /// Why nothing answered on the configuration's port, when nothing
+    /// did: the scenario's relay has no service there, or the path blocks
+    /// it. Postfix then finds the connection refused, as in life.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     pub attempt: Attempt,
     pub findings: Vec<crate::run::Finding>,
     /// What the scenario file expects at that level, if it says.
@@ -387,9 +392,17 @@ async fn run_scenarios(
         };
         let seen = observe(&plan, &rig, instance, rx, opts.attempt_timeout).await;
         instance.unrig(rig.id).await?;
+        // The scenario's expectations are for its first service's port
+        // (or, single-port, wherever it follows the configuration); on
+        // another service's port they say nothing.
+        let port = config.relayhost.port;
         let expected = level
             .parse::<Level>()
             .ok()
+            .filter(|_| {
+                port == scenario.relay.port
+                    || (scenario.relay.single_port && scenario.relay.service_for(port).is_some())
+            })
             .and_then(|l| scenario.expectation(l, instance.postfix.version()))
             .and_then(|e| e.attempts.first().cloned());
         let attempt = seen.attempts.into_iter().next().unwrap_or_else(|| {
@@ -403,13 +416,48 @@ async fn run_scenarios(
             level: level.clone(),
             tls_policy: policies.get(&setup::service(si)).cloned(),
             dropped_settings: setup::dropped_settings(scenario),
+            refused: refused(scenario, config.relayhost.port),
             findings: findings(std::slice::from_ref(&attempt)),
             attempt,
             expected,
             log: seen.log,
             transcript: seen.transcript,
-            behaviours: crate::run::behaviour_names(scenario),
+            behaviours: behaviours_on(scenario, config.relayhost.port),
         });
     }
     Ok(rows)
+}
+
+/// Why a configuration relaying to `port` meets no listener on this
+/// scenario's path, if it does not.
+fn refused(scenario: &Scenario, port: u16) -> Option<String> {
+    let relay = &scenario.relay;
+    if relay.service_for(port).is_none() {
+        let ports: Vec<String> = relay.services.iter().map(|s| s.port.to_string()).collect();
+        return Some(format!(
+            "no service on port {port}: the scenario's relay serves {} only, so the connection is refused",
+            ports.join(", ")
+        ));
+    }
+    if scenario.paths.iter().all(|p| p.on_port(port).is_none()) {
+        return Some(format!(
+            "the path's firewall blocks port {port}, so the connection is refused"
+        ));
+    }
+    None
+}
+
+/// Each path's behaviours on `port`, as the run's case names them; a
+/// path that refuses the port (no service, or blocked) says so.
+fn behaviours_on(scenario: &Scenario, port: u16) -> Vec<String> {
+    let served = scenario.relay.service_for(port).is_some();
+    scenario
+        .paths
+        .iter()
+        .map(|p| match p.on_port(port).filter(|_| served) {
+            None => format!("refused on {port}"),
+            Some(b) if b.is_empty() => "pass-through".to_owned(),
+            Some(b) => b.iter().map(|b| b.name()).collect::<Vec<_>>().join("+"),
+        })
+        .collect()
 }

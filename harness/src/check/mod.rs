@@ -14,7 +14,7 @@ mod setup;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use compare::{Verdict, verdict, why};
+pub use compare::{Verdict, verdict, verdict_at, why};
 pub use config::{Relayhost, UserConfig, load, parameters};
 pub use execute::{CheckOptions, CheckReport, Row, check};
 pub use explain::{

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::compare::{Verdict, verdict, why};
+use super::compare::{Verdict, verdict_at, why};
 use super::execute::{CheckReport, Row};
 use super::setup::is_overridden;
 use crate::report::attempt_summary;
@@ -28,6 +28,14 @@ pub struct Comparison {
     /// ran without them, which the JSON alone must say as well.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub overridden: BTreeMap<String, Vec<String>>,
+}
+
+/// The TLS level Postfix applied on the current side's path: its policy's
+/// (service override or policy map) when known, else main.cf's.
+fn current_level(row: &Row) -> &str {
+    row.tls_policy
+        .as_ref()
+        .map_or(row.level.as_str(), |p| p.level.as_str())
 }
 
 /// Pairs current and candidate rows by (scenario, image).
@@ -54,7 +62,7 @@ pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
             .cloned();
         let v = candidate
             .as_ref()
-            .map(|c| verdict(&row.attempt, &c.attempt));
+            .map(|c| verdict_at(&row.attempt, &c.attempt, Some(current_level(row))));
         let why = candidate
             .as_ref()
             .zip(v)
@@ -267,6 +275,14 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
             if let Some(why) = &r.why {
                 let _ = writeln!(out, "    why: {why}");
             }
+            for (side, row) in [
+                ("current", Some(&r.current)),
+                ("candidate", r.candidate.as_ref()),
+            ] {
+                if let Some(refused) = row.and_then(|row| row.refused.as_ref()) {
+                    let _ = writeln!(out, "    {side}: {refused}");
+                }
+            }
             if !r.current.dropped_settings.is_empty() {
                 let _ = writeln!(
                     out,
@@ -355,6 +371,7 @@ mod tests {
             level: "may".to_owned(),
             tls_policy: None,
             dropped_settings: Vec::new(),
+            refused: None,
             findings: Vec::new(),
             attempt,
             expected: None,

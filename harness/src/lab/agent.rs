@@ -51,10 +51,21 @@ struct Route {
     middlebox: Middlebox,
 }
 
+/// A shared listener: whose its connections are, and how to close it.
+struct Listening {
+    routes: Arc<Mutex<Vec<Route>>>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
 struct Agent {
     identities: Mutex<HashMap<u64, Identity>>,
     rigs: Mutex<HashMap<u64, Rigged>>,
-    routes: Mutex<HashMap<SocketAddr, Arc<Mutex<Vec<Route>>>>>,
+    routes: Mutex<HashMap<SocketAddr, Listening>>,
+    /// Listeners whose last rig has gone, until their socket is closed: a
+    /// port nobody serves must refuse connections, as a real host's does,
+    /// not accept and reset them, and a later rig binds it again.
+    closing: Mutex<HashMap<SocketAddr, tokio::task::JoinHandle<()>>>,
     tasks: TaskTracker,
     stop: CancellationToken,
     smtp: AsyncSmtpTransport<Tokio1Executor>,
@@ -90,6 +101,7 @@ where
         identities: Mutex::default(),
         rigs: Mutex::default(),
         routes: Mutex::default(),
+        closing: Mutex::default(),
         tasks: TaskTracker::new(),
         stop: CancellationToken::new(),
         smtp: AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(INJECT.ip().to_string())
@@ -314,24 +326,27 @@ impl Agent {
             .lock()
             .expect("agent poisoned")
             .get(&listen)
-            .cloned();
+            .map(|l| l.routes.clone());
         let table = match existing {
             Some(t) => t,
             None => {
+                // Rigs and unrigs are served in order, so nothing binds
+                // this address while its old listener is closing.
+                let old = self.closing.lock().expect("agent poisoned").remove(&listen);
+                if let Some(task) = old {
+                    let _ = task.await;
+                }
                 let listener = TcpListener::bind(listen)
                     .await
                     .map_err(|e| format!("failed to listen on {listen}: {e}"))?;
                 let table: Arc<Mutex<Vec<Route>>> = Arc::default();
-                self.routes
-                    .lock()
-                    .expect("agent poisoned")
-                    .insert(listen, table.clone());
-                let stop = self.stop.clone();
+                let stop = self.stop.child_token();
                 let routes = table.clone();
-                self.tasks.spawn(async move {
+                let own = stop.clone();
+                let task = self.tasks.spawn(async move {
                     loop {
                         let (stream, peer) = tokio::select! {
-                            _ = stop.cancelled() => break,
+                            _ = own.cancelled() => break,
                             accepted = crate::smtp::accept(&listener) => accepted,
                         };
                         let chosen = routes
@@ -342,8 +357,9 @@ impl Agent {
                             .map(|r| r.middlebox.clone());
                         match chosen {
                             Some(m) => m.serve(stream, peer),
-                            // Nobody's: refused, as by a host with no
-                            // such service.
+                            // Another case's listener, not this
+                            // connection's: reset, the nearest an open
+                            // socket comes to refusing.
                             None => {
                                 let _ = socket2::SockRef::from(&stream)
                                     .set_linger(Some(Duration::ZERO));
@@ -351,6 +367,14 @@ impl Agent {
                         }
                     }
                 });
+                self.routes.lock().expect("agent poisoned").insert(
+                    listen,
+                    Listening {
+                        routes: table.clone(),
+                        stop,
+                        task,
+                    },
+                );
                 table
             }
         };
@@ -372,11 +396,23 @@ impl Agent {
         if let Some(r) = self.rigs.lock().expect("agent poisoned").remove(&rig) {
             r.stop.cancel();
         }
-        for table in self.routes.lock().expect("agent poisoned").values() {
-            table
-                .lock()
-                .expect("agent poisoned")
-                .retain(|r| r.rig != rig);
+        let mut listening = self.routes.lock().expect("agent poisoned");
+        let mut emptied = Vec::new();
+        for (addr, l) in listening.iter() {
+            let mut routes = l.routes.lock().expect("agent poisoned");
+            routes.retain(|r| r.rig != rig);
+            if routes.is_empty() {
+                emptied.push(*addr);
+            }
+        }
+        for addr in emptied {
+            if let Some(l) = listening.remove(&addr) {
+                l.stop.cancel();
+                self.closing
+                    .lock()
+                    .expect("agent poisoned")
+                    .insert(addr, l.task);
+            }
         }
     }
 

@@ -1172,6 +1172,7 @@ mod tests {
             level: "may".to_owned(),
             tls_policy: None,
             dropped_settings: Vec::new(),
+            refused: None,
             findings: Vec::new(),
             attempt,
             expected: None,

@@ -8,7 +8,6 @@ mod plan;
 mod rig;
 
 pub use classify::{Attempt, Finding, Wire, classify, compare, findings};
-pub(crate) use execute::behaviour_names;
 pub use execute::{CaseResult, Observer, RunError, RunEvent, RunOptions, RunReport, run};
 pub use plan::{Case, Partition, Selection, check_patterns, glob, plan};
 pub use rig::fingerprint;

@@ -15,6 +15,7 @@ use crate::lab::{Fakes, path_address, source_address};
 use crate::level::Level;
 use crate::pki::{CertKind, Identity, Pki, PkiError};
 use crate::postfix::config::CONF_DIR;
+use crate::scenario::ServiceMode;
 
 /// Who presents a certificate: the relay, or a middlebox in its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -126,14 +127,19 @@ impl Workshop {
             ),
             Placement::Fixed { hostname, port } => (hostname.clone(), *port, None),
         };
+        // The relay's listener on the port Postfix connects to: run's is
+        // the scenario's first; check's is the configuration's, which the
+        // relay may not serve at all (RelaySpec::service_for).
+        let service = spec.service_for(port);
+        let mode = service.map_or(ServiceMode::None, |s| s.mode);
         let mut identities = Vec::new();
         let relay_id = self.identity(Role::Relay, spec.certificate, &hostname)?;
         identities.push(relay_id.clone());
         let relay = RelaySpec {
             hostname: hostname.clone(),
-            identity: (spec.starttls || spec.implicit_tls).then_some(relay_id.0),
+            identity: (mode != ServiceMode::None).then_some(relay_id.0),
             tls_versions: spec.tls_versions,
-            implicit_tls: spec.implicit_tls,
+            implicit_tls: mode.implicit_tls(),
             auth: spec
                 .auth
                 .as_ref()
@@ -153,15 +159,20 @@ impl Workshop {
         let addresses: Vec<IpAddr> = (0..count).map(path_address).collect();
         let mut paths = Vec::new();
         for (address, path) in addresses.iter().zip(&scenario.paths) {
+            // Nothing listens where the relay has no service or the path
+            // blocks the port: Postfix's connection is refused, as in life.
+            let Some(behaviours) = path.on_port(port).filter(|_| service.is_some()) else {
+                continue;
+            };
             let mut acceptors = Vec::new();
-            for kind in path.behaviour.iter().filter_map(|b| b.certificate()) {
+            for kind in behaviours.iter().filter_map(|b| b.certificate()) {
                 let id = self.identity(Role::Middlebox, kind, &hostname)?;
                 acceptors.push((kind, id.0));
                 identities.push(id);
             }
             paths.push(PathSpec {
                 listen: SocketAddr::new(*address, port),
-                behaviours: path.behaviour.clone(),
+                behaviours,
                 acceptors,
             });
         }

@@ -7,7 +7,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::model::{
-    DeliverySpec, Expectation, MiddleboxSpec, PostfixSpec, RawScenario, RelaySpec, VersionPrefix,
+    DeliverySpec, Expectation, MiddleboxSpec, PostfixSpec, RawScenario, RelaySpec, ServiceMode,
+    ServiceSpec, VersionPrefix,
 };
 use crate::level::Level;
 use crate::upstream::ReplaySpec;
@@ -344,31 +345,103 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         }
     }
     let relay_span = raw.relay.span();
-    let relay = raw.relay.into_inner();
+    let mut relay = raw.relay.into_inner();
     let relay_error = |m: &str| invalid(path, bytes, relay_span.clone(), "relay", m.to_owned());
-    if relay.implicit_tls && relay.starttls {
-        return Err(relay_error(
-            "a relay with implicit TLS does not offer STARTTLS: set starttls = false",
-        ));
+    // Which of port, starttls and implicit_tls the file itself gives: with
+    // `services` none may, without it starttls must (serde's defaults
+    // cannot tell an absent key from its default).
+    let written: Vec<String> = toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| t.get("relay").and_then(|r| r.as_table()).cloned())
+        .map(|r| r.keys().cloned().collect())
+        .unwrap_or_default();
+    let wrote = |k: &str| written.iter().any(|w| w == k);
+    if relay.services.is_empty() {
+        if !wrote("starttls") {
+            return Err(relay_error(
+                "missing field `starttls` (or give the relay's listeners in `services`)",
+            ));
+        }
+        if relay.implicit_tls && relay.starttls {
+            return Err(relay_error(
+                "a relay with implicit TLS does not offer STARTTLS: set starttls = false",
+            ));
+        }
+        let mode = if relay.implicit_tls {
+            ServiceMode::ImplicitTls
+        } else if relay.starttls {
+            ServiceMode::Starttls
+        } else {
+            ServiceMode::None
+        };
+        relay.services = vec![ServiceSpec {
+            port: relay.port,
+            mode,
+        }];
+        relay.single_port = true;
+    } else {
+        if let Some(k) = ["port", "starttls", "implicit_tls"]
+            .into_iter()
+            .find(|k| wrote(k))
+        {
+            return Err(relay_error(&format!(
+                "`{k}` and `services` both say where the relay listens: give each listener's port and mode in `services` only"
+            )));
+        }
+        if relay.services.len() > 8 {
+            return Err(relay_error("at most 8 services per relay"));
+        }
+        for (i, s) in relay.services.iter().enumerate() {
+            if s.port == 0 {
+                return Err(invalid(
+                    path,
+                    bytes,
+                    relay_span.clone(),
+                    &format!("relay.services[{i}].port"),
+                    "port 0 is not a port".into(),
+                ));
+            }
+            if relay.services[..i].iter().any(|o| o.port == s.port) {
+                return Err(invalid(
+                    path,
+                    bytes,
+                    relay_span.clone(),
+                    &format!("relay.services[{i}].port"),
+                    format!("port {} is listed twice: give each port once", s.port),
+                ));
+            }
+        }
+        // The first service is the one `run` delivers to.
+        let first = relay.services[0];
+        relay.port = first.port;
+        relay.starttls = first.mode.starttls();
+        relay.implicit_tls = first.mode.implicit_tls();
     }
-    if relay.require_tls && !relay.starttls && !relay.implicit_tls {
+    let tls_somewhere = relay.services.iter().all(|s| s.mode != ServiceMode::None);
+    if relay.require_tls && !tls_somewhere {
         return Err(relay_error(
-            "require_tls needs a way to start TLS: set starttls = true (or implicit_tls = true)",
+            "require_tls needs a way to start TLS: set starttls = true (or implicit_tls = true) on every service",
         ));
     }
     if let Some(auth) = &relay.auth
         && !auth.before_tls
-        && !relay.starttls
-        && !relay.implicit_tls
+        && !tls_somewhere
     {
         return Err(relay_error(
             "AUTH is offered only inside TLS, which this relay never starts: set starttls = true, or auth.before_tls = true",
+        ));
+    }
+    if relay.replay.is_some() && relay.services.len() > 1 {
+        return Err(relay_error(
+            "a replayed relay is one recorded listener: give a single port",
         ));
     }
     if let Some(replay) = &relay.replay {
         check_replay(&relay, replay)
             .map_err(|m| invalid(path, bytes, relay_span.clone(), "relay.replay", m))?;
     }
+    let middlebox_span = raw.middlebox.as_ref().map(|m| m.span());
+    let paths_span = raw.paths.as_ref().map(|p| p.span());
     let paths = match (raw.middlebox, raw.paths) {
         (Some(_), Some(p)) => {
             return Err(invalid(
@@ -404,11 +477,74 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         (Some(m), None) => vec![m.into_inner()],
         (None, None) => vec![MiddleboxSpec::default()],
     };
-    if relay.implicit_tls {
-        for (i, p) in paths.iter().enumerate() {
-            if let Some(b) = p.behaviour.iter().find(|b| !b.works_with_implicit_tls()) {
+    let (paths_key, paths_span) = match &paths_span {
+        Some(span) => ("paths", span.clone()),
+        None => (
+            "middlebox",
+            middlebox_span.clone().unwrap_or(relay_span.clone()),
+        ),
+    };
+    for (i, p) in paths.iter().enumerate() {
+        let key = |k: &str| {
+            if paths_key == "paths" {
+                format!("paths[{i}].{k}")
+            } else {
+                format!("middlebox.{k}")
+            }
+        };
+        let path_error = |k: &str, m: String| invalid(path, bytes, paths_span.clone(), &key(k), m);
+        for (k, ports) in [
+            ("ports", p.ports.as_deref().unwrap_or(&[])),
+            ("block", &p.block),
+        ] {
+            for (j, port) in ports.iter().enumerate() {
+                if relay.service(*port).is_none() {
+                    return Err(path_error(
+                        k,
+                        format!(
+                            "the relay does not serve port {port} (its ports: {})",
+                            relay
+                                .services
+                                .iter()
+                                .map(|s| s.port.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                if ports[..j].contains(port) {
+                    return Err(path_error(k, format!("port {port} is listed twice")));
+                }
+            }
+        }
+        if p.ports.as_ref().is_some_and(|v| v.is_empty()) {
+            return Err(path_error(
+                "ports",
+                "no ports: leave `ports` out for every port, or name the ports the behaviours act on".into(),
+            ));
+        }
+        if let Some(port) = p
+            .block
+            .iter()
+            .find(|b| p.ports.as_ref().is_some_and(|v| v.contains(b)))
+        {
+            return Err(path_error(
+                "block",
+                format!(
+                    "port {port} is both blocked and inspected: a refused connection has nothing to inspect"
+                ),
+            ));
+        }
+        for s in relay.services.iter().filter(|s| s.mode.implicit_tls()) {
+            let on = p.on_port(s.port).unwrap_or_default();
+            if let Some(b) = on.iter().find(|b| !b.works_with_implicit_tls()) {
+                let which = if relay.services.len() > 1 {
+                    format!(" on port {} (give `ports` to leave it out)", s.port)
+                } else {
+                    String::new()
+                };
                 return Err(relay_error(&format!(
-                    "path {}: `{}` acts on the plaintext SMTP dialogue, which a relay with implicit TLS does not have",
+                    "path {}: `{}` acts on the plaintext SMTP dialogue, which a relay with implicit TLS does not have{which}",
                     i + 1,
                     b.name()
                 )));
@@ -646,6 +782,114 @@ secure = ["deferred"]
         assert!(key.ends_with(".postfix"), "{key}");
         let (_, key, message) = error(&with("[expect.postfix.\"3.5\"]\nverfy = \"bounced\""));
         assert!(key.contains("verfy"), "{key}: {message}");
+    }
+
+    /// GOOD with a relay serving 587 (STARTTLS) and 465 (implicit TLS),
+    /// the inspection on 587 only.
+    fn two_services(extra_relay: &str, middlebox: &str) -> String {
+        GOOD.replace(
+            "port = 587\nstarttls = true\n",
+            &format!(
+                "services = [\n  {{ port = 587, mode = \"starttls\" }},\n  {{ port = 465, mode = \"implicit-tls\" }},\n]\n{extra_relay}"
+            ),
+        )
+        .replace("behaviour = [\"strip-starttls\"]\n", middlebox)
+    }
+
+    #[test]
+    fn a_relay_has_services_and_a_path_acts_per_port() {
+        let s = load(&two_services(
+            "",
+            "behaviour = [\"strip-starttls\"]\nports = [587]\n",
+        ))
+        .unwrap();
+        // The first service is the one `run` delivers to.
+        assert_eq!(s.relay.port, 587);
+        assert!(s.relay.starttls && !s.relay.implicit_tls);
+        assert_eq!(s.relay.service(465).unwrap().mode, ServiceMode::ImplicitTls);
+        assert!(s.relay.service(25).is_none());
+        assert_eq!(s.paths[0].on_port(587).unwrap().len(), 1);
+        assert_eq!(s.paths[0].on_port(465), Some(Vec::new()));
+        // The single-port form means one service.
+        let single = load(GOOD).unwrap();
+        assert_eq!(
+            single.relay.services,
+            vec![ServiceSpec {
+                port: 587,
+                mode: ServiceMode::Starttls
+            }]
+        );
+        // check: a single-port relay follows the configuration's port as
+        // it always has, but never across the implicit-TLS port; one with
+        // services answers on those only.
+        let follows = |s: &Scenario, port| s.relay.service_for(port).map(|s| (s.port, s.mode));
+        assert_eq!(follows(&single, 25), Some((25, ServiceMode::Starttls)));
+        assert_eq!(follows(&single, 2525), Some((2525, ServiceMode::Starttls)));
+        assert_eq!(follows(&single, 465), None);
+        assert_eq!(follows(&s, 25), None);
+        assert_eq!(follows(&s, 465), Some((465, ServiceMode::ImplicitTls)));
+        let wrapped = load(
+            &GOOD
+                .replace(
+                    "port = 587\nstarttls = true\n",
+                    "port = 465\nstarttls = false\nimplicit_tls = true\n",
+                )
+                .replace("behaviour = [\"strip-starttls\"]\n", ""),
+        )
+        .unwrap();
+        assert_eq!(
+            follows(&wrapped, 465),
+            Some((465, ServiceMode::ImplicitTls))
+        );
+        assert_eq!(follows(&wrapped, 587), None);
+        let blocked = load(&two_services("", "block = [465]\n")).unwrap();
+        assert_eq!(blocked.paths[0].on_port(465), None);
+        assert_eq!(blocked.paths[0].on_port(587), Some(Vec::new()));
+    }
+
+    #[test]
+    fn bad_services_are_located() {
+        let (line, key, message) = error(&GOOD.replace(
+            "port = 587\nstarttls = true\n",
+            "services = [{ port = 465, mode = \"implicit\" }]\n",
+        ));
+        assert_eq!(line, 5, "{key}: {message}");
+        assert!(key.starts_with("relay.services"), "{key}");
+        assert!(message.contains("unknown variant `implicit`"), "{message}");
+        let (line, key, message) = error(&GOOD.replace(
+            "port = 587\nstarttls = true\n",
+            "services = [{ port = 587, mode = \"starttls\" }, { port = 587, mode = \"implicit-tls\" }]\n",
+        ));
+        assert_eq!((line, key.as_str()), (3, "relay.services[1].port"));
+        assert!(message.contains("port 587 is listed twice"), "{message}");
+        let (_, key, message) = error(&GOOD.replace(
+            "starttls = true\n",
+            "services = [{ port = 465, mode = \"implicit-tls\" }]\n",
+        ));
+        assert_eq!(key, "relay");
+        assert!(message.contains("`port` and `services`"), "{message}");
+        let (_, key, message) = error(&GOOD.replace("starttls = true\n", ""));
+        assert_eq!(key, "relay");
+        assert!(message.contains("missing field `starttls`"), "{message}");
+        // A behaviour for a port the relay does not serve.
+        let (line, key, message) = error(&two_services(
+            "",
+            "behaviour = [\"strip-starttls\"]\nports = [25]\n",
+        ));
+        assert_eq!((line, key.as_str()), (9, "middlebox.ports"), "{message}");
+        assert_eq!(
+            message,
+            "the relay does not serve port 25 (its ports: 587, 465)"
+        );
+        let (_, key, message) = error(&two_services("", "block = [2525]\n"));
+        assert_eq!(key, "middlebox.block");
+        assert!(message.contains("does not serve port 2525"), "{message}");
+        // STARTTLS stripping on 465, where there is no plaintext dialogue.
+        let (_, key, message) = error(&two_services("", "behaviour = [\"strip-starttls\"]\n"));
+        assert_eq!(key, "relay");
+        assert!(message.contains("on port 465"), "{message}");
+        let (_, _, message) = error(&two_services("", "ports = [587]\nblock = [587]\n"));
+        assert!(message.contains("both blocked and inspected"), "{message}");
     }
 
     #[test]

@@ -12,6 +12,6 @@ pub use load::{
 pub use model::{
     AttemptExpectation, AuthMechanism, DeliverySpec, Dsn, Expectation, Hop, Hostname,
     MiddleboxSpec, OWNED_SETTINGS, PostfixSpec, RelayAuthSpec, RelaySpec, SaslSpec, Seconds,
-    SettingName, SettingValue, TlsPolicy, VersionPrefix,
+    ServiceMode, ServiceSpec, SettingName, SettingValue, TlsPolicy, VersionPrefix,
 };
 pub use versions::versions_table;

@@ -48,7 +48,9 @@ pub struct RelaySpec {
     /// harness listens on an ephemeral port instead.
     #[serde(default = "default_port")]
     pub port: u16,
-    /// Whether the relay offers STARTTLS in its EHLO reply.
+    /// Whether the relay offers STARTTLS in its EHLO reply. Required in the
+    /// single-port form; with `services`, the first service's mode.
+    #[serde(default)]
     pub starttls: bool,
     /// The certificate the relay presents after STARTTLS.
     #[serde(default)]
@@ -63,6 +65,15 @@ pub struct RelaySpec {
     /// `smtp_tls_wrappermode = yes` to talk to it).
     #[serde(default)]
     pub implicit_tls: bool,
+    /// The relay's listeners, as a hosted relay has (STARTTLS on 587,
+    /// implicit TLS on 465): instead of `port`, `starttls` and
+    /// `implicit_tls`, which then describe the first, the one `run`
+    /// delivers to. Loading fills it in for the single-port form too.
+    #[serde(default)]
+    pub services: Vec<ServiceSpec>,
+    /// Whether the file gave the single-port form (set by loading).
+    #[serde(skip)]
+    pub single_port: bool,
     /// SMTP AUTH; when present the relay requires it before MAIL.
     #[serde(default)]
     pub auth: Option<RelayAuthSpec>,
@@ -70,6 +81,77 @@ pub struct RelaySpec {
     /// the relay's own greeting, EHLO replies and answer to STARTTLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplaySpec>,
+}
+
+/// One of the relay's listeners: a port and how TLS starts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSpec {
+    pub port: u16,
+    pub mode: ServiceMode,
+}
+
+/// How a service starts TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServiceMode {
+    /// Plaintext SMTP offering STARTTLS (25, 587).
+    Starttls,
+    /// TLS from the first byte (465).
+    ImplicitTls,
+    /// Plaintext SMTP without STARTTLS.
+    None,
+}
+
+impl ServiceMode {
+    pub fn starttls(self) -> bool {
+        self == ServiceMode::Starttls
+    }
+
+    pub fn implicit_tls(self) -> bool {
+        self == ServiceMode::ImplicitTls
+    }
+}
+
+impl fmt::Display for ServiceMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServiceMode::Starttls => "starttls",
+            ServiceMode::ImplicitTls => "implicit-tls",
+            ServiceMode::None => "none",
+        })
+    }
+}
+
+/// The port of SMTP submission over implicit TLS (RFC 8314's
+/// `submissions`), where TLS starts before any SMTP.
+pub const SUBMISSIONS_PORT: u16 = 465;
+
+impl RelaySpec {
+    /// The relay's service on `port`, if it has one.
+    pub fn service(&self, port: u16) -> Option<ServiceSpec> {
+        self.services.iter().copied().find(|s| s.port == port)
+    }
+
+    /// The service a configuration relaying to `port` meets (check). A
+    /// relay written with `services` answers on those ports only. One
+    /// written in the single-port form answers wherever the configuration
+    /// relays, as it always has (its path does not depend on 25 against
+    /// 587), except across the implicit-TLS port: a plaintext-first relay
+    /// is never on 465, and an implicit-TLS one never elsewhere, since
+    /// that would be another service pretending to be this one.
+    pub fn service_for(&self, port: u16) -> Option<ServiceSpec> {
+        if let Some(s) = self.service(port) {
+            return Some(s);
+        }
+        let only = self.services.first().copied()?;
+        let implicit = |p: u16, mode: ServiceMode| p == SUBMISSIONS_PORT || mode.implicit_tls();
+        (self.single_port && !implicit(port, ServiceMode::None) && !implicit(only.port, only.mode))
+            .then_some(ServiceSpec {
+                port,
+                mode: only.mode,
+            })
+    }
 }
 
 /// `[relay.auth]`: the relay's SMTP AUTH.
@@ -109,6 +191,28 @@ pub struct MiddleboxSpec {
     /// Behaviours applied in order; empty means pass-through.
     #[serde(default)]
     pub behaviour: Vec<BehaviourSpec>,
+    /// The relay's ports the behaviours act on; by default every port. A
+    /// firewall's SMTP inspection is configured per port (25 and 587, not
+    /// 465), so the other ports pass through untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<u16>>,
+    /// The relay's ports this path refuses outright (connection refused),
+    /// as a firewall that lets only 25 and 587 out does to 465.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block: Vec<u16>,
+}
+
+impl MiddleboxSpec {
+    /// The behaviours that act on `port`; `None` when the path refuses it.
+    pub fn on_port(&self, port: u16) -> Option<Vec<BehaviourSpec>> {
+        if self.block.contains(&port) {
+            return None;
+        }
+        match &self.ports {
+            Some(ports) if !ports.contains(&port) => Some(Vec::new()),
+            _ => Some(self.behaviour.clone()),
+        }
+    }
 }
 
 /// Scenario-level settings of the Postfix under test.
