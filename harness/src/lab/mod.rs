@@ -116,7 +116,7 @@ impl Lab {
         ]);
         let agent_name = format!("{}-agent", opts.postfix.container_name);
         let (agent, started) = tokio::join!(
-            client::AgentClient::start(&docker, &opts.agent, &mta, &agent_name, labels, deadline,),
+            client::AgentClient::start(&docker, &opts.agent, &mta, &agent_name, labels, deadline),
             postfix.wait_started(deadline),
         );
         let mut lab = Lab {
@@ -124,16 +124,22 @@ impl Lab {
             agent: None,
             sent: Mutex::default(),
         };
-        match agent {
-            Ok(a) => lab.agent = Some(a),
-            Err(e) => {
-                lab.stop().await;
-                return Err(e);
+        // Postfix's own refusal first: when it exits at once, the agent may
+        // fail only because the namespace it was to join is gone.
+        let agent_failed = match agent {
+            Ok(a) => {
+                lab.agent = Some(a);
+                None
             }
-        }
+            Err(e) => Some(e),
+        };
         if let Err(e) = started {
             lab.stop().await;
             return Err(e.into());
+        }
+        if let Some(e) = agent_failed {
+            lab.stop().await;
+            return Err(e);
         }
         // master has bound its listeners before it logs "daemon started";
         // one connection from the agent proves smtpd answers.
