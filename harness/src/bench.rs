@@ -247,15 +247,7 @@ fn generate(templates: &[Arc<Scenario>], cases: usize) -> Result<Vec<Arc<Scenari
 
 /// Peak resident memory of this process so far, in MiB.
 fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+    crate::lab::peak_rss_kb() as f64 / 1024.0
 }
 
 async fn timed(

@@ -215,7 +215,7 @@ where
 }
 
 /// This process's peak resident memory (VmHWM), in KiB.
-fn peak_rss_kb() -> u64 {
+pub fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

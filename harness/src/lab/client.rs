@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{
-    AttachContainerOptions, CreateContainerOptions, RemoveContainerOptions,
-};
+use bollard::query_parameters::{AttachContainerOptions, CreateContainerOptions};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
@@ -80,15 +78,7 @@ impl AgentClient {
             .map_err(|e| failed("create", e))?;
         let id = created.id;
         let remove = || async {
-            let _ = docker
-                .remove_container(
-                    &id,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
+            let _ = crate::postfix::docker::remove(docker, &id).await;
         };
         let attached = docker
             .attach_container(
@@ -209,16 +199,7 @@ impl AgentClient {
             p.abort();
         }
         let id = std::mem::take(&mut self.id);
-        let _ = self
-            .docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await;
+        let _ = crate::postfix::docker::remove(&self.docker, &id).await;
     }
 }
 
@@ -308,15 +289,7 @@ impl Drop for AgentClient {
             };
             rt.block_on(async {
                 if let Ok(docker) = Docker::connect_with_defaults() {
-                    let _ = docker
-                        .remove_container(
-                            &id,
-                            Some(RemoveContainerOptions {
-                                force: true,
-                                ..Default::default()
-                            }),
-                        )
-                        .await;
+                    let _ = crate::postfix::docker::remove(&docker, &id).await;
                 }
             });
         })

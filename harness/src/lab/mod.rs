@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 
-pub use agent::serve;
+pub use agent::{peak_rss_kb, serve};
 pub use image::{AgentImage, agent_binary, mapped_libraries, use_agent_binary};
 use protocol::{Call, Hex, Reply, RigSpec, RigState};
 

@@ -118,7 +118,7 @@ async fn list(
 /// Force-removes a container; one that is gone counts as removed, and one
 /// already being removed (by another harness's sweep, say) once Docker
 /// says it is gone.
-async fn remove(docker: &Docker, id: &str) -> Result<(), PostfixError> {
+pub(crate) async fn remove(docker: &Docker, id: &str) -> Result<(), PostfixError> {
     let options = RemoveContainerOptions {
         force: true,
         v: true,
