@@ -88,11 +88,12 @@ impl Relayhost {
     }
 }
 
-/// main.cf assignments in file order (continuation lines joined,
-/// comments dropped); the last assignment of a name wins, as in Postfix.
-pub fn parameters(main_cf: &str) -> BTreeMap<String, String> {
+/// A Postfix configuration file's logical lines, as Postfix reads main.cf
+/// and master.cf alike: a line that starts with whitespace continues the
+/// one before, `#` lines and empty lines are dropped.
+fn logical_lines(text: &str) -> Vec<String> {
     let mut logical: Vec<String> = Vec::new();
-    for line in main_cf.lines() {
+    for line in text.lines() {
         if line.trim_start().starts_with('#') || line.trim().is_empty() {
             continue;
         }
@@ -105,6 +106,13 @@ pub fn parameters(main_cf: &str) -> BTreeMap<String, String> {
         }
         logical.push(line.to_owned());
     }
+    logical
+}
+
+/// main.cf assignments in file order (continuation lines joined,
+/// comments dropped); the last assignment of a name wins, as in Postfix.
+pub fn parameters(main_cf: &str) -> BTreeMap<String, String> {
+    let logical = logical_lines(main_cf);
     let mut out = BTreeMap::new();
     for l in logical {
         if let Some((k, v)) = l.split_once('=') {
@@ -133,20 +141,7 @@ pub struct MasterService {
 /// and `{ ... }` holds one argument with spaces (Postfix 3.0 and later).
 /// A malformed line is skipped; Postfix itself refuses it at start.
 pub fn services(master_cf: &str) -> Vec<MasterService> {
-    let mut logical: Vec<String> = Vec::new();
-    for line in master_cf.lines() {
-        if line.trim_start().starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = logical.last_mut() {
-                last.push(' ');
-                last.push_str(line.trim());
-            }
-            continue;
-        }
-        logical.push(line.to_owned());
-    }
+    let logical = logical_lines(master_cf);
     logical
         .iter()
         .filter_map(|l| {
