@@ -37,7 +37,7 @@ fn the_incident_fix_is_a_downgrade_on_the_stripping_path_only() {
     assert!(clean[0].ends_with("same"), "{clean:?}");
     // The redirection is stated, name kept.
     assert!(
-        stdout.contains("relayhost [smtp.sendgrid.net]:587 -> a fake relay"),
+        stdout.contains("all mail: Postfix's address resolver sends it to smtp:[smtp.sendgrid.net]:587; that next hop -> a fake relay"),
         "{stdout}"
     );
     assert!(
@@ -68,7 +68,7 @@ fn the_fix_that_works_is_an_upgrade_on_the_incident_path_and_the_same_on_the_cle
     let clean = common::row(&stdout, "starttls-relay");
     assert!(clean[0].ends_with("same"), "{clean:?}");
     assert!(
-        stdout.contains("relayhost [smtp.sendgrid.net]:465 -> a fake relay"),
+        stdout.contains("all mail: Postfix's address resolver sends it to smtp:[smtp.sendgrid.net]:465; that next hop -> a fake relay"),
         "{stdout}"
     );
     assert!(
@@ -528,7 +528,9 @@ fn a_configuration_postfix_refuses_is_reported_in_its_words() {
 }
 
 #[test]
-fn a_candidate_postfix_refuses_at_start_ends_the_check_before_any_case() {
+fn a_candidate_postfix_refuses_ends_the_check_before_any_case() {
+    // Postfix's own tools refuse it already when asked where it sends
+    // mail (`postmap: fatal: ...`), before any Postfix under test starts.
     let candidate =
         edited_config(|m| m.replace("biff = no", "biff = no\ndefault_process_limit = lots"));
     let (code, stdout, stderr, took) = check_slow(
@@ -537,7 +539,8 @@ fn a_candidate_postfix_refuses_at_start_ends_the_check_before_any_case() {
     );
     assert_eq!(code, Some(exit::BAD_INPUT), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("refused the candidate configuration") && stderr.contains(" at start:"),
+        stderr.contains("refused the candidate configuration")
+            && stderr.contains(" when asked where it sends mail, before any case ran:"),
         "{stderr}"
     );
     assert!(
@@ -583,12 +586,165 @@ fn a_candidate_whose_smtp_client_postfix_refuses_ends_the_check_before_any_case(
 }
 
 #[test]
-fn a_configuration_without_relayhost_is_refused_before_starting() {
+fn a_configuration_that_sends_no_mail_to_a_relay_is_refused_with_postfix_s_answer() {
+    // No relayhost and no routing table: Postfix's own resolver sends mail
+    // to the recipient domain's mail exchangers, which needs DNS. The
+    // check says so (exit 2) before any Postfix under test starts.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("main.cf"), "myhostname = a.example\n").unwrap();
-    let (code, _, stderr) = check(&["--config", dir.path().to_str().unwrap()]);
+    let (code, stdout, stderr) = check(&["--config", dir.path().to_str().unwrap()]);
     assert_eq!(code, Some(exit::BAD_INPUT), "{stderr}");
-    assert!(stderr.contains("relayhost is empty"), "{stderr}");
+    assert!(
+        stderr.contains("no mail leaves through an smtp client to a named relay")
+            && stderr.contains(
+                "any other mail: not checked, because on the current side it goes to smtp:elsewhere.tlsharness.invalid, delivered directly to the recipient domain's mail exchangers"
+            ),
+        "{stderr}"
+    );
+    assert_eq!(stdout, "", "no case ran");
+}
+
+/// The two paths of the fix, checked from `current` to `candidate`: the
+/// verdict on each, and the whole stdout.
+fn fix_paths(current: &str, candidate: &str) -> (Option<i32>, String, String, String, String) {
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        current,
+        "--candidate",
+        candidate,
+        "scenarios/incident-587-strip.toml",
+        "scenarios/starttls-relay.toml",
+    ]);
+    let last = |scenario: &str| {
+        common::row(&stdout, scenario)
+            .first()
+            .map(|l| l.split_whitespace().last().unwrap_or("").to_owned())
+            .unwrap_or_default()
+    };
+    let (strip, clean) = (last("incident-587-strip"), last("starttls-relay"));
+    (code, strip, clean, stdout, stderr)
+}
+
+#[test]
+fn routing_by_transport_maps_or_by_sender_runs_the_relayhost_s_paths_with_its_verdicts() {
+    // relayhost empty; `* smtp:[smtp.sendgrid.net]:587` in transport_maps,
+    // or `@hogepmail.hoge.example [smtp.sendgrid.net]:587` in
+    // sender_dependent_relayhost_maps. Postfix's trivial-rewrite names the
+    // same next hop as relayhost does, so the check runs the same paths.
+    let runs: Vec<_> = ["transport-maps", "sender-relay"]
+        .into_iter()
+        .map(|routed| {
+            std::thread::spawn(move || {
+                let dir = format!("harness/tests/data/routing/{routed}");
+                let same = fix_paths("fixtures/configs/incident-before", &dir);
+                let fix = fix_paths(&dir, "fixtures/configs/incident-465");
+                (routed, same, fix)
+            })
+        })
+        .collect();
+    for run in runs {
+        let (routed, same, fix) = run.join().unwrap();
+        let (code, strip, clean, stdout, stderr) = same;
+        assert_eq!(code, Some(exit::SUCCESS), "{routed}: {stdout}\n{stderr}");
+        assert_eq!(
+            (strip.as_str(), clean.as_str()),
+            ("same", "same"),
+            "{routed}: {stdout}"
+        );
+        assert!(
+            stdout.contains("Postfix's address resolver sends it to smtp:[smtp.sendgrid.net]:587"),
+            "{routed}: {stdout}"
+        );
+        // As from the relayhost configuration: an upgrade where the
+        // firewall strips STARTTLS on 587, the same on the clean path.
+        let (code, strip, clean, stdout, stderr) = fix;
+        assert_eq!(code, Some(exit::SUCCESS), "{routed}: {stdout}\n{stderr}");
+        assert_eq!(
+            (strip.as_str(), clean.as_str()),
+            ("upgrade", "same"),
+            "{routed}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn a_wrapper_mode_service_of_its_own_picked_by_transport_maps_is_the_fix_that_works() {
+    // master.cf's `smtps` service (smtp with -o smtp_tls_wrappermode=yes)
+    // named by `* smtps:[smtp.sendgrid.net]:465`: each scenario's copy is
+    // of that service, so Postfix speaks TLS from the first byte on 465.
+    let (code, strip, clean, stdout, stderr) = fix_paths(
+        "fixtures/configs/incident-before",
+        "harness/tests/data/routing/smtps-transport",
+    );
+    assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
+    assert_eq!(
+        (strip.as_str(), clean.as_str()),
+        ("upgrade", "same"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Postfix's address resolver sends it to smtps:[smtp.sendgrid.net]:465")
+            && stdout.contains("set by -o smtp_tls_security_level in master.cf on the service Postfix routes this mail to"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn each_next_hop_of_a_per_domain_transport_map_is_a_path_of_its_own() {
+    // `* smtp:[smtp.sendgrid.net]:587` and `partner.example
+    // smtps:[smtp.sendgrid.net]:465`: two classes of mail, so every
+    // scenario runs on both; mail to partner.example is what the firewall
+    // can no longer strip.
+    let json = tempfile::NamedTempFile::new().unwrap();
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        "fixtures/configs/incident-before",
+        "--candidate",
+        "harness/tests/data/routing/per-domain",
+        "scenarios/incident-587-strip.toml",
+        "scenarios/starttls-relay.toml",
+        "--json",
+        json.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
+    let verdict = |name: &str| {
+        let rows = common::row(&stdout, name);
+        assert_eq!(rows.len(), 1, "{name}: {stdout}");
+        rows[0].split_whitespace().last().unwrap().to_owned()
+    };
+    assert_eq!(verdict("incident-587-strip (any other mail)"), "same");
+    assert_eq!(
+        verdict("incident-587-strip (mail to partner.example)"),
+        "upgrade"
+    );
+    assert_eq!(verdict("starttls-relay (any other mail)"), "same");
+    assert_eq!(verdict("starttls-relay (mail to partner.example)"), "same");
+    let comparisons: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json.path()).unwrap()).unwrap();
+    let routes: Vec<(String, String, String)> = comparisons
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+            (
+                s(&c["mail"]),
+                s(&c["current"]["route"]),
+                s(&c["candidate"]["route"]),
+            )
+        })
+        .collect();
+    let other = (
+        "any other mail".to_owned(),
+        "smtp:[smtp.sendgrid.net]:587".to_owned(),
+        "smtp:[smtp.sendgrid.net]:587".to_owned(),
+    );
+    let partner = (
+        "mail to partner.example".to_owned(),
+        "smtp:[smtp.sendgrid.net]:587".to_owned(),
+        "smtps:[smtp.sendgrid.net]:465".to_owned(),
+    );
+    assert_eq!(routes, [other.clone(), other, partner.clone(), partner]);
 }
 
 #[test]

@@ -14,7 +14,9 @@ pub struct UserConfig {
     pub source: PathBuf,
     /// Files installed into /etc/postfix, by name (main.cf first).
     pub files: BTreeMap<String, Vec<u8>>,
-    pub relayhost: Relayhost,
+    /// `relayhost` as main.cf sets it, if it does (Postfix's own resolver
+    /// decides where mail goes: see `check::routes`).
+    pub relayhost: Option<String>,
     /// `smtp_tls_security_level` as main.cf sets it (empty when unset).
     pub level: String,
 }
@@ -35,16 +37,14 @@ impl fmt::Display for Relayhost {
 }
 
 impl Relayhost {
-    /// Parses a relayhost value: `[name]:port`, `name:port`, `[name]` or
-    /// `name` (the first of a list).
+    /// Parses a next hop as relayhost or a transport map writes it:
+    /// `[name]:port`, `name:port`, `[name]` or `name` (the first of a
+    /// list).
     pub fn parse(value: &str) -> Result<Relayhost, String> {
         let first = value
             .split([',', ' ', '\t'])
             .find(|s| !s.is_empty())
-            .ok_or_else(|| {
-                "relayhost is empty: check follows the path to the relayhost, so it needs one"
-                    .to_owned()
-            })?;
+            .ok_or_else(|| "relayhost is empty".to_owned())?;
         if first.contains('$') {
             return Err(format!(
                 "relayhost `{first}` uses a $variable; write the host name out"
@@ -238,8 +238,7 @@ pub fn load(path: &Path) -> Result<UserConfig, CheckError> {
     }
     let main_cf = String::from_utf8_lossy(&files["main.cf"]).into_owned();
     let params = parameters(&main_cf);
-    let relayhost = Relayhost::parse(params.get("relayhost").map_or("", String::as_str))
-        .map_err(|why| bad(format!("main.cf: {why}")))?;
+    let relayhost = params.get("relayhost").filter(|v| !v.is_empty()).cloned();
     Ok(UserConfig {
         source: path.to_owned(),
         files,

@@ -11,8 +11,9 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::config::UserConfig;
+use super::config::{Relayhost, UserConfig};
 use super::preflight::{self, Preflight};
+use super::routes::{self, MailClass, Routing};
 use super::setup::{self, TlsPolicy};
 use super::{CheckError, Refusal, Stage};
 use crate::lab::{AgentImage, CLOSED, INJECT, Lab, LabError, LabOptions};
@@ -35,6 +36,12 @@ pub struct CheckOptions {
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
     pub scenario: String,
+    /// Which mail took this path, when the configurations route mail
+    /// more than one way (see `check::routes`); rows pair by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail: Option<String>,
+    /// Where Postfix's address resolver sent it: `transport:nexthop`.
+    pub route: String,
     /// `current` or `candidate`.
     pub side: String,
     pub image: String,
@@ -62,6 +69,17 @@ pub struct Row {
     /// Each path's behaviours, as in a run's case (for the HTML report).
     #[serde(skip)]
     pub behaviours: Vec<String>,
+}
+
+impl Row {
+    /// The scenario, and which mail when the configurations route mail
+    /// more than one way.
+    pub fn name(&self) -> String {
+        match &self.mail {
+            Some(mail) => format!("{} ({mail})", self.scenario),
+            None => self.scenario.clone(),
+        }
+    }
 }
 
 /// Everything a check produced.
@@ -95,23 +113,42 @@ pub async fn check(
     }
     let images: Vec<&str> = opts.images.iter().map(String::as_str).collect();
     let docker::PreparedRun { run_id, agent } = docker::prepare_run(&images).await?;
+    let routing = tokio::select! {
+        r = routes::discover(sides, images[0], &run_id, opts.startup_timeout) => r?,
+        _ = opts.cancel.cancelled() => return Err(CheckError::Interrupted),
+    };
+    if routing.classes.len() * scenarios.len() > 250 {
+        return Err(CheckError::Input(format!(
+            "check runs at most 250 paths at once: {} scenarios on each of {} routes ({})",
+            scenarios.len(),
+            routing.classes.len(),
+            routing
+                .classes
+                .iter()
+                .map(|c| c.label.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
     let pki = Pki::new(&run_id)?;
     let mut jobs = Vec::new();
-    for (side, config) in sides {
+    for (n, (side, config)) in sides.iter().enumerate() {
         for image in &opts.images {
             jobs.push(Job {
                 index: jobs.len(),
                 side: side.as_str(),
+                side_index: n,
                 config,
                 image: image.as_str(),
             });
         }
     }
+    let classes = &routing.classes;
     let started = futures_util::future::join_all(jobs.iter().map(|job| {
         let ca_pem = pki.ca_pem();
         let run_id = run_id.as_str();
         let agent = &agent;
-        async move { start(job, scenarios, &ca_pem, run_id, agent, opts).await }
+        async move { start(job, classes, scenarios, &ca_pem, run_id, agent, opts).await }
     }))
     .await;
     let mut instances = Vec::new();
@@ -139,7 +176,7 @@ pub async fn check(
         }
         return Err(e);
     }
-    let asked = ask_postfix(&instances, scenarios).await;
+    let asked = ask_postfix(&instances, classes, scenarios).await;
     let (parameters, policies) = match asked {
         Ok(a) => a,
         Err(e) => {
@@ -152,9 +189,8 @@ pub async fn check(
     let runs = futures_util::future::join_all(instances.iter().zip(&policies).map(
         |((job, instance), policies)| {
             run_scenarios(
-                job.side,
-                job.config,
-                job.image,
+                job,
+                classes,
                 scenarios,
                 instance,
                 policies,
@@ -177,7 +213,8 @@ pub async fn check(
         rows,
         changes: sides
             .iter()
-            .map(|(side, c)| (side.clone(), setup::changes(c, scenarios)))
+            .enumerate()
+            .map(|(n, (side, c))| (side.clone(), changes(c, n, &routing, scenarios)))
             .collect(),
         parameters,
         file_changes: match sides {
@@ -185,6 +222,21 @@ pub async fn check(
             _ => Vec::new(),
         },
     })
+}
+
+fn changes(
+    config: &UserConfig,
+    side: usize,
+    routing: &Routing,
+    scenarios: &[Arc<Scenario>],
+) -> Vec<String> {
+    setup::changes(
+        config,
+        side,
+        &routing.classes,
+        &routing.unchecked,
+        scenarios,
+    )
 }
 
 /// Which of the configuration's other files the candidate adds, removes
@@ -211,6 +263,7 @@ fn file_changes(current: &UserConfig, candidate: &UserConfig) -> Vec<String> {
 #[allow(clippy::type_complexity)]
 async fn ask_postfix(
     instances: &[(&Job<'_>, Box<Lab>)],
+    classes: &[MailClass],
     scenarios: &[Arc<Scenario>],
 ) -> Result<
     (
@@ -219,7 +272,6 @@ async fn ask_postfix(
     ),
     CheckError,
 > {
-    let services: Vec<String> = (0..scenarios.len()).map(setup::service).collect();
     let mut parameters: Vec<(String, BTreeMap<String, String>)> = Vec::new();
     let mut policies = Vec::new();
     for (job, instance) in instances {
@@ -229,12 +281,19 @@ async fn ask_postfix(
             let out = instance.postfix.exec(&args).await?;
             parameters.push((job.side.to_owned(), setup::parse_postconf_n(&out)));
         }
-        let cmd = setup::policy_command(&job.config.relayhost.raw, &services);
-        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        policies.push(setup::parse_policies(
-            &instance.postfix.exec(&args).await?,
-            &job.config.relayhost.raw,
-        ));
+        let mut found = BTreeMap::new();
+        for (c, class) in classes.iter().enumerate() {
+            let n = scenarios.len();
+            let services: Vec<String> = (c * n..(c + 1) * n).map(setup::service).collect();
+            let nexthop = &class.routes[job.side_index].0.nexthop;
+            let cmd = setup::policy_command(nexthop, &services);
+            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            found.extend(setup::parse_policies(
+                &instance.postfix.exec(&args).await?,
+                nexthop,
+            ));
+        }
+        policies.push(found);
     }
     Ok((parameters, policies))
 }
@@ -243,6 +302,8 @@ async fn ask_postfix(
 struct Job<'a> {
     index: usize,
     side: &'a str,
+    /// The side's place among the sides (its routes' index).
+    side_index: usize,
     config: &'a UserConfig,
     image: &'a str,
 }
@@ -256,13 +317,18 @@ enum Started {
 /// is the configuration's, not an error of the check.
 async fn start(
     job: &Job<'_>,
+    classes: &[MailClass],
     scenarios: &[Arc<Scenario>],
     ca_pem: &str,
     run_id: &str,
     agent: &AgentImage,
     opts: &CheckOptions,
 ) -> Result<Started, CheckError> {
-    let files = setup::files(job.config, scenarios, INJECT, CLOSED, ca_pem);
+    let routes: Vec<&routes::Route> = classes
+        .iter()
+        .map(|c| &c.routes[job.side_index].0)
+        .collect();
+    let files = setup::files(job.config, &routes, scenarios, INJECT, CLOSED, ca_pem);
     if opts.cancel.is_cancelled() {
         return Err(CheckError::Interrupted);
     }
@@ -313,10 +379,7 @@ async fn start(
 
 /// The lines in which Postfix itself objected, for the user.
 fn postfix_words(why: &str, log: &str) -> String {
-    let said: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("fatal:") || l.contains("error:") || l.contains("warning:"))
-        .collect();
+    let said = super::objections(log);
     if said.is_empty() {
         format!("{why}\n{log}")
     } else {
@@ -326,9 +389,8 @@ fn postfix_words(why: &str, log: &str) -> String {
 
 #[allow(clippy::too_many_arguments)]
 async fn run_scenarios(
-    side: &str,
-    config: &UserConfig,
-    image: &str,
+    job: &Job<'_>,
+    classes: &[MailClass],
     scenarios: &[Arc<Scenario>],
     instance: &Lab,
     policies: &BTreeMap<String, TlsPolicy>,
@@ -338,94 +400,125 @@ async fn run_scenarios(
 ) -> Result<Vec<Row>, CheckError> {
     let mut workshop = Workshop::new(pki, opts.attempt_timeout);
     workshop.any_credentials = true;
-    let level = config.level.clone();
+    let level = job.config.level.clone();
     let mut rows = Vec::new();
-    for (si, scenario) in scenarios.iter().enumerate() {
-        if opts.cancel.is_cancelled() {
-            return Err(CheckError::Interrupted);
+    for (c, class) in classes.iter().enumerate() {
+        let (route, relay) = &class.routes[job.side_index];
+        for (si, scenario) in scenarios.iter().enumerate() {
+            if opts.cancel.is_cancelled() {
+                return Err(CheckError::Interrupted);
+            }
+            let k = c * scenarios.len() + si;
+            let mut row = run_one(
+                job,
+                k,
+                scenario,
+                relay,
+                instance,
+                &mut workshop,
+                run_id,
+                opts,
+            )
+            .await?;
+            row.mail = (classes.len() > 1).then(|| class.label.clone());
+            row.route = route.to_string();
+            row.tls_policy = policies.get(&setup::service(k)).cloned();
+            row.level = level.clone();
+            rows.push(row);
         }
-        // The level only labels the case; the user's configuration decides.
-        let case = Case {
-            index: si,
-            scenario: scenario.clone(),
-            level: level.parse().unwrap_or(Level::None),
-            expect: scenario
-                .expect
-                .values()
-                .next()
-                .cloned()
-                .expect("every scenario has expectations"),
-            image: image.to_owned(),
-        };
-        let rig = workshop.rig(
-            si as u64,
-            &case,
-            run_id,
-            &Placement::Fixed {
-                port: config.relayhost.port,
-                hostname: config.relayhost.host.clone(),
-            },
-        )?;
-        instance.rig(&rig.fakes).await?;
-        let addresses: Vec<String> = rig.addresses.iter().map(|a| a.to_string()).collect();
-        let line = format!("{} {}", addresses.join(" "), config.relayhost.host);
-        let hosts: Vec<String> = if addresses.len() == 1 {
-            setup::hosts_command(&line)
-        } else {
-            // One line per address, in path order.
-            let lines: Vec<String> = rig
-                .addresses
-                .iter()
-                .map(|a| format!("{a} {}", config.relayhost.host))
-                .collect();
-            setup::hosts_command(&lines.join("\n"))
-        };
-        let args: Vec<&str> = hosts.iter().map(String::as_str).collect();
-        instance.postfix.exec(&args).await?;
-        let recipient = setup::recipient(scenario, si);
-        let rx = instance.postfix.subscribe(&recipient);
-        let plan = Delivery {
-            recipient,
-            subject: format!("tlsharness check {}", scenario.id),
-            attempts: 1,
-            retry_after: None,
-        };
-        let seen = observe(&plan, &rig, instance, rx, opts.attempt_timeout).await;
-        instance.unrig(rig.id).await?;
-        // The scenario's expectations are for its first service's port
-        // (or, single-port, wherever it follows the configuration); on
-        // another service's port they say nothing.
-        let port = config.relayhost.port;
-        let expected = level
-            .parse::<Level>()
-            .ok()
-            .filter(|_| {
-                port == scenario.relay.port
-                    || (scenario.relay.single_port && scenario.relay.service_for(port).is_some())
-            })
-            .and_then(|l| scenario.expectation(l, instance.postfix.version()))
-            .and_then(|e| e.attempts.first().cloned());
-        let attempt = seen.attempts.into_iter().next().unwrap_or_else(|| {
-            Attempt::failed("no delivery attempt was made".into(), Default::default())
-        });
-        rows.push(Row {
-            scenario: scenario.id.clone(),
-            side: side.to_owned(),
-            image: image.to_owned(),
-            postfix_version: instance.postfix.version().to_owned(),
-            level: level.clone(),
-            tls_policy: policies.get(&setup::service(si)).cloned(),
-            dropped_settings: setup::dropped_settings(scenario),
-            refused: refused(scenario, config.relayhost.port),
-            findings: findings(std::slice::from_ref(&attempt)),
-            attempt,
-            expected,
-            log: seen.log,
-            transcript: seen.transcript,
-            behaviours: behaviours_on(scenario, config.relayhost.port),
-        });
     }
     Ok(rows)
+}
+
+/// Case `k`: one scenario's path in place of `relay`.
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    job: &Job<'_>,
+    k: usize,
+    scenario: &Arc<Scenario>,
+    relay: &Relayhost,
+    instance: &Lab,
+    workshop: &mut Workshop,
+    run_id: &str,
+    opts: &CheckOptions,
+) -> Result<Row, CheckError> {
+    let level = &job.config.level;
+    // The level only labels the case; the user's configuration decides.
+    let case = Case {
+        index: k,
+        scenario: scenario.clone(),
+        level: level.parse().unwrap_or(Level::None),
+        expect: scenario
+            .expect
+            .values()
+            .next()
+            .cloned()
+            .expect("every scenario has expectations"),
+        image: job.image.to_owned(),
+    };
+    let rig = workshop.rig(
+        k as u64,
+        &case,
+        run_id,
+        &Placement::Fixed {
+            port: relay.port,
+            hostname: relay.host.clone(),
+        },
+    )?;
+    instance.rig(&rig.fakes).await?;
+    // One line per address, in path order.
+    let lines: Vec<String> = rig
+        .addresses
+        .iter()
+        .map(|a| format!("{a} {}", relay.host))
+        .collect();
+    let hosts = setup::hosts_command(&lines.join("\n"));
+    let args: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    instance.postfix.exec(&args).await?;
+    let recipient = setup::recipient(scenario, k);
+    let rx = instance.postfix.subscribe(&recipient);
+    let plan = Delivery {
+        recipient,
+        subject: format!("tlsharness check {}", scenario.id),
+        attempts: 1,
+        retry_after: None,
+    };
+    let seen = observe(&plan, &rig, instance, rx, opts.attempt_timeout).await;
+    instance.unrig(rig.id).await?;
+    // The scenario's expectations are for its first service's port
+    // (or, single-port, wherever it follows the configuration); on
+    // another service's port they say nothing.
+    let port = relay.port;
+    let expected = level
+        .parse::<Level>()
+        .ok()
+        .filter(|_| {
+            port == scenario.relay.port
+                || (scenario.relay.single_port && scenario.relay.service_for(port).is_some())
+        })
+        .and_then(|l| scenario.expectation(l, instance.postfix.version()))
+        .and_then(|e| e.attempts.first().cloned());
+    let attempt = seen.attempts.into_iter().next().unwrap_or_else(|| {
+        Attempt::failed("no delivery attempt was made".into(), Default::default())
+    });
+    Ok(Row {
+        scenario: scenario.id.clone(),
+        mail: None,
+        route: String::new(),
+        side: job.side.to_owned(),
+        image: job.image.to_owned(),
+        postfix_version: instance.postfix.version().to_owned(),
+        level: level.clone(),
+        tls_policy: None,
+        dropped_settings: setup::dropped_settings(scenario),
+        refused: refused(scenario, port),
+        findings: findings(std::slice::from_ref(&attempt)),
+        attempt,
+        expected,
+        log: seen.log,
+        transcript: seen.transcript,
+        behaviours: behaviours_on(scenario, port),
+    })
 }
 
 /// Why a configuration relaying to `port` meets no listener on this

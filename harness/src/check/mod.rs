@@ -9,6 +9,7 @@ mod execute;
 mod explain;
 mod preflight;
 mod report;
+mod routes;
 mod setup;
 
 use std::fmt;
@@ -67,9 +68,19 @@ impl CheckError {
     }
 }
 
+/// The lines of a Postfix log or tool output in which Postfix objected.
+fn objections(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.contains("fatal:") || l.contains("error:") || l.contains("warning:"))
+        .collect()
+}
+
 /// When Postfix refused a configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
+    /// Postfix's own tools (postmap, trivial-rewrite), asked where the
+    /// configuration sends mail, before any Postfix under test started.
+    Routing,
     /// `postfix check` or master, at start.
     Start,
     /// The outgoing smtp client, tried once before the cases.
@@ -94,6 +105,7 @@ pub struct Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let when = match self.stage {
+            Stage::Routing => "when asked where it sends mail, before any case ran",
             Stage::Start => "at start",
             Stage::SmtpClient => "when its smtp client started, before any case ran",
             Stage::Parameters => "when postconf read it, before any case ran",

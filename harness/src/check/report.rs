@@ -16,6 +16,10 @@ use crate::report::attempt_summary;
 #[derive(Clone, Debug, Serialize)]
 pub struct Comparison {
     pub scenario: String,
+    /// Which mail took the path, when the configurations route mail more
+    /// than one way.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mail: Option<String>,
     pub image: String,
     pub current: Row,
     pub candidate: Option<Row>,
@@ -38,7 +42,7 @@ fn current_level(row: &Row) -> &str {
         .map_or(row.level.as_str(), |p| p.level.as_str())
 }
 
-/// Pairs current and candidate rows by (scenario, image).
+/// Pairs current and candidate rows by (scenario, mail, image).
 pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
     let overridden: BTreeMap<String, Vec<String>> = report
         .changes
@@ -58,7 +62,12 @@ pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
         let candidate = report
             .rows
             .iter()
-            .find(|r| r.side == "candidate" && r.scenario == row.scenario && r.image == row.image)
+            .find(|r| {
+                r.side == "candidate"
+                    && r.scenario == row.scenario
+                    && r.mail == row.mail
+                    && r.image == row.image
+            })
             .cloned();
         let v = candidate
             .as_ref()
@@ -70,6 +79,7 @@ pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
         out.push(Comparison {
             why,
             scenario: row.scenario.clone(),
+            mail: row.mail.clone(),
             image: row.image.clone(),
             current: row.clone(),
             overridden: overridden
@@ -122,14 +132,14 @@ fn side_head(side: &str, rows: &[&Row]) -> String {
 
 /// Where each side's applied TLS level came from, on one image.
 fn policy_lines(out: &mut String, side: &str, rows: &[&Row]) {
-    let mut policies: Vec<(&str, String)> = rows
+    let mut policies: Vec<(String, String)> = rows
         .iter()
         .map(|r| {
             let p = r.tls_policy.as_ref().map_or_else(
                 || "unknown (Postfix was not asked)".to_owned(),
                 |p| format!("{} to {} ({})", p.level, p.nexthop, p.source),
             );
-            (r.scenario.as_str(), p)
+            (r.name(), p)
         })
         .collect();
     let uniform = policies.windows(2).all(|w| w[0].1 == w[1].1);
@@ -232,7 +242,7 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
         };
         let w0 = rows
             .iter()
-            .map(|r| r.scenario.len())
+            .map(|r| r.current.name().chars().count())
             .chain([8])
             .max()
             .unwrap_or(8);
@@ -257,7 +267,7 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
             let c1 = cell(&r.current);
             let mut line = format!(
                 "  {:w0$}  {}{}",
-                r.scenario,
+                r.current.name(),
                 c1,
                 " ".repeat(w1 - c1.chars().count())
             );
@@ -297,7 +307,7 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
         let mut differs: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         for r in &report.rows {
             differs
-                .entry((r.side.clone(), r.scenario.clone()))
+                .entry((r.side.clone(), r.name()))
                 .or_default()
                 .push(format!("{}: {}", r.image, cell(r)));
         }
@@ -347,7 +357,7 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
                 out,
                 "\n{} {} on {}:\n  current:   {}\n  candidate: {}",
                 c.verdict.expect("filtered"),
-                c.scenario,
+                c.current.name(),
                 c.image,
                 summary(&c.current.attempt),
                 summary(&cand.attempt)
@@ -365,6 +375,8 @@ mod tests {
     fn row(side: &str, attempt: Attempt) -> Row {
         Row {
             scenario: "starttls-relay".to_owned(),
+            mail: None,
+            route: "smtp:[a]:587".to_owned(),
             side: side.to_owned(),
             image: "tlsharness/postfix:bookworm".to_owned(),
             postfix_version: "3.7.11".to_owned(),

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use super::config::{self, UserConfig};
+use super::routes::{MailClass, Route};
 use crate::scenario::Scenario;
 
 /// The domain the check's recipients are in; nothing else routes there.
@@ -226,14 +227,27 @@ fn option_words(options: &[(String, String)]) -> String {
     out
 }
 
-/// What the harness changes in the user's configuration, in words.
-pub fn changes(config: &UserConfig, scenarios: &[std::sync::Arc<Scenario>]) -> Vec<String> {
-    let mut out = vec![
-        format!(
-            "relayhost {} -> a fake relay per scenario on 127.0.1.1:{} in the check's own network namespace (Postfix has no other network), the name kept for certificate checks and resolved through /etc/hosts",
-            config.relayhost, config.relayhost.port
-        ),
-        "each scenario's message leaves through its own copy of your default_transport service (tlsh-check-N), so no scenario inherits another's queue-manager state".to_owned(),
+/// What the harness changes in side `side`'s configuration, in words.
+pub fn changes(
+    config: &UserConfig,
+    side: usize,
+    classes: &[MailClass],
+    unchecked: &[String],
+    scenarios: &[std::sync::Arc<Scenario>],
+) -> Vec<String> {
+    let mut out: Vec<String> = classes
+        .iter()
+        .filter_map(|class| class.routes.get(side).map(|r| (class, r)))
+        .map(|(class, (route, relay))| {
+            format!(
+                "{}: Postfix's address resolver sends it to {route}; that next hop -> a fake relay per scenario on 127.0.1.1:{} in the check's own network namespace (Postfix has no other network), the name {} kept for certificate checks and resolved through /etc/hosts",
+                class.label, relay.port, relay.host
+            )
+        })
+        .collect();
+    out.extend(unchecked.iter().cloned());
+    out.extend([
+        "each scenario's message leaves through its own copy of the service Postfix routes it to (tlsh-check-N), so no scenario inherits another's queue-manager state".to_owned(),
         "the run's CA is added to your trust anchors (smtp_tls_CAfile, bundled with yours) for scenarios whose relay certificate is meant to be trusted".to_owned(),
         "your inet listeners are disabled; mail is injected through an smtpd on 127.0.0.1 that accepts it from loopback".to_owned(),
         "relays that require AUTH accept the credentials your configuration sends, whatever they are".to_owned(),
@@ -245,10 +259,10 @@ pub fn changes(config: &UserConfig, scenarios: &[std::sync::Arc<Scenario>]) -> V
         ),
         "logging: maillog_file = /dev/stdout, smtp_tls_loglevel raised to 1 if lower".to_owned(),
         format!(
-            "before any case, your outgoing smtp client is started once ({}, a copy of your default_transport service without smtp_fallback_relay) on a message to a port where nothing listens (127.0.0.1:9), so that a setting Postfix refuses only then is reported at once",
+            "before any case, your outgoing smtp client is started once ({}, a copy of the first path's service without smtp_fallback_relay) on a message to a port where nothing listens (127.0.0.1:9), so that a setting Postfix refuses only then is reported at once",
             super::preflight::SERVICE
         ),
-    ];
+    ]);
     let words = |s: &Scenario, keep: bool| -> Vec<String> {
         s.postfix
             .settings
@@ -286,9 +300,12 @@ pub fn changes(config: &UserConfig, scenarios: &[std::sync::Arc<Scenario>]) -> V
 
 /// Everything the check entry point needs, by path under the harness's
 /// directory in the container; `closed` is where the preflight message
-/// goes (see [`super::preflight`]).
+/// goes (see [`super::preflight`]). Case `k` is scenario `k % n` (of `n`)
+/// on the path of `routes[k / n]`: this side's route of each class of
+/// mail.
 pub fn files(
     config: &UserConfig,
+    routes: &[&Route],
     scenarios: &[std::sync::Arc<Scenario>],
     inject: SocketAddr,
     closed: SocketAddr,
@@ -301,14 +318,20 @@ pub fn files(
     files.push(("ca.pem".to_owned(), ca_pem.as_bytes().to_vec()));
     let mut transport = String::new();
     let mut services = BTreeMap::new();
-    for (i, s) in scenarios.iter().enumerate() {
-        let _ = writeln!(
-            transport,
-            "s{i}.{CHECK_DOMAIN} {}:{}",
-            service(i),
-            config.relayhost.raw
-        );
-        services.insert(service(i), option_words(&overrides(s)));
+    for (c, route) in routes.iter().enumerate() {
+        for (i, s) in scenarios.iter().enumerate() {
+            let k = c * scenarios.len() + i;
+            let _ = writeln!(
+                transport,
+                "s{k}.{CHECK_DOMAIN} {}:{}",
+                service(k),
+                route.nexthop
+            );
+            services.insert(
+                service(k),
+                (route.transport.clone(), option_words(&overrides(s))),
+            );
+        }
     }
     let _ = writeln!(
         transport,
@@ -321,7 +344,12 @@ pub fn files(
     // attempt elsewhere.
     services.insert(
         super::preflight::SERVICE.to_owned(),
-        option_words(&contained()),
+        (
+            routes
+                .first()
+                .map_or_else(|| "smtp".to_owned(), |r| r.transport.clone()),
+            option_words(&contained()),
+        ),
     );
     files.push(("transport".to_owned(), transport.into_bytes()));
     let mut per_command = String::new();
@@ -340,8 +368,8 @@ pub fn files(
         (main.join("\n") + "\n").into_bytes(),
     ));
     let mut clones = String::new();
-    for (name, options) in &services {
-        let _ = writeln!(clones, "{name}{options}");
+    for (name, (source, options)) in &services {
+        let _ = writeln!(clones, "{name} {source}{options}");
     }
     files.push(("clones".to_owned(), clones.into_bytes()));
     files.push(("inject".to_owned(), inject.to_string().into_bytes()));
@@ -369,14 +397,14 @@ done
 their_ca=$(postconf -h smtp_tls_CAfile)
 { if [ -n "$their_ca" ] && [ -f "$their_ca" ]; then cat "$their_ca"; fi; cat "$src/ca.pem"; } \
   > /etc/postfix/tlsharness/ca-bundle.pem
-# The service the user's relayed mail leaves by, cloned once per scenario.
-svc=$(postconf -h default_transport | cut -d: -f1)
-entry=$(postconf -M "$svc/unix")
-if [ -z "$entry" ]; then
-  echo "tlsharness: fatal: default_transport is $svc, but master.cf has no $svc/unix service" >&2
-  exit 1
-fi
-while read -r name options; do
+# The service each path's mail leaves by (as Postfix's resolver named it),
+# cloned once per scenario.
+while read -r name svc options; do
+  entry=$(postconf -M "$svc/unix")
+  if [ -z "$entry" ]; then
+    echo "tlsharness: fatal: mail goes to transport $svc, but master.cf has no $svc/unix service" >&2
+    exit 1
+  fi
   postconf -Me "$name/unix=$(printf '%s' "$entry" | sed "s/^$svc /$name /") $options"
 done < "$src/clones"
 # No listener of the user's on the host network; one loopback injector.
@@ -416,7 +444,7 @@ cp /etc/hosts /etc/hosts.tlsharness-orig
 /// The TLS policy Postfix applies on one scenario's service.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct TlsPolicy {
-    /// The next hop it applies to, as relayhost names it.
+    /// The next hop it applies to, as Postfix's resolver names it.
     pub nexthop: String,
     /// The level (the policy's first word when a policy map decides).
     pub level: String,
@@ -428,12 +456,12 @@ pub struct TlsPolicy {
 /// applies to `nexthop`: the service's `-o smtp_tls_security_level`, else
 /// main.cf's, then overridden by the first of `smtp_tls_policy_maps` (the
 /// service's, else main.cf's) that has an entry for the next hop as
-/// written in relayhost (`postmap -q`, as smtp(8) looks it up for a
+/// the resolver names it (`postmap -q`, as smtp(8) looks it up for a
 /// `[host]:port` next hop). Prints `service TAB level TAB source` lines.
 const POLICY_SCRIPT: &str = r#"nexthop=$1; shift
 for svc in "$@"; do
   level=$(postconf -P "$svc/unix/smtp_tls_security_level" 2>/dev/null | sed 's/^[^=]*= *//')
-  from="set by -o smtp_tls_security_level on your default_transport service in master.cf"
+  from="set by -o smtp_tls_security_level in master.cf on the service Postfix routes this mail to"
   if [ -z "$level" ]; then
     level=$(postconf -h smtp_tls_security_level)
     from="set by smtp_tls_security_level in main.cf"
@@ -518,7 +546,6 @@ pub fn hosts_command(line: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::config::Relayhost;
 
     #[test]
     fn every_scenario_copy_is_contained_and_gets_only_timeouts() {
@@ -558,7 +585,7 @@ mod tests {
                 ),
             ]
             .into(),
-            relayhost: Relayhost::parse("[smtp.sendgrid.net]:587").unwrap(),
+            relayhost: Some("[smtp.sendgrid.net]:587".to_owned()),
             level: "encrypt".to_owned(),
         }
     }
@@ -612,7 +639,7 @@ mod tests {
             ]
         );
         // In the report's list of changes, and told apart from the rest.
-        let changes = changes(&config, &[]);
+        let changes = changes(&config, 0, &[], &[], &[]);
         for line in &found {
             assert!(changes.contains(line), "{line}: {changes:#?}");
         }
@@ -639,6 +666,7 @@ mod tests {
     fn containment_reaches_every_client_and_resolver_service_through_words_that_split() {
         let files = files(
             &leaky(),
+            &[],
             &[],
             "127.0.0.1:25".parse().unwrap(),
             "127.0.0.1:9".parse().unwrap(),
@@ -684,8 +712,13 @@ mod tests {
             .take(2)
             .map(std::sync::Arc::new)
             .collect();
+        let route = Route {
+            transport: "smtp".to_owned(),
+            nexthop: "[smtp.sendgrid.net]:587".to_owned(),
+        };
         let files = files(
             &leaky(),
+            &[&route],
             &scenarios,
             "127.0.0.1:25".parse().unwrap(),
             "127.0.0.1:9".parse().unwrap(),
@@ -777,11 +810,12 @@ mod tests {
                 b"relayhost = [smtp.example.com]:587\n".to_vec(),
             )]
             .into(),
-            relayhost: Relayhost::parse("[smtp.example.com]:587").unwrap(),
+            relayhost: Some("[smtp.example.com]:587".to_owned()),
             level: String::new(),
         };
         let files = files(
             &config,
+            &[],
             &[],
             "127.0.0.1:25".parse().unwrap(),
             "127.0.0.1:40001".parse().unwrap(),
@@ -797,7 +831,7 @@ mod tests {
         );
         assert_eq!(
             read("clones"),
-            "tlsh-check-preflight -o smtp_bind_address=127.0.0.1 -o { smtp_bind_address6 =  } -o { smtp_fallback_relay =  } -o smtp_dns_support_level=disabled -o smtp_host_lookup=native\n"
+            "tlsh-check-preflight smtp -o smtp_bind_address=127.0.0.1 -o { smtp_bind_address6 =  } -o { smtp_fallback_relay =  } -o smtp_dns_support_level=disabled -o smtp_host_lookup=native\n"
         );
         assert_eq!(
             super::super::preflight::recipient(),

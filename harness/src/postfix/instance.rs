@@ -135,30 +135,17 @@ impl Instance {
         opts: &StartOptions,
     ) -> Result<Instance, PostfixError> {
         let docker = super::docker::client()?;
-        let (name, tag) = split_image(&opts.image);
-        // One archive, one copy through the API, unpacked by the container:
-        // a copy per file would cost a request each.
-        let mut request = GenericImage::new(name, tag)
-            .with_entrypoint("/bin/sh")
-            .with_cmd([
-                "-c".to_owned(),
-                format!(
-                    "mkdir -p {MOUNT} && tar -xf {MOUNT}.tar -C {MOUNT} && exec /bin/sh {MOUNT}/entrypoint.sh"
-                ),
-            ])
-            .with_network("none")
-            .with_label(LABEL_RUN, &opts.run_id)
-            .with_label(LABEL_PID, process_tag())
-            .with_label(LABEL_BOOT, boot_id())
-            .with_label(LABEL_PIDNS, pid_namespace())
-            .with_label(LABEL_ROLE, "mta")
-            .with_container_name(&opts.container_name)
-            .with_startup_timeout(opts.startup_timeout);
-        request = request.with_copy_to(format!("{MOUNT}.tar"), archive(files)?);
-        let container = request
-            .start()
-            .await
-            .map_err(|e| PostfixError::Start(e.to_string()))?;
+        let container = container(
+            &opts.image,
+            &opts.run_id,
+            &opts.container_name,
+            archive(files)?,
+            "entrypoint.sh",
+        )
+        .with_startup_timeout(opts.startup_timeout)
+        .start()
+        .await
+        .map_err(|e| PostfixError::Start(e.to_string()))?;
         let hub = Arc::new(LogHub::default());
         let (state_tx, state) = watch::channel(State::Starting);
         let state_tx = Arc::new(state_tx);
@@ -408,6 +395,90 @@ impl Drop for Instance {
         }
         // Dropping the container removes it (testcontainers blocks on it).
     }
+}
+
+/// A container of `image` on no network, with the run's labels, the
+/// files in `archive` unpacked under [`MOUNT`] (one archive: a copy per
+/// file would cost a request each) and `script` among them run as its
+/// command.
+fn container(
+    image: &str,
+    run_id: &str,
+    container_name: &str,
+    archive: Vec<u8>,
+    script: &str,
+) -> testcontainers::ContainerRequest<GenericImage> {
+    let (name, tag) = split_image(image);
+    GenericImage::new(name, tag)
+        .with_entrypoint("/bin/sh")
+        .with_cmd([
+            "-c".to_owned(),
+            format!(
+                "mkdir -p {MOUNT} && tar -xf {MOUNT}.tar -C {MOUNT} && exec /bin/sh {MOUNT}/{script}"
+            ),
+        ])
+        .with_network("none")
+        .with_label(LABEL_RUN, run_id)
+        .with_label(LABEL_PID, process_tag())
+        .with_label(LABEL_BOOT, boot_id())
+        .with_label(LABEL_PIDNS, pid_namespace())
+        .with_label(LABEL_ROLE, "mta")
+        .with_container_name(container_name)
+        .with_copy_to(format!("{MOUNT}.tar"), archive)
+}
+
+/// What a script run by [`run_once`] did.
+#[derive(Clone, Debug)]
+pub struct Ran {
+    /// Its exit status (`None` if Docker gave none).
+    pub code: Option<i64>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `script` (one of `files`, copied under [`MOUNT`]) once in a
+/// container of `image` on no network, and returns what it did; the
+/// container is removed whatever happens.
+pub async fn run_once(
+    image: &str,
+    run_id: &str,
+    container_name: &str,
+    files: &[(String, Vec<u8>)],
+    script: &str,
+    deadline: Duration,
+) -> Result<Ran, PostfixError> {
+    let container = container(image, run_id, container_name, archive(files)?, script)
+        .start()
+        .await
+        .map_err(|e| PostfixError::Start(e.to_string()))?;
+    let read = async {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let (mut stdout, mut stderr) = (container.stdout(true), container.stderr(true));
+        let (o, e) = tokio::join!(
+            tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut out),
+            tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut err),
+        );
+        o.and(e).map_err(|e| PostfixError::Exec(e.to_string()))?;
+        let code = container
+            .exit_code()
+            .await
+            .map_err(|e| PostfixError::Exec(e.to_string()))?;
+        Ok::<_, PostfixError>((code, out, err))
+    };
+    let result = tokio::time::timeout(deadline, read).await;
+    let _ = container.rm().await;
+    let (code, out, err) = result.map_err(|_| {
+        PostfixError::Exec(format!(
+            "{script} did not end within {}s",
+            deadline.as_secs()
+        ))
+    })??;
+    Ok(Ran {
+        code,
+        stdout: String::from_utf8_lossy(&out).into_owned(),
+        stderr: String::from_utf8_lossy(&err).into_owned(),
+    })
 }
 
 /// Feeds one of the container's output streams to the hub. The end of

@@ -8,7 +8,7 @@ pub mod image;
 mod instance;
 pub mod log;
 
-pub use instance::{DeliveryEvent, Instance, StartOptions};
+pub use instance::{DeliveryEvent, Instance, Ran, StartOptions, run_once};
 
 /// Failures around Postfix and Docker.
 #[derive(Debug, thiserror::Error)]

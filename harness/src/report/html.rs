@@ -724,8 +724,8 @@ fn row_view(r: &Row, key: String) -> CaseView {
         .as_ref()
         .map_or(r.level.clone(), |p| p.level.clone());
     CaseView {
-        title: format!("{} ({}, TLS level {})", r.scenario, r.side, level),
-        scenario: r.scenario.clone(),
+        title: format!("{} ({}, TLS level {})", r.name(), r.side, level),
+        scenario: r.name(),
         name: r.side.clone(),
         level,
         image: r.image.clone(),
@@ -762,9 +762,9 @@ fn check_page(report: &CheckReport, sources: &[(String, String)]) -> Page {
         let mut rows = Vec::new();
         for c in of_image.iter() {
             let key = if several {
-                format!("{}@{}", c.scenario, c.image)
+                format!("{}@{}", c.current.name(), c.image)
             } else {
-                c.scenario.clone()
+                c.current.name()
             };
             let current = cases.len();
             cases.push(row_view(&c.current, format!("current/{key}")));
@@ -774,7 +774,7 @@ fn check_page(report: &CheckReport, sources: &[(String, String)]) -> Page {
             });
             rows.push(CheckRow {
                 key,
-                scenario: c.scenario.clone(),
+                scenario: c.current.name(),
                 current,
                 candidate,
                 verdict: c.verdict.map(|v| v.to_string()),
@@ -1165,6 +1165,8 @@ mod tests {
 
     fn row(side: &str, attempt: Attempt) -> Row {
         Row {
+            mail: None,
+            route: "smtp:[smtp.sendgrid.net]:587".to_owned(),
             scenario: "incident-587-strip".to_owned(),
             side: side.to_owned(),
             image: "tlsharness/postfix:bookworm".to_owned(),

@@ -100,7 +100,7 @@ pub async fn check(args: CheckArgs, cancel: CancellationToken) -> i32 {
                 format!(
                     "{} (relayhost {}, smtp_tls_security_level = {})",
                     c.source.display(),
-                    c.relayhost,
+                    c.relayhost.as_deref().unwrap_or("(unset)"),
                     if c.level.is_empty() {
                         "(unset)"
                     } else {
