@@ -9,6 +9,7 @@
 //! - [`pki`]: the run's CA and server certificates (rcgen).
 //! - [`upstream`]: the fake relay (mailin's SMTP engine on tokio).
 //! - [`middlebox`]: the proxy on the path, its behaviours and transcripts.
+//! - [`dns`]: a scenario's domain, MX hosts and TLSA records, as zones.
 //! - [`postfix`]: the MTA under test: image, container, config, log.
 //! - [`run`]: scenarios x levels -> cases, execution, classification.
 //! - [`report`]: terminal matrix, JSON, JUnit, artifacts.
@@ -20,6 +21,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod dns;
 pub mod exit;
 pub mod lab;
 pub mod level;

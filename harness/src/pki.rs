@@ -160,12 +160,20 @@ impl Pki {
 
     /// A server identity of the given kind for `hostname`.
     pub fn identity(&self, kind: CertKind, hostname: &str) -> Result<Identity, PkiError> {
-        let name = match kind {
-            CertKind::WrongName => WRONG_NAME,
-            _ => hostname,
+        self.identity_for(kind, &[hostname])
+    }
+
+    /// A server identity of the given kind whose certificate names every
+    /// one of `hostnames` (the first is its common name), as a mail
+    /// exchanger's certificate names each MX host it serves as.
+    pub fn identity_for(&self, kind: CertKind, hostnames: &[&str]) -> Result<Identity, PkiError> {
+        let names: Vec<String> = match kind {
+            CertKind::WrongName => vec![WRONG_NAME.to_owned()],
+            _ => hostnames.iter().map(|h| (*h).to_owned()).collect(),
         };
-        let mut params = CertificateParams::new(vec![name.to_owned()])?;
-        params.distinguished_name = dn(name);
+        let name = names.first().cloned().unwrap_or_default();
+        let mut params = CertificateParams::new(names)?;
+        params.distinguished_name = dn(&name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let (not_before, not_after) = match kind {

@@ -207,6 +207,7 @@ async fn start_lab(
         ca_pem: pki.ca_pem(),
         main_overrides,
         maps: Default::default(),
+        zones: Vec::new(),
     };
     let image = tlsharness::postfix::image::DEFAULT_IMAGE;
     let prepared = tlsharness::postfix::docker::prepare_run(&[image])

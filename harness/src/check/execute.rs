@@ -106,6 +106,25 @@ pub async fn check(
     scenarios: &[Arc<Scenario>],
     opts: &CheckOptions,
 ) -> Result<CheckReport, CheckError> {
+    // Mail by MX through DNS follows the recipient domain, not the
+    // configuration's relay: check does not run those paths (yet).
+    let by_mx: Vec<String> = scenarios
+        .iter()
+        .filter(|s| s.dns.is_some())
+        .map(|s| s.id.clone())
+        .collect();
+    let scenarios: Vec<Arc<Scenario>> = scenarios
+        .iter()
+        .filter(|s| s.dns.is_none())
+        .cloned()
+        .collect();
+    let scenarios = scenarios.as_slice();
+    if scenarios.is_empty() && !by_mx.is_empty() {
+        return Err(CheckError::Input(format!(
+            "every scenario selected delivers by MX through DNS ({}), which check does not run: it follows your configuration to its relays",
+            by_mx.join(", ")
+        )));
+    }
     if scenarios.len() > 250 {
         return Err(CheckError::Input(
             "check runs at most 250 scenarios at once".into(),
@@ -214,7 +233,16 @@ pub async fn check(
         changes: sides
             .iter()
             .enumerate()
-            .map(|(n, (side, c))| (side.clone(), changes(c, n, &routing, scenarios)))
+            .map(|(n, (side, c))| {
+                let mut changes = changes(c, n, &routing, scenarios);
+                if !by_mx.is_empty() {
+                    changes.push(format!(
+                        "not run: scenarios whose mail goes by MX through DNS ({}); check follows your configuration to its relays",
+                        by_mx.join(", ")
+                    ));
+                }
+                (side.clone(), changes)
+            })
             .collect(),
         parameters,
         file_changes: match sides {

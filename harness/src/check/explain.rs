@@ -76,8 +76,10 @@ const RULES: &[Rule] = &[
         status: Status::SentPlaintext,
         reason: "",
         context: Clue::None,
-        condition: "delivered in plaintext: no TLS session for this delivery; STARTTLS was not offered or was hidden on the path, and the level (may) allowed plaintext (the incident's state after `may`); if the relay takes AUTH before TLS, the SASL credentials crossed in plaintext too",
+        condition: "delivered in plaintext: no TLS session for this delivery; STARTTLS was not offered or was hidden on the path, and the level (may, or dane where the zone is not signed) allowed plaintext (the incident's state after `may`); if the relay takes AUTH before TLS, the SASL credentials crossed in plaintext too",
         scenarios: &[
+            "dane-strip-starttls",
+            "dane-unsigned-strip-starttls",
             "incident-587-strip",
             "incident-587-strip-sasl-auth-before-tls",
             "mask-starttls",
@@ -96,8 +98,10 @@ const RULES: &[Rule] = &[
         status: Status::Failed,
         reason: "TLS is required, but was not offered",
         context: Clue::None,
-        condition: "STARTTLS was not offered: the relay does not offer it, or something on the path removed or masked it (firewall SMTP inspection)",
+        condition: "STARTTLS was not offered: the relay does not offer it, or something on the path removed or masked it (firewall SMTP inspection); at level dane, a DNSSEC-validated TLSA record made TLS mandatory for this MX host",
         scenarios: &[
+            "dane-strip-starttls",
+            "dane-unsigned-strip-starttls",
             "incident-587-strip",
             "incident-587-strip-sasl",
             "incident-587-strip-sasl-auth-before-tls",
@@ -180,14 +184,22 @@ const RULES: &[Rule] = &[
         reason: "Server certificate not",
         context: Clue::Text("self-signed certificate"),
         condition: "the peer's certificate is self-signed: a misconfigured relay, or TLS interception with a self-signed certificate",
-        scenarios: &["relay-cert-self-signed", "intercept-tls-self-signed"],
+        scenarios: &[
+            "relay-cert-self-signed",
+            "intercept-tls-self-signed",
+            "dane-ee-self-signed",
+        ],
     },
     Rule {
         status: Status::Failed,
         reason: "Server certificate not",
         context: Clue::Text("self signed certificate"),
         condition: "the peer's certificate is self-signed: a misconfigured relay, or TLS interception with a self-signed certificate",
-        scenarios: &["relay-cert-self-signed", "intercept-tls-self-signed"],
+        scenarios: &[
+            "relay-cert-self-signed",
+            "intercept-tls-self-signed",
+            "dane-ee-self-signed",
+        ],
     },
     Rule {
         status: Status::Failed,
@@ -210,9 +222,20 @@ const RULES: &[Rule] = &[
     Rule {
         status: Status::Failed,
         reason: "Server certificate not verified",
+        context: Clue::Text("no matching DANE TLSA records"),
+        condition: "the MX host's DNSSEC-validated TLSA records match none of its certificates: a certificate or key rolled over before its TLSA record was updated, or a device presenting its own certificate; DANE gives no fallback, all mail to the domain waits",
+        scenarios: &["dane-tlsa-stale"],
+    },
+    Rule {
+        status: Status::Failed,
+        reason: "Server certificate not verified",
         context: Clue::Session(Trust::Trusted),
-        condition: "the certificate does not name the relay: the wrong certificate, or a device presenting its own",
-        scenarios: &["starttls-relay-wrong-name", "relay-cert-wrong-name"],
+        condition: "the certificate chains to a trusted CA but was not accepted: it does not name the relay (the wrong certificate, or a device presenting its own), or, at level dane, no DNSSEC-validated TLSA record matches it (Postfix 3.5 logs both alike)",
+        scenarios: &[
+            "starttls-relay-wrong-name",
+            "relay-cert-wrong-name",
+            "dane-tlsa-stale",
+        ],
     },
     Rule {
         status: Status::Failed,
@@ -234,6 +257,7 @@ const RULES: &[Rule] = &[
         context: Clue::None,
         condition: "the relay's certificate did not verify (the line before the status, if logged, says why): an unknown CA, a missing intermediate, a self-signed or expired certificate, the wrong name, or TLS interception",
         scenarios: &[
+            "dane-ee-self-signed",
             "starttls-relay-unknown-ca",
             "relay-cert-missing-intermediate",
             "relay-cert-self-signed",
@@ -293,6 +317,28 @@ const RULES: &[Rule] = &[
         context: Clue::None,
         condition: "the smtp client refused the destination before connecting (the warning logged just before says why, e.g. smtp_tls_wrappermode below encrypt)",
         scenarios: &["relay-implicit-tls-465"],
+    },
+    // DNS and DNSSEC.
+    Rule {
+        status: Status::Failed,
+        reason: "no TLSA records found",
+        context: Clue::None,
+        condition: "the level is dane-only and DNSSEC proves the MX host publishes no TLSA record: dane-only sends only to DANE-protected hosts",
+        scenarios: &["dane-no-tlsa"],
+    },
+    Rule {
+        status: Status::Failed,
+        reason: "non DNSSEC destination",
+        context: Clue::None,
+        condition: "the level is dane-only but the destination's zone is not DNSSEC-signed (the validating resolver calls it insecure); dane would fall back to opportunistic TLS here",
+        scenarios: &["dane-unsigned-strip-starttls"],
+    },
+    Rule {
+        status: Status::Failed,
+        reason: "type=MX: Host not found, try again",
+        context: Clue::None,
+        condition: "the MX lookup failed temporarily (SERVFAIL): behind a validating resolver, typically a zone whose DNSSEC signatures do not validate (bogus: expired signatures, or a DS record that matches no key), at every TLS level alike",
+        scenarios: &["dane-zone-bogus"],
     },
     Rule {
         status: Status::Failed,
@@ -855,11 +901,14 @@ mod tests {
         // built-in library (3.5, 3.7 and 3.10).
         let every_reason_of_the_run = [
             "Cannot start TLS: handshake failure",
+            "Host or domain name not found. Name service error for name=dane-zone-bogus-dane.hoge.example type=MX: Host not found, try again",
+            "Host or domain name not found. Name service error for name=dane-zone-bogus-may.hoge.example type=MX: Host not found, try again",
             "SASL authentication failed; cannot authenticate to server smtp.relay.test[127.0.0.1]: no mechanism available",
             "Server certificate not trusted",
             "Server certificate not verified",
             "TLS is required, but host smtp.relay.test[127.0.0.1] refused to start TLS: 454 4.7.0 TLS not available due to temporary reason",
             "TLS is required, but host smtp.relay.test[127.0.0.1] refused to start TLS: 502 5.5.1 command not recognized",
+            "TLS is required, but was not offered by host mx1.dane-strip-starttls-dane.hoge.example[127.0.1.1]",
             "TLS is required, but was not offered by host smtp.relay.test[127.0.0.1]",
             "TLS is required, but was not offered by host smtp.sendgrid.net[127.0.0.1]",
             "client TLS configuration problem",
@@ -869,6 +918,8 @@ mod tests {
             "host smtp.relay.test[127.0.0.1] said: 530 5.7.0 Must issue a STARTTLS command first (in reply to MAIL FROM command)",
             "host smtp.sendgrid.net[127.0.0.1] said: 530 5.7.0 Authentication required (in reply to MAIL FROM command)",
             "lost connection with smtp.relay.test[127.0.0.1] while receiving the STARTTLS response",
+            "no TLSA records found",
+            "non DNSSEC destination",
             "server unavailable or unable to receive mail",
         ];
         assert_eq!(

@@ -187,19 +187,20 @@ impl Lab {
         let script = format!(
             "{} > /tmp/tlsh-0 & p0=$!; {} > /tmp/tlsh-1 & p1=$!; {} > /tmp/tlsh-2 & p2=$!; \
              wait $p0 && wait $p1 && wait $p2 && \
-             cat /tmp/tlsh-0 && echo {SEPARATOR} && cat /tmp/tlsh-1 && echo {SEPARATOR} && cat /tmp/tlsh-2",
+             cat /tmp/tlsh-0 && echo {SEPARATOR} && cat /tmp/tlsh-1 && echo {SEPARATOR} && cat /tmp/tlsh-2 \
+             && echo {SEPARATOR} && cat /etc/resolv.conf",
             commands[0].join(" "),
             commands[1].join(" "),
             commands[2].join(" ")
         );
         let out = self.postfix.exec(&["sh", "-c", &script]).await?;
         let parts: Vec<&str> = out.split(&format!("{SEPARATOR}\n")).collect();
-        let [main, services, overrides] = parts.as_slice() else {
+        let [main, services, overrides, resolv_conf] = parts.as_slice() else {
             return Err(LabError::Agent(format!(
                 "postconf's account of the configuration is unreadable: {out}"
             )));
         };
-        crate::postfix::containment::verify(main, services, overrides)?;
+        crate::postfix::containment::verify(main, services, overrides, resolv_conf)?;
         Ok(())
     }
 

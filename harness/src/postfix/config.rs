@@ -45,6 +45,9 @@ pub struct PostfixConfig {
     pub main_overrides: BTreeMap<String, String>,
     /// Lookup tables (texthash) installed in CONF_DIR, by file name.
     pub maps: BTreeMap<String, String>,
+    /// The zones of the cases whose mail goes by MX; with any, the
+    /// container signs and serves them and runs a validating resolver.
+    pub zones: Vec<crate::dns::Zone>,
 }
 
 impl PostfixConfig {
@@ -196,6 +199,21 @@ impl PostfixConfig {
         for (name, content) in &self.maps {
             files.push((format!("maps/{name}"), content.clone().into_bytes()));
         }
+        if !self.zones.is_empty() {
+            let zones: Vec<&crate::dns::Zone> = self.zones.iter().collect();
+            files.push((
+                "dns/root.zone".to_owned(),
+                crate::dns::root_zone(&zones, crate::dns::SERVER.into()).into_bytes(),
+            ));
+            files.push((
+                "dns/zones.list".to_owned(),
+                crate::dns::zone_list(&zones).into_bytes(),
+            ));
+            for z in &self.zones {
+                files.push((format!("dns/zones/{}", z.name), z.text.clone().into_bytes()));
+            }
+            files.push(("dns.sh".to_owned(), DNS_SCRIPT.as_bytes().to_vec()));
+        }
         files
     }
 }
@@ -224,6 +242,9 @@ done
 # transport per case that costs a noticeable part of a second per call.
 if [ -n "$compat" ]; then echo "compatibility_level = $compat" >> /etc/postfix/main.cf; fi
 cat "$src/hosts" >> /etc/hosts
+# Scenarios whose mail goes by MX: their zones, signed and served here,
+# and a validating resolver for Postfix (see dns.sh).
+if [ -f "$src/dns.sh" ]; then sh "$src/dns.sh"; fi
 # The run's queue is fresh (made above) and every file here is the
 # harness's: Postfix's own quick-start marker skips the installation check
 # at start (post-install and a dozen postconf calls, seconds with a
@@ -232,6 +253,89 @@ touch "$queue/quick-start"
 "#,
     entrypoint_tail!()
 );
+
+/// Signs the cases' zones (a key pair per zone and for the root, made
+/// here for this run), serves them with nsd on the run's name server
+/// address, and starts unbound on 127.0.0.1 as the validating resolver
+/// Postfix asks (resolv.conf, `options trust-ad`), with the run's root key
+/// as its only trust anchor and the run's name server as its only root.
+/// A signed zone has a DS record in the root; an unsigned one none; a
+/// bogus one has a DS, but signatures that expired in 2020.
+const DNS_SCRIPT: &str = r#"set -eu
+src=/tlsharness
+for tool in unbound nsd ldns-keygen ldns-signzone ldns-key2ds drill; do
+  if ! command -v "$tool" >/dev/null; then
+    echo "tlsharness: fatal: this Postfix image has no $tool, which scenarios with [dns] need; rebuild it: tlsharness image build --rebuild (with --suite for bullseye or trixie)" >&2
+    exit 1
+  fi
+done
+d=/var/lib/tlsharness-dns
+mkdir -p "$d"
+cd "$d"
+cp "$src/dns/root.zone" root.zone
+server=$(awk '$1 == "ns.tlsharness." && $2 == "A" { print $3 }' root.zone)
+conf="$d/nsd.conf"
+printf 'server:\n  ip-address: %s\n  port: 53\n  username: ""\n  zonesdir: "%s"\n  database: ""\n  pidfile: "%s/nsd.pid"\n  zonelistfile: "%s/zone.list"\n  xfrdfile: "%s/xfrd.state"\n  logfile: "%s/nsd.log"\n  verbosity: 1\nremote-control:\n  control-enable: no\n' \
+  "$server" "$d" "$d" "$d" "$d" "$d" > "$conf"
+# sign ZONE FILE STATE: prints the key signing key's file name.
+sign() {
+  ksk=$(ldns-keygen -a ECDSAP256SHA256 -k "$1")
+  zsk=$(ldns-keygen -a ECDSAP256SHA256 "$1")
+  if [ "$3" = bogus ]; then
+    ldns-signzone -i 20190101000000 -e 20200101000000 "$2" "$ksk" "$zsk"
+  else
+    ldns-signzone "$2" "$ksk" "$zsk"
+  fi
+  echo "$ksk"
+}
+while read -r zone state; do
+  file="$zone.zone"
+  cp "$src/dns/zones/$zone" "$file"
+  if [ "$state" != unsigned ]; then
+    ksk=$(sign "$zone" "$file" "$state")
+    file="$file.signed"
+    ldns-key2ds -n -2 "$ksk.key" >> root.zone
+  fi
+  printf 'zone:\n  name: "%s"\n  zonefile: "%s"\n' "$zone" "$file" >> "$conf"
+done < "$src/dns/zones.list"
+root=$(sign . root.zone signed)
+ldns-key2ds -n -2 "$root.key" > "$d/root.ds"
+printf 'zone:\n  name: "."\n  zonefile: "root.zone.signed"\n' >> "$conf"
+nsd -c "$conf"
+printf '. 3600000 NS ns.tlsharness.\nns.tlsharness. 3600000 A %s\n' "$server" > "$d/root.hints"
+printf '%s\n' \
+  'server:' \
+  '  interface: 127.0.0.1' \
+  '  port: 53' \
+  '  do-ip6: no' \
+  '  access-control: 127.0.0.0/8 allow' \
+  '  do-not-query-localhost: no' \
+  "  root-hints: \"$d/root.hints\"" \
+  "  trust-anchor-file: \"$d/root.ds\"" \
+  '  module-config: "validator iterator"' \
+  '  qname-minimisation: no' \
+  '  val-log-level: 2' \
+  '  verbosity: 1' \
+  '  chroot: ""' \
+  '  username: ""' \
+  "  directory: \"$d\"" \
+  "  pidfile: \"$d/unbound.pid\"" \
+  '  use-syslog: no' \
+  "  logfile: \"$d/unbound.log\"" \
+  'remote-control:' \
+  '  control-enable: no' > "$d/unbound.conf"
+# Both bind their sockets before they return: no wait is needed.
+unbound -c "$d/unbound.conf"
+printf 'nameserver 127.0.0.1\noptions trust-ad\n' > /etc/resolv.conf
+# The resolver must validate the run's own root, or no DANE case means
+# anything.
+if ! drill -D @127.0.0.1 . SOA | grep -q '^;; flags:.* ad'; then
+  echo "tlsharness: fatal: the run's validating resolver does not validate the run's root zone:" >&2
+  tail -5 "$d/unbound.log" >&2
+  exit 1
+fi
+echo "tlsharness: $(wc -l < "$src/dns/zones.list") zone(s) signed and served, validating resolver on 127.0.0.1" >&2
+"#;
 
 /// How every entrypoint (the run's, and `check`'s) ends: a chrooted smtp
 /// client reads the chroot's copies of the system files (Debian's init
@@ -278,6 +382,7 @@ mod tests {
             ca_pem: String::new(),
             main_overrides: BTreeMap::new(),
             maps: BTreeMap::new(),
+            zones: Vec::new(),
         }
     }
 

@@ -88,8 +88,13 @@ fn list(loose: &[Loose]) -> String {
 }
 
 /// [`loose`], as a refusal when anything is.
-pub fn verify(main: &str, services: &str, overrides: &str) -> Result<(), NotContained> {
-    let found = loose(main, services, overrides);
+pub fn verify(
+    main: &str,
+    services: &str,
+    overrides: &str,
+    resolv_conf: &str,
+) -> Result<(), NotContained> {
+    let found = loose_in(main, services, overrides, resolv_conf);
     if found.is_empty() {
         Ok(())
     } else {
@@ -110,13 +115,36 @@ pub fn verify(main: &str, services: &str, overrides: &str) -> Result<(), NotCont
 ///   expanded, so the old name is judged through it);
 /// - `smtp_dns_support_level` is `disabled` (or empty with
 ///   `disable_dns_lookups = yes`, which Postfix reads the same);
-/// - `smtp_host_lookup` is `native`.
+/// - `smtp_host_lookup` is `native`;
+///
+/// the last two unless the container's resolver is the run's own (see
+/// [`the_run_s_resolver`]).
 ///
 /// For each trivial-rewrite service, `sender_dependent_relayhost_maps` is
 /// empty. relayhost is not judged: `check` keeps the user's (their relay's
 /// name, pointed at the fakes through /etc/hosts), and with DNS disabled
 /// and no network but loopback its mail cannot leave.
 pub fn loose(main: &str, services: &str, overrides: &str) -> Vec<Loose> {
+    loose_in(main, services, overrides, "")
+}
+
+/// Whether `resolv_conf` (the container's /etc/resolv.conf) sends every
+/// query to the run's own validating resolver on 127.0.0.1, whose only
+/// upstream is the run's own name server in the same namespace: then
+/// DNS lookups stay inside the run, and the smtp clients may use them.
+pub fn the_run_s_resolver(resolv_conf: &str) -> bool {
+    let servers: Vec<&str> = resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(str::trim)
+        .collect();
+    !servers.is_empty() && servers.iter().all(|s| *s == "127.0.0.1")
+}
+
+/// [`loose`], with the container's /etc/resolv.conf: DNS lookups are
+/// allowed when it names the run's own resolver only.
+pub fn loose_in(main: &str, services: &str, overrides: &str, resolv_conf: &str) -> Vec<Loose> {
+    let dns = the_run_s_resolver(resolv_conf);
     let main = parameters(main);
     let overrides = service_overrides(overrides);
     let services = master_services(services);
@@ -141,7 +169,7 @@ pub fn loose(main: &str, services: &str, overrides: &str) -> Vec<Loose> {
                 .clone(),
         };
         match s.command.as_str() {
-            "smtp" | "lmtp" => client(&view, &s.command, &mut found),
+            "smtp" | "lmtp" => client(&view, &s.command, dns, &mut found),
             "trivial-rewrite" => {
                 let p = "sender_dependent_relayhost_maps";
                 let (value, effective) = view.get(p);
@@ -161,8 +189,9 @@ pub fn loose(main: &str, services: &str, overrides: &str) -> Vec<Loose> {
 }
 
 /// The rules for one smtp(8) or lmtp(8) client service; `prefix` is the
-/// command, which is how the client knows which names it reads.
-fn client(view: &View, prefix: &str, found: &mut Vec<Loose>) {
+/// command, which is how the client knows which names it reads; `dns`,
+/// whether the container's resolver is the run's own.
+fn client(view: &View, prefix: &str, dns: bool, found: &mut Vec<Loose>) {
     let name = |base: &str| format!("{prefix}_{base}");
 
     let p = name("bind_address");
@@ -221,7 +250,7 @@ fn client(view: &View, prefix: &str, found: &mut Vec<Loose>) {
             .eq_ignore_ascii_case("yes"),
         _ => false,
     };
-    if !disabled {
+    if !disabled && !dns {
         found.push(view.loose(
             &p,
             value,
@@ -233,7 +262,9 @@ fn client(view: &View, prefix: &str, found: &mut Vec<Loose>) {
     let p = name("host_lookup");
     let (value, effective) = view.get(&p);
     let native = words(&effective).next().is_some() && words(&effective).all(|w| w == "native");
-    if !native {
+    let known = words(&effective).next().is_some()
+        && words(&effective).all(|w| w == "native" || w == "dns");
+    if !(native || dns && known) {
         found.push(view.loose(
             &p,
             value,
@@ -510,7 +541,7 @@ mod tests {
     #[test]
     fn the_run_s_configuration_is_contained() {
         assert_eq!(RUN.loose(), Vec::<String>::new());
-        assert!(verify(RUN.main, RUN.services, RUN.overrides).is_ok());
+        assert!(verify(RUN.main, RUN.services, RUN.overrides, "").is_ok());
     }
 
     #[test]
@@ -532,7 +563,7 @@ mod tests {
                 "lmtp (unix) lmtp_host_lookup = dns: it must be native: relay names resolve from /etc/hosts only, never through DNS",
             ]
         );
-        let e = verify(USER.main, USER.services, USER.overrides).unwrap_err();
+        let e = verify(USER.main, USER.services, USER.overrides, "").unwrap_err();
         assert_eq!(e.0.len(), 12);
         assert!(
             e.to_string().starts_with(
@@ -602,6 +633,30 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn dns_is_allowed_only_through_the_run_s_own_resolver() {
+        let base = "smtp_bind_address = 127.0.0.1\nsmtp_bind_address6 =\nsmtp_fallback_relay =\nsmtp_dns_support_level = disabled\nsmtp_host_lookup = native\n";
+        let services = "smtp       unix  -       -       n       -       -       smtp\n";
+        let overrides =
+            "smtp/unix/smtp_dns_support_level = dnssec\nsmtp/unix/smtp_host_lookup = dns\n";
+        let run_s = "nameserver 127.0.0.1\noptions trust-ad\n";
+        assert!(loose_in(base, services, overrides, run_s).is_empty());
+        for other in [
+            "",
+            "nameserver 192.0.2.53\n",
+            "nameserver 127.0.0.1\nnameserver 10.0.0.2\n",
+        ] {
+            assert_eq!(
+                loose_in(base, services, overrides, other).len(),
+                2,
+                "{other}"
+            );
+        }
+        // Even then, only DNS and native lookups.
+        let odd = "smtp/unix/smtp_host_lookup = dns, nis\n";
+        assert_eq!(loose_in(base, services, odd, run_s).len(), 1);
     }
 
     #[test]

@@ -57,6 +57,23 @@ pub async fn ensure(docker: &Docker, suite: &str, rebuild: bool) -> Result<Ensur
     Ok(Ensured::Built)
 }
 
+/// What the image holds besides the base system: Postfix, and for
+/// scenarios with DNS on the path, the validating resolver (unbound), the
+/// name server of the run's zones (nsd), the tools that sign them and ask
+/// the resolver (ldnsutils), and the MTA-STS policy daemon
+/// (postfix-mta-sts-resolver; python3-cffi-backend names a virtual
+/// package debootstrap cannot resolve on its own).
+pub const PACKAGES: [&str; 8] = [
+    "postfix",
+    "ca-certificates",
+    "libsasl2-modules",
+    "unbound",
+    "nsd",
+    "ldnsutils",
+    "python3-cffi-backend",
+    "postfix-mta-sts-resolver",
+];
+
 /// debootstrap + docker import. Needs root, debootstrap and the docker CLI.
 fn build_offline(suite: &str, image: &str) -> Result<(), PostfixError> {
     let find = |tool: &str| {
@@ -81,7 +98,7 @@ fn build_offline(suite: &str, image: &str) -> Result<(), PostfixError> {
     let status = Command::new(debootstrap)
         .args([
             "--variant=minbase",
-            "--include=postfix,ca-certificates,libsasl2-modules",
+            &format!("--include={}", PACKAGES.join(",")),
             suite,
         ])
         .arg(&root)

@@ -221,11 +221,14 @@ struct Group {
 fn group(cases: &[Case], rigs: &[Rig]) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     for (i, (case, rig)) in cases.iter().zip(rigs).enumerate() {
+        // A case whose mail goes by MX resolves its names through DNS.
+        let by_name = rig.zone.is_none();
         let fits = |g: &Group| {
             g.image == case.image
-                && g.hosts
-                    .get(&rig.hostname)
-                    .is_none_or(|a| *a == rig.addresses)
+                && (!by_name
+                    || g.hosts
+                        .get(&rig.hostname)
+                        .is_none_or(|a| *a == rig.addresses))
         };
         let g = match groups.iter_mut().position(|g| fits(g)) {
             Some(g) => g,
@@ -239,9 +242,11 @@ fn group(cases: &[Case], rigs: &[Rig]) -> Vec<Group> {
             }
         };
         groups[g].cases.push(i);
-        groups[g]
-            .hosts
-            .insert(rig.hostname.clone(), rig.addresses.clone());
+        if by_name {
+            groups[g]
+                .hosts
+                .insert(rig.hostname.clone(), rig.addresses.clone());
+        }
     }
     groups
 }
@@ -293,6 +298,11 @@ fn configure(group: &Group, rigs: &[Rig], ca_pem: String) -> (PostfixConfig, Vec
         ca_pem,
         main_overrides: BTreeMap::new(),
         maps,
+        zones: group
+            .cases
+            .iter()
+            .filter_map(|&i| rigs[i].zone.clone())
+            .collect(),
     };
     (config, routes)
 }

@@ -48,12 +48,18 @@ pub(crate) struct Rig {
     /// A smtp_tls_policy_maps value for the next hop.
     pub tls_policy: Option<String>,
     pub message_id: String,
+    /// The case's own zone, when its mail goes by MX through DNS.
+    pub zone: Option<crate::dns::Zone>,
 }
 
 impl Rig {
-    /// `[name]:port`, the case's next hop in Postfix's terms.
+    /// The case's next hop in Postfix's terms: `[name]:port`, or the
+    /// domain whose MX hosts Postfix looks up.
     pub fn nexthop(&self) -> String {
-        format!("[{}]:{}", self.hostname, self.port)
+        match &self.zone {
+            Some(z) => z.name.clone(),
+            None => format!("[{}]:{}", self.hostname, self.port),
+        }
     }
 }
 
@@ -93,18 +99,23 @@ impl Workshop {
         }
     }
 
-    /// An identity and its key with the agent, made once per run.
+    /// An identity for `hosts` and its key with the agent, made once per
+    /// run.
     fn identity(
         &mut self,
         role: Role,
         kind: CertKind,
-        host: &str,
+        hosts: &[String],
     ) -> Result<(u64, Identity), PkiError> {
-        let key = (role, kind, host.to_owned());
+        let key = (role, kind, hosts.join(" "));
         if let Some(id) = self.identities.get(&key) {
             return Ok(id.clone());
         }
-        let made = (self.identities.len() as u64, self.pki.identity(kind, host)?);
+        let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let made = (
+            self.identities.len() as u64,
+            self.pki.identity_for(kind, &names)?,
+        );
         self.identities.insert(key, made.clone());
         Ok(made)
     }
@@ -127,13 +138,28 @@ impl Workshop {
             ),
             Placement::Fixed { hostname, port } => (hostname.clone(), *port, None),
         };
+        // By MX, the case's own names: its zone's, one per MX host.
+        let dns = scenario
+            .dns
+            .as_ref()
+            .filter(|_| matches!(placement, Placement::Case));
+        let label = crate::dns::case_label(&scenario.local_part(48), case.level.as_str());
+        let names: Vec<String> = match dns {
+            Some(d) => {
+                d.mx.iter()
+                    .map(|mx| crate::dns::case_name(mx.host.as_str(), d.domain.as_str(), &label))
+                    .collect()
+            }
+            None => vec![hostname],
+        };
+        let hostname = names[0].clone();
         // The relay's listener on the port Postfix connects to: run's is
         // the scenario's first; check's is the configuration's, which the
         // relay may not serve at all (RelaySpec::service_for).
         let service = spec.service_for(port);
         let mode = service.map_or(ServiceMode::None, |s| s.mode);
         let mut identities = Vec::new();
-        let relay_id = self.identity(Role::Relay, spec.certificate, &hostname)?;
+        let relay_id = self.identity(Role::Relay, spec.certificate, &names)?;
         identities.push(relay_id.clone());
         let relay = RelaySpec {
             hostname: hostname.clone(),
@@ -166,7 +192,7 @@ impl Workshop {
             };
             let mut acceptors = Vec::new();
             for kind in behaviours.iter().filter_map(|b| b.certificate()) {
-                let id = self.identity(Role::Middlebox, kind, &hostname)?;
+                let id = self.identity(Role::Middlebox, kind, &names)?;
                 acceptors.push((kind, id.0));
                 identities.push(id);
             }
@@ -202,6 +228,37 @@ impl Workshop {
             // Postfix would shuffle the addresses; the paths are in order.
             settings.insert("smtp_randomize_addresses".into(), "no".into());
         }
+        let zone = match dns {
+            Some(d) => {
+                // DNSSEC answers for the DANE levels, as Postfix's DANE
+                // documentation asks; plain DNS elsewhere.
+                let support = if matches!(case.level, Level::Dane | Level::DaneOnly) {
+                    "dnssec"
+                } else {
+                    "enabled"
+                };
+                settings.insert("smtp_dns_support_level".into(), support.into());
+                settings.insert("smtp_host_lookup".into(), "dns".into());
+                let other = self.identity(
+                    Role::Relay,
+                    CertKind::SelfSigned,
+                    &["rolled-over.tlsharness.test".to_owned()],
+                )?;
+                let ca = self.pki.ca_der().clone();
+                let issuer = relay_id.1.chain.get(1).map_or(ca.as_ref(), |c| c.as_ref());
+                Some(crate::dns::zone(
+                    d,
+                    &label,
+                    &addresses,
+                    &crate::dns::Certificates {
+                        relay: relay_id.1.leaf().as_ref(),
+                        issuer,
+                        other: other.1.leaf().as_ref(),
+                    },
+                ))
+            }
+            None => None,
+        };
         let sasl = scenario
             .postfix
             .sasl
@@ -247,6 +304,7 @@ impl Workshop {
             sasl,
             tls_policy,
             message_id: format!("<case-{}.{run_id}@tlsharness.test>", case.index),
+            zone,
         })
     }
 }

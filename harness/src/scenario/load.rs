@@ -22,8 +22,11 @@ pub struct Scenario {
     pub description: Option<String>,
     pub path: PathBuf,
     pub relay: RelaySpec,
-    /// One network path per address of the relay's name (usually one).
+    /// One network path per address of the relay's name (usually one),
+    /// or, with `dns`, per MX host.
     pub paths: Vec<MiddleboxSpec>,
+    /// The recipient domain, delivered by its MX hosts through DNS.
+    pub dns: Option<crate::dns::DnsSpec>,
     pub postfix: PostfixSpec,
     pub delivery: DeliverySpec,
     pub expect: BTreeMap<Level, Expectation>,
@@ -560,6 +563,16 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
             "the scenario needs a non-empty name".into(),
         ));
     }
+    let dns = match raw.dns {
+        Some(spanned) => {
+            let span = spanned.span();
+            let spec = spanned.into_inner();
+            check_dns(&spec, &relay, paths.len())
+                .map_err(|(key, m)| invalid(path, bytes, span, &key, m))?;
+            Some(spec)
+        }
+        None => None,
+    };
     Ok(Scenario {
         id: scenario_id(path),
         name: raw.name,
@@ -567,11 +580,66 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         path: path.to_owned(),
         relay,
         paths,
+        dns,
         postfix: raw.postfix,
         delivery: raw.delivery,
         expect: checked,
         versions,
     })
+}
+
+/// `[dns]` against the rest: one MX host per path, each under the domain
+/// and named once; the relay is on port 25 (MX delivery's) and is the
+/// first MX host, whose name its certificate carries.
+fn check_dns(
+    dns: &crate::dns::DnsSpec,
+    relay: &RelaySpec,
+    paths: usize,
+) -> Result<(), (String, String)> {
+    let domain = dns.domain.as_str();
+    if dns.mx.is_empty() {
+        return Err(("dns.mx".into(), "no MX host: give at least one".into()));
+    }
+    if dns.mx.len() != paths {
+        return Err((
+            "dns.mx".into(),
+            format!(
+                "{} MX hosts but {paths} path(s): each MX host is reached through its own path (give one [[paths]] entry per MX host, in the same order)",
+                dns.mx.len()
+            ),
+        ));
+    }
+    for (i, mx) in dns.mx.iter().enumerate() {
+        let key = format!("dns.mx[{i}].host");
+        let host = mx.host.as_str();
+        if !host.ends_with(&format!(".{domain}")) {
+            return Err((
+                key,
+                format!(
+                    "`{host}` is not under the domain {domain}; an MX host here is a name in the domain's own zone"
+                ),
+            ));
+        }
+        if dns.mx[..i].iter().any(|m| m.host == mx.host) {
+            return Err((key, format!("`{host}` is listed twice")));
+        }
+    }
+    if relay.port != 25 || relay.services.len() != 1 {
+        return Err((
+            "dns".into(),
+            "mail to a domain's MX hosts goes to port 25: give the relay `port = 25` and no other service".into(),
+        ));
+    }
+    if relay.hostname != dns.mx[0].host {
+        return Err((
+            "dns".into(),
+            format!(
+                "the relay's hostname ({}) must be the first MX host ({}): its certificate names the MX hosts",
+                relay.hostname, dns.mx[0].host
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A replayed relay says what was recorded; the rest of `[relay]` must

@@ -30,6 +30,10 @@ pub(crate) struct RawScenario {
     /// tries them; instead of `[middlebox]`.
     #[serde(default)]
     pub paths: Option<Spanned<Vec<MiddleboxSpec>>>,
+    /// The recipient domain and its DNS: mail goes by MX instead of to
+    /// the relay by name.
+    #[serde(default)]
+    pub dns: Option<Spanned<crate::dns::DnsSpec>>,
     #[serde(default)]
     pub postfix: PostfixSpec,
     #[serde(default)]
