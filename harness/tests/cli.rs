@@ -56,6 +56,35 @@ fn bad_relay_services_and_ports_are_located_before_anything_starts() {
 }
 
 #[test]
+fn bad_dns_sections_are_located_before_anything_starts() {
+    for (file, said) in [
+        (
+            "bad-tlsa.toml",
+            "bad-tlsa.toml:11:67: dns.mx[0].tlsa[0].usage: usage 4 is not a TLSA usage (0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE)",
+        ),
+        (
+            "mx-nowhere.toml",
+            "mx-nowhere.toml:8:1: dns.mx: 2 MX hosts but 1 path(s): each MX host is reached through its own path",
+        ),
+        (
+            "mx-outside.toml",
+            "mx-outside.toml:8:1: dns.mx[0].host: `mx.elsewhere.example` is not under the domain hoge.example",
+        ),
+    ] {
+        let out = tlsharness()
+            .args(["run"])
+            .arg(data(&format!("dns/{file}")))
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{file}: {stderr}");
+        assert!(stderr.contains(said), "{file}: {stderr}");
+        assert!(!stderr.contains("starting Postfix"), "{stderr}");
+    }
+}
+
+#[test]
 fn a_scenario_setting_that_would_let_mail_out_is_refused_at_load_time() {
     // Containment by rule: a scenario's settings become -o options on its
     // transport, which beat main.cf. The run refuses the file before

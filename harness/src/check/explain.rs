@@ -102,6 +102,7 @@ const RULES: &[Rule] = &[
         scenarios: &[
             "dane-strip-starttls",
             "dane-unsigned-strip-starttls",
+            "dane-forge-no-tlsa-strip",
             "incident-587-strip",
             "incident-587-strip-sasl",
             "incident-587-strip-sasl-auth-before-tls",
@@ -332,6 +333,17 @@ const RULES: &[Rule] = &[
         context: Clue::None,
         condition: "the level is dane-only but the destination's zone is not DNSSEC-signed (the validating resolver calls it insecure); dane would fall back to opportunistic TLS here",
         scenarios: &["dane-unsigned-strip-starttls"],
+    },
+    Rule {
+        status: Status::Failed,
+        reason: "TLSA lookup error",
+        context: Clue::None,
+        condition: "at level dane, the TLSA lookup failed (SERVFAIL, or no answer): something on the DNS path answers or drops TLSA queries, or forged an answer the validating resolver rejected; Postfix cannot tell whether the MX host does DANE and defers",
+        scenarios: &[
+            "dane-servfail-tlsa",
+            "dane-drop-tlsa",
+            "dane-forge-no-tlsa-strip",
+        ],
     },
     Rule {
         status: Status::Failed,
@@ -911,6 +923,9 @@ mod tests {
             "TLS is required, but was not offered by host mx1.dane-strip-starttls-dane.hoge.example[127.0.1.1]",
             "TLS is required, but was not offered by host smtp.relay.test[127.0.0.1]",
             "TLS is required, but was not offered by host smtp.sendgrid.net[127.0.0.1]",
+            "TLSA lookup error for mx1.dane-drop-tlsa-dane-only.hoge.example:25",
+            "TLSA lookup error for mx1.dane-forge-no-tlsa-strip-dane.hoge.example:25",
+            "TLSA lookup error for mx1.dane-servfail-tlsa-dane.hoge.example:25",
             "client TLS configuration problem",
             "conversation with smtp.relay.test[127.0.0.1] timed out while receiving the STARTTLS response",
             "conversation with smtp.relay.test[127.0.0.1] timed out while receiving the initial server greeting",

@@ -20,6 +20,9 @@ use sha2::{Digest, Sha256, Sha512};
 
 use crate::scenario::Hostname;
 
+pub mod proxy;
+pub use proxy::DnsBehaviour;
+
 /// `[dns]`: the recipient domain, delivered by its MX hosts.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +34,10 @@ pub struct DnsSpec {
     pub zone: ZoneState,
     /// The domain's MX hosts, one per path, in the paths' order.
     pub mx: Vec<MxSpec>,
+    /// What the DNS path between the resolver and the zone's name server
+    /// does (the DNS middlebox); empty: nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub behaviour: Vec<DnsBehaviour>,
 }
 
 /// A zone's DNSSEC state, as a validating resolver judges it.
@@ -169,6 +176,8 @@ pub fn case_name(name: &str, domain: &str, label: &str) -> String {
 pub const NAME_SERVER: &str = "ns.tlsharness.";
 
 /// Where the run's name server serves every zone, in the run's namespace.
+/// The root zone names the DNS middlebox ([`proxy::PATH`]) instead, which
+/// passes queries on to it.
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(127, 0, 2, 2);
 
 /// One case's zone, ready for the container.

@@ -42,6 +42,8 @@ struct Rigged {
     relay: Relay,
     middleboxes: Vec<Middlebox>,
     stop: CancellationToken,
+    /// The case's zone on the DNS path, if its mail goes by MX.
+    zone: Option<String>,
 }
 
 /// Who gets a connection accepted on a shared listener.
@@ -70,6 +72,8 @@ struct Agent {
     stop: CancellationToken,
     smtp: AsyncSmtpTransport<Tokio1Executor>,
     injecting: tokio::sync::Semaphore,
+    /// The DNS middlebox's zones.
+    dns: crate::dns::proxy::Table,
 }
 
 /// Serves requests from `input` until it ends, then stops every fake.
@@ -111,7 +115,20 @@ where
             .pool_config(PoolConfig::new().max_size(INJECTORS as u32))
             .build(),
         injecting: tokio::sync::Semaphore::new(INJECTORS),
+        dns: crate::dns::proxy::Table::default(),
     });
+    // The DNS middlebox, between the MTA's validating resolver and the
+    // run's name server (only runs with zones use it).
+    {
+        let (table, stop) = (agent.dns.clone(), agent.stop.clone());
+        agent.tasks.spawn(async move {
+            let listen = SocketAddr::new(crate::dns::proxy::PATH.into(), 53);
+            let upstream = SocketAddr::new(crate::dns::SERVER.into(), 53);
+            if let Err(e) = crate::dns::proxy::serve(listen, upstream, table, stop).await {
+                eprintln!("tlsharness agent: the DNS middlebox cannot listen on {listen}: {e}");
+            }
+        });
+    }
     let mut lines = BufReader::new(input).lines();
     while let Some(line) = lines.next_line().await? {
         let request: Request = match serde_json::from_str(&line) {
@@ -301,12 +318,16 @@ impl Agent {
                 .await?;
             middleboxes.push(middlebox);
         }
+        if let Some(d) = &spec.dns {
+            self.dns.set(&d.zone, d.behaviours.clone());
+        }
         self.rigs.lock().expect("agent poisoned").insert(
             spec.rig,
             Rigged {
                 relay,
                 middleboxes,
                 stop,
+                zone: spec.dns.as_ref().map(|d| d.zone.clone()),
             },
         );
         Ok(())
@@ -395,6 +416,9 @@ impl Agent {
     fn unrig(&self, rig: u64) {
         if let Some(r) = self.rigs.lock().expect("agent poisoned").remove(&rig) {
             r.stop.cancel();
+            if let Some(zone) = &r.zone {
+                self.dns.remove(zone);
+            }
         }
         let mut listening = self.routes.lock().expect("agent poisoned");
         let mut emptied = Vec::new();
@@ -422,8 +446,8 @@ impl Agent {
             .lock()
             .expect("agent poisoned")
             .get(&rig)
-            .map(|r| (r.relay.clone(), r.middleboxes.clone()));
-        let Some((relay, middleboxes)) = found else {
+            .map(|r| (r.relay.clone(), r.middleboxes.clone(), r.zone.clone()));
+        let Some((relay, middleboxes, zone)) = found else {
             return Reply::Failed {
                 error: format!("no rig {rig}"),
             };
@@ -440,6 +464,7 @@ impl Agent {
             paths: middleboxes.iter().map(Middlebox::records).collect(),
             open: middleboxes.iter().map(Middlebox::open).sum(),
             received: relay.received(),
+            dns: zone.map(|z| self.dns.events(&z)).unwrap_or_default(),
         }))
     }
 

@@ -81,6 +81,17 @@ pub struct RigSpec {
     /// transport sends from its own); `None`: any.
     pub source: Option<IpAddr>,
     pub connect_timeout_ms: u64,
+    /// The case's zone and what the DNS path does to it, when its mail
+    /// goes by MX.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsPathSpec>,
+}
+
+/// One case's zone on the DNS path.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DnsPathSpec {
+    pub zone: String,
+    pub behaviours: Vec<crate::dns::DnsBehaviour>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -116,6 +127,9 @@ pub struct RigState {
     pub open: usize,
     /// Messages the relay accepted, in order.
     pub received: Vec<Received>,
+    /// What the DNS middlebox did in the case's zone, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
 }
 
 impl RigState {

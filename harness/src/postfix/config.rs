@@ -203,7 +203,11 @@ impl PostfixConfig {
             let zones: Vec<&crate::dns::Zone> = self.zones.iter().collect();
             files.push((
                 "dns/root.zone".to_owned(),
-                crate::dns::root_zone(&zones, crate::dns::SERVER.into()).into_bytes(),
+                crate::dns::root_zone(&zones, crate::dns::proxy::PATH.into()).into_bytes(),
+            ));
+            files.push((
+                "dns/server".to_owned(),
+                crate::dns::SERVER.to_string().into_bytes(),
             ));
             files.push((
                 "dns/zones.list".to_owned(),
@@ -256,7 +260,8 @@ touch "$queue/quick-start"
 
 /// Signs the cases' zones (a key pair per zone and for the root, made
 /// here for this run), serves them with nsd on the run's name server
-/// address, and starts unbound on 127.0.0.1 as the validating resolver
+/// address (behind the agent's DNS middlebox, which the root zone and the
+/// root hints name), and starts unbound on 127.0.0.1 as the validating resolver
 /// Postfix asks (resolv.conf, `options trust-ad`), with the run's root key
 /// as its only trust anchor and the run's name server as its only root.
 /// A signed zone has a DS record in the root; an unsigned one none; a
@@ -273,7 +278,10 @@ d=/var/lib/tlsharness-dns
 mkdir -p "$d"
 cd "$d"
 cp "$src/dns/root.zone" root.zone
-server=$(awk '$1 == "ns.tlsharness." && $2 == "A" { print $3 }' root.zone)
+# nsd serves the zones on $server; the root zone (and the resolver's root
+# hints) name the DNS middlebox's address instead, which passes queries on.
+server=$(cat "$src/dns/server")
+path=$(awk '$1 == "ns.tlsharness." && $2 == "A" { print $3 }' root.zone)
 conf="$d/nsd.conf"
 printf 'server:\n  ip-address: %s\n  port: 53\n  username: ""\n  zonesdir: "%s"\n  database: ""\n  pidfile: "%s/nsd.pid"\n  zonelistfile: "%s/zone.list"\n  xfrdfile: "%s/xfrd.state"\n  logfile: "%s/nsd.log"\n  verbosity: 1\nremote-control:\n  control-enable: no\n' \
   "$server" "$d" "$d" "$d" "$d" "$d" > "$conf"
@@ -302,7 +310,7 @@ root=$(sign . root.zone signed)
 ldns-key2ds -n -2 "$root.key" > "$d/root.ds"
 printf 'zone:\n  name: "."\n  zonefile: "root.zone.signed"\n' >> "$conf"
 nsd -c "$conf"
-printf '. 3600000 NS ns.tlsharness.\nns.tlsharness. 3600000 A %s\n' "$server" > "$d/root.hints"
+printf '. 3600000 NS ns.tlsharness.\nns.tlsharness. 3600000 A %s\n' "$path" > "$d/root.hints"
 printf '%s\n' \
   'server:' \
   '  interface: 127.0.0.1' \

@@ -225,6 +225,12 @@ pub(crate) async fn observe(
         })
         .collect::<Vec<_>>()
         .join("\n");
+    let transcript = if seen.dns.is_empty() {
+        transcript
+    } else {
+        let dns: Vec<String> = seen.dns.iter().map(|e| format!("  {e}")).collect();
+        format!("DNS middlebox:\n{}\n{transcript}", dns.join("\n"))
+    };
     Observation {
         attempts,
         queue_id,
@@ -288,6 +294,7 @@ mod tests {
             ],
             open: 0,
             received: Vec::new(),
+            dns: Vec::new(),
         };
         let times = |records: Vec<ConnectionRecord>| -> Vec<u64> {
             records.iter().map(|r| r.started_ms).collect()

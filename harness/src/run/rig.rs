@@ -10,7 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::plan::Case;
-use crate::lab::protocol::{PathSpec, RelaySpec, RigSpec};
+use crate::lab::protocol::{DnsPathSpec, PathSpec, RelaySpec, RigSpec};
 use crate::lab::{Fakes, path_address, source_address};
 use crate::level::Level;
 use crate::pki::{CertKind, Identity, Pki, PkiError};
@@ -294,6 +294,10 @@ impl Workshop {
                     paths,
                     source,
                     connect_timeout_ms: 10_000,
+                    dns: zone.as_ref().zip(dns).map(|(z, d)| DnsPathSpec {
+                        zone: z.name.clone(),
+                        behaviours: d.behaviour.clone(),
+                    }),
                 },
                 identities,
             },
