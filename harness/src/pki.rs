@@ -140,6 +140,7 @@ impl Pki {
         int_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         int_params.not_before = now - Duration::days(2);
         int_params.not_after = now + Duration::days(60);
+        int_params.use_authority_key_identifier_extension = true;
         let intermediate = CertifiedIssuer::signed_by(int_params, KeyPair::generate()?, &ca)?;
         Ok(Arc::new(Pki {
             ca,
@@ -174,6 +175,10 @@ impl Pki {
         let name = names.first().cloned().unwrap_or_default();
         let mut params = CertificateParams::new(names)?;
         params.distinguished_name = dn(&name);
+        // As every public CA's certificates do; strict verifiers (Python
+        // 3.13's default context, which the MTA-STS resolver daemon uses
+        // on trixie) refuse a certificate without it.
+        params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let (not_before, not_after) = match kind {

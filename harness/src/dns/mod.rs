@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256, Sha512};
 
 use crate::scenario::Hostname;
 
+pub mod mta_sts;
 pub mod proxy;
 pub use proxy::DnsBehaviour;
 
@@ -198,8 +199,16 @@ pub struct Certificates<'a> {
 }
 
 /// The zone of the case labelled `label` for `spec`, its MX hosts at
-/// `addresses` (one per MX, in order).
-pub fn zone(spec: &DnsSpec, label: &str, addresses: &[IpAddr], certs: &Certificates) -> Zone {
+/// `addresses` (one per MX, in order); with an MTA-STS policy (the case's
+/// text, and where its server is), the policy's TXT record and its
+/// server's name.
+pub fn zone(
+    spec: &DnsSpec,
+    label: &str,
+    addresses: &[IpAddr],
+    certs: &Certificates,
+    sts: Option<(&str, IpAddr)>,
+) -> Zone {
     let domain = spec.domain.as_str();
     let name = case_name(domain, domain, label);
     let mut text = String::new();
@@ -210,6 +219,11 @@ pub fn zone(spec: &DnsSpec, label: &str, addresses: &[IpAddr], certs: &Certifica
         "@ SOA {NAME_SERVER} hostmaster.tlsharness. 1 3600 600 86400 300"
     );
     let _ = writeln!(text, "@ NS {NAME_SERVER}");
+    if let Some((policy, server)) = sts {
+        let id = mta_sts::policy_id(policy);
+        let _ = writeln!(text, "_mta-sts.{name}. TXT \"v=STSv1; id={id}\"");
+        let _ = writeln!(text, "mta-sts.{name}. A {server}");
+    }
     for (mx, address) in spec.mx.iter().zip(addresses) {
         let host = case_name(mx.host.as_str(), domain, label);
         let _ = writeln!(text, "@ MX {} {host}.", mx.preference);
@@ -318,6 +332,7 @@ mod tests {
                 issuer: der,
                 other: der,
             },
+            None,
         );
         assert_eq!(z.name, "c3.hoge.example");
         assert!(z.text.contains("@ MX 10 mx1.c3.hoge.example.\n"));

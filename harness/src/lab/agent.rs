@@ -44,6 +44,8 @@ struct Rigged {
     stop: CancellationToken,
     /// The case's zone on the DNS path, if its mail goes by MX.
     zone: Option<String>,
+    /// Its MTA-STS policy server's name, if it has one.
+    policy_host: Option<String>,
 }
 
 /// Who gets a connection accepted on a shared listener.
@@ -74,6 +76,8 @@ struct Agent {
     injecting: tokio::sync::Semaphore,
     /// The DNS middlebox's zones.
     dns: crate::dns::proxy::Table,
+    /// The MTA-STS policy server's cases.
+    policies: crate::dns::mta_sts::Table,
 }
 
 /// Serves requests from `input` until it ends, then stops every fake.
@@ -116,7 +120,19 @@ where
             .build(),
         injecting: tokio::sync::Semaphore::new(INJECTORS),
         dns: crate::dns::proxy::Table::default(),
+        policies: crate::dns::mta_sts::Table::default(),
     });
+    {
+        let (table, stop) = (agent.policies.clone(), agent.stop.clone());
+        agent.tasks.spawn(async move {
+            let listen = SocketAddr::new(crate::dns::mta_sts::SERVER.into(), 443);
+            if let Err(e) = crate::dns::mta_sts::serve(listen, table, stop).await {
+                eprintln!(
+                    "tlsharness agent: the MTA-STS policy server cannot listen on {listen}: {e}"
+                );
+            }
+        });
+    }
     // The DNS middlebox, between the MTA's validating resolver and the
     // run's name server (only runs with zones use it).
     {
@@ -321,6 +337,10 @@ impl Agent {
         if let Some(d) = &spec.dns {
             self.dns.set(&d.zone, d.behaviours.clone());
         }
+        if let Some(p) = &spec.mta_sts {
+            let config = self.acceptor(p.identity, TlsVersions::Any)?;
+            self.policies.set(&p.host, config, p.policy.clone());
+        }
         self.rigs.lock().expect("agent poisoned").insert(
             spec.rig,
             Rigged {
@@ -328,6 +348,7 @@ impl Agent {
                 middleboxes,
                 stop,
                 zone: spec.dns.as_ref().map(|d| d.zone.clone()),
+                policy_host: spec.mta_sts.as_ref().map(|p| p.host.clone()),
             },
         );
         Ok(())
@@ -419,6 +440,9 @@ impl Agent {
             if let Some(zone) = &r.zone {
                 self.dns.remove(zone);
             }
+            if let Some(host) = &r.policy_host {
+                self.policies.remove(host);
+            }
         }
         let mut listening = self.routes.lock().expect("agent poisoned");
         let mut emptied = Vec::new();
@@ -446,8 +470,15 @@ impl Agent {
             .lock()
             .expect("agent poisoned")
             .get(&rig)
-            .map(|r| (r.relay.clone(), r.middleboxes.clone(), r.zone.clone()));
-        let Some((relay, middleboxes, zone)) = found else {
+            .map(|r| {
+                (
+                    r.relay.clone(),
+                    r.middleboxes.clone(),
+                    r.zone.clone(),
+                    r.policy_host.clone(),
+                )
+            });
+        let Some((relay, middleboxes, zone, policy_host)) = found else {
             return Reply::Failed {
                 error: format!("no rig {rig}"),
             };
@@ -464,7 +495,18 @@ impl Agent {
             paths: middleboxes.iter().map(Middlebox::records).collect(),
             open: middleboxes.iter().map(Middlebox::open).sum(),
             received: relay.received(),
-            dns: zone.map(|z| self.dns.events(&z)).unwrap_or_default(),
+            dns: zone
+                .map(|z| self.dns.events(&z))
+                .unwrap_or_default()
+                .into_iter()
+                .chain(
+                    policy_host
+                        .map(|h| self.policies.events(&h))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|e| format!("MTA-STS policy server: {e}")),
+                )
+                .collect(),
         }))
     }
 

@@ -85,6 +85,18 @@ pub struct RigSpec {
     /// goes by MX.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsPathSpec>,
+    /// The case's MTA-STS policy server, when it has one that answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mta_sts: Option<PolicySpec>,
+}
+
+/// One case's policy on the MTA-STS policy server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PolicySpec {
+    /// `mta-sts.DOMAIN`: the name the client asks for (SNI).
+    pub host: String,
+    pub identity: u64,
+    pub policy: String,
 }
 
 /// One case's zone on the DNS path.
@@ -127,7 +139,8 @@ pub struct RigState {
     pub open: usize,
     /// Messages the relay accepted, in order.
     pub received: Vec<Received>,
-    /// What the DNS middlebox did in the case's zone, in order.
+    /// What the DNS middlebox did in the case's zone, then what the
+    /// MTA-STS policy server served, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
 }

@@ -342,6 +342,44 @@ if ! drill -D @127.0.0.1 . SOA | grep -q '^;; flags:.* ad'; then
   tail -5 "$d/unbound.log" >&2
   exit 1
 fi
+# MTA-STS: Debian's postfix-mta-sts-resolver answers Postfix's socketmap
+# lookups; it asks the validating resolver for _mta-sts TXT records and
+# fetches policies over HTTPS from the agent, trusting the run's CA only.
+if grep -qs '^_mta-sts\.' "$src"/dns/zones/*; then
+  if ! command -v mta-sts-daemon >/dev/null; then
+    echo "tlsharness: fatal: this Postfix image has no mta-sts-daemon, which scenarios with [mta_sts] need; rebuild it: tlsharness image build --rebuild (with --suite for bullseye or trixie)" >&2
+    exit 1
+  fi
+  printf '%s\n' \
+    'host: 127.0.0.1' \
+    'port: 8461' \
+    'reuse_port: true' \
+    'shutdown_timeout: 1' \
+    'cache:' \
+    '  type: internal' \
+    '  options:' \
+    '    cache_size: 10000' \
+    'default_zone:' \
+    '  strict_testing: false' \
+    '  timeout: 15' > "$d/mta-sts-daemon.yml"
+  SSL_CERT_FILE="$src/ca.pem" mta-sts-daemon -c "$d/mta-sts-daemon.yml" -l "$d/mta-sts.log" -v info &
+  # Wait (at most 20 s) until it accepts connections.
+  if ! python3 -c '
+import socket, sys, time
+end = time.monotonic() + 20
+while time.monotonic() < end:
+    try:
+        socket.create_connection(("127.0.0.1", 8461), 0.5).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+'; then
+    echo "tlsharness: fatal: the MTA-STS resolver daemon did not start:" >&2
+    tail -5 "$d/mta-sts.log" >&2
+    exit 1
+  fi
+fi
 echo "tlsharness: $(wc -l < "$src/dns/zones.list") zone(s) signed and served, validating resolver on 127.0.0.1" >&2
 "#;
 

@@ -229,7 +229,7 @@ pub(crate) async fn observe(
         transcript
     } else {
         let dns: Vec<String> = seen.dns.iter().map(|e| format!("  {e}")).collect();
-        format!("DNS middlebox:\n{}\n{transcript}", dns.join("\n"))
+        format!("DNS path:\n{}\n{transcript}", dns.join("\n"))
     };
     Observation {
         attempts,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::plan::Case;
-use crate::lab::protocol::{DnsPathSpec, PathSpec, RelaySpec, RigSpec};
+use crate::lab::protocol::{DnsPathSpec, PathSpec, PolicySpec, RelaySpec, RigSpec};
 use crate::lab::{Fakes, path_address, source_address};
 use crate::level::Level;
 use crate::pki::{CertKind, Identity, Pki, PkiError};
@@ -228,6 +228,7 @@ impl Workshop {
             // Postfix would shuffle the addresses; the paths are in order.
             settings.insert("smtp_randomize_addresses".into(), "no".into());
         }
+        let mut policy = None;
         let zone = match dns {
             Some(d) => {
                 // DNSSEC answers for the DANE levels, as Postfix's DANE
@@ -246,6 +247,52 @@ impl Workshop {
                 )?;
                 let ca = self.pki.ca_der().clone();
                 let issuer = relay_id.1.chain.get(1).map_or(ca.as_ref(), |c| c.as_ref());
+                // MTA-STS: Postfix asks the resolver daemon for the
+                // domain's policy; the agent serves the case's policy file
+                // at mta-sts.DOMAIN, unless the scenario's server is
+                // unreachable.
+                let domain = d.domain.as_str();
+                let sts = match &scenario.mta_sts {
+                    Some(sts) => {
+                        let hosts: Vec<&str> = d.mx.iter().map(|m| m.host.as_str()).collect();
+                        let text =
+                            crate::dns::mta_sts::case_policy(&sts.text(&hosts), domain, &label);
+                        settings.insert(
+                            "smtp_tls_policy_maps".into(),
+                            crate::dns::mta_sts::DAEMON.into(),
+                        );
+                        let host =
+                            format!("mta-sts.{}", crate::dns::case_name(domain, domain, &label));
+                        let server = match sts.server {
+                            crate::dns::mta_sts::PolicyServer::Unreachable => {
+                                crate::dns::mta_sts::NOWHERE
+                            }
+                            kind => {
+                                let cert = if kind
+                                    == crate::dns::mta_sts::PolicyServer::WrongCertificate
+                                {
+                                    CertKind::WrongName
+                                } else {
+                                    CertKind::Trusted
+                                };
+                                let id = self.identity(
+                                    Role::Middlebox,
+                                    cert,
+                                    std::slice::from_ref(&host),
+                                )?;
+                                identities.push(id.clone());
+                                policy = Some(PolicySpec {
+                                    host: host.clone(),
+                                    identity: id.0,
+                                    policy: text.clone(),
+                                });
+                                crate::dns::mta_sts::SERVER
+                            }
+                        };
+                        Some((text, IpAddr::from(server)))
+                    }
+                    None => None,
+                };
                 Some(crate::dns::zone(
                     d,
                     &label,
@@ -255,6 +302,7 @@ impl Workshop {
                         issuer,
                         other: other.1.leaf().as_ref(),
                     },
+                    sts.as_ref().map(|(t, a)| (t.as_str(), *a)),
                 ))
             }
             None => None,
@@ -298,6 +346,7 @@ impl Workshop {
                         zone: z.name.clone(),
                         behaviours: d.behaviour.clone(),
                     }),
+                    mta_sts: policy,
                 },
                 identities,
             },

@@ -27,6 +27,8 @@ pub struct Scenario {
     pub paths: Vec<MiddleboxSpec>,
     /// The recipient domain, delivered by its MX hosts through DNS.
     pub dns: Option<crate::dns::DnsSpec>,
+    /// The domain's MTA-STS policy and policy server.
+    pub mta_sts: Option<crate::dns::mta_sts::MtaStsSpec>,
     pub postfix: PostfixSpec,
     pub delivery: DeliverySpec,
     pub expect: BTreeMap<Level, Expectation>,
@@ -573,6 +575,31 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         }
         None => None,
     };
+    let mta_sts = match raw.mta_sts {
+        Some(spanned) => {
+            let span = spanned.span();
+            let spec = spanned.into_inner();
+            let Some(d) = &dns else {
+                return Err(invalid(
+                    path,
+                    bytes,
+                    span,
+                    "mta_sts",
+                    "MTA-STS is a policy of the recipient domain: give [dns] too".into(),
+                ));
+            };
+            let hosts: Vec<&str> = d.mx.iter().map(|m| m.host.as_str()).collect();
+            let key = if spec.policy.is_some() {
+                "mta_sts.policy"
+            } else {
+                "mta_sts"
+            };
+            crate::dns::mta_sts::check_policy(&spec.text(&hosts))
+                .map_err(|m| invalid(path, bytes, span, key, m))?;
+            Some(spec)
+        }
+        None => None,
+    };
     Ok(Scenario {
         id: scenario_id(path),
         name: raw.name,
@@ -581,6 +608,7 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         relay,
         paths,
         dns,
+        mta_sts,
         postfix: raw.postfix,
         delivery: raw.delivery,
         expect: checked,

@@ -34,6 +34,9 @@ pub(crate) struct RawScenario {
     /// the relay by name.
     #[serde(default)]
     pub dns: Option<Spanned<crate::dns::DnsSpec>>,
+    /// The domain's MTA-STS policy (needs `[dns]`).
+    #[serde(default)]
+    pub mta_sts: Option<Spanned<crate::dns::mta_sts::MtaStsSpec>>,
     #[serde(default)]
     pub postfix: PostfixSpec,
     #[serde(default)]
