@@ -85,6 +85,77 @@ fn bad_dns_sections_are_located_before_anything_starts() {
 }
 
 #[test]
+fn bad_mta_sts_policies_are_located_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |mta_sts: &str| {
+        format!(
+            "name = \"an MTA-STS policy\"\n\
+             \n\
+             [relay]\n\
+             hostname = \"mx1.hoge.example\"\n\
+             port = 25\n\
+             starttls = true\n\
+             \n\
+             [dns]\n\
+             domain = \"hoge.example\"\n\
+             mx = [{{ preference = 10, host = \"mx1.hoge.example\" }}]\n\
+             \n\
+             [mta_sts]\n\
+             {mta_sts}\n\
+             \n\
+             [expect]\n\
+             none = \"delivered-plaintext\"\n\
+             may = \"delivered-tls\"\n\
+             encrypt = \"delivered-tls\"\n\
+             verify = \"delivered-tls\"\n\
+             secure = \"delivered-tls\"\n"
+        )
+    };
+    let huge = format!(
+        "policy = \"\"\"\nversion: STSv1\nmode: enforce\nmx: mx1.hoge.example\nmax_age: 86400\n{}\"\"\"",
+        "comment: padding\n".repeat(4_000)
+    );
+    for (file, text, said) in [
+        (
+            "garbled.toml",
+            scenario("policy = \"version: STSv1\\nthis is not a policy\\n\""),
+            "garbled.toml:12:1: mta_sts.policy: policy line 2: `this is not a policy` is not `key: value`",
+        ),
+        (
+            "huge.toml",
+            scenario(&huge),
+            "huge.toml:12:1: mta_sts.policy: the policy file has 68065 bytes; RFC 8461 allows at most 65536 (64 KiB)",
+        ),
+        (
+            "no-mx.toml",
+            scenario("mode = \"enforce\"\nmx = []\npolicy = \"version: STSv1\\nmode: enforce\\nmax_age: 60\\n\""),
+            "no-mx.toml:12:1: mta_sts.policy: a `enforce` policy needs at least one `mx:`",
+        ),
+        (
+            "no-dns.toml",
+            scenario("mode = \"enforce\"").replace(
+                "[dns]\ndomain = \"hoge.example\"\nmx = [{ preference = 10, host = \"mx1.hoge.example\" }]\n",
+                "",
+            ),
+            "no-dns.toml:9:1: mta_sts: MTA-STS is a policy of the recipient domain: give [dns] too",
+        ),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        let out = tlsharness()
+            .args(["run"])
+            .arg(&path)
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{file}: {stderr}");
+        assert!(stderr.contains(said), "{file}: {stderr}");
+        assert!(!stderr.contains("starting Postfix"), "{stderr}");
+    }
+}
+
+#[test]
 fn a_scenario_setting_that_would_let_mail_out_is_refused_at_load_time() {
     // Containment by rule: a scenario's settings become -o options on its
     // transport, which beat main.cf. The run refuses the file before
