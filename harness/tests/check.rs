@@ -586,19 +586,37 @@ fn a_candidate_whose_smtp_client_postfix_refuses_ends_the_check_before_any_case(
 }
 
 #[test]
-fn a_configuration_that_sends_no_mail_to_a_relay_is_refused_with_postfix_s_answer() {
-    // No relayhost and no routing table: Postfix's own resolver sends mail
-    // to the recipient domain's mail exchangers, which needs DNS. The
-    // check says so (exit 2) before any Postfix under test starts.
+fn a_configuration_that_sends_no_mail_out_or_none_the_scenarios_apply_to_is_refused() {
+    // Every message stays on the machine (default_transport = error):
+    // Postfix's own resolver says so, and the check refuses (exit 2)
+    // before any Postfix under test starts.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("main.cf"), "myhostname = a.example\n").unwrap();
+    std::fs::write(
+        dir.path().join("main.cf"),
+        "myhostname = a.example\ndefault_transport = error:5.7.1 no mail leaves\n",
+    )
+    .unwrap();
     let (code, stdout, stderr) = check(&["--config", dir.path().to_str().unwrap()]);
     assert_eq!(code, Some(exit::BAD_INPUT), "{stderr}");
     assert!(
-        stderr.contains("no mail leaves through an smtp client to a named relay")
+        stderr.contains("no mail leaves through an smtp client, to a named relay or by MX")
             && stderr.contains(
-                "any other mail: not checked, because on the current side it goes to smtp:elsewhere.tlsharness.invalid, delivered directly to the recipient domain's mail exchangers"
+                "any other mail: not checked, because on the current side it goes to error:5.7.1 no mail leaves, a service of command error, not an smtp client"
             ),
+        "{stderr}"
+    );
+    assert_eq!(stdout, "", "no case ran");
+    // Mail by MX (no relayhost), and only a relay's scenario selected.
+    std::fs::write(dir.path().join("main.cf"), "myhostname = a.example\n").unwrap();
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        dir.path().to_str().unwrap(),
+        "scenarios/starttls-relay.toml",
+    ]);
+    assert_eq!(code, Some(exit::BAD_INPUT), "{stderr}");
+    assert!(
+        stderr.contains("no scenario selected runs on your configuration's routes")
+            && stderr.contains("all mail: smtp:elsewhere.tlsharness.invalid"),
         "{stderr}"
     );
     assert_eq!(stdout, "", "no case ran");
@@ -745,6 +763,90 @@ fn each_next_hop_of_a_per_domain_transport_map_is_a_path_of_its_own() {
         "smtps:[smtp.sendgrid.net]:465".to_owned(),
     );
     assert_eq!(routes, [other.clone(), other, partner.clone(), partner]);
+}
+
+#[test]
+fn mail_by_mx_runs_the_dns_scenarios_with_the_user_s_own_dane_and_mta_sts_settings() {
+    // A server that delivers by MX itself (no relayhost): Postfix's
+    // resolver names the recipient domain as the next hop, so the
+    // scenarios with [dns] run, each zone standing in for the domain. The
+    // candidate's own settings decide: smtp_dns_support_level = dnssec
+    // with dane, or the MTA-STS resolver daemon's socketmap.
+    let runs: Vec<_> = [
+        (
+            "fixtures/configs/mx-dane",
+            [
+                "scenarios/dane-strip-starttls.toml",
+                "scenarios/dane-ee-self-signed.toml",
+            ],
+        ),
+        (
+            "fixtures/configs/mx-mta-sts",
+            [
+                "scenarios/mta-sts-enforce-strip-starttls.toml",
+                "scenarios/mta-sts-testing-strip-starttls.toml",
+            ],
+        ),
+    ]
+    .into_iter()
+    .map(|(candidate, scenarios)| {
+        std::thread::spawn(move || {
+            let mut args = vec![
+                "--config",
+                "fixtures/configs/mx-may",
+                "--candidate",
+                candidate,
+                "scenarios/starttls-relay.toml",
+            ];
+            args.extend(scenarios);
+            (candidate, check(&args))
+        })
+    })
+    .collect();
+    for run in runs {
+        let (candidate, (code, stdout, stderr)) = run.join().unwrap();
+        // Plaintext that now waits is an outage: the check gates on it.
+        assert_eq!(
+            code,
+            Some(exit::REGRESSION),
+            "{candidate}: {stdout}\n{stderr}"
+        );
+        let row = |scenario: &str| common::row(&stdout, scenario).join("\n");
+        assert!(
+            stdout.contains("the recipient domain's MX hosts: each scenario with [dns] stands in for that domain")
+                && stdout.contains("not run: starttls-relay"),
+            "{stdout}"
+        );
+        if candidate.ends_with("mx-dane") {
+            // The signed TLSA record makes TLS mandatory: the stripped
+            // STARTTLS is a deferral, not plaintext.
+            let strip = row("dane-strip-starttls");
+            assert!(
+                strip.contains("PLAINTEXT")
+                    && strip.contains("deferred 4.7.4")
+                    && strip.ends_with("OUTAGE"),
+                "{strip}"
+            );
+            let ee = row("dane-ee-self-signed");
+            assert!(
+                ee.contains("tls untrusted")
+                    && ee.contains("tls verified")
+                    && ee.ends_with("upgrade"),
+                "{ee}"
+            );
+        } else {
+            // An enforce policy overrides `may`; a testing one does not.
+            let enforce = row("mta-sts-enforce-strip-starttls");
+            assert!(
+                enforce.contains("PLAINTEXT")
+                    && enforce.contains("deferred 4.7.4")
+                    && enforce.ends_with("OUTAGE"),
+                "{enforce}"
+            );
+            let testing = row("mta-sts-testing-strip-starttls");
+            assert!(testing.ends_with("same"), "{testing}");
+        }
+    }
 }
 
 #[test]

@@ -11,9 +11,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{Relayhost, UserConfig};
+use super::config::UserConfig;
 use super::preflight::{self, Preflight};
-use super::routes::{self, MailClass, Routing};
+use super::routes::{self, Hop, MailClass, Routing};
+use super::setup::CheckPath;
 use super::setup::{self, TlsPolicy};
 use super::{CheckError, Refusal, Stage};
 use crate::lab::{AgentImage, CLOSED, INJECT, Lab, LabError, LabOptions};
@@ -106,25 +107,6 @@ pub async fn check(
     scenarios: &[Arc<Scenario>],
     opts: &CheckOptions,
 ) -> Result<CheckReport, CheckError> {
-    // Mail by MX through DNS follows the recipient domain, not the
-    // configuration's relay: check does not run those paths (yet).
-    let by_mx: Vec<String> = scenarios
-        .iter()
-        .filter(|s| s.dns.is_some())
-        .map(|s| s.id.clone())
-        .collect();
-    let scenarios: Vec<Arc<Scenario>> = scenarios
-        .iter()
-        .filter(|s| s.dns.is_none())
-        .cloned()
-        .collect();
-    let scenarios = scenarios.as_slice();
-    if scenarios.is_empty() && !by_mx.is_empty() {
-        return Err(CheckError::Input(format!(
-            "every scenario selected delivers by MX through DNS ({}), which check does not run: it follows your configuration to its relays",
-            by_mx.join(", ")
-        )));
-    }
     if scenarios.len() > 250 {
         return Err(CheckError::Input(
             "check runs at most 250 scenarios at once".into(),
@@ -136,17 +118,42 @@ pub async fn check(
         r = routes::discover(sides, images[0], &run_id, opts.startup_timeout) => r?,
         _ = opts.cancel.cancelled() => return Err(CheckError::Interrupted),
     };
-    if routing.classes.len() * scenarios.len() > 250 {
+    // A relay's class of mail runs the scenarios without [dns]; the class
+    // that goes by MX, those with it.
+    let grid: Vec<(usize, usize)> = routing
+        .classes
+        .iter()
+        .enumerate()
+        .flat_map(|(c, class)| {
+            let mx = class.routes.first().is_some_and(|(_, h)| *h == Hop::Mx);
+            scenarios
+                .iter()
+                .enumerate()
+                .filter(move |(_, s)| s.dns.is_some() == mx)
+                .map(move |(i, _)| (c, i))
+        })
+        .collect();
+    let not_run: Vec<String> = scenarios
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !grid.iter().any(|(_, j)| j == i))
+        .map(|(_, s)| s.id.clone())
+        .collect();
+    if grid.is_empty() {
         return Err(CheckError::Input(format!(
-            "check runs at most 250 paths at once: {} scenarios on each of {} routes ({})",
-            scenarios.len(),
-            routing.classes.len(),
+            "no scenario selected runs on your configuration's routes: scenarios without [dns] need mail that goes to a relay, those with [dns] mail that goes by MX ({})",
             routing
                 .classes
                 .iter()
-                .map(|c| c.label.as_str())
+                .map(|c| format!("{}: {}", c.label, c.routes[0].0))
                 .collect::<Vec<_>>()
                 .join("; ")
+        )));
+    }
+    if grid.len() > 250 {
+        return Err(CheckError::Input(format!(
+            "check runs at most 250 paths at once: {} (scenarios on each class of mail's route)",
+            grid.len()
         )));
     }
     let pki = Pki::new(&run_id)?;
@@ -163,11 +170,28 @@ pub async fn check(
         }
     }
     let classes = &routing.classes;
-    let started = futures_util::future::join_all(jobs.iter().map(|job| {
+    // Each Postfix's cases, planned before it starts: the by-MX cases'
+    // zones are signed and served from its start.
+    let mut workshops = Vec::new();
+    let mut plans = Vec::new();
+    for job in &jobs {
+        let mut workshop = Workshop::new(pki.clone(), opts.attempt_timeout);
+        workshop.any_credentials = true;
+        plans.push(plan(
+            job,
+            classes,
+            scenarios,
+            &grid,
+            &mut workshop,
+            &run_id,
+        )?);
+        workshops.push(Some(workshop));
+    }
+    let started = futures_util::future::join_all(jobs.iter().zip(&plans).map(|(job, plan)| {
         let ca_pem = pki.ca_pem();
         let run_id = run_id.as_str();
         let agent = &agent;
-        async move { start(job, classes, scenarios, &ca_pem, run_id, agent, opts).await }
+        async move { start(job, plan, &ca_pem, run_id, agent, opts).await }
     }))
     .await;
     let mut instances = Vec::new();
@@ -195,7 +219,7 @@ pub async fn check(
         }
         return Err(e);
     }
-    let asked = ask_postfix(&instances, classes, scenarios).await;
+    let asked = ask_postfix(&instances, &plans).await;
     let (parameters, policies) = match asked {
         Ok(a) => a,
         Err(e) => {
@@ -207,13 +231,14 @@ pub async fn check(
     };
     let runs = futures_util::future::join_all(instances.iter().zip(&policies).map(
         |((job, instance), policies)| {
+            let workshop = workshops[job.index].take().expect("one run per job");
             run_scenarios(
                 job,
                 classes,
-                scenarios,
+                &plans[job.index],
                 instance,
                 policies,
-                pki.clone(),
+                workshop,
                 &run_id,
                 opts,
             )
@@ -235,10 +260,10 @@ pub async fn check(
             .enumerate()
             .map(|(n, (side, c))| {
                 let mut changes = changes(c, n, &routing, scenarios);
-                if !by_mx.is_empty() {
+                if !not_run.is_empty() {
                     changes.push(format!(
-                        "not run: scenarios whose mail goes by MX through DNS ({}); check follows your configuration to its relays",
-                        by_mx.join(", ")
+                        "not run: {} (no class of your mail takes such a path: scenarios without [dns] need mail to a relay, those with [dns] mail by MX)",
+                        not_run.join(", ")
                     ));
                 }
                 (side.clone(), changes)
@@ -286,13 +311,11 @@ fn file_changes(current: &UserConfig, candidate: &UserConfig) -> Vec<String> {
 }
 
 /// Per side, `postconf -n` (from its first instance: every image reads
-/// the same files); per instance, the TLS policy of each scenario's
-/// service.
+/// the same files); per instance, the TLS policy of each case's service.
 #[allow(clippy::type_complexity)]
 async fn ask_postfix(
     instances: &[(&Job<'_>, Box<Lab>)],
-    classes: &[MailClass],
-    scenarios: &[Arc<Scenario>],
+    plans: &[Plan<'_>],
 ) -> Result<
     (
         Vec<(String, BTreeMap<String, String>)>,
@@ -309,11 +332,16 @@ async fn ask_postfix(
             let out = instance.postfix.exec(&args).await?;
             parameters.push((job.side.to_owned(), setup::parse_postconf_n(&out)));
         }
+        // One question per next hop, for the services of its cases.
+        let mut by_hop: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (p, route) in plans[job.index].paths.iter().zip(&plans[job.index].routes) {
+            by_hop
+                .entry(route.nexthop.as_str())
+                .or_default()
+                .push(setup::service(p.k));
+        }
         let mut found = BTreeMap::new();
-        for (c, class) in classes.iter().enumerate() {
-            let n = scenarios.len();
-            let services: Vec<String> = (c * n..(c + 1) * n).map(setup::service).collect();
-            let nexthop = &class.routes[job.side_index].0.nexthop;
+        for (nexthop, services) in by_hop {
             let cmd = setup::policy_command(nexthop, &services);
             let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
             found.extend(setup::parse_policies(
@@ -324,6 +352,101 @@ async fn ask_postfix(
         policies.push(found);
     }
     Ok((parameters, policies))
+}
+
+/// One Postfix's cases: per case, its path (service copy and next hop)
+/// and its class's route; the zones of the by-MX cases.
+struct Plan<'a> {
+    paths: Vec<CheckPath<'a>>,
+    routes: Vec<&'a routes::Route>,
+    /// Per case: its class of mail (index) and its scenario (index).
+    cells: Vec<(usize, usize)>,
+    zones: Vec<crate::dns::Zone>,
+    first_transport: String,
+}
+
+/// The case of scenario `scenario` as case `k` of `job`: the level only
+/// labels it; the user's configuration decides.
+fn case_of(job: &Job<'_>, k: usize, scenario: &Arc<Scenario>) -> Case {
+    Case {
+        index: k,
+        scenario: scenario.clone(),
+        level: job.config.level.parse().unwrap_or(Level::None),
+        expect: scenario
+            .expect
+            .values()
+            .next()
+            .cloned()
+            .expect("every scenario has expectations"),
+        image: job.image.to_owned(),
+    }
+}
+
+/// Where a case's fakes go: the relay's name and the configuration's
+/// port, or (by MX) the scenario's own MX hosts on port 25.
+fn placement(hop: &Hop, scenario: &Scenario) -> Placement {
+    match hop {
+        Hop::Relay(relay) => Placement::Fixed {
+            port: relay.port,
+            hostname: relay.host.clone(),
+        },
+        Hop::Mx => Placement::Fixed {
+            port: scenario.relay.port,
+            hostname: scenario.relay.hostname.as_str().to_owned(),
+        },
+    }
+}
+
+/// Plans `job`'s cases: case `k = class * scenarios + scenario` for each
+/// cell of `grid`.
+fn plan<'a>(
+    job: &Job<'_>,
+    classes: &'a [MailClass],
+    scenarios: &'a [Arc<Scenario>],
+    grid: &[(usize, usize)],
+    workshop: &mut Workshop,
+    run_id: &str,
+) -> Result<Plan<'a>, CheckError> {
+    let mut plan = Plan {
+        paths: Vec::new(),
+        routes: Vec::new(),
+        cells: Vec::new(),
+        zones: Vec::new(),
+        first_transport: classes.first().map_or_else(
+            || "smtp".to_owned(),
+            |c| c.routes[job.side_index].0.transport.clone(),
+        ),
+    };
+    for &(c, i) in grid {
+        let (route, hop) = &classes[c].routes[job.side_index];
+        let scenario = &scenarios[i];
+        let k = c * scenarios.len() + i;
+        let nexthop = match hop {
+            Hop::Relay(_) => route.nexthop.clone(),
+            Hop::Mx => {
+                let rig = workshop.rig(
+                    k as u64,
+                    &case_of(job, k, scenario),
+                    run_id,
+                    &placement(hop, scenario),
+                )?;
+                let zone = rig.zone.expect("a scenario with [dns] has a zone");
+                let name = zone.name.clone();
+                plan.zones.push(zone);
+                name
+            }
+        };
+        plan.paths.push(CheckPath {
+            k,
+            scenario,
+            transport: route.transport.clone(),
+            nexthop,
+            by_mx: *hop == Hop::Mx,
+        });
+        plan.routes.push(route);
+        plan.cells.push((c, i));
+    }
+    Ok(plan)
 }
 
 /// One configuration on one image.
@@ -345,18 +468,21 @@ enum Started {
 /// is the configuration's, not an error of the check.
 async fn start(
     job: &Job<'_>,
-    classes: &[MailClass],
-    scenarios: &[Arc<Scenario>],
+    plan: &Plan<'_>,
     ca_pem: &str,
     run_id: &str,
     agent: &AgentImage,
     opts: &CheckOptions,
 ) -> Result<Started, CheckError> {
-    let routes: Vec<&routes::Route> = classes
-        .iter()
-        .map(|c| &c.routes[job.side_index].0)
-        .collect();
-    let files = setup::files(job.config, &routes, scenarios, INJECT, CLOSED, ca_pem);
+    let files = setup::files(
+        job.config,
+        &plan.paths,
+        &plan.first_transport,
+        &plan.zones,
+        INJECT,
+        CLOSED,
+        ca_pem,
+    );
     if opts.cancel.is_cancelled() {
         return Err(CheckError::Interrupted);
     }
@@ -419,90 +545,62 @@ fn postfix_words(why: &str, log: &str) -> String {
 async fn run_scenarios(
     job: &Job<'_>,
     classes: &[MailClass],
-    scenarios: &[Arc<Scenario>],
+    plan: &Plan<'_>,
     instance: &Lab,
     policies: &BTreeMap<String, TlsPolicy>,
-    pki: Arc<Pki>,
+    mut workshop: Workshop,
     run_id: &str,
     opts: &CheckOptions,
 ) -> Result<Vec<Row>, CheckError> {
-    let mut workshop = Workshop::new(pki, opts.attempt_timeout);
-    workshop.any_credentials = true;
     let level = job.config.level.clone();
     let mut rows = Vec::new();
-    for (c, class) in classes.iter().enumerate() {
-        let (route, relay) = &class.routes[job.side_index];
-        for (si, scenario) in scenarios.iter().enumerate() {
-            if opts.cancel.is_cancelled() {
-                return Err(CheckError::Interrupted);
-            }
-            let k = c * scenarios.len() + si;
-            let mut row = run_one(
-                job,
-                k,
-                scenario,
-                relay,
-                instance,
-                &mut workshop,
-                run_id,
-                opts,
-            )
-            .await?;
-            row.mail = (classes.len() > 1).then(|| class.label.clone());
-            row.route = route.to_string();
-            row.tls_policy = policies.get(&setup::service(k)).cloned();
-            row.level = level.clone();
-            rows.push(row);
+    for (path, &(c, _)) in plan.paths.iter().zip(&plan.cells) {
+        if opts.cancel.is_cancelled() {
+            return Err(CheckError::Interrupted);
         }
+        let class = &classes[c];
+        let (route, hop) = &class.routes[job.side_index];
+        let mut row = run_one(job, path, hop, instance, &mut workshop, run_id, opts).await?;
+        row.mail = (classes.len() > 1).then(|| class.label.clone());
+        row.route = match hop {
+            Hop::Relay(_) => route.to_string(),
+            Hop::Mx => format!("{route}, by MX ({} standing in)", path.nexthop),
+        };
+        row.tls_policy = policies.get(&setup::service(path.k)).cloned();
+        row.level = level.clone();
+        rows.push(row);
     }
     Ok(rows)
 }
 
-/// Case `k`: one scenario's path in place of `relay`.
-#[allow(clippy::too_many_arguments)]
+/// One case: a scenario's path in place of the route's next hop.
 async fn run_one(
     job: &Job<'_>,
-    k: usize,
-    scenario: &Arc<Scenario>,
-    relay: &Relayhost,
+    path: &CheckPath<'_>,
+    hop: &Hop,
     instance: &Lab,
     workshop: &mut Workshop,
     run_id: &str,
     opts: &CheckOptions,
 ) -> Result<Row, CheckError> {
     let level = &job.config.level;
-    // The level only labels the case; the user's configuration decides.
-    let case = Case {
-        index: k,
-        scenario: scenario.clone(),
-        level: level.parse().unwrap_or(Level::None),
-        expect: scenario
-            .expect
-            .values()
-            .next()
-            .cloned()
-            .expect("every scenario has expectations"),
-        image: job.image.to_owned(),
-    };
-    let rig = workshop.rig(
-        k as u64,
-        &case,
-        run_id,
-        &Placement::Fixed {
-            port: relay.port,
-            hostname: relay.host.clone(),
-        },
-    )?;
+    let k = path.k;
+    let scenario = path.scenario;
+    let placement = placement(hop, scenario);
+    let rig = workshop.rig(k as u64, &case_of(job, k, scenario), run_id, &placement)?;
     instance.rig(&rig.fakes).await?;
-    // One line per address, in path order.
-    let lines: Vec<String> = rig
-        .addresses
-        .iter()
-        .map(|a| format!("{a} {}", relay.host))
-        .collect();
-    let hosts = setup::hosts_command(&lines.join("\n"));
-    let args: Vec<&str> = hosts.iter().map(String::as_str).collect();
-    instance.postfix.exec(&args).await?;
+    if let Hop::Relay(relay) = hop {
+        // One line per address, in path order (by MX, names resolve
+        // through the run's DNS instead).
+        let lines: Vec<String> = rig
+            .addresses
+            .iter()
+            .map(|a| format!("{a} {}", relay.host))
+            .collect();
+        let hosts = setup::hosts_command(&lines.join("\n"));
+        let args: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        instance.postfix.exec(&args).await?;
+    }
     let recipient = setup::recipient(scenario, k);
     let rx = instance.postfix.subscribe(&recipient);
     let plan = Delivery {
@@ -516,7 +614,7 @@ async fn run_one(
     // The scenario's expectations are for its first service's port
     // (or, single-port, wherever it follows the configuration); on
     // another service's port they say nothing.
-    let port = relay.port;
+    let port = rig.port;
     let expected = level
         .parse::<Level>()
         .ok()

@@ -60,8 +60,19 @@ pub struct MailClass {
     pub routes: Vec<SideRoute>,
 }
 
-/// One side's route for a class of mail, and the relay it names.
-pub type SideRoute = (Route, Relayhost);
+/// One side's route for a class of mail, and where it leads.
+pub type SideRoute = (Route, Hop);
+
+/// Where a route leads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hop {
+    /// A relay by name (`[host]:port` or `host:port`): the scenarios
+    /// without `[dns]` run on it, the relay's name pointed at the fakes.
+    Relay(Relayhost),
+    /// The recipient domain's MX hosts, through DNS: the scenarios with
+    /// `[dns]` run on it, their domain standing for the recipient's.
+    Mx,
+}
 
 /// The routing of every side, as Postfix resolved it.
 #[derive(Clone, Debug, Default)]
@@ -212,9 +223,11 @@ tab=$(printf '\t')
 while IFS="$tab" read -r sender recipient; do
   printf 'request\0resolve\0sender\0%s\0address\0%s\0\0' "$sender" "$recipient" \
     | "$d/trivial-rewrite" -S > /tmp/reply
-  set -- $(tr '\0' '\n' < /tmp/reply | awk 'NR % 2 == 1 { k = $0; next } { v[k] = $0 } END { print (v["flags"] == "" ? "-" : v["flags"]), (v["transport"] == "" ? "-" : v["transport"]), (v["nexthop"] == "" ? "-" : v["nexthop"]) }')
-  command=$(postconf -M "$2/unix" 2>/dev/null | awk '{ n = split($8, c, "/"); print c[n] }')
-  printf '%s\t%s\t%s\t%s\t%s\n' "$i" "$1" "$2" "$3" "${command:--}"
+  IFS="$tab" read -r flags transport nexthop <<EOF
+$(tr '\0' '\n' < /tmp/reply | awk 'NR % 2 == 1 { k = $0; next } { v[k] = $0 } END { printf "%s\t%s\t%s\n", (v["flags"] == "" ? "-" : v["flags"]), (v["transport"] == "" ? "-" : v["transport"]), (v["nexthop"] == "" ? "-" : v["nexthop"]) }')
+EOF
+  command=$(postconf -M "$transport/unix" 2>/dev/null | awk '{ n = split($8, c, "/"); print c[n] }')
+  printf '%s\t%s\t%s\t%s\t%s\n' "$i" "$flags" "$transport" "$nexthop" "${command:--}"
   i=$((i + 1))
 done < "$src/probes"
 "#;
@@ -331,8 +344,8 @@ fn parse(out: &str, probes: usize) -> Result<Vec<Resolved>, String> {
 }
 
 /// Why a resolved route is not one the check follows, if it is not; else
-/// its relay.
-fn relay_of(r: &Resolved, probe: &Probe) -> Result<Relayhost, String> {
+/// where it leads.
+fn relay_of(r: &Resolved, probe: &Probe) -> Result<Hop, String> {
     if r.flags & RESOLVE_FLAG_FAIL != 0 {
         return Err(format!(
             "Postfix could not resolve it (a table lookup failed): transport {}",
@@ -349,18 +362,15 @@ fn relay_of(r: &Resolved, probe: &Probe) -> Result<Relayhost, String> {
         let what = if r.command.is_empty() {
             "a transport master.cf does not define".to_owned()
         } else {
-            format!("a {} service, not an smtp client", r.command)
+            format!("a service of command {}, not an smtp client", r.command)
         };
         return Err(format!("it goes to {}:{}, {what}", r.transport, r.nexthop));
     }
     let domain = probe.recipient.rsplit_once('@').map_or("", |(_, d)| d);
     if r.nexthop.eq_ignore_ascii_case(domain) {
-        return Err(format!(
-            "it goes to {}:{}, delivered directly to the recipient domain's mail exchangers, which needs DNS on the path",
-            r.transport, r.nexthop
-        ));
+        return Ok(Hop::Mx);
     }
-    Relayhost::parse(&r.nexthop).map_err(|why| {
+    Relayhost::parse(&r.nexthop).map(Hop::Relay).map_err(|why| {
         format!(
             "it goes to {}:{}: {}",
             r.transport,
@@ -380,7 +390,7 @@ fn classify(
     let mut routing = Routing::default();
     let mut groups: Vec<(Vec<&Probe>, Vec<SideRoute>)> = Vec::new();
     for (i, probe) in probes.iter().enumerate() {
-        let mut routes = Vec::new();
+        let mut routes: Vec<SideRoute> = Vec::new();
         let mut skipped = None;
         for ((side, _), r) in sides.iter().zip(resolved) {
             let r = &r[i];
@@ -406,6 +416,32 @@ fn classify(
                 }
             }
         }
+        let kinds: Vec<bool> = routes.iter().map(|(_, h)| *h == Hop::Mx).collect();
+        if skipped.is_none() && kinds.windows(2).any(|w| w[0] != w[1]) {
+            skipped = Some(format!(
+                "{}: not checked, because one side relays it and the other delivers it by MX ({})",
+                probe.label,
+                routes
+                    .iter()
+                    .zip(sides)
+                    .map(|((r, _), (side, _))| format!("{side}: {r}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        // One class of mail by MX: the scenarios' zones are named per
+        // scenario and level, once per Postfix.
+        if skipped.is_none()
+            && kinds.first() == Some(&true)
+            && groups
+                .iter()
+                .any(|(_, r)| r.first().is_some_and(|(_, h)| *h == Hop::Mx))
+        {
+            skipped = Some(format!(
+                "{}: not checked, because another class of mail already goes by MX; check runs the scenarios with [dns] on one",
+                probe.label
+            ));
+        }
         if let Some(why) = skipped {
             routing.unchecked.push(why);
             continue;
@@ -420,7 +456,7 @@ fn classify(
         return Err(CheckError::Config {
             path: first.source.clone(),
             why: format!(
-                "no mail leaves through an smtp client to a named relay, as Postfix's own address resolver answers, so there is no path to check:\n  {}",
+                "no mail leaves through an smtp client, to a named relay or by MX, as Postfix's own address resolver answers, so there is no path to check:\n  {}",
                 routing.unchecked.join("\n  ")
             ),
         });
@@ -517,17 +553,20 @@ mod tests {
             routing.classes[0].routes[1].0.to_string(),
             "smtp:[smtp.sendgrid.net]:465"
         );
-        assert_eq!(routing.classes[0].routes[1].1.port, 465);
+        let Hop::Relay(relay) = &routing.classes[0].routes[1].1 else {
+            panic!("not a relay")
+        };
+        assert_eq!(relay.port, 465);
         assert_eq!(
             routing.unchecked,
             [
                 "mail from @alerts.example: not checked on either side, because on the candidate side it stays on this machine (local:host.example)"
             ]
         );
-        // Direct delivery to the recipient's domain is not a relay.
+        // Direct delivery to the recipient's domain is by MX.
         let direct = parse("0\t4096\tsmtp\tx\tsmtp\n", 1).unwrap();
-        let e = classify(&sides[..1], &probes[..1], &[direct]).unwrap_err();
-        assert!(e.to_string().contains("mail exchangers"), "{e}");
+        let routing = classify(&sides[..1], &probes[..1], &[direct]).unwrap();
+        assert_eq!(routing.classes[0].routes[0].1, Hop::Mx);
         assert!(parse("", 1).is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use super::config::{self, UserConfig};
-use super::routes::{MailClass, Route};
+use super::routes::{Hop, MailClass};
 use crate::scenario::Scenario;
 
 /// The domain the check's recipients are in; nothing else routes there.
@@ -238,11 +238,15 @@ pub fn changes(
     let mut out: Vec<String> = classes
         .iter()
         .filter_map(|class| class.routes.get(side).map(|r| (class, r)))
-        .map(|(class, (route, relay))| {
-            format!(
+        .map(|(class, (route, hop))| match hop {
+            Hop::Relay(relay) => format!(
                 "{}: Postfix's address resolver sends it to {route}; that next hop -> a fake relay per scenario on 127.0.1.1:{} in the check's own network namespace (Postfix has no other network), the name {} kept for certificate checks and resolved through /etc/hosts",
                 class.label, relay.port, relay.host
-            )
+            ),
+            Hop::Mx => format!(
+                "{}: Postfix's address resolver sends it to {route}, the recipient domain's MX hosts: each scenario with [dns] stands in for that domain (its own zone, signed or not, served in the check's namespace and judged by a validating resolver, unbound, which your smtp client asks with your own DNS settings; the MTA-STS resolver daemon on 127.0.0.1:8461)",
+                class.label
+            ),
         })
         .collect();
     out.extend(unchecked.iter().cloned());
@@ -298,15 +302,30 @@ pub fn changes(
     out
 }
 
+/// One scenario on one class of mail's route: case `k`, carried by its own
+/// copy (`tlsh-check-k`) of the master.cf service `transport`.
+#[derive(Clone, Debug)]
+pub struct CheckPath<'a> {
+    pub k: usize,
+    pub scenario: &'a std::sync::Arc<Scenario>,
+    pub transport: String,
+    /// The next hop: the relay as the resolver names it, or (by MX) the
+    /// scenario's zone for this case.
+    pub nexthop: String,
+    /// Whether the mail goes by MX: the copy then keeps your DNS settings.
+    pub by_mx: bool,
+}
+
 /// Everything the check entry point needs, by path under the harness's
 /// directory in the container; `closed` is where the preflight message
-/// goes (see [`super::preflight`]). Case `k` is scenario `k % n` (of `n`)
-/// on the path of `routes[k / n]`: this side's route of each class of
-/// mail.
+/// goes (see [`super::preflight`]), through a copy of `first_transport`;
+/// `zones` are the by-MX cases' zones.
+#[allow(clippy::too_many_arguments)]
 pub fn files(
     config: &UserConfig,
-    routes: &[&Route],
-    scenarios: &[std::sync::Arc<Scenario>],
+    paths: &[CheckPath],
+    first_transport: &str,
+    zones: &[crate::dns::Zone],
     inject: SocketAddr,
     closed: SocketAddr,
     ca_pem: &str,
@@ -318,21 +337,25 @@ pub fn files(
     files.push(("ca.pem".to_owned(), ca_pem.as_bytes().to_vec()));
     let mut transport = String::new();
     let mut services = BTreeMap::new();
-    for (c, route) in routes.iter().enumerate() {
-        for (i, s) in scenarios.iter().enumerate() {
-            let k = c * scenarios.len() + i;
-            let _ = writeln!(
-                transport,
-                "s{k}.{CHECK_DOMAIN} {}:{}",
-                service(k),
-                route.nexthop
-            );
-            services.insert(
-                service(k),
-                (route.transport.clone(), option_words(&overrides(s))),
-            );
+    let mut by_mx = String::new();
+    for p in paths {
+        let _ = writeln!(
+            transport,
+            "s{}.{CHECK_DOMAIN} {}:{}",
+            p.k,
+            service(p.k),
+            p.nexthop
+        );
+        services.insert(
+            service(p.k),
+            (p.transport.clone(), option_words(&overrides(p.scenario))),
+        );
+        if p.by_mx {
+            let _ = writeln!(by_mx, "{} {}", service(p.k), p.transport);
         }
     }
+    files.push(("by-mx".to_owned(), by_mx.into_bytes()));
+    files.extend(crate::postfix::config::dns_files(zones));
     let _ = writeln!(
         transport,
         "preflight.{CHECK_DOMAIN} {}:[{}]:{}",
@@ -344,12 +367,7 @@ pub fn files(
     // attempt elsewhere.
     services.insert(
         super::preflight::SERVICE.to_owned(),
-        (
-            routes
-                .first()
-                .map_or_else(|| "smtp".to_owned(), |r| r.transport.clone()),
-            option_words(&contained()),
-        ),
+        (first_transport.to_owned(), option_words(&contained())),
     );
     files.push(("transport".to_owned(), transport.into_bytes()));
     let mut per_command = String::new();
@@ -407,6 +425,19 @@ while read -r name svc options; do
   fi
   postconf -Me "$name/unix=$(printf '%s' "$entry" | sed "s/^$svc /$name /") $options"
 done < "$src/clones"
+# What the user's services use for DNS, before containment turns it off:
+# the copies that carry mail by MX get it back afterwards.
+their_dns=$(postconf -h smtp_dns_support_level)
+if [ -z "$their_dns" ]; then
+  if [ "$(postconf -h disable_dns_lookups)" = yes ]; then their_dns=disabled; else their_dns=enabled; fi
+fi
+their_lookup=$(postconf -h smtp_host_lookup)
+: > /tmp/tlsh-by-mx
+while read -r name svc; do
+  level=$(postconf -P "$svc/unix/smtp_dns_support_level" 2>/dev/null | sed 's/^[^=]*= *//')
+  lookup=$(postconf -P "$svc/unix/smtp_host_lookup" 2>/dev/null | sed 's/^[^=]*= *//')
+  printf '%s %s %s\n' "$name" "${level:-$their_dns}" "$(printf '%s' "${lookup:-$their_lookup}" | tr -d ' ')" >> /tmp/tlsh-by-mx
+done < "$src/by-mx"
 # No listener of the user's on the host network; one loopback injector.
 for s in $(postconf -M | awk '$2 == "inet" { print $1 }'); do postconf -M# "$s/inet"; done
 inject=$(cat "$src/inject")
@@ -428,6 +459,12 @@ for s in $(postconf -M | awk '{ n = split($8, c, "/"); print $1 "/" $2 "/" c[n] 
 done
 if [ -n "$edits" ]; then postconf -Pe $edits; fi
 postconf -e $(cat "$src/contained-main")
+# The copies that carry mail by MX resolve through the run's validating
+# resolver (dns.sh), with the DNS settings of the service they copy.
+while read -r name level lookup; do
+  postconf -P "$name/unix/smtp_dns_support_level=$level" "$name/unix/smtp_host_lookup=$lookup"
+done < /tmp/tlsh-by-mx
+if [ -f "$src/dns.sh" ]; then sh "$src/dns.sh"; fi
 level=$(postconf -h smtp_tls_loglevel)
 if [ "${level:-0}" -lt 1 ]; then postconf -e smtp_tls_loglevel=1; fi
 their_maps=$(postconf -h transport_maps)
@@ -667,6 +704,7 @@ mod tests {
         let files = files(
             &leaky(),
             &[],
+            "smtp",
             &[],
             "127.0.0.1:25".parse().unwrap(),
             "127.0.0.1:9".parse().unwrap(),
@@ -712,14 +750,22 @@ mod tests {
             .take(2)
             .map(std::sync::Arc::new)
             .collect();
-        let route = Route {
-            transport: "smtp".to_owned(),
-            nexthop: "[smtp.sendgrid.net]:587".to_owned(),
-        };
+        let paths: Vec<CheckPath> = scenarios
+            .iter()
+            .enumerate()
+            .map(|(k, scenario)| CheckPath {
+                k,
+                scenario,
+                transport: "smtp".to_owned(),
+                nexthop: "[smtp.sendgrid.net]:587".to_owned(),
+                by_mx: false,
+            })
+            .collect();
         let files = files(
             &leaky(),
-            &[&route],
-            &scenarios,
+            &paths,
+            "smtp",
+            &[],
             "127.0.0.1:25".parse().unwrap(),
             "127.0.0.1:9".parse().unwrap(),
             "",
@@ -816,6 +862,7 @@ mod tests {
         let files = files(
             &config,
             &[],
+            "smtp",
             &[],
             "127.0.0.1:25".parse().unwrap(),
             "127.0.0.1:40001".parse().unwrap(),

@@ -199,27 +199,38 @@ impl PostfixConfig {
         for (name, content) in &self.maps {
             files.push((format!("maps/{name}"), content.clone().into_bytes()));
         }
-        if !self.zones.is_empty() {
-            let zones: Vec<&crate::dns::Zone> = self.zones.iter().collect();
-            files.push((
-                "dns/root.zone".to_owned(),
-                crate::dns::root_zone(&zones, crate::dns::proxy::PATH.into()).into_bytes(),
-            ));
-            files.push((
-                "dns/server".to_owned(),
-                crate::dns::SERVER.to_string().into_bytes(),
-            ));
-            files.push((
-                "dns/zones.list".to_owned(),
-                crate::dns::zone_list(&zones).into_bytes(),
-            ));
-            for z in &self.zones {
-                files.push((format!("dns/zones/{}", z.name), z.text.clone().into_bytes()));
-            }
-            files.push(("dns.sh".to_owned(), DNS_SCRIPT.as_bytes().to_vec()));
-        }
+        files.extend(dns_files(&self.zones));
         files
     }
+}
+
+/// The files that sign and serve `zones` and start the validating
+/// resolver ([`DNS_SCRIPT`], run by the entry point when present); none
+/// without zones.
+pub fn dns_files(zones: &[crate::dns::Zone]) -> Vec<(String, Vec<u8>)> {
+    if zones.is_empty() {
+        return Vec::new();
+    }
+    let refs: Vec<&crate::dns::Zone> = zones.iter().collect();
+    let mut files = vec![
+        (
+            "dns/root.zone".to_owned(),
+            crate::dns::root_zone(&refs, crate::dns::proxy::PATH.into()).into_bytes(),
+        ),
+        (
+            "dns/server".to_owned(),
+            crate::dns::SERVER.to_string().into_bytes(),
+        ),
+        (
+            "dns/zones.list".to_owned(),
+            crate::dns::zone_list(&refs).into_bytes(),
+        ),
+    ];
+    for z in zones {
+        files.push((format!("dns/zones/{}", z.name), z.text.clone().into_bytes()));
+    }
+    files.push(("dns.sh".to_owned(), DNS_SCRIPT.as_bytes().to_vec()));
+    files
 }
 
 /// Installs the run's configuration over the image's own and runs Postfix
@@ -268,7 +279,7 @@ touch "$queue/quick-start"
 /// bogus one has a DS, but signatures that expired in 2020.
 const DNS_SCRIPT: &str = r#"set -eu
 src=/tlsharness
-for tool in unbound nsd ldns-keygen ldns-signzone ldns-key2ds drill; do
+for tool in unbound nsd ldns-keygen ldns-signzone ldns-key2ds drill mta-sts-daemon python3; do
   if ! command -v "$tool" >/dev/null; then
     echo "tlsharness: fatal: this Postfix image has no $tool, which scenarios with [dns] need; rebuild it: tlsharness image build --rebuild (with --suite for bullseye or trixie)" >&2
     exit 1
@@ -343,28 +354,24 @@ if ! drill -D @127.0.0.1 . SOA | grep -q '^;; flags:.* ad'; then
   exit 1
 fi
 # MTA-STS: Debian's postfix-mta-sts-resolver answers Postfix's socketmap
-# lookups; it asks the validating resolver for _mta-sts TXT records and
+# lookups (on its default address, where a configuration that uses it
+# looks); it asks the validating resolver for _mta-sts TXT records and
 # fetches policies over HTTPS from the agent, trusting the run's CA only.
-if grep -qs '^_mta-sts\.' "$src"/dns/zones/*; then
-  if ! command -v mta-sts-daemon >/dev/null; then
-    echo "tlsharness: fatal: this Postfix image has no mta-sts-daemon, which scenarios with [mta_sts] need; rebuild it: tlsharness image build --rebuild (with --suite for bullseye or trixie)" >&2
-    exit 1
-  fi
-  printf '%s\n' \
-    'host: 127.0.0.1' \
-    'port: 8461' \
-    'reuse_port: true' \
-    'shutdown_timeout: 1' \
-    'cache:' \
-    '  type: internal' \
-    '  options:' \
-    '    cache_size: 10000' \
-    'default_zone:' \
-    '  strict_testing: false' \
-    '  timeout: 15' > "$d/mta-sts-daemon.yml"
-  SSL_CERT_FILE="$src/ca.pem" mta-sts-daemon -c "$d/mta-sts-daemon.yml" -l "$d/mta-sts.log" -v info &
-  # Wait (at most 20 s) until it accepts connections.
-  if ! python3 -c '
+printf '%s\n' \
+  'host: 127.0.0.1' \
+  'port: 8461' \
+  'reuse_port: true' \
+  'shutdown_timeout: 1' \
+  'cache:' \
+  '  type: internal' \
+  '  options:' \
+  '    cache_size: 10000' \
+  'default_zone:' \
+  '  strict_testing: false' \
+  '  timeout: 15' > "$d/mta-sts-daemon.yml"
+SSL_CERT_FILE="$src/ca.pem" mta-sts-daemon -c "$d/mta-sts-daemon.yml" -l "$d/mta-sts.log" -v info &
+# Wait (at most 20 s) until it accepts connections.
+if ! python3 -c '
 import socket, sys, time
 end = time.monotonic() + 20
 while time.monotonic() < end:
@@ -375,10 +382,9 @@ while time.monotonic() < end:
         time.sleep(0.05)
 sys.exit(1)
 '; then
-    echo "tlsharness: fatal: the MTA-STS resolver daemon did not start:" >&2
-    tail -5 "$d/mta-sts.log" >&2
-    exit 1
-  fi
+  echo "tlsharness: fatal: the MTA-STS resolver daemon did not start:" >&2
+  tail -5 "$d/mta-sts.log" >&2
+  exit 1
 fi
 echo "tlsharness: $(wc -l < "$src/dns/zones.list") zone(s) signed and served, validating resolver on 127.0.0.1" >&2
 "#;

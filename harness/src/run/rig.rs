@@ -139,10 +139,7 @@ impl Workshop {
             Placement::Fixed { hostname, port } => (hostname.clone(), *port, None),
         };
         // By MX, the case's own names: its zone's, one per MX host.
-        let dns = scenario
-            .dns
-            .as_ref()
-            .filter(|_| matches!(placement, Placement::Case));
+        let dns = scenario.dns.as_ref();
         let label = crate::dns::case_label(&scenario.local_part(48), case.level.as_str());
         let names: Vec<String> = match dns {
             Some(d) => {
