@@ -63,6 +63,16 @@ impl Rig {
     }
 }
 
+/// A case's MTA-STS policy, as its zone and the agent need it.
+struct Policy {
+    text: String,
+    /// Where `mta-sts.DOMAIN` points.
+    server: IpAddr,
+    /// What the policy server serves, if it answers at all.
+    served: Option<PolicySpec>,
+    identity: Option<(u64, Identity)>,
+}
+
 /// The file of case `id`'s own lookup table `kind`: cases share next hops
 /// (the relay's name and real port), so each has tables of its own.
 pub(crate) fn map_name(kind: &str, id: u64) -> String {
@@ -118,6 +128,76 @@ impl Workshop {
         );
         self.identities.insert(key, made.clone());
         Ok(made)
+    }
+
+    /// The case's zone: its MX hosts at `addresses`, TLSA records naming
+    /// the relay's certificate (`relay`), its issuer or one the relay does
+    /// not have, and the MTA-STS records when it has a policy.
+    fn zone(
+        &mut self,
+        d: &crate::dns::DnsSpec,
+        label: &str,
+        addresses: &[IpAddr],
+        relay: &Identity,
+        policy: Option<&Policy>,
+    ) -> Result<crate::dns::Zone, PkiError> {
+        let other = self.identity(
+            Role::Relay,
+            CertKind::SelfSigned,
+            &["rolled-over.tlsharness.test".to_owned()],
+        )?;
+        let ca = self.pki.ca_der().clone();
+        let issuer = relay.chain.get(1).map_or(ca.as_ref(), |c| c.as_ref());
+        Ok(crate::dns::zone(
+            d,
+            label,
+            addresses,
+            &crate::dns::Certificates {
+                relay: relay.leaf().as_ref(),
+                issuer,
+                other: other.1.leaf().as_ref(),
+            },
+            policy.map(|p| (p.text.as_str(), p.server)),
+        ))
+    }
+
+    /// The case's MTA-STS policy: its text, where `mta-sts.DOMAIN` points,
+    /// and what the agent's policy server serves there (nothing when the
+    /// scenario's server is unreachable).
+    fn policy(
+        &mut self,
+        d: &crate::dns::DnsSpec,
+        sts: &crate::dns::mta_sts::MtaStsSpec,
+        label: &str,
+    ) -> Result<Policy, PkiError> {
+        use crate::dns::mta_sts::{self, PolicyServer};
+        let domain = d.domain.as_str();
+        let hosts: Vec<&str> = d.mx.iter().map(|m| m.host.as_str()).collect();
+        let text = mta_sts::case_policy(&sts.text(&hosts), domain, label);
+        let host = format!("mta-sts.{}", crate::dns::case_name(domain, domain, label));
+        let cert = match sts.server {
+            PolicyServer::Unreachable => {
+                return Ok(Policy {
+                    text,
+                    server: mta_sts::NOWHERE.into(),
+                    served: None,
+                    identity: None,
+                });
+            }
+            PolicyServer::WrongCertificate => CertKind::WrongName,
+            PolicyServer::Ok => CertKind::Trusted,
+        };
+        let id = self.identity(Role::Middlebox, cert, std::slice::from_ref(&host))?;
+        Ok(Policy {
+            served: Some(PolicySpec {
+                host,
+                identity: id.0,
+                policy: text.clone(),
+            }),
+            text,
+            server: mta_sts::SERVER.into(),
+            identity: Some(id),
+        })
     }
 
     /// Plans case `id`'s relay and middleboxes, and Postfix's side of them.
@@ -225,8 +305,7 @@ impl Workshop {
             // Postfix would shuffle the addresses; the paths are in order.
             settings.insert("smtp_randomize_addresses".into(), "no".into());
         }
-        let mut policy = None;
-        let zone = match dns {
+        let (zone, policy) = match dns {
             Some(d) => {
                 // DNSSEC answers for the DANE levels, as Postfix's DANE
                 // documentation asks; plain DNS elsewhere.
@@ -237,72 +316,23 @@ impl Workshop {
                 };
                 settings.insert("smtp_dns_support_level".into(), support.into());
                 settings.insert("smtp_host_lookup".into(), "dns".into());
-                let other = self.identity(
-                    Role::Relay,
-                    CertKind::SelfSigned,
-                    &["rolled-over.tlsharness.test".to_owned()],
-                )?;
-                let ca = self.pki.ca_der().clone();
-                let issuer = relay_id.1.chain.get(1).map_or(ca.as_ref(), |c| c.as_ref());
-                // MTA-STS: Postfix asks the resolver daemon for the
-                // domain's policy; the agent serves the case's policy file
-                // at mta-sts.DOMAIN, unless the scenario's server is
-                // unreachable.
-                let domain = d.domain.as_str();
-                let sts = match &scenario.mta_sts {
+                let policy = match &scenario.mta_sts {
                     Some(sts) => {
-                        let hosts: Vec<&str> = d.mx.iter().map(|m| m.host.as_str()).collect();
-                        let text =
-                            crate::dns::mta_sts::case_policy(&sts.text(&hosts), domain, &label);
                         settings.insert(
                             "smtp_tls_policy_maps".into(),
                             crate::dns::mta_sts::DAEMON.into(),
                         );
-                        let host =
-                            format!("mta-sts.{}", crate::dns::case_name(domain, domain, &label));
-                        let server = match sts.server {
-                            crate::dns::mta_sts::PolicyServer::Unreachable => {
-                                crate::dns::mta_sts::NOWHERE
-                            }
-                            kind => {
-                                let cert = if kind
-                                    == crate::dns::mta_sts::PolicyServer::WrongCertificate
-                                {
-                                    CertKind::WrongName
-                                } else {
-                                    CertKind::Trusted
-                                };
-                                let id = self.identity(
-                                    Role::Middlebox,
-                                    cert,
-                                    std::slice::from_ref(&host),
-                                )?;
-                                identities.push(id.clone());
-                                policy = Some(PolicySpec {
-                                    host: host.clone(),
-                                    identity: id.0,
-                                    policy: text.clone(),
-                                });
-                                crate::dns::mta_sts::SERVER
-                            }
-                        };
-                        Some((text, IpAddr::from(server)))
+                        Some(self.policy(d, sts, &label)?)
                     }
                     None => None,
                 };
-                Some(crate::dns::zone(
-                    d,
-                    &label,
-                    &addresses,
-                    &crate::dns::Certificates {
-                        relay: relay_id.1.leaf().as_ref(),
-                        issuer,
-                        other: other.1.leaf().as_ref(),
-                    },
-                    sts.as_ref().map(|(t, a)| (t.as_str(), *a)),
-                ))
+                let zone = self.zone(d, &label, &addresses, &relay_id.1, policy.as_ref())?;
+                if let Some(id) = policy.as_ref().and_then(|p| p.identity.clone()) {
+                    identities.push(id);
+                }
+                (Some(zone), policy.and_then(|p| p.served))
             }
-            None => None,
+            None => (None, None),
         };
         let sasl = scenario
             .postfix
