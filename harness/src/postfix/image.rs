@@ -48,7 +48,15 @@ pub async fn ensure(docker: &Docker, suite: &str, rebuild: bool) -> Result<Ensur
     }
     let image = image_for_suite(suite);
     if !rebuild && image_exists(docker, &image).await? {
-        return Ok(Ensured::AlreadyPresent);
+        if built_with(docker, &image).await?.as_deref() == Some(packages().as_str()) {
+            return Ok(Ensured::AlreadyPresent);
+        }
+        // Built before the package list changed (e.g. without the DNS
+        // tools): what the scripts' "skip what is there" must not keep.
+        eprintln!(
+            "tlsharness: {image} was built with other packages than these ({}); rebuilding it",
+            packages()
+        );
     }
     let suite = suite.to_owned();
     tokio::task::spawn_blocking(move || build_offline(&suite, &image))
@@ -73,6 +81,26 @@ pub const PACKAGES: [&str; 8] = [
     "python3-cffi-backend",
     "postfix-mta-sts-resolver",
 ];
+
+/// The image label that records [`PACKAGES`].
+const PACKAGES_LABEL: &str = "tlsharness.packages";
+
+fn packages() -> String {
+    PACKAGES.join(",")
+}
+
+/// The package list an image was built with, from its label (`None` for
+/// an image built before the label, or elsewhere).
+async fn built_with(docker: &Docker, image: &str) -> Result<Option<String>, PostfixError> {
+    let inspected = docker
+        .inspect_image(image)
+        .await
+        .map_err(|e| PostfixError::Docker(format!("failed to inspect image {image}: {e}")))?;
+    Ok(inspected
+        .config
+        .and_then(|c| c.labels)
+        .and_then(|l| l.get(PACKAGES_LABEL).cloned()))
+}
 
 /// debootstrap + docker import. Needs root, debootstrap and the docker CLI.
 fn build_offline(suite: &str, image: &str) -> Result<(), PostfixError> {
@@ -121,7 +149,9 @@ fn build_offline(suite: &str, image: &str) -> Result<(), PostfixError> {
         .map_err(|e| PostfixError::Image(format!("failed to run tar: {e}")))?;
     let tar_out = tar.stdout.take().expect("stdout is piped");
     let import = Command::new(docker)
-        .args(["import", "-c", r#"CMD ["/bin/sh"]"#, "-", image])
+        .args(["import", "-c", r#"CMD ["/bin/sh"]"#, "-c"])
+        .arg(format!("LABEL {PACKAGES_LABEL}={}", packages()))
+        .args(["-", image])
         .stdin(Stdio::from(tar_out))
         .stdout(Stdio::null())
         .output()
@@ -159,6 +189,24 @@ fn tail(path: &Path, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_dockerfile_installs_and_labels_the_same_packages() {
+        let dockerfile = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/postfix/Dockerfile"),
+        )
+        .unwrap();
+        assert!(
+            dockerfile.contains(&format!("LABEL {PACKAGES_LABEL}={}\n", packages())),
+            "{dockerfile}"
+        );
+        for p in PACKAGES {
+            assert!(
+                dockerfile.contains(&format!(" {p} ")),
+                "{p} not installed: {dockerfile}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
