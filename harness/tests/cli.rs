@@ -70,6 +70,10 @@ fn bad_dns_sections_are_located_before_anything_starts() {
             "mx-outside.toml",
             "mx-outside.toml:8:1: dns.mx[0].host: `mx.elsewhere.example` is not under the domain hoge.example",
         ),
+        (
+            "two-behaviours.toml",
+            "two-behaviours.toml:8:1: dns.behaviour: give one DNS behaviour",
+        ),
     ] {
         let out = tlsharness()
             .args(["run"])

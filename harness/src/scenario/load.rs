@@ -628,6 +628,12 @@ fn check_dns(
     if dns.mx.is_empty() {
         return Err(("dns.mx".into(), "no MX host: give at least one".into()));
     }
+    if dns.behaviour.len() > 1 {
+        return Err((
+            "dns.behaviour".into(),
+            "give one DNS behaviour: each acts on every TLSA query, so a second would never be reached".into(),
+        ));
+    }
     if dns.mx.len() != paths {
         return Err((
             "dns.mx".into(),
