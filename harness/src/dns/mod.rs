@@ -176,6 +176,13 @@ pub fn case_name(name: &str, domain: &str, label: &str) -> String {
 /// its address.
 pub const NAME_SERVER: &str = "ns.tlsharness.";
 
+/// The name server of the zones whose DNS path drops queries: the same
+/// middlebox on another address ([`proxy::QUIET`]). A resolver remembers
+/// a server's timeouts by its address, so the dropped queries of those
+/// zones must not slow every other zone's answers, as they would in life
+/// where each domain has servers of its own.
+pub const QUIET_NAME_SERVER: &str = "ns-quiet.tlsharness.";
+
 /// Where the run's name server serves every zone, in the run's namespace.
 /// The root zone names the DNS middlebox ([`proxy::PATH`]) instead, which
 /// passes queries on to it.
@@ -189,6 +196,9 @@ pub struct Zone {
     pub state: ZoneState,
     /// The zone file (unsigned: the container signs it).
     pub text: String,
+    /// Whether its DNS path drops queries (then its name server is
+    /// [`QUIET_NAME_SERVER`]).
+    pub quiet: bool,
 }
 
 /// Certificates TLSA records can name, DER.
@@ -211,6 +221,12 @@ pub fn zone(
 ) -> Zone {
     let domain = spec.domain.as_str();
     let name = case_name(domain, domain, label);
+    let quiet = spec.behaviour.contains(&DnsBehaviour::DropTlsa);
+    let ns = if quiet {
+        QUIET_NAME_SERVER
+    } else {
+        NAME_SERVER
+    };
     let mut text = String::new();
     let _ = writeln!(text, "$ORIGIN {name}.");
     let _ = writeln!(text, "$TTL 300");
@@ -218,7 +234,7 @@ pub fn zone(
         text,
         "@ SOA {NAME_SERVER} hostmaster.tlsharness. 1 3600 600 86400 300"
     );
-    let _ = writeln!(text, "@ NS {NAME_SERVER}");
+    let _ = writeln!(text, "@ NS {ns}");
     if let Some((policy, server)) = sts {
         let id = mta_sts::policy_id(policy);
         let _ = writeln!(text, "_mta-sts.{name}. TXT \"v=STSv1; id={id}\"");
@@ -241,12 +257,14 @@ pub fn zone(
         name,
         state: spec.zone,
         text,
+        quiet,
     }
 }
 
-/// The root zone: the name server's address, and a delegation to it for
-/// every zone (the container adds each signed zone's DS record).
-pub fn root_zone(zones: &[&Zone], server: IpAddr) -> String {
+/// The root zone: the name servers' addresses (`server`, and `quiet` for
+/// the zones whose path drops queries), and a delegation for every zone
+/// (the container adds each signed zone's DS record).
+pub fn root_zone(zones: &[&Zone], server: IpAddr, quiet: IpAddr) -> String {
     let mut text = String::from("$ORIGIN .\n$TTL 300\n");
     let _ = writeln!(
         text,
@@ -254,8 +272,14 @@ pub fn root_zone(zones: &[&Zone], server: IpAddr) -> String {
     );
     let _ = writeln!(text, ". NS {NAME_SERVER}");
     let _ = writeln!(text, "{NAME_SERVER} A {server}");
+    let _ = writeln!(text, "{QUIET_NAME_SERVER} A {quiet}");
     for z in zones {
-        let _ = writeln!(text, "{}. NS {NAME_SERVER}", z.name);
+        let ns = if z.quiet {
+            QUIET_NAME_SERVER
+        } else {
+            NAME_SERVER
+        };
+        let _ = writeln!(text, "{}. NS {ns}", z.name);
     }
     text
 }
@@ -338,7 +362,11 @@ mod tests {
         assert!(z.text.contains("@ MX 10 mx1.c3.hoge.example.\n"));
         assert!(z.text.contains("mx1.c3.hoge.example. A 127.0.1.1\n"));
         assert!(z.text.contains("_25._tcp.mx1.c3.hoge.example. TLSA 3 1 1 "));
-        let root = root_zone(&[&z], "127.0.2.2".parse().unwrap());
+        let root = root_zone(
+            &[&z],
+            "127.0.2.2".parse().unwrap(),
+            "127.0.2.3".parse().unwrap(),
+        );
         assert!(root.contains("ns.tlsharness. A 127.0.2.2\n"));
         assert!(root.contains("c3.hoge.example. NS ns.tlsharness.\n"));
         assert_eq!(zone_list(&[&z]), "c3.hoge.example signed\n");

@@ -229,15 +229,20 @@ impl Table {
     }
 }
 
-/// Serves every case's policy on `listen` until `stop`: TLS with the
+/// Binds the policy server's socket, so that connections are taken from
+/// then on.
+pub async fn bind(listen: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(listen).await
+}
+
+/// Serves every case's policy on `listener` until `stop`: TLS with the
 /// certificate of the name the client asks for (SNI), then one HTTP/1.1
 /// request.
 pub async fn serve(
-    listen: SocketAddr,
+    listener: TcpListener,
     table: Table,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = TcpListener::bind(listen).await?;
     loop {
         let (stream, _) = tokio::select! {
             _ = stop.cancelled() => return Ok(()),

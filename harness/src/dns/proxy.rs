@@ -45,6 +45,9 @@ impl DnsBehaviour {
 /// Where the middlebox listens: the address the root zone gives the run's
 /// name server.
 pub const PATH: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 2, 1);
+/// Its second address, for the zones whose path drops queries (see
+/// `dns::QUIET_NAME_SERVER`).
+pub const QUIET: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 2, 3);
 
 /// The longest the middlebox waits for the name server's answer.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
@@ -162,16 +165,30 @@ enum Action {
     Drop,
 }
 
-/// Serves on `listen` (UDP and TCP) until `stop`, passing queries on to
-/// `upstream` as `table` says.
+/// The middlebox's sockets, bound (UDP and TCP on one address).
+pub struct Bound {
+    udp: UdpSocket,
+    tcp: TcpListener,
+}
+
+/// Binds the middlebox's sockets, so that queries are taken from then on.
+pub async fn bind(listen: SocketAddr) -> std::io::Result<Bound> {
+    Ok(Bound {
+        udp: UdpSocket::bind(listen).await?,
+        tcp: TcpListener::bind(listen).await?,
+    })
+}
+
+/// Serves on `bound` until `stop`, passing queries on to `upstream` as
+/// `table` says.
 pub async fn serve(
-    listen: SocketAddr,
+    bound: Bound,
     upstream: SocketAddr,
     table: Table,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let udp = Arc::new(UdpSocket::bind(listen).await?);
-    let tcp = TcpListener::bind(listen).await?;
+    let udp = Arc::new(bound.udp);
+    let tcp = bound.tcp;
     let mut buf = vec![0u8; 65_535];
     loop {
         tokio::select! {

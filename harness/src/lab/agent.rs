@@ -104,7 +104,6 @@ where
             }
         }
     });
-    let _ = out_tx.send(format!("{GREETING}\n"));
     let agent = Arc::new(Agent {
         identities: Mutex::default(),
         rigs: Mutex::default(),
@@ -122,29 +121,38 @@ where
         dns: crate::dns::proxy::Table::default(),
         policies: crate::dns::mta_sts::Table::default(),
     });
-    {
-        let (table, stop) = (agent.policies.clone(), agent.stop.clone());
-        agent.tasks.spawn(async move {
-            let listen = SocketAddr::new(crate::dns::mta_sts::SERVER.into(), 443);
-            if let Err(e) = crate::dns::mta_sts::serve(listen, table, stop).await {
-                eprintln!(
-                    "tlsharness agent: the MTA-STS policy server cannot listen on {listen}: {e}"
-                );
-            }
-        });
-    }
     // The DNS middlebox, between the MTA's validating resolver and the
-    // run's name server (only runs with zones use it).
-    {
-        let (table, stop) = (agent.dns.clone(), agent.stop.clone());
-        agent.tasks.spawn(async move {
-            let listen = SocketAddr::new(crate::dns::proxy::PATH.into(), 53);
-            let upstream = SocketAddr::new(crate::dns::SERVER.into(), 53);
-            if let Err(e) = crate::dns::proxy::serve(listen, upstream, table, stop).await {
-                eprintln!("tlsharness agent: the DNS middlebox cannot listen on {listen}: {e}");
+    // run's name server, and the MTA-STS policy server (only runs with
+    // zones use them): bound before the greeting, so that they answer from
+    // the moment the harness knows the agent is there.
+    for address in [crate::dns::proxy::PATH, crate::dns::proxy::QUIET] {
+        let listen = SocketAddr::new(address.into(), 53);
+        match crate::dns::proxy::bind(listen).await {
+            Ok(bound) => {
+                let (table, stop) = (agent.dns.clone(), agent.stop.clone());
+                let upstream = SocketAddr::new(crate::dns::SERVER.into(), 53);
+                agent.tasks.spawn(async move {
+                    let _ = crate::dns::proxy::serve(bound, upstream, table, stop).await;
+                });
             }
-        });
+            Err(e) => {
+                eprintln!("tlsharness agent: the DNS middlebox cannot listen on {listen}: {e}")
+            }
+        }
     }
+    let listen = SocketAddr::new(crate::dns::mta_sts::SERVER.into(), 443);
+    match crate::dns::mta_sts::bind(listen).await {
+        Ok(listener) => {
+            let (table, stop) = (agent.policies.clone(), agent.stop.clone());
+            agent.tasks.spawn(async move {
+                let _ = crate::dns::mta_sts::serve(listener, table, stop).await;
+            });
+        }
+        Err(e) => {
+            eprintln!("tlsharness agent: the MTA-STS policy server cannot listen on {listen}: {e}")
+        }
+    }
+    let _ = out_tx.send(format!("{GREETING}\n"));
     let mut lines = BufReader::new(input).lines();
     while let Some(line) = lines.next_line().await? {
         let request: Request = match serde_json::from_str(&line) {

@@ -150,13 +150,19 @@ impl Lab {
             })
             .await;
         match ready {
-            Ok(Reply::Done) => match lab.verify_containment().await {
-                Ok(()) => Ok(lab),
-                Err(e) => {
-                    lab.stop().await;
-                    Err(e)
+            Ok(Reply::Done) => {
+                let verified = match lab.verify_containment().await {
+                    Ok(()) => lab.verify_resolver().await,
+                    Err(e) => Err(e),
+                };
+                match verified {
+                    Ok(()) => Ok(lab),
+                    Err(e) => {
+                        lab.stop().await;
+                        Err(e)
+                    }
                 }
-            },
+            }
             other => {
                 let why = match other {
                     Ok(Reply::Failed { error }) => error,
@@ -202,6 +208,21 @@ impl Lab {
         };
         crate::postfix::containment::verify(main, services, overrides, resolv_conf)?;
         Ok(())
+    }
+
+    /// With zones (DNS on the path), checks that the run's validating
+    /// resolver validates the run's root through the agent's DNS
+    /// middlebox: the first query of the run, asked only now that the
+    /// agent is there.
+    async fn verify_resolver(&self) -> Result<(), LabError> {
+        let out = self
+            .postfix
+            .exec(&["sh", "-c", crate::postfix::config::RESOLVER_CHECK])
+            .await?;
+        match out.trim() {
+            "validating" | "no-dns" => Ok(()),
+            _ => Err(LabError::Agent(out.trim().to_owned())),
+        }
     }
 
     async fn call(&self, call: Call) -> Result<Reply, LabError> {
