@@ -26,6 +26,22 @@ fn malformed_scenario_is_rejected_before_anything_starts() {
     assert!(!stderr.contains("starting Postfix"), "{stderr}");
 }
 
+/// `tlsharness run FILE` refuses the file with `said` (file, line, key
+/// and why) and exit 2, with no Docker to reach: nothing was started.
+fn refused_before_starting(file: &std::path::Path, said: &str) {
+    let out = tlsharness()
+        .args(["run"])
+        .arg(file)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = file.display();
+    assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{name}: {stderr}");
+    assert!(stderr.contains(said), "{name}: {stderr}");
+    assert!(!stderr.contains("starting Postfix"), "{stderr}");
+}
+
 #[test]
 fn bad_relay_services_and_ports_are_located_before_anything_starts() {
     for (file, said) in [
@@ -42,16 +58,7 @@ fn bad_relay_services_and_ports_are_located_before_anything_starts() {
             "unserved-port.toml:11:1: middlebox.ports: the relay does not serve port 25 (its ports: 587, 465)",
         ),
     ] {
-        let out = tlsharness()
-            .args(["run"])
-            .arg(data(&format!("services/{file}")))
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .output()
-            .expect("runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{file}: {stderr}");
-        assert!(stderr.contains(said), "{file}: {stderr}");
-        assert!(!stderr.contains("starting Postfix"), "{stderr}");
+        refused_before_starting(&data(&format!("services/{file}")), said);
     }
 }
 
@@ -75,16 +82,7 @@ fn bad_dns_sections_are_located_before_anything_starts() {
             "two-behaviours.toml:8:1: dns.behaviour: give one DNS behaviour",
         ),
     ] {
-        let out = tlsharness()
-            .args(["run"])
-            .arg(data(&format!("dns/{file}")))
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .output()
-            .expect("runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{file}: {stderr}");
-        assert!(stderr.contains(said), "{file}: {stderr}");
-        assert!(!stderr.contains("starting Postfix"), "{stderr}");
+        refused_before_starting(&data(&format!("dns/{file}")), said);
     }
 }
 
@@ -146,16 +144,7 @@ fn bad_mta_sts_policies_are_located_before_anything_starts() {
     ] {
         let path = dir.path().join(file);
         std::fs::write(&path, text).unwrap();
-        let out = tlsharness()
-            .args(["run"])
-            .arg(&path)
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .output()
-            .expect("runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{file}: {stderr}");
-        assert!(stderr.contains(said), "{file}: {stderr}");
-        assert!(!stderr.contains("starting Postfix"), "{stderr}");
+        refused_before_starting(&path, said);
     }
 }
 
