@@ -18,16 +18,25 @@ fn check(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-#[test]
-fn the_incident_fix_is_a_downgrade_on_the_stripping_path_only() {
-    let (code, stdout, stderr) = check(&[
+/// `check` from `current` to `candidate` on the incident's two paths:
+/// the stripping firewall and the clean one.
+fn on_the_incident_paths(current: &str, candidate: &str) -> (Option<i32>, String, String) {
+    check(&[
         "--config",
-        "fixtures/configs/incident-before",
+        current,
         "--candidate",
-        "fixtures/configs/incident-after",
+        candidate,
         "scenarios/incident-587-strip.toml",
         "scenarios/starttls-relay.toml",
-    ]);
+    ])
+}
+
+#[test]
+fn the_incident_fix_is_a_downgrade_on_the_stripping_path_only() {
+    let (code, stdout, stderr) = on_the_incident_paths(
+        "fixtures/configs/incident-before",
+        "fixtures/configs/incident-after",
+    );
     assert_eq!(code, Some(exit::REGRESSION), "{stdout}\n{stderr}");
     let strip = common::row(&stdout, "incident-587-strip");
     assert!(strip[0].contains("deferred 4.7.4"), "{strip:?}");
@@ -52,14 +61,10 @@ fn the_fix_that_works_is_an_upgrade_on_the_incident_path_and_the_same_on_the_cle
     // so on 465 there is no STARTTLS to strip. Postfix on 465 logs
     //   Trusted TLS connection established to smtp.sendgrid.net[127.0.1.1]:465: TLSv1.3 ...
     // where on 587 the current configuration deferred (4.7.4).
-    let (code, stdout, stderr) = check(&[
-        "--config",
+    let (code, stdout, stderr) = on_the_incident_paths(
         "fixtures/configs/incident-before",
-        "--candidate",
         "fixtures/configs/incident-465",
-        "scenarios/incident-587-strip.toml",
-        "scenarios/starttls-relay.toml",
-    ]);
+    );
     assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
     let strip = common::row(&stdout, "incident-587-strip");
     assert!(strip[0].contains("deferred 4.7.4"), "{strip:?}");
@@ -625,14 +630,7 @@ fn a_configuration_that_sends_no_mail_out_or_none_the_scenarios_apply_to_is_refu
 /// The two paths of the fix, checked from `current` to `candidate`: the
 /// verdict on each, and the whole stdout.
 fn fix_paths(current: &str, candidate: &str) -> (Option<i32>, String, String, String, String) {
-    let (code, stdout, stderr) = check(&[
-        "--config",
-        current,
-        "--candidate",
-        candidate,
-        "scenarios/incident-587-strip.toml",
-        "scenarios/starttls-relay.toml",
-    ]);
+    let (code, stdout, stderr) = on_the_incident_paths(current, candidate);
     let last = |scenario: &str| {
         common::row(&stdout, scenario)
             .first()
