@@ -20,11 +20,15 @@ if [ -n "$missing" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 cargo build --locked --bins
-# The check tests compare Postfix 3.5, 3.7 and 3.10.
+# The check tests compare Postfix 3.5, 3.7 and 3.10; tests/exim.rs runs
+# Exim 4.96.
 for suite in bullseye bookworm trixie; do
     target/debug/tlsharness image build --suite "$suite"
 done
+target/debug/tlsharness image build --mta exim
 # The built-in suite must hold on every Postfix the images ship (3.5, 3.7,
-# 3.10), as the scenarios' version tables say.
+# 3.10), as the scenarios' version tables say, and on Exim where the
+# scenarios state what Exim does.
 target/debug/tlsharness run scenarios --all-versions
+target/debug/tlsharness run scenarios --mta exim
 cargo test --locked "$@"

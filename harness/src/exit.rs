@@ -67,7 +67,7 @@ impl Code for crate::scenario::LoadErrors {
     }
 }
 
-impl Code for crate::postfix::PostfixError {
+impl Code for crate::mta::MtaError {
     fn exit_code(&self) -> i32 {
         if self.is_environment() {
             ENVIRONMENT

@@ -10,7 +10,9 @@
 //! - [`upstream`]: the fake relay (mailin's SMTP engine on tokio).
 //! - [`middlebox`]: the proxy on the path, its behaviours and transcripts.
 //! - [`dns`]: a scenario's domain, MX hosts and TLSA records, as zones.
-//! - [`postfix`]: the MTA under test: image, container, config, log.
+//! - [`mta`]: the MTA under test behind one boundary: its container, its
+//!   configuration for a case's TLS policy, its log as typed delivery
+//!   events; Postfix and Exim each in a module of their own.
 //! - [`run`]: scenarios x levels -> cases, execution, classification.
 //! - [`report`]: terminal matrix, JSON, JUnit, artifacts.
 //! - [`check`]: the user's own configuration (current vs candidate) on
@@ -26,9 +28,10 @@ pub mod exit;
 pub mod lab;
 pub mod level;
 pub mod middlebox;
+pub mod mta;
 pub mod outcome;
 pub mod pki;
-pub mod postfix;
+pub mod policy;
 pub mod probe;
 pub mod report;
 pub mod run;

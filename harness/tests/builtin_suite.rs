@@ -9,8 +9,8 @@ mod common;
 use std::sync::Arc;
 
 use tlsharness::level::Level;
+use tlsharness::mta::image;
 use tlsharness::outcome::{Outcome, Trust};
-use tlsharness::postfix::image;
 use tlsharness::run::{CaseResult, RunOptions, RunReport, run};
 use tlsharness::scenario::load_paths;
 use tokio::sync::OnceCell;
@@ -71,7 +71,9 @@ async fn shared() -> Arc<RunReport> {
 fn case<'a>(r: &'a RunReport, scenario: &str, level: Level) -> &'a CaseResult {
     r.cases
         .iter()
-        .find(|c| c.scenario == scenario && c.level == level && c.image == image::DEFAULT_IMAGE)
+        .find(|c| {
+            c.scenario == scenario && c.level == level.into() && c.image == image::DEFAULT_IMAGE
+        })
         .unwrap_or_else(|| panic!("no case {scenario}/{level}"))
 }
 

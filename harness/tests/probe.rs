@@ -194,7 +194,7 @@ fn cases<'a>(cases: &'a [CaseResult], id: &str) -> BTreeMap<Level, &'a CaseResul
     cases
         .iter()
         .filter(|c| c.scenario == id)
-        .map(|c| (c.level, c))
+        .filter_map(|c| Some((c.level.level()?, c)))
         .collect()
 }
 
@@ -232,7 +232,7 @@ async fn replayed_paths_meet_postfix_as_the_originals_do() {
     common::in_process();
     let opts = RunOptions {
         selection: Selection {
-            levels: Some(Level::REQUIRED.to_vec()),
+            levels: Some(Level::REQUIRED.map(Into::into).to_vec()),
             ..Selection::default()
         },
         ..RunOptions::default()

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::{Watched, containers_of_run, containers_of_run_async, run_dirs, run_id, tlsharness};
 use tlsharness::exit;
 use tlsharness::lab::{Lab, LabOptions};
-use tlsharness::postfix::StartOptions;
-use tlsharness::postfix::config::{PostfixConfig, SENDER};
+use tlsharness::mta::StartOptions;
+use tlsharness::mta::postfix::config::{PostfixConfig, SENDER};
 use tlsharness::run::{RunEvent, RunOptions, run};
 use tlsharness::scenario::load_paths;
 
@@ -169,7 +169,7 @@ async fn namespace_sockets(lab: &Lab) -> Vec<(String, String, String)> {
     };
     let mut out = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = lab.postfix.exec(&["cat", table]).await.unwrap_or_default();
+        let text = lab.mta.exec(&["cat", table]).await.unwrap_or_default();
         for l in text.lines().skip(1) {
             let f: Vec<&str> = l.split_whitespace().collect();
             if f.len() > 9 {
@@ -209,12 +209,13 @@ async fn start_lab(
         maps: Default::default(),
         zones: Vec::new(),
     };
-    let image = tlsharness::postfix::image::DEFAULT_IMAGE;
-    let prepared = tlsharness::postfix::docker::prepare_run(&[image])
+    let image = tlsharness::mta::image::DEFAULT_IMAGE;
+    let prepared = tlsharness::mta::docker::prepare_run(&[image])
         .await
         .expect("Docker, the image and the agent are ready");
     Lab::start(LabOptions {
-        postfix: StartOptions {
+        mta: StartOptions {
+            mta: tlsharness::policy::Mta::Postfix,
             image: image.into(),
             run_id: prepared.run_id,
             container_name: format!("tlsharness-{name}-{}", std::process::id()),
@@ -254,7 +255,7 @@ fn postfix_s_namespace_has_no_interface_but_loopback() {
         let mut lab = contained_lab("interfaces").await;
         // Read from inside: the interfaces the kernel lists for the
         // namespace Postfix (and the agent) live in.
-        let dev = lab.postfix.exec(&["cat", "/proc/net/dev"]).await.unwrap();
+        let dev = lab.mta.exec(&["cat", "/proc/net/dev"]).await.unwrap();
         let interfaces: Vec<&str> = dev
             .lines()
             .skip(2)
@@ -262,7 +263,7 @@ fn postfix_s_namespace_has_no_interface_but_loopback() {
             .map(str::trim)
             .collect();
         assert_eq!(interfaces, ["lo"], "{dev}");
-        let routes = lab.postfix.exec(&["cat", "/proc/net/route"]).await.unwrap();
+        let routes = lab.mta.exec(&["cat", "/proc/net/route"]).await.unwrap();
         assert_eq!(
             routes.lines().count(),
             1,
@@ -279,7 +280,7 @@ fn mail_for_anywhere_else_stays_inside_and_postfix_only_touches_loopback() {
 
 async fn containment() {
     let mut lab = contained_lab("containment").await;
-    let instance = &lab.postfix;
+    let instance = &lab.mta;
     // A public domain, a host name, and an address literal: refused at the
     // door, and when queued anyway (sendmail, no smtpd), bounced locally
     // without a connection attempt.
@@ -314,7 +315,11 @@ async fn containment() {
             .expect("a status within the deadline")
             .expect("a status line");
         let d = event.delivery;
-        assert_eq!(d.status, "bounced", "{to}: {d:?}");
+        assert_eq!(
+            d.status,
+            tlsharness::mta::log::Status::Bounced,
+            "{to}: {d:?}"
+        );
         assert_eq!(d.relay, "none", "{to}: no connection was attempted: {d:?}");
         assert!(
             d.reason

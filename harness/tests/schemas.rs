@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use quick_junit::{NonSuccessKind, TestCaseStatus};
 use serde_json::{Value, json};
 use tlsharness::level::Level;
+use tlsharness::mta::log::TlsSession;
 use tlsharness::outcome::{Outcome, Trust};
-use tlsharness::postfix::log::TlsSession;
 use tlsharness::report;
 use tlsharness::run::{Attempt, CaseResult, RunReport, Wire, compare};
 use tlsharness::scenario::{Expectation, Hop};
@@ -43,7 +43,7 @@ fn delivered_tls() -> Attempt {
     let reason = "250 2.0.0 Ok: queued as 9F1";
     Attempt {
         outcome: Some(Outcome::DeliveredTls),
-        status: "sent".into(),
+        status: Some(tlsharness::mta::log::Status::Sent),
         dsn: "2.0.0".into(),
         reason: reason.into(),
         relay: RELAY.into(),
@@ -78,7 +78,7 @@ fn deferred() -> Attempt {
     let reason = "TLS is required, but was not offered by host smtp.relay.test[127.0.0.1]";
     Attempt {
         outcome: Some(Outcome::Deferred),
-        status: "deferred".into(),
+        status: Some(tlsharness::mta::log::Status::Deferred),
         dsn: "4.7.4".into(),
         reason: reason.into(),
         relay: RELAY.into(),
@@ -122,7 +122,8 @@ fn case(scenario: &str, level: Level, expected: Expectation, attempts: Vec<Attem
         scenario: scenario.into(),
         name: format!("{scenario}: a relay as the scenario describes it"),
         file: format!("scenarios/{scenario}.toml"),
-        level,
+        level: level.into(),
+        mta: tlsharness::policy::Mta::Postfix,
         image: IMAGE.into(),
         postfix_version: "3.7.11".into(),
         expected,
@@ -148,6 +149,7 @@ fn mixed_run(run_id: &str) -> RunReport {
     let tls = || expect(&[json!({"outcome": "delivered-tls", "trust": "verified"})]);
     RunReport {
         run_id: run_id.into(),
+        mta: tlsharness::policy::Mta::Postfix,
         image: IMAGE.into(),
         postfix_version: "3.7.11".into(),
         cases: vec![

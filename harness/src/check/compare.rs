@@ -288,7 +288,7 @@ fn downgrade_meaning(current: &Attempt, candidate: &Attempt) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::postfix::log::TlsSession;
+    use crate::mta::log::TlsSession;
     use crate::run::Wire;
 
     fn attempt(outcome: Outcome, trust: Option<Trust>) -> Attempt {
@@ -439,7 +439,7 @@ pub(crate) mod tests {
     /// contradict: the line is kept, the outcome is not.
     pub(crate) fn disagreeing() -> Attempt {
         let mut a = attempt(Outcome::DeliveredTls, Some(Trust::Verified));
-        a.status = "sent".to_owned();
+        a.status = Some(crate::mta::log::Status::Sent);
         a.outcome = None;
         a.error = Some(
             "the witnesses disagree: Postfix logged a TLS session, the wire carried the message in plaintext, the relay received it in plaintext".to_owned(),

@@ -19,8 +19,8 @@ use super::setup::{self, TlsPolicy};
 use super::{CheckError, Refusal, Stage};
 use crate::lab::{AgentImage, CLOSED, INJECT, Lab, LabError, LabOptions};
 use crate::level::Level;
+use crate::mta::{MtaError, StartOptions, docker};
 use crate::pki::Pki;
-use crate::postfix::{PostfixError, StartOptions, docker};
 use crate::run::{Attempt, Case, Delivery, Placement, Workshop, findings, observe};
 use crate::scenario::{AttemptExpectation, Scenario};
 
@@ -329,7 +329,7 @@ async fn ask_postfix(
         if !parameters.iter().any(|(side, _)| side == job.side) {
             let cmd = setup::postconf_n_command();
             let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            let out = instance.postfix.exec(&args).await?;
+            let out = instance.mta.exec(&args).await?;
             parameters.push((job.side.to_owned(), setup::parse_postconf_n(&out)));
         }
         // One question per next hop, for the services of its cases.
@@ -345,7 +345,7 @@ async fn ask_postfix(
             let cmd = setup::policy_command(nexthop, &services);
             let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
             found.extend(setup::parse_policies(
-                &instance.postfix.exec(&args).await?,
+                &instance.mta.exec(&args).await?,
                 nexthop,
             ));
         }
@@ -371,7 +371,7 @@ fn case_of(job: &Job<'_>, k: usize, scenario: &Arc<Scenario>) -> Case {
     Case {
         index: k,
         scenario: scenario.clone(),
-        level: job.config.level.parse().unwrap_or(Level::None),
+        level: crate::policy::Policy::Postfix(job.config.level.parse().unwrap_or(Level::None)),
         expect: scenario
             .expect
             .values()
@@ -494,7 +494,8 @@ async fn start(
         words,
     };
     let started = Lab::start(LabOptions {
-        postfix: StartOptions {
+        mta: StartOptions {
+            mta: crate::policy::Mta::Postfix,
             image: job.image.to_owned(),
             run_id: run_id.to_owned(),
             container_name: format!("tlsharness-{run_id}-{}", job.index),
@@ -506,7 +507,7 @@ async fn start(
     .await;
     let mut lab = match started {
         Ok(l) => l,
-        Err(LabError::Postfix(PostfixError::Refused { why, log })) => {
+        Err(LabError::Mta(MtaError::Refused { why, log })) => {
             return Ok(Started::Refused(refusal(
                 Stage::Start,
                 postfix_words(&why, &log),
@@ -599,10 +600,10 @@ async fn run_one(
             .collect();
         let hosts = setup::hosts_command(&lines.join("\n"));
         let args: Vec<&str> = hosts.iter().map(String::as_str).collect();
-        instance.postfix.exec(&args).await?;
+        instance.mta.exec(&args).await?;
     }
     let recipient = setup::recipient(scenario, k);
-    let rx = instance.postfix.subscribe(&recipient);
+    let rx = instance.mta.subscribe(&recipient);
     let plan = Delivery {
         recipient,
         subject: format!("tlsharness check {}", scenario.id),
@@ -622,7 +623,7 @@ async fn run_one(
             port == scenario.relay.port
                 || (scenario.relay.single_port && scenario.relay.service_for(port).is_some())
         })
-        .and_then(|l| scenario.expectation(l, instance.postfix.version()))
+        .and_then(|l| scenario.expectation(l, instance.mta.version()))
         .and_then(|e| e.attempts.first().cloned());
     let attempt = seen.attempts.into_iter().next().unwrap_or_else(|| {
         Attempt::failed("no delivery attempt was made".into(), Default::default())
@@ -633,7 +634,7 @@ async fn run_one(
         route: String::new(),
         side: job.side.to_owned(),
         image: job.image.to_owned(),
-        postfix_version: instance.postfix.version().to_owned(),
+        postfix_version: instance.mta.version().to_owned(),
         level: level.clone(),
         tls_policy: None,
         dropped_settings: setup::dropped_settings(scenario),

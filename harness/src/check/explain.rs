@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::mta::log::{Delivery, LogEvent, LogLine};
 use crate::outcome::Trust;
-use crate::postfix::log::{Delivery, LogEvent, LogLine};
 
 /// Which status lines a rule is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -428,7 +428,7 @@ pub struct ExplainReport {
 
 /// Explains the deliveries in a mail log.
 pub fn explain(log: &str) -> ExplainReport {
-    let lines: Vec<LogLine> = log.lines().map(LogLine::parse).collect();
+    let lines: Vec<LogLine> = log.lines().map(crate::mta::postfix::log::parse).collect();
     let mut report = ExplainReport::default();
     for (i, verdict) in judge(&lines) {
         report.status_lines += 1;
@@ -580,13 +580,13 @@ fn add_finding(found: &mut Vec<Explanation>, rule: &Rule, line: &LogLine, d: &De
 fn add_unrecognised(list: &mut Vec<Unrecognised>, line: &LogLine, d: &Delivery) {
     if let Some(u) = list
         .iter_mut()
-        .find(|u| u.status == d.status && u.reason == d.reason)
+        .find(|u| u.status == d.status.as_str() && u.reason == d.reason)
     {
         u.count += 1;
         return;
     }
     list.push(Unrecognised {
-        status: d.status.clone(),
+        status: d.status.as_str().to_owned(),
         reason: d.reason.clone(),
         count: 1,
         example: line.raw.clone(),
@@ -771,7 +771,7 @@ mod tests {
     const SENT: &str = "250 2.0.0 Ok";
 
     fn verdicts(log: &str) -> Vec<(String, Verdict)> {
-        let lines: Vec<LogLine> = log.lines().map(LogLine::parse).collect();
+        let lines: Vec<LogLine> = log.lines().map(crate::mta::postfix::log::parse).collect();
         judge(&lines)
             .into_iter()
             .map(|(i, v)| (lines[i].raw.clone(), v))
@@ -892,10 +892,10 @@ mod tests {
         let mut reasons = std::collections::BTreeSet::new();
         for (raw, v) in &judged {
             let (id, level) = case_of(raw);
-            let LogEvent::Delivery(d) = LogLine::parse(raw).event else {
+            let LogEvent::Delivery(d) = crate::mta::postfix::log::parse(raw).event else {
                 unreachable!()
             };
-            if d.status == "sent" {
+            if d.status == crate::mta::log::Status::Sent {
                 // The fake relay's reply is a witness independent of the log.
                 let plaintext = d.reason.contains("accepted in plaintext");
                 assert_eq!(is_plaintext(v), plaintext, "{raw}");

@@ -36,7 +36,7 @@ pub enum CheckError {
     #[error("{0}")]
     Input(String),
     #[error(transparent)]
-    Postfix(#[from] crate::postfix::PostfixError),
+    Postfix(#[from] crate::mta::MtaError),
     #[error(transparent)]
     Pki(#[from] crate::pki::PkiError),
     #[error(transparent)]

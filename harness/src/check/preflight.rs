@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use super::setup::CHECK_DOMAIN;
 use super::{CheckError, Stage};
 use crate::lab::Lab;
-use crate::postfix::log::{LogEvent, LogLine};
+use crate::mta::log::LogEvent;
 
 /// The master.cf service that carries the preflight message.
 pub const SERVICE: &str = "tlsh-check-preflight";
@@ -44,7 +44,7 @@ pub enum Preflight {
 /// message and waits, until `deadline` passes, for its status line or a
 /// fatal error in Postfix's log.
 pub async fn run(lab: &Lab, run_id: &str, deadline: Duration) -> Result<Preflight, CheckError> {
-    let instance = &lab.postfix;
+    let instance = &lab.mta;
     let warned = unused_parameters(
         &instance
             .exec(&["sh", "-c", "postconf -n 2>&1 >/dev/null"])
@@ -84,7 +84,7 @@ pub async fn run(lab: &Lab, run_id: &str, deadline: Duration) -> Result<Prefligh
                     let fatal: Vec<String> = lines
                         .push(&message)
                         .into_iter()
-                        .map(|l| LogLine::parse(&l))
+                        .map(|l| crate::mta::postfix::log::parse(&l))
                         .filter(|l| matches!(l.event, LogEvent::Fatal(_)))
                         .map(|l| format!("{}[{}]: {}", l.program, l.pid, l.message))
                         .collect();

@@ -436,7 +436,7 @@ mod tests {
     fn a_witness_disagreement_shows_as_unknown() {
         let mut delivered = Attempt::failed(String::new(), Wire::default());
         delivered.outcome = Some(crate::outcome::Outcome::DeliveredPlaintext);
-        delivered.status = "sent".to_owned();
+        delivered.status = Some(crate::mta::log::Status::Sent);
         delivered.error = None;
         let report = CheckReport {
             run_id: "r".to_owned(),

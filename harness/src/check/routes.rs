@@ -256,7 +256,7 @@ pub async fn discover(
                 .collect();
             files.push(("probes".to_owned(), lines.into_bytes()));
             files.push(("routes.sh".to_owned(), SCRIPT.as_bytes().to_vec()));
-            crate::postfix::run_once(
+            crate::mta::run_once(
                 image,
                 run_id,
                 &format!("tlsharness-{run_id}-routes-{n}"),

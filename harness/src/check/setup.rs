@@ -355,7 +355,7 @@ pub fn files(
         }
     }
     files.push(("by-mx".to_owned(), by_mx.into_bytes()));
-    files.extend(crate::postfix::config::dns_files(zones));
+    files.extend(crate::mta::postfix::config::dns_files(zones));
     let _ = writeln!(
         transport,
         "preflight.{CHECK_DOMAIN} {}:[{}]:{}",
@@ -475,7 +475,7 @@ postconf -e \
 # tlsharness-hosts); keep the container's own entries.
 cp /etc/hosts /etc/hosts.tlsharness-orig
 "#,
-    crate::postfix::config::entrypoint_tail!()
+    crate::mta::postfix::config::entrypoint_tail!()
 );
 
 /// The TLS policy Postfix applies on one scenario's service.
@@ -555,7 +555,7 @@ pub fn postconf_n_command() -> Vec<String> {
     vec![
         "postconf".to_owned(),
         "-c".to_owned(),
-        format!("{}/etc", crate::postfix::config::MOUNT),
+        format!("{}/etc", crate::mta::postfix::config::MOUNT),
         "-n".to_owned(),
     ]
 }
@@ -783,7 +783,7 @@ mod tests {
         }
         let tar = tar.into_inner().unwrap();
         const SEPARATOR: &str = "@@tlsharness@@";
-        let views: Vec<String> = crate::postfix::containment::commands()
+        let views: Vec<String> = crate::mta::postfix::containment::commands()
             .iter()
             .map(|c| c.join(" "))
             .collect();
@@ -793,8 +793,8 @@ mod tests {
              && sh /tmp/entry.sh >&2 && postconf -n 2>&1 >/dev/null && echo {SEPARATOR} && {}",
             views.join(&format!(" && echo {SEPARATOR} && "))
         );
-        for (suite, _) in crate::postfix::image::SUITES {
-            let image = crate::postfix::image::image_for_suite(suite);
+        for (suite, _) in crate::mta::image::SUITES {
+            let image = crate::mta::image::image_for_suite(suite);
             let mut child = std::process::Command::new("docker")
                 .args([
                     "run",
@@ -825,10 +825,11 @@ mod tests {
                 panic!("{image}: {stdout}");
             };
             assert_eq!(*warnings, "", "{image}: Postfix warns");
-            let loose: Vec<String> = crate::postfix::containment::loose(main, services, overrides)
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let loose: Vec<String> =
+                crate::mta::postfix::containment::loose(main, services, overrides)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
             assert!(loose.is_empty(), "{image}: {loose:#?}");
             // Every clone and the user's own services were judged.
             for name in [

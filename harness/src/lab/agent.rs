@@ -550,8 +550,10 @@ impl Agent {
             })?
             .map_err(|e| bad(e.to_string()))?;
         let first = response.message().next().unwrap_or_default().to_owned();
+        // Postfix: `2.0.0 Ok: queued as 4ABC123`; Exim: `OK id=1xXyir-00000T-1e`.
         first
             .rsplit_once("queued as ")
+            .or_else(|| first.rsplit_once("id="))
             .map(|(_, id)| id.trim().to_owned())
             .ok_or_else(|| bad(format!("the MTA's reply has no queue id: {first}")))
     }

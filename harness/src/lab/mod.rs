@@ -18,18 +18,18 @@ pub use agent::{peak_rss_kb, serve};
 pub use image::{AgentImage, agent_binary, mapped_libraries, use_agent_binary};
 use protocol::{Call, Hex, Reply, RigSpec, RigState};
 
-use crate::pki::Identity;
-use crate::postfix::docker::{
+use crate::mta::docker::{
     LABEL_BOOT, LABEL_PID, LABEL_PIDNS, LABEL_ROLE, LABEL_RUN, boot_id, pid_namespace, process_tag,
 };
-use crate::postfix::{Instance, PostfixError, StartOptions};
+use crate::mta::{Instance, MtaError, StartOptions};
+use crate::pki::Identity;
 
 /// Where the MTA listens for injected mail, inside the namespace.
 pub const INJECT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 25);
 /// A port inside the namespace where nothing ever listens.
 pub const CLOSED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
 /// The envelope sender of every test message.
-pub const SENDER: &str = crate::postfix::config::SENDER;
+pub const SENDER: &str = crate::mta::SENDER;
 
 /// The address of path `index` of a relay name: 127.0.1.1, .2, ...
 pub fn path_address(index: usize) -> IpAddr {
@@ -47,38 +47,38 @@ pub fn source_address(index: usize) -> IpAddr {
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     #[error(transparent)]
-    Postfix(#[from] PostfixError),
+    Mta(#[from] MtaError),
     #[error("{0}")]
     Agent(String),
     #[error("failed to start a case's fakes: {0}")]
     Rig(String),
     #[error(transparent)]
-    NotContained(#[from] crate::postfix::containment::NotContained),
+    NotContained(#[from] crate::mta::NotContained),
 }
 
 impl LabError {
     /// Whether this is a problem of the machine rather than of the run.
     pub fn is_environment(&self) -> bool {
         match self {
-            LabError::Postfix(e) => e.is_environment(),
+            LabError::Mta(e) => e.is_environment(),
             LabError::Agent(_) => true,
             LabError::Rig(_) | LabError::NotContained(_) => false,
         }
     }
 }
 
-impl From<LabError> for PostfixError {
-    fn from(e: LabError) -> PostfixError {
+impl From<LabError> for MtaError {
+    fn from(e: LabError) -> MtaError {
         match e {
-            LabError::Postfix(e) => e,
-            other => PostfixError::Docker(other.to_string()),
+            LabError::Mta(e) => e,
+            other => MtaError::Docker(other.to_string()),
         }
     }
 }
 
 /// How to start a lab.
 pub struct LabOptions {
-    pub postfix: StartOptions,
+    pub mta: StartOptions,
     /// Files for the MTA's container, by path under its configuration
     /// directory.
     pub files: Vec<(String, Vec<u8>)>,
@@ -94,7 +94,7 @@ pub struct Fakes {
 
 /// A running MTA and its agent.
 pub struct Lab {
-    pub postfix: Instance,
+    pub mta: Instance,
     agent: Option<client::AgentClient>,
     sent: Mutex<HashSet<u64>>,
 }
@@ -103,28 +103,28 @@ impl Lab {
     /// Starts the MTA, then the agent in its namespace, and waits (within
     /// the start-up timeout) until the MTA accepts mail from the agent.
     pub async fn start(opts: LabOptions) -> Result<Lab, LabError> {
-        let deadline = tokio::time::Instant::now() + opts.postfix.startup_timeout;
-        let mut postfix = Instance::start(&opts.files, &opts.postfix).await?;
-        let docker = postfix.docker().clone();
-        let mta = postfix.container_id().to_owned();
+        let deadline = tokio::time::Instant::now() + opts.mta.startup_timeout;
+        let mut instance = Instance::start(&opts.files, &opts.mta).await?;
+        let docker = instance.docker().clone();
+        let mta = instance.container_id().to_owned();
         let labels = HashMap::from([
-            (LABEL_RUN.to_owned(), opts.postfix.run_id.clone()),
+            (LABEL_RUN.to_owned(), opts.mta.run_id.clone()),
             (LABEL_PID.to_owned(), process_tag()),
             (LABEL_BOOT.to_owned(), boot_id()),
             (LABEL_PIDNS.to_owned(), pid_namespace()),
             (LABEL_ROLE.to_owned(), "agent".to_owned()),
         ]);
-        let agent_name = format!("{}-agent", opts.postfix.container_name);
+        let agent_name = format!("{}-agent", opts.mta.container_name);
         let (agent, started) = tokio::join!(
             client::AgentClient::start(&docker, &opts.agent, &mta, &agent_name, labels, deadline),
-            postfix.wait_started(deadline),
+            instance.wait_started(deadline),
         );
         let mut lab = Lab {
-            postfix,
+            mta: instance,
             agent: None,
             sent: Mutex::default(),
         };
-        // Postfix's own refusal first: when it exits at once, the agent may
+        // The MTA's own refusal first: when it exits at once, the agent may
         // fail only because the namespace it was to join is gone.
         let agent_failed = match agent {
             Ok(a) => {
@@ -169,11 +169,12 @@ impl Lab {
                     Ok(r) => format!("unexpected reply {r:?}"),
                     Err(e) => e.to_string(),
                 };
-                let log = lab.postfix.tail(20);
+                let log = lab.mta.tail(20);
                 lab.stop().await;
-                Err(PostfixError::Refused {
+                Err(MtaError::Refused {
                     why: format!(
-                        "Postfix started but its listener on {INJECT} does not answer: {why}"
+                        "{} started but its listener on {INJECT} does not answer: {why}",
+                        lab.mta.mta().title()
                     ),
                     log,
                 }
@@ -182,31 +183,32 @@ impl Lab {
         }
     }
 
-    /// Reads back, in Postfix's own words, what every smtp transport will
-    /// use, and refuses a configuration that would let mail out: a second
-    /// wall behind the namespace.
+    /// Reads back, in the MTA's own words, where its configuration can
+    /// send mail, and refuses one that would let mail out: a second wall
+    /// behind the namespace.
     async fn verify_containment(&self) -> Result<(), LabError> {
         const SEPARATOR: &str = "@@tlsharness@@";
-        // The three at once: each reads all of master.cf, a transport per
-        // case, and takes a noticeable part of a second with a thousand.
-        let commands = crate::postfix::containment::commands();
-        let script = format!(
-            "{} > /tmp/tlsh-0 & p0=$!; {} > /tmp/tlsh-1 & p1=$!; {} > /tmp/tlsh-2 & p2=$!; \
-             wait $p0 && wait $p1 && wait $p2 && \
-             cat /tmp/tlsh-0 && echo {SEPARATOR} && cat /tmp/tlsh-1 && echo {SEPARATOR} && cat /tmp/tlsh-2 \
-             && echo {SEPARATOR} && cat /etc/resolv.conf",
-            commands[0].join(" "),
-            commands[1].join(" "),
-            commands[2].join(" ")
-        );
-        let out = self.postfix.exec(&["sh", "-c", &script]).await?;
+        // All at once: each of Postfix's reads all of master.cf, a
+        // transport per case, and takes a noticeable part of a second
+        // with a thousand.
+        let mta = self.mta.mta();
+        let commands = mta.containment_commands();
+        let mut script = String::new();
+        for (i, c) in commands.iter().enumerate() {
+            script.push_str(&format!("{} > /tmp/tlsh-{i} & p{i}=$!; ", c.join(" ")));
+        }
+        let waits: Vec<String> = (0..commands.len()).map(|i| format!("wait $p{i}")).collect();
+        let cats: Vec<String> = (0..commands.len())
+            .map(|i| format!("cat /tmp/tlsh-{i} && echo {SEPARATOR}"))
+            .collect();
+        script.push_str(&format!(
+            "{} && {} && cat /etc/resolv.conf",
+            waits.join(" && "),
+            cats.join(" && ")
+        ));
+        let out = self.mta.exec(&["sh", "-c", &script]).await?;
         let parts: Vec<&str> = out.split(&format!("{SEPARATOR}\n")).collect();
-        let [main, services, overrides, resolv_conf] = parts.as_slice() else {
-            return Err(LabError::Agent(format!(
-                "postconf's account of the configuration is unreadable: {out}"
-            )));
-        };
-        crate::postfix::containment::verify(main, services, overrides, resolv_conf)?;
+        mta.verify_containment(&parts)?;
         Ok(())
     }
 
@@ -215,10 +217,10 @@ impl Lab {
     /// middlebox: the first query of the run, asked only now that the
     /// agent is there.
     async fn verify_resolver(&self) -> Result<(), LabError> {
-        let out = self
-            .postfix
-            .exec(&["sh", "-c", crate::postfix::config::RESOLVER_CHECK])
-            .await?;
+        let Some(check) = self.mta.mta().resolver_check() else {
+            return Ok(());
+        };
+        let out = self.mta.exec(&["sh", "-c", check]).await?;
         match out.trim() {
             "validating" | "no-dns" => Ok(()),
             _ => Err(LabError::Agent(out.trim().to_owned())),
@@ -282,7 +284,7 @@ impl Lab {
         recipient: &str,
         subject: &str,
         message_id: &str,
-    ) -> Result<String, PostfixError> {
+    ) -> Result<String, MtaError> {
         let call = Call::Inject {
             recipient: recipient.to_owned(),
             subject: subject.to_owned(),
@@ -290,9 +292,9 @@ impl Lab {
         };
         match self.call(call).await {
             Ok(Reply::Injected { queue_id }) => Ok(queue_id),
-            Ok(Reply::Failed { error }) => Err(PostfixError::Inject(error)),
-            Ok(r) => Err(PostfixError::Inject(format!("unexpected reply {r:?}"))),
-            Err(e) => Err(PostfixError::Inject(e.to_string())),
+            Ok(Reply::Failed { error }) => Err(MtaError::Inject(error)),
+            Ok(r) => Err(MtaError::Inject(format!("unexpected reply {r:?}"))),
+            Err(e) => Err(MtaError::Inject(e.to_string())),
         }
     }
 
@@ -309,7 +311,7 @@ impl Lab {
         if let Some(agent) = self.agent.take() {
             agent.stop().await;
         }
-        self.postfix.stop().await;
+        self.mta.stop().await;
     }
 }
 

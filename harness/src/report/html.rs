@@ -60,6 +60,8 @@ struct CaseView {
     scenario: String,
     name: String,
     level: String,
+    /// The MTA's name (`Postfix`, `Exim`), for the ladder's lane and labels.
+    mta: &'static str,
     image: String,
     version: String,
     /// The outcome class the cell is coloured by.
@@ -79,7 +81,7 @@ struct CaseView {
     behaviours: Vec<String>,
     findings: Vec<&'static str>,
     attempts: Vec<AttemptView>,
-    /// The case's Postfix log, when no attempt has its own lines.
+    /// The case's MTA log, when no attempt has its own lines.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     log: Vec<String>,
 }
@@ -544,6 +546,7 @@ fn case_view(c: &CaseResult, key: String) -> CaseView {
         scenario: c.scenario.clone(),
         name: c.name.clone(),
         level: c.level.as_str().to_owned(),
+        mta: c.mta.title(),
         image: c.image.clone(),
         version: c.postfix_version.clone(),
         cat,
@@ -605,7 +608,7 @@ fn run_page(reports: &[RunReport]) -> Page {
         for image in &images {
             let of_image: Vec<&CaseResult> =
                 report.cases.iter().filter(|c| c.image == *image).collect();
-            let mut levels: Vec<crate::level::Level> = of_image.iter().map(|c| c.level).collect();
+            let mut levels: Vec<crate::policy::Policy> = of_image.iter().map(|c| c.level).collect();
             levels.sort();
             levels.dedup();
             let mut rows: Vec<(String, String, Vec<Option<usize>>)> = Vec::new();
@@ -625,7 +628,7 @@ fn run_page(reports: &[RunReport]) -> Page {
                 cases.push(case_view(c, case_key(c, images.len() > 1, repetition)));
             }
             let version = of_image.first().map_or("", |c| c.postfix_version.as_str());
-            let mut title = format!("Postfix {version} ({image})");
+            let mut title = format!("{} {version} ({image})", report.mta.title());
             if let Some(k) = repetition {
                 title = format!("repetition {k}: {title}");
             }
@@ -637,12 +640,13 @@ fn run_page(reports: &[RunReport]) -> Page {
         }
         let failed = report.cases.iter().filter(|c| !c.passed).count();
         let mut fact = format!(
-            "run {}: {} cases, {} passed, {} failed, {} without a verdict; Postfix ready in {:.1}s, run took {:.1}s",
+            "run {}: {} cases, {} passed, {} failed, {} without a verdict; {} ready in {:.1}s, run took {:.1}s",
             report.run_id,
             report.cases.len(),
             report.cases.len() - failed,
             failed,
             report.errors(),
+            report.mta.title(),
             report.startup_ms as f64 / 1000.0,
             report.total_ms as f64 / 1000.0,
         );
@@ -728,6 +732,8 @@ fn row_view(r: &Row, key: String) -> CaseView {
         scenario: r.name(),
         name: r.side.clone(),
         level,
+        // `check` compares Postfix configurations.
+        mta: crate::policy::Mta::Postfix.title(),
         image: r.image.clone(),
         version: r.postfix_version.clone(),
         cat: category(Some(a)),
@@ -1114,7 +1120,7 @@ mod tests {
             seen.push(category(Some(&a)));
             a.wire.plaintext_auth = false;
             for trust in Trust::ALL {
-                a.tls = Some(crate::postfix::log::TlsSession {
+                a.tls = Some(crate::mta::log::TlsSession {
                     trust,
                     host: String::new(),
                     addr: String::new(),

@@ -3,21 +3,22 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::level::Level;
+use crate::mta::log::TlsSession;
 use crate::outcome::Outcome;
-use crate::postfix::log::TlsSession;
+use crate::policy::{Mta, Policy};
 use crate::run::{Attempt, CaseResult, Finding, RunReport, findings};
 use crate::scenario::AttemptExpectation;
 
 /// The JSON report: the run, then one record per case. Under `--repeat`
-/// the top level sums the runs (its `run_id`, `image` and
-/// `postfix_version` are the first run's), `runs` lists each run, and every
+/// the top level sums the runs (its `run_id`, `mta`, `image` and
+/// `postfix_version`, the MTA's version, are the first run's), `runs` lists each run, and every
 /// case record names its repetition; a single run has neither, so its
 /// report reads as it always has.
 #[derive(Serialize)]
 pub struct JsonReport<'a> {
     pub schema: &'static str,
     pub run_id: &'a str,
+    pub mta: Mta,
     pub image: &'a str,
     pub postfix_version: &'a str,
     pub passed: bool,
@@ -65,14 +66,15 @@ pub struct CaseRecord<'a> {
     pub scenario: &'a str,
     pub name: &'a str,
     pub file: &'a str,
-    pub level: Level,
+    pub level: Policy,
+    pub mta: Mta,
     pub image: &'a str,
     pub postfix_version: &'a str,
     /// The last attempt's outcome; `null` when it could not be classified.
     pub outcome: Option<Outcome>,
     pub dsn: &'a str,
     pub reason: &'a str,
-    /// Postfix's TLS session for the last attempt, if there was one.
+    /// The MTA's TLS session for the last attempt, if there was one.
     pub tls: Option<&'a TlsSession>,
     /// Whether the message ever crossed the wire in plaintext.
     pub plaintext: bool,
@@ -99,6 +101,7 @@ impl<'a> CaseRecord<'a> {
             name: &c.name,
             file: &c.file,
             level: c.level,
+            mta: c.mta,
             image: &c.image,
             postfix_version: &c.postfix_version,
             outcome: c.outcome(),
@@ -147,8 +150,9 @@ impl<'a> JsonReport<'a> {
             }));
         }
         JsonReport {
-            schema: "tlsharness-report/1",
+            schema: "tlsharness-report/2",
             run_id: &first.run_id,
+            mta: first.mta,
             image: &first.image,
             postfix_version: &first.postfix_version,
             passed: reports.iter().all(RunReport::passed),

@@ -30,7 +30,7 @@ fn case_details(c: &CaseResult) -> String {
     for (i, a) in c.attempts.iter().enumerate() {
         let _ = writeln!(out, "got #{}: {}", i + 1, attempt_summary(a));
         if !a.log_line.is_empty() {
-            let _ = writeln!(out, "  postfix: {}", a.log_line);
+            let _ = writeln!(out, "  {}: {}", c.mta, a.log_line);
         }
     }
     out

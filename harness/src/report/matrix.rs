@@ -1,7 +1,7 @@
 use std::fmt::Write as _;
 
-use crate::level::Level;
 use crate::outcome::Outcome;
+use crate::policy::Policy;
 use crate::run::{Attempt, CaseResult, RunReport};
 use crate::scenario::Hop;
 
@@ -25,10 +25,22 @@ pub fn attempt_cell(a: &Attempt) -> String {
         Some(Outcome::DeliveredPlaintext) if a.wire.plaintext_auth => {
             "PLAINTEXT +CREDENTIALS".into()
         }
+        Some(Outcome::DeliveredPlaintext) if a.retried_in_clear.is_some() => {
+            "PLAINTEXT (retried in clear)".into()
+        }
         Some(Outcome::DeliveredPlaintext) => "PLAINTEXT".into(),
-        Some(Outcome::Deferred) => format!("deferred {}", a.dsn),
-        Some(Outcome::Bounced) => format!("bounced {}", a.dsn),
+        Some(Outcome::Deferred) => with_dsn("deferred", &a.dsn),
+        Some(Outcome::Bounced) => with_dsn("bounced", &a.dsn),
         None => "error".into(),
+    }
+}
+
+/// `deferred 4.7.4`, or just `deferred` where the MTA logged no dsn.
+fn with_dsn(word: &str, dsn: &str) -> String {
+    if dsn.is_empty() {
+        word.to_owned()
+    } else {
+        format!("{word} {dsn}")
     }
 }
 
@@ -43,6 +55,12 @@ pub fn attempt_summary(a: &Attempt) -> String {
             if let Some(hop) = a.relay_hop {
                 s.push_str(&format!(" [relay received it over {hop}]"));
             }
+            if let Some(host) = &a.retried_in_clear {
+                s.push_str(&format!(
+                    " [TLS failed, then a new connection in clear to {host}: {} connections]",
+                    a.wire.connections
+                ));
+            }
             s
         }
         (None, Some(e)) => format!("error: {e}"),
@@ -52,9 +70,10 @@ pub fn attempt_summary(a: &Attempt) -> String {
 
 /// What the marks and words of a cell mean, printed under every matrix.
 pub const LEGEND: &str = "✓ as the scenario expects, ✗ not as it expects, ! no verdict (harness error); \
-PLAINTEXT delivered without TLS (+CREDENTIALS: AUTH crossed in plaintext too); \
-tls TRUST delivered over TLS, with the trust Postfix logged; \
-deferred/bounced DSN as Postfix logged it; → the next delivery attempt";
+PLAINTEXT delivered without TLS (+CREDENTIALS: AUTH crossed in plaintext too; \
+retried in clear: after a failed handshake, on a new connection in the same attempt); \
+tls TRUST delivered over TLS, with the trust the MTA logged; \
+deferred/bounced DSN as the MTA logged it; → the next delivery attempt";
 
 /// A case's cell: pass mark, then each attempt.
 pub fn cell(c: &CaseResult) -> String {
@@ -88,7 +107,7 @@ pub fn matrix(report: &RunReport) -> String {
         let cases: Vec<&CaseResult> = report.cases.iter().filter(|c| c.image == *image).collect();
         if images.len() > 1 {
             let version = cases.first().map_or("", |c| c.postfix_version.as_str());
-            let _ = writeln!(out, "{image} (Postfix {version})");
+            let _ = writeln!(out, "{image} ({} {version})", report.mta.title());
         }
         out.push_str(&table(&cases));
         if images.len() > 1 {
@@ -121,7 +140,7 @@ pub fn matrix(report: &RunReport) -> String {
                 .iter()
                 .find(|c| c.image == *i)
                 .map_or("", |c| c.postfix_version.as_str());
-            format!("Postfix {v} ({i})")
+            format!("{} {v} ({i})", report.mta.title())
         })
         .collect();
     let _ = writeln!(out, "\n{LEGEND}");
@@ -141,7 +160,7 @@ pub fn matrix(report: &RunReport) -> String {
 }
 
 fn table(cases: &[&CaseResult]) -> String {
-    let mut levels: Vec<Level> = cases.iter().map(|c| c.level).collect();
+    let mut levels: Vec<Policy> = cases.iter().map(|c| c.level).collect();
     levels.sort();
     levels.dedup();
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
@@ -195,7 +214,7 @@ type Readings<'a> = Vec<(&'a str, String)>;
 
 /// Cases whose attempts read differently on different images.
 fn across_images(report: &RunReport) -> String {
-    let mut by_case: Vec<((String, Level), Readings<'_>)> = Vec::new();
+    let mut by_case: Vec<((String, Policy), Readings<'_>)> = Vec::new();
     for c in &report.cases {
         let key = (c.scenario.clone(), c.level);
         let text: Vec<String> = c.attempts.iter().map(attempt_summary).collect();
@@ -205,7 +224,7 @@ fn across_images(report: &RunReport) -> String {
             None => by_case.push((key, vec![entry])),
         }
     }
-    let mut out = String::from("Across Postfix versions:\n");
+    let mut out = format!("Across {} versions:\n", report.mta.title());
     let mut any = false;
     for ((scenario, level), seen) in &by_case {
         if seen.windows(2).any(|w| w[0].1 != w[1].1) {
@@ -222,7 +241,7 @@ fn across_images(report: &RunReport) -> String {
     out
 }
 
-/// Expected vs got, the Postfix log and the wire transcript of a failed case.
+/// Expected vs got, the MTA's log and the wire transcript of a failed case.
 pub fn failure_details(c: &CaseResult) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "FAIL {}/{} ({})", c.scenario, c.level, c.file);
@@ -237,7 +256,7 @@ pub fn failure_details(c: &CaseResult) -> String {
         let _ = writeln!(out, "  got #{}:   {}", i + 1, attempt_summary(a));
     }
     if !c.log.is_empty() {
-        let _ = writeln!(out, "  postfix log:");
+        let _ = writeln!(out, "  {} log:", c.mta);
         for l in &c.log {
             let _ = writeln!(out, "    {l}");
         }
@@ -245,7 +264,7 @@ pub fn failure_details(c: &CaseResult) -> String {
     if !c.transcript.is_empty() {
         let _ = writeln!(
             out,
-            "  wire transcript (S: relay, C: Postfix, M: middlebox, ~ held back):"
+            "  wire transcript (S: relay, C: the MTA, M: middlebox, ~ held back):"
         );
         for l in c.transcript.lines() {
             let _ = writeln!(out, "    {l}");

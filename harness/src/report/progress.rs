@@ -53,14 +53,20 @@ impl Progress {
         let mut counts = self.counts.lock().expect("progress poisoned");
         let mut err = std::io::stderr().lock();
         match event {
-            RunEvent::Starting { run_id, images } => {
+            RunEvent::Starting {
+                run_id,
+                mta,
+                images,
+            } => {
                 let _ = writeln!(
                     err,
-                    "tlsharness: run {run_id}: starting Postfix ({})",
+                    "tlsharness: run {run_id}: starting {} ({})",
+                    mta.title(),
                     images.join(", ")
                 );
             }
             RunEvent::Ready {
+                mta,
                 version,
                 cases,
                 startup,
@@ -68,7 +74,8 @@ impl Progress {
                 counts.total = cases;
                 let _ = writeln!(
                     err,
-                    "tlsharness: Postfix {version} ready in {:.1}s; running {cases} cases",
+                    "tlsharness: {} {version} ready in {:.1}s; running {cases} cases",
+                    mta.title(),
                     startup.as_secs_f64()
                 );
             }

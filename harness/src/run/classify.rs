@@ -1,15 +1,16 @@
 //! Turning evidence into an outcome, and comparing it with the expectation.
 //!
-//! Three witnesses are consulted for every attempt: Postfix's log (status
-//! line, TLS summary line), the middlebox's wire tap (did the message cross
-//! in plaintext?), and the relay (did it receive the message, over TLS?).
-//! A delivery is classified only when the witnesses agree.
+//! Three witnesses are consulted for every attempt: the MTA's log (its
+//! typed delivery event: status, TLS summary), the middlebox's wire tap
+//! (did the message cross in plaintext?), and the relay (did it receive
+//! the message, over TLS?). A delivery is classified only when the
+//! witnesses agree.
 
 use serde::Serialize;
 
 use crate::middlebox::ConnectionRecord;
+use crate::mta::log::{Delivery, Status, TlsSession};
 use crate::outcome::Outcome;
-use crate::postfix::log::{Delivery, TlsSession};
 use crate::scenario::{AttemptExpectation, Expectation, Hop};
 use crate::upstream::Received;
 
@@ -73,12 +74,19 @@ impl Wire {
 pub struct Attempt {
     /// `None` when the attempt could not be classified; see `error`.
     pub outcome: Option<Outcome>,
-    pub status: String,
+    /// The MTA's status; `None` (written `""`) when it logged none.
+    #[serde(serialize_with = "status_word")]
+    pub status: Option<Status>,
     pub dsn: String,
     pub reason: String,
     pub relay: String,
-    /// Postfix's TLS summary for the session that ended the attempt.
+    /// The MTA's TLS summary for the session that ended the attempt.
     pub tls: Option<TlsSession>,
+    /// The MTA gave up TLS with this host after a failed handshake and
+    /// delivered in clear on a new connection, within the attempt (Exim's
+    /// `tls_tempfail_tryclear`); the wire saw both connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retried_in_clear: Option<String>,
     pub wire: Wire,
     /// The relay's record of the message, when it received one.
     pub received: Option<Received>,
@@ -99,16 +107,21 @@ pub struct Attempt {
     pub log: Vec<String>,
 }
 
+fn status_word<S: serde::Serializer>(status: &Option<Status>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.map_or("", Status::as_str))
+}
+
 impl Attempt {
     /// An attempt that produced no status line.
     pub fn failed(error: String, wire: Wire) -> Attempt {
         Attempt {
             outcome: None,
-            status: String::new(),
+            status: None,
             dsn: String::new(),
             reason: String::new(),
             relay: String::new(),
             tls: None,
+            retried_in_clear: None,
             wire,
             received: None,
             relay_hop: None,
@@ -175,13 +188,27 @@ pub fn classify(
     tls: Option<TlsSession>,
     wire: Wire,
     received: Option<Received>,
+    retried_in_clear: Option<String>,
 ) -> Attempt {
-    let verdict = match delivery.status.as_str() {
-        "sent" => delivered(tls.is_some(), &wire, received.as_ref()),
-        status @ ("deferred" | "bounced" | "expired") => {
+    let verdict = match delivery.status {
+        Status::Sent => delivered(tls.is_some(), &wire, received.as_ref()),
+        status @ (Status::Deferred | Status::Bounced | Status::Expired) => {
             not_delivered(status, &wire, received.as_ref())
         }
-        other => Err(format!("unknown status `{other}`")),
+    };
+    // The MTA says it opened a second connection in clear: the wire must
+    // have seen a connection whose handshake broke, and another.
+    let verdict = match (&retried_in_clear, verdict) {
+        (Some(host), Ok(_)) if wire.connections < 2 || !wire.tls_broken => Err(format!(
+            "the witnesses disagree: the MTA logged delivering unencrypted to {host} after a failed handshake, but the wire saw {} connection(s){}",
+            wire.connections,
+            if wire.tls_broken {
+                ""
+            } else {
+                " and no broken handshake"
+            }
+        )),
+        (_, v) => v,
     };
     let (outcome, error) = match verdict {
         Ok(o) => (Some(o), None),
@@ -193,11 +220,12 @@ pub fn classify(
     Attempt {
         outcome,
         relay_hop,
-        status: delivery.status.clone(),
+        status: Some(delivery.status),
         dsn: delivery.dsn.clone(),
         reason: delivery.reason.clone(),
         relay: delivery.relay.clone(),
         tls,
+        retried_in_clear,
         wire,
         received,
         log_line: log_line.to_owned(),
@@ -217,11 +245,11 @@ fn delivered(
     received: Option<&Received>,
 ) -> Result<Outcome, String> {
     let Some(r) = received else {
-        return Err("Postfix logged status=sent but the relay recorded no message".to_owned());
+        return Err("the MTA logged status=sent but the relay recorded no message".to_owned());
     };
     if wire.incomplete {
         return Err(format!(
-            "Postfix logged status=sent but {} of the attempt's connections was still open at the deadline, so the wire record is incomplete",
+            "the MTA logged status=sent but {} of the attempt's connections was still open at the deadline, so the wire record is incomplete",
             wire.still_open
         ));
     }
@@ -240,7 +268,7 @@ fn delivered(
         return Ok(Outcome::DeliveredPlaintext);
     }
     Err(format!(
-        "the witnesses disagree: Postfix logged status=sent and {} TLS session; the wire {} TLS begin and {} the message in plaintext; the relay received it {}",
+        "the witnesses disagree: the MTA logged status=sent and {} TLS session; the wire {} TLS begin and {} the message in plaintext; the relay received it {}",
         if postfix_tls { "a" } else { "no" },
         if tls_on_wire { "saw" } else { "did not see" },
         if wire.plaintext_data {
@@ -255,25 +283,25 @@ fn delivered(
 /// `status=deferred`, `bounced` or `expired`: the relay must not have the
 /// message.
 fn not_delivered(
-    status: &str,
+    status: Status,
     wire: &Wire,
     received: Option<&Received>,
 ) -> Result<Outcome, String> {
     if wire.incomplete {
         return Err(format!(
-            "Postfix logged status={status} but {} of the attempt's connections was still open at the deadline, so the relay may still receive the message",
+            "the MTA logged status={status} but {} of the attempt's connections was still open at the deadline, so the relay may still receive the message",
             wire.still_open
         ));
     }
     if let Some(r) = received {
         return Err(format!(
-            "the witnesses disagree: Postfix logged status={status} but the relay received the message ({} from {}, {} connection(s) on the wire)",
+            "the witnesses disagree: the MTA logged status={status} but the relay received the message ({} from {}, {} connection(s) on the wire)",
             if r.tls { "over TLS" } else { "in plaintext" },
             r.peer,
             wire.connections
         ));
     }
-    Ok(if status == "deferred" {
+    Ok(if status == Status::Deferred {
         Outcome::Deferred
     } else {
         Outcome::Bounced
@@ -358,14 +386,31 @@ mod tests {
     use super::*;
     use crate::outcome::Trust;
 
+    fn classify5(
+        d: &Delivery,
+        line: &str,
+        tls: Option<TlsSession>,
+        wire: Wire,
+        received: Option<Received>,
+    ) -> Attempt {
+        classify(d, line, tls, wire, received, None)
+    }
+
     fn delivery(status: &str) -> Delivery {
         Delivery {
             queue_id: "ABCDEF123".into(),
             to: "x@c0.tlsharness.test".into(),
             relay: "smtp.relay.test[127.0.0.1]:4000".into(),
             dsn: "2.0.0".into(),
-            status: status.into(),
+            status: match status {
+                "sent" => Status::Sent,
+                "deferred" => Status::Deferred,
+                "bounced" => Status::Bounced,
+                "expired" => Status::Expired,
+                other => panic!("no status {other}"),
+            },
             reason: "250 ok".into(),
+            tls: None,
         }
     }
 
@@ -422,15 +467,15 @@ mod tests {
 
     #[test]
     fn agreeing_witnesses_classify() {
-        let a = classify(&delivery("sent"), "", None, plain_wire(), received(false));
+        let a = classify5(&delivery("sent"), "", None, plain_wire(), received(false));
         assert_eq!(a.outcome, Some(Outcome::DeliveredPlaintext));
-        let a = classify(&delivery("sent"), "", session(), tls_wire(), received(true));
+        let a = classify5(&delivery("sent"), "", session(), tls_wire(), received(true));
         assert_eq!(a.outcome, Some(Outcome::DeliveredTls));
-        let a = classify(&delivery("deferred"), "", None, Wire::default(), None);
+        let a = classify5(&delivery("deferred"), "", None, Wire::default(), None);
         assert_eq!(a.outcome, Some(Outcome::Deferred));
-        let a = classify(&delivery("bounced"), "", None, plain_wire(), None);
+        let a = classify5(&delivery("bounced"), "", None, plain_wire(), None);
         assert_eq!(a.outcome, Some(Outcome::Bounced));
-        let a = classify(&delivery("expired"), "", None, Wire::default(), None);
+        let a = classify5(&delivery("expired"), "", None, Wire::default(), None);
         assert_eq!(a.outcome, Some(Outcome::Bounced));
     }
 
@@ -443,16 +488,22 @@ mod tests {
             relay_side_plaintext_data: true,
             ..Default::default()
         };
-        let a = classify(&delivery("sent"), "", session(), wire, received(false));
+        let a = classify5(&delivery("sent"), "", session(), wire, received(false));
         assert_eq!(a.outcome, Some(Outcome::DeliveredTls));
         assert_eq!(a.relay_hop, Some(Hop::Plaintext));
     }
 
     #[test]
     fn sent_without_the_relay_having_it_is_an_error() {
-        let e = error_of(classify(&delivery("sent"), "", session(), tls_wire(), None));
+        let e = error_of(classify5(
+            &delivery("sent"),
+            "",
+            session(),
+            tls_wire(),
+            None,
+        ));
         assert!(e.contains("relay recorded no message"), "{e}");
-        let e = error_of(classify(&delivery("sent"), "", None, plain_wire(), None));
+        let e = error_of(classify5(&delivery("sent"), "", None, plain_wire(), None));
         assert!(e.contains("relay recorded no message"), "{e}");
     }
 
@@ -460,7 +511,7 @@ mod tests {
     fn tls_sent_needs_tls_on_the_wire() {
         // Postfix and the relay say TLS, but no connection of the attempt
         // began TLS (e.g. an empty wire record).
-        let e = error_of(classify(
+        let e = error_of(classify5(
             &delivery("sent"),
             "",
             session(),
@@ -476,7 +527,7 @@ mod tests {
             plaintext_data: true,
             ..tls_wire()
         };
-        let e = error_of(classify(
+        let e = error_of(classify5(
             &delivery("sent"),
             "",
             session(),
@@ -488,7 +539,7 @@ mod tests {
 
     #[test]
     fn tls_sent_that_the_relay_got_in_plaintext_is_an_error() {
-        let e = error_of(classify(
+        let e = error_of(classify5(
             &delivery("sent"),
             "",
             session(),
@@ -500,7 +551,7 @@ mod tests {
 
     #[test]
     fn plaintext_sent_needs_plaintext_data_on_the_wire() {
-        let e = error_of(classify(
+        let e = error_of(classify5(
             &delivery("sent"),
             "",
             None,
@@ -512,7 +563,7 @@ mod tests {
 
     #[test]
     fn plaintext_sent_that_the_relay_got_over_tls_is_an_error() {
-        let e = error_of(classify(
+        let e = error_of(classify5(
             &delivery("sent"),
             "",
             None,
@@ -524,7 +575,7 @@ mod tests {
 
     #[test]
     fn sent_with_a_connection_still_open_is_an_error() {
-        let e = error_of(classify(
+        let e = error_of(classify5(
             &delivery("sent"),
             "",
             session(),
@@ -537,7 +588,7 @@ mod tests {
     #[test]
     fn not_delivered_but_the_relay_has_it_is_an_error() {
         for status in ["deferred", "bounced", "expired"] {
-            let e = error_of(classify(
+            let e = error_of(classify5(
                 &delivery(status),
                 "",
                 None,
@@ -553,7 +604,7 @@ mod tests {
 
     #[test]
     fn not_delivered_with_a_connection_still_open_is_an_error() {
-        let e = error_of(classify(
+        let e = error_of(classify5(
             &delivery("deferred"),
             "",
             None,
@@ -564,15 +615,32 @@ mod tests {
     }
 
     #[test]
-    fn unknown_status_is_an_error() {
+    fn a_clear_retry_the_wire_did_not_see_is_a_disagreement() {
+        // The MTA says it gave up TLS and went on in clear on a new
+        // connection; a wire with one connection contradicts it.
         let e = error_of(classify(
-            &delivery("undeliverable"),
+            &delivery("sent"),
             "",
             None,
-            Wire::default(),
-            None,
+            plain_wire(),
+            received(false),
+            Some("H=smtp.relay.test [127.0.1.1] (not in hosts_require_tls)".into()),
         ));
-        assert!(e.contains("unknown status"), "{e}");
+        assert!(e.contains("delivering unencrypted"), "{e}");
+        let both = Wire {
+            connections: 2,
+            tls_broken: true,
+            ..plain_wire()
+        };
+        let a = classify(
+            &delivery("sent"),
+            "",
+            None,
+            both,
+            received(false),
+            Some("H=smtp.relay.test [127.0.1.1] (not in hosts_require_tls)".into()),
+        );
+        assert_eq!(a.outcome, Some(Outcome::DeliveredPlaintext));
     }
 
     #[test]
@@ -580,7 +648,7 @@ mod tests {
         let mut d = delivery("deferred");
         d.dsn = "4.7.4".into();
         d.reason = "TLS is required, but was not offered by host x".into();
-        let got = vec![classify(&d, "", None, Wire::default(), None)];
+        let got = vec![classify5(&d, "", None, Wire::default(), None)];
         let mut e = AttemptExpectation::outcome(Outcome::Deferred);
         e.dsn = Some(crate::scenario::Dsn::parse("4.7.4").unwrap());
         e.reason = Some("was not offered".into());

@@ -1,11 +1,11 @@
-//! Running a set of cases against Postfix.
+//! Running a set of cases against the MTA under test.
 //!
 //! Every case gets its own fake relay and middlebox(es), its own recipient
-//! domain and its own transport (its settings: level, trust, ..., and its
-//! own source address, by which the agent tells its connections from the
-//! others' on the relay's real port); one Postfix, in a network namespace
-//! of its own with the agent, serves all of them at once (more only when
-//! relay names need different addresses).
+//! domain and its own route in the MTA (its TLS policy, and its own source
+//! address, by which the agent tells its connections from the others' on
+//! the relay's real port); one MTA, in a network namespace of its own with
+//! the agent, serves all of them at once (more only when relay names need
+//! different addresses).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -19,12 +19,11 @@ use tokio_util::sync::CancellationToken;
 use super::classify::{Attempt, compare};
 use super::observe::{Delivery, observe};
 use super::plan::{Case, Selection, on_images, plan};
-use super::rig::{Placement, Rig, Workshop, map_name};
-use crate::lab::{INJECT, Lab, LabError, LabOptions};
-use crate::level::Level;
+use super::rig::{Placement, Rig, Workshop};
+use crate::lab::{Lab, LabError, LabOptions};
+use crate::mta::{DeliveryEvent, MtaError, StartOptions, docker};
 use crate::pki::{Pki, PkiError};
-use crate::postfix::config::{CASE_DOMAIN, PostfixConfig, Route, Transport};
-use crate::postfix::{DeliveryEvent, PostfixError, StartOptions, docker};
+use crate::policy::{Mta, Policy};
 use crate::scenario::{Expectation, Scenario};
 
 /// Called with progress events as they happen.
@@ -33,7 +32,8 @@ pub type Observer = Arc<dyn Fn(RunEvent<'_>) + Send + Sync>;
 /// How a run is carried out.
 #[derive(Clone)]
 pub struct RunOptions {
-    /// The Postfix images to run every case on (a scenario may pin its own).
+    /// The MTA's images to run every case on (a Postfix scenario may pin
+    /// its own). The MTA is the selection's.
     pub images: Vec<String>,
     /// Which cases to run.
     pub selection: Selection,
@@ -48,7 +48,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            images: vec![crate::postfix::image::DEFAULT_IMAGE.to_owned()],
+            images: vec![crate::mta::image::DEFAULT_IMAGE.to_owned()],
             selection: Selection::default(),
             startup_timeout: Duration::from_secs(60),
             attempt_timeout: Duration::from_secs(120),
@@ -60,13 +60,15 @@ impl Default for RunOptions {
 
 /// Progress, as it happens.
 pub enum RunEvent<'a> {
-    /// Fakes are listening; the Postfix container is being started.
+    /// The MTA's container is being started.
     Starting {
         run_id: &'a str,
+        mta: Mta,
         images: &'a [String],
     },
-    /// Postfix is up; cases are about to run.
+    /// The MTA is up; cases are about to run.
     Ready {
+        mta: Mta,
         version: &'a str,
         cases: usize,
         startup: Duration,
@@ -80,8 +82,12 @@ pub struct CaseResult {
     pub scenario: String,
     pub name: String,
     pub file: String,
-    pub level: Level,
-    /// The Postfix image and version the case ran on.
+    /// The MTA's TLS policy, by its own name.
+    pub level: Policy,
+    /// The MTA the case ran on.
+    pub mta: Mta,
+    /// The MTA image and version the case ran on (the version's key
+    /// predates Exim).
     pub image: String,
     pub postfix_version: String,
     pub expected: Expectation,
@@ -94,15 +100,15 @@ pub struct CaseResult {
     /// The relay as the scenario names it: `hostname:port`.
     pub relay: String,
     pub behaviours: Vec<String>,
-    /// Postfix log lines about this case.
+    /// The MTA's log lines about this case.
     pub log: Vec<String>,
     /// The wire transcript of every connection, in order.
     pub transcript: String,
     pub duration_ms: u64,
-    /// Which Postfix instance of the run served the case.
+    /// Which MTA instance of the run served the case.
     pub group: usize,
-    /// The case's smtp transport (master.cf service name) and its
-    /// transport_maps entry.
+    /// The case's transport in the MTA's terms (Postfix: master.cf
+    /// service; Exim: smtp transport) and its route.
     pub transport: String,
     pub route: String,
 }
@@ -124,6 +130,8 @@ impl CaseResult {
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub run_id: String,
+    /// The MTA the run tested.
+    pub mta: Mta,
     pub image: String,
     pub postfix_version: String,
     pub cases: Vec<CaseResult>,
@@ -144,6 +152,7 @@ impl RunReport {
     pub fn empty(image: &str) -> RunReport {
         RunReport {
             run_id: String::new(),
+            mta: Mta::default(),
             image: image.to_owned(),
             postfix_version: String::new(),
             cases: Vec::new(),
@@ -180,7 +189,7 @@ impl RunReport {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Postfix(#[from] PostfixError),
+    Mta(#[from] MtaError),
     #[error(transparent)]
     Pki(#[from] PkiError),
     #[error(transparent)]
@@ -192,17 +201,17 @@ pub enum RunError {
     #[error("the run was interrupted")]
     Interrupted,
     #[error(
-        "Postfix ({image}) stopped during the run: its container was stopped or Docker went away; no result of this run can be trusted"
+        "the MTA ({image}) stopped during the run: its container was stopped or Docker went away; no result of this run can be trusted"
     )]
-    PostfixStopped { image: String },
+    MtaStopped { image: String },
 }
 
 impl RunError {
     pub fn is_environment(&self) -> bool {
         match self {
-            RunError::Postfix(e) => e.is_environment(),
+            RunError::Mta(e) => e.is_environment(),
             RunError::Lab(e) => e.is_environment(),
-            RunError::Setup(_) | RunError::PostfixStopped { .. } => true,
+            RunError::Setup(_) | RunError::MtaStopped { .. } => true,
             _ => false,
         }
     }
@@ -251,60 +260,21 @@ fn group(cases: &[Case], rigs: &[Rig]) -> Vec<Group> {
     groups
 }
 
-/// The Postfix configuration of one group, and each case's route.
-fn configure(group: &Group, rigs: &[Rig], ca_pem: String) -> (PostfixConfig, Vec<Route>) {
-    let mut transports: BTreeMap<BTreeMap<String, String>, String> = BTreeMap::new();
-    let mut routes = Vec::new();
-    let mut maps = BTreeMap::new();
-    for &i in &group.cases {
-        let rig = &rigs[i];
-        let next = transports.len();
-        let level = rig
-            .settings
-            .get("smtp_tls_security_level")
-            .filter(|l| !l.is_empty())
-            .cloned()
-            .unwrap_or_else(|| "legacy".into());
-        let transport = transports
-            .entry(rig.settings.clone())
-            .or_insert_with(|| format!("tlsh{next}-{level}"))
-            .clone();
-        routes.push(Route {
-            domain: format!("c{i}.{CASE_DOMAIN}"),
-            transport,
-            nexthop: rig.nexthop(),
-        });
-        if let Some(s) = &rig.sasl {
-            maps.insert(
-                map_name("sasl_passwd", rig.id),
-                format!("{} {s}\n", rig.nexthop()),
-            );
-        }
-        if let Some(p) = &rig.tls_policy {
-            maps.insert(
-                map_name("tls_policy", rig.id),
-                format!("{} {p}\n", rig.nexthop()),
-            );
-        }
-    }
-    let config = PostfixConfig {
-        inject: INJECT,
-        transports: transports
-            .into_iter()
-            .map(|(settings, name)| Transport { name, settings })
-            .collect(),
-        routes: routes.clone(),
-        hosts: group.hosts.clone(),
-        ca_pem,
-        main_overrides: BTreeMap::new(),
-        maps,
-        zones: group
-            .cases
-            .iter()
-            .filter_map(|&i| rigs[i].zone.clone())
-            .collect(),
-    };
-    (config, routes)
+/// The MTA's configuration of one group, and each case's transport and
+/// route.
+fn configure(
+    mta: Mta,
+    group: &Group,
+    cases: &[Case],
+    rigs: &[Rig],
+    ca_pem: &str,
+) -> crate::mta::Rendered {
+    let targets: Vec<crate::mta::Target<'_>> = group
+        .cases
+        .iter()
+        .map(|&i| rigs[i].target(&cases[i]))
+        .collect();
+    mta.render(&targets, &group.hosts, ca_pem)
 }
 
 /// Runs every level of every scenario against as few Postfix instances
@@ -336,14 +306,15 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         rigs.push(workshop.rig(i as u64, case, &run_id, &Placement::Case)?);
     }
     let groups = group(&cases, &rigs);
+    let mta = opts.selection.mta;
     let mut configs = Vec::new();
-    let mut routes: Vec<Option<(usize, Route)>> = vec![None; cases.len()];
+    let mut routes: Vec<Option<(usize, (String, String))>> = vec![None; cases.len()];
     for (g, group) in groups.iter().enumerate() {
-        let (config, group_routes) = configure(group, &rigs, workshop.pki.ca_pem());
-        for (&i, route) in group.cases.iter().zip(group_routes) {
+        let mut rendered = configure(mta, group, &cases, &rigs, &workshop.pki.ca_pem());
+        for (&i, route) in group.cases.iter().zip(std::mem::take(&mut rendered.routes)) {
             routes[i] = Some((g, route));
         }
-        configs.push(config);
+        configs.push(rendered);
     }
 
     if opts.cancel.is_cancelled() {
@@ -353,6 +324,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         let images: Vec<String> = groups.iter().map(|g| g.image.clone()).collect();
         obs(RunEvent::Starting {
             run_id: &run_id,
+            mta,
             images: &images,
         });
     }
@@ -363,13 +335,14 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             format!("{run_id}-{g}")
         };
         let lab = LabOptions {
-            postfix: StartOptions {
+            mta: StartOptions {
+                mta,
                 image: groups[g].image.clone(),
                 run_id: run_id.clone(),
                 container_name: format!("tlsharness-{name}"),
                 startup_timeout: opts.startup_timeout,
             },
-            files: config.files(),
+            files: config.files.clone(),
             agent: agent.clone(),
         };
         let rigs = &rigs;
@@ -409,13 +382,14 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             l.stop().await;
         }
         return Err(failure.map_or(RunError::Interrupted, |e| match e {
-            LabError::Postfix(e) => RunError::Postfix(e),
+            LabError::Mta(e) => RunError::Mta(e),
             e => RunError::Lab(e),
         }));
     }
     if let Some(obs) = &opts.observer {
         obs(RunEvent::Ready {
-            version: labs[0].postfix.version(),
+            mta,
+            version: labs[0].mta.version(),
             cases: cases.len(),
             startup,
         });
@@ -427,7 +401,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         .map(|((case, rig), route)| {
             let (g, route) = route.as_ref().expect("every case has a group");
             let lab = &labs[*g];
-            let rx = lab.postfix.subscribe(&case.recipient());
+            let rx = lab.mta.subscribe(&case.recipient());
             (case, rig, *g, route, lab, rx)
         })
         .collect();
@@ -439,7 +413,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         results = all => Some(results),
         _ = opts.cancel.cancelled() => None,
     };
-    let version = labs[0].postfix.version().to_owned();
+    let version = labs[0].mta.version().to_owned();
     // Cases that could not be classified may be the first sign that
     // Postfix died (an injection refused before its log ended): give its
     // log a moment to end, then ask Docker.
@@ -450,10 +424,10 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         .any(|c| c.attempts.iter().any(|a| a.outcome.is_none()));
     for (l, g) in labs.iter().zip(&groups) {
         let ended = errors
-            && tokio::time::timeout(Duration::from_secs(5), l.postfix.stopped())
+            && tokio::time::timeout(Duration::from_secs(5), l.mta.stopped())
                 .await
                 .is_ok();
-        if ended || l.postfix.has_stopped().await {
+        if ended || l.mta.has_stopped().await {
             stopped = Some(g.image.clone());
         }
     }
@@ -468,19 +442,17 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         return Err(RunError::Interrupted);
     };
     if let Some(image) = stopped {
-        return Err(RunError::PostfixStopped { image });
+        return Err(RunError::MtaStopped { image });
     }
     Ok(RunReport {
         run_id,
+        mta,
         image: opts.images[0].clone(),
         postfix_version: version,
         cases: results,
         startup_ms: startup.as_millis() as u64,
         total_ms: t0.elapsed().as_millis() as u64,
-        configs: configs
-            .iter()
-            .map(|c| (c.main_cf(), c.master_cf()))
-            .collect(),
+        configs: configs.into_iter().map(|c| c.configs).collect(),
         agent_peak_rss_kb,
     })
 }
@@ -489,16 +461,16 @@ async fn run_case(
     case: &Case,
     rig: &Rig,
     group: usize,
-    route: &Route,
+    route: &(String, String),
     lab: &Lab,
     rx: mpsc::UnboundedReceiver<DeliveryEvent>,
     opts: &RunOptions,
 ) -> CaseResult {
-    let pf = &lab.postfix;
-    // What this Postfix version must do, where the scenario says it differs.
+    let pf = &lab.mta;
+    // What this MTA version must do, where the scenario says it differs.
     let expect = case
         .scenario
-        .expectation(case.level, pf.version())
+        .expectation_for(case.level, pf.version())
         .unwrap_or(&case.expect);
     let plan = Delivery {
         recipient: case.recipient(),
@@ -513,6 +485,7 @@ async fn run_case(
         name: case.scenario.name.clone(),
         file: case.scenario.path.display().to_string(),
         level: case.level,
+        mta: pf.mta(),
         image: case.image.clone(),
         postfix_version: pf.version().to_owned(),
         expected: expect.clone(),
@@ -530,8 +503,8 @@ async fn run_case(
         transcript: seen.transcript,
         duration_ms: seen.duration_ms,
         group,
-        transport: route.transport.clone(),
-        route: format!("{} {}:{}", route.domain, route.transport, route.nexthop),
+        transport: route.0.clone(),
+        route: route.1.clone(),
     };
     if let Some(obs) = &opts.observer {
         obs(RunEvent::CaseDone(&result));

@@ -1,5 +1,5 @@
 //! Watching one message through its delivery attempts: inject, wait for
-//! Postfix's status line, gather the wire and the relay's record, classify.
+//! the MTA's status line, gather the wire and the relay's record, classify.
 
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,8 @@ use super::rig::Rig;
 use crate::lab::Lab;
 use crate::lab::protocol::RigState;
 use crate::middlebox::ConnectionRecord;
-use crate::postfix::log::LogEvent;
-use crate::postfix::{DeliveryEvent, PostfixError};
+use crate::mta::log::LogEvent;
+use crate::mta::{DeliveryEvent, MtaError};
 use crate::scenario::Seconds;
 
 /// What to send and how often to try.
@@ -47,7 +47,7 @@ pub(crate) async fn observe(
     let mut queue_id: Option<String> = None;
     let mut log: Vec<(usize, String)> = Vec::new();
     let mut injected_at = tokio::time::Instant::now();
-    let pf = &lab.postfix;
+    let pf = &lab.mta;
     // What the fakes saw, as of the last question asked, and whether that
     // answer is the whole story: asked after the last attempt's status,
     // with every connection closed.
@@ -82,17 +82,22 @@ pub(crate) async fn observe(
         let received_before = received_copies(&seen, rig).len();
         let kick = async {
             match &queue_id {
-                None => lab
-                    .inject(&plan.recipient, &plan.subject, &rig.message_id)
-                    .await
-                    .map(Some),
+                None => {
+                    let id = lab
+                        .inject(&plan.recipient, &plan.subject, &rig.message_id)
+                        .await?;
+                    if pf.mta().queues_on_receipt() {
+                        pf.flush(&id).await?;
+                    }
+                    Ok(Some(id))
+                }
                 Some(id) => pf.flush(id).await.map(|()| None),
             }
         };
         let kicked = tokio::select! {
             k = kick => k,
-            _ = pf.stopped() => Err(PostfixError::Exec(
-                "Postfix stopped during the run: its mail log ended".into(),
+            _ = pf.stopped() => Err(MtaError::Exec(
+                "the MTA stopped during the run: its mail log ended".into(),
             )),
         };
         let kicked = kicked.map(|id| {
@@ -111,7 +116,7 @@ pub(crate) async fn observe(
             e = tokio::time::timeout_at(deadline, rx.recv()) => e,
             _ = pf.stopped() => {
                 attempts.push(Attempt::failed(
-                    "Postfix stopped during the run: its mail log ended".into(),
+                    "the MTA stopped during the run: its mail log ended".into(),
                     Wire::default(),
                 ));
                 break;
@@ -120,7 +125,7 @@ pub(crate) async fn observe(
         let Ok(Some(event)) = event else {
             attempts.push(Attempt::failed(
                 format!(
-                    "Postfix logged no delivery status for attempt {} within {}s",
+                    "the MTA logged no delivery status for attempt {} within {}s",
                     n + 1,
                     attempt_timeout.as_secs()
                 ),
@@ -170,9 +175,12 @@ pub(crate) async fn observe(
             .split_once('[')
             .and_then(|(_, rest)| rest.split_once(']'))
             .map(|(addr, _)| addr.to_owned());
+        // Exim logs the session on the status line; Postfix on a line of
+        // its own, before it.
+        let inline = event.delivery.tls.clone();
         let tls = lines
             .iter()
-            .filter(|(_, l)| l.pid == event.pid)
+            .filter(|(_, l)| inline.is_none() && l.pid == event.pid)
             .filter_map(|(_, l)| match &l.event {
                 LogEvent::Tls(t)
                     if t.port == port && relay_addr.as_deref().is_none_or(|a| a == t.addr) =>
@@ -181,7 +189,14 @@ pub(crate) async fn observe(
                 }
                 _ => None,
             })
-            .next_back();
+            .next_back()
+            .or(inline);
+        // The client's own note that it gave up TLS with a host and
+        // delivered in clear on a new connection (Exim, within one attempt).
+        let retried_in_clear = lines.iter().find_map(|(_, l)| match &l.event {
+            LogEvent::RetriedInClear(host) => Some(host.clone()),
+            _ => None,
+        });
         let status_line = lines
             .iter()
             .find(|(i, _)| *i == event.index)
@@ -192,7 +207,14 @@ pub(crate) async fn observe(
         // Whatever Postfix logged: a relay that has the message although
         // Postfix deferred it is a disagreement, not a detail.
         let received = received_copies(&seen, rig).into_iter().nth(received_before);
-        let mut attempt = classify(&event.delivery, &status_line, tls, wire, received);
+        let mut attempt = classify(
+            &event.delivery,
+            &status_line,
+            tls,
+            wire,
+            received,
+            retried_in_clear,
+        );
         attempt.log = attempt_log;
         let done = attempt.outcome.is_none_or(|o| o.is_final());
         attempts.push(attempt);

@@ -4,19 +4,20 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::level::Level;
-use crate::postfix::config::CASE_DOMAIN;
+use crate::mta::CASE_DOMAIN;
+use crate::policy::{Mta, Policy};
 use crate::scenario::{Expectation, Scenario};
 
-/// One scenario at one security level: one message, its own relay and
-/// middlebox, its own Postfix transport.
+/// One scenario at one TLS policy of the MTA under test: one message, its
+/// own relay and middlebox, its own route in the MTA.
 #[derive(Clone, Debug)]
 pub struct Case {
     pub index: usize,
     pub scenario: Arc<Scenario>,
-    pub level: Level,
+    /// The MTA's TLS policy, by its own name (Postfix's level).
+    pub level: Policy,
     pub expect: Expectation,
-    /// The Postfix image the case runs on.
+    /// The MTA image the case runs on.
     pub image: String,
 }
 
@@ -26,12 +27,12 @@ impl Case {
         format!("{}/{}", self.scenario.id, self.level)
     }
 
-    /// The case's own recipient domain: its key in Postfix's transport map.
+    /// The case's own recipient domain: its key in the MTA's routes.
     pub fn domain(&self) -> String {
         format!("c{}.{CASE_DOMAIN}", self.index)
     }
 
-    /// The recipient address, readable in Postfix's log.
+    /// The recipient address, readable in the MTA's log.
     pub fn recipient(&self) -> String {
         format!(
             "{}.{}@{}",
@@ -77,13 +78,16 @@ impl fmt::Display for Partition {
 pub struct Selection {
     /// Globs (`*`, `?`) matched against scenario ids; all when empty.
     pub scenarios: Vec<String>,
-    /// Only these levels; all stated levels when `None`.
-    pub levels: Option<Vec<Level>>,
+    /// The MTA the cases run on; a scenario that states nothing for it
+    /// has no case.
+    pub mta: Mta,
+    /// Only these levels (policies); all stated ones when `None`.
+    pub levels: Option<Vec<Policy>>,
     pub partition: Option<Partition>,
 }
 
 impl Selection {
-    fn wants(&self, scenario: &Scenario, level: Level) -> bool {
+    fn wants(&self, scenario: &Scenario, level: Policy) -> bool {
         (self.scenarios.is_empty() || self.scenarios.iter().any(|p| glob(p, &scenario.id)))
             && self.levels.as_ref().is_none_or(|l| l.contains(&level))
     }
@@ -144,12 +148,12 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 pub fn plan(scenarios: &[Arc<Scenario>], selection: &Selection) -> Vec<Case> {
     let mut cases = Vec::new();
     for s in scenarios {
-        for (level, expect) in &s.expect {
-            if selection.wants(s, *level) {
+        for (level, expect) in s.policies(selection.mta) {
+            if selection.wants(s, level) {
                 cases.push(Case {
                     index: 0,
                     scenario: s.clone(),
-                    level: *level,
+                    level,
                     expect: expect.clone(),
                     image: String::new(),
                 });
@@ -171,12 +175,16 @@ pub fn plan(scenarios: &[Arc<Scenario>], selection: &Selection) -> Vec<Case> {
 }
 
 /// Every case on each of `images`, except that a scenario naming its own
-/// image (`[postfix] image`) runs once, on that image.
+/// Postfix image (`[postfix] image`) runs once, on that image.
 pub fn on_images(cases: Vec<Case>, images: &[String]) -> Vec<Case> {
     let mut out = Vec::new();
     for (k, image) in images.iter().enumerate() {
         for c in &cases {
-            let image = match &c.scenario.postfix.image {
+            let pinned = match c.level.mta() {
+                Mta::Postfix => &c.scenario.postfix.image,
+                Mta::Exim => &None,
+            };
+            let image = match pinned {
                 Some(pinned) if k == 0 => pinned.clone(),
                 Some(_) => continue,
                 None => image.clone(),

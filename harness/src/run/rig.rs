@@ -1,8 +1,8 @@
 //! A case's fakes: its relay and one middlebox per path, as the agent is
-//! to start them in the run's namespace, and what Postfix needs to reach
-//! them.
+//! to start them in the run's namespace, and what the MTA needs to reach
+//! them ([`crate::mta::Target`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +12,7 @@ use sha2::{Digest, Sha256};
 use super::plan::Case;
 use crate::lab::protocol::{DnsPathSpec, PathSpec, PolicySpec, RelaySpec, RigSpec};
 use crate::lab::{Fakes, path_address, source_address};
-use crate::level::Level;
 use crate::pki::{CertKind, Identity, Pki, PkiError};
-use crate::postfix::config::CONF_DIR;
 use crate::scenario::ServiceMode;
 
 /// Who presents a certificate: the relay, or a middlebox in its name.
@@ -33,7 +31,7 @@ pub(crate) struct Workshop {
     pub any_credentials: bool,
 }
 
-/// One case's fakes and its Postfix-side settings.
+/// One case's fakes, and where the MTA finds them.
 pub(crate) struct Rig {
     /// The rig's id with the agent.
     pub id: u64,
@@ -41,24 +39,29 @@ pub(crate) struct Rig {
     pub hostname: String,
     pub addresses: Vec<IpAddr>,
     pub port: u16,
-    /// The `-o` settings of the case's smtp transport.
-    pub settings: BTreeMap<String, String>,
-    /// A smtp_sasl_password_maps value for the next hop.
-    pub sasl: Option<String>,
-    /// A smtp_tls_policy_maps value for the next hop.
-    pub tls_policy: Option<String>,
+    /// The address the case's mail must come from (run: its own).
+    pub source: Option<IpAddr>,
+    /// The relay certificate's fingerprint, as an admin would pin it.
+    pub relay_fingerprint: String,
     pub message_id: String,
     /// The case's own zone, when its mail goes by MX through DNS.
     pub zone: Option<crate::dns::Zone>,
 }
 
 impl Rig {
-    /// The case's next hop in Postfix's terms: `[name]:port`, or the
-    /// domain whose MX hosts Postfix looks up.
-    pub fn nexthop(&self) -> String {
-        match &self.zone {
-            Some(z) => z.name.clone(),
-            None => format!("[{}]:{}", self.hostname, self.port),
+    /// The case as the MTA is to deliver it.
+    pub fn target<'a>(&self, case: &'a Case) -> crate::mta::Target<'a> {
+        crate::mta::Target {
+            index: case.index,
+            rig: self.id,
+            policy: case.level,
+            scenario: &case.scenario,
+            hostname: self.hostname.clone(),
+            port: self.port,
+            paths: self.addresses.len(),
+            source: self.source,
+            relay_fingerprint: self.relay_fingerprint.clone(),
+            zone: self.zone.clone(),
         }
     }
 }
@@ -71,12 +74,6 @@ struct Policy {
     /// What the policy server serves, if it answers at all.
     served: Option<PolicySpec>,
     identity: Option<(u64, Identity)>,
-}
-
-/// The file of case `id`'s own lookup table `kind`: cases share next hops
-/// (the relay's name and real port), so each has tables of its own.
-pub(crate) fn map_name(kind: &str, id: u64) -> String {
-    format!("{kind}.{id}")
 }
 
 /// Whose connections a rig takes, and under which name.
@@ -200,7 +197,7 @@ impl Workshop {
         })
     }
 
-    /// Plans case `id`'s relay and middleboxes, and Postfix's side of them.
+    /// Plans case `id`'s relay and middleboxes, and where the MTA finds them.
     pub fn rig(
         &mut self,
         id: u64,
@@ -280,50 +277,10 @@ impl Workshop {
             });
         }
 
-        let mut settings = BTreeMap::new();
-        for (k, v) in case.level.settings() {
-            settings.insert(k.to_owned(), v.to_owned());
-        }
-        if let Some(source) = source {
-            settings.insert("smtp_bind_address".into(), source.to_string());
-        }
-        if !scenario.postfix.trust_ca {
-            settings.insert("smtp_tls_CAfile".into(), String::new());
-        }
-        if let Some(after) = scenario.delivery.retry_after {
-            settings.insert("minimal_backoff_time".into(), format!("{}s", after.0));
-        }
-        if case.level == Level::Fingerprint {
-            // The admin pinned the real relay's certificate.
-            settings.insert("smtp_tls_fingerprint_digest".into(), "sha256".into());
-            settings.insert(
-                "smtp_tls_fingerprint_cert_match".into(),
-                fingerprint(relay_id.1.leaf()),
-            );
-        }
-        if count > 1 {
-            // Postfix would shuffle the addresses; the paths are in order.
-            settings.insert("smtp_randomize_addresses".into(), "no".into());
-        }
         let (zone, policy) = match dns {
             Some(d) => {
-                // DNSSEC answers for the DANE levels, as Postfix's DANE
-                // documentation asks; plain DNS elsewhere.
-                let support = if matches!(case.level, Level::Dane | Level::DaneOnly) {
-                    "dnssec"
-                } else {
-                    "enabled"
-                };
-                settings.insert("smtp_dns_support_level".into(), support.into());
-                settings.insert("smtp_host_lookup".into(), "dns".into());
                 let policy = match &scenario.mta_sts {
-                    Some(sts) => {
-                        settings.insert(
-                            "smtp_tls_policy_maps".into(),
-                            crate::dns::mta_sts::DAEMON.into(),
-                        );
-                        Some(self.policy(d, sts, &label)?)
-                    }
+                    Some(sts) => Some(self.policy(d, sts, &label)?),
                     None => None,
                 };
                 let zone = self.zone(d, &label, &addresses, &relay_id.1, policy.as_ref())?;
@@ -334,32 +291,6 @@ impl Workshop {
             }
             None => (None, None),
         };
-        let sasl = scenario
-            .postfix
-            .sasl
-            .as_ref()
-            .map(|s| format!("{}:{}", s.username, s.password));
-        if sasl.is_some() {
-            settings.insert("smtp_sasl_auth_enable".into(), "yes".into());
-            settings.insert(
-                "smtp_sasl_password_maps".into(),
-                format!("texthash:{CONF_DIR}/{}", map_name("sasl_passwd", id)),
-            );
-        }
-        let tls_policy = scenario
-            .postfix
-            .tls_policy
-            .as_ref()
-            .map(|p| p.as_str().to_owned());
-        if tls_policy.is_some() {
-            settings.insert(
-                "smtp_tls_policy_maps".into(),
-                format!("texthash:{CONF_DIR}/{}", map_name("tls_policy", id)),
-            );
-        }
-        for (k, v) in &scenario.postfix.settings {
-            settings.insert(k.as_str().to_owned(), v.as_str().to_owned());
-        }
         Ok(Rig {
             id,
             fakes: Fakes {
@@ -380,9 +311,8 @@ impl Workshop {
             hostname,
             addresses,
             port,
-            settings,
-            sasl,
-            tls_policy,
+            source,
+            relay_fingerprint: fingerprint(relay_id.1.leaf()),
             message_id: format!("<case-{}.{run_id}@tlsharness.test>", case.index),
             zone,
         })

@@ -11,6 +11,7 @@ use super::model::{
     ServiceSpec, VersionPrefix,
 };
 use crate::level::Level;
+use crate::policy::{EximPolicy, Mta, Policy};
 use crate::upstream::ReplaySpec;
 
 /// A validated scenario: one network path and what Postfix must do at each level.
@@ -35,6 +36,11 @@ pub struct Scenario {
     /// Where some Postfix versions do something else: per version, the
     /// levels whose expectation differs from `expect`.
     pub versions: Vec<VersionExpectations>,
+    /// What Exim does (`[exim]`), by its policy names; empty: the
+    /// scenario is not run on Exim.
+    pub exim: BTreeMap<EximPolicy, Expectation>,
+    /// `[exim.settings]`: options of the case's Exim smtp transport.
+    pub exim_settings: BTreeMap<String, String>,
 }
 
 /// `[expect.postfix."VERSION"]`: the levels where that version differs.
@@ -56,6 +62,31 @@ impl Scenario {
             .max_by_key(|(parts, _)| *parts)
             .map(|(_, e)| e)
             .or_else(|| self.expect.get(&level))
+    }
+
+    /// What must happen at `policy` on that MTA's `version`.
+    pub fn expectation_for(&self, policy: Policy, version: &str) -> Option<&Expectation> {
+        match policy {
+            Policy::Postfix(level) => self.expectation(level, version),
+            Policy::Exim(p) => self.exim.get(&p),
+        }
+    }
+
+    /// The policies of `mta` this scenario states an expectation for,
+    /// weakest first, with that expectation (before version entries).
+    pub fn policies(&self, mta: Mta) -> Vec<(Policy, &Expectation)> {
+        match mta {
+            Mta::Postfix => self
+                .expect
+                .iter()
+                .map(|(l, e)| (Policy::Postfix(*l), e))
+                .collect(),
+            Mta::Exim => self
+                .exim
+                .iter()
+                .map(|(p, e)| (Policy::Exim(*p), e))
+                .collect(),
+        }
     }
 
     /// The id as a mail local part, readable in Postfix's log: lower-case
@@ -274,6 +305,54 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         let e = spanned.into_inner();
         check_expectation(&e).map_err(|m| invalid(path, bytes, span, &key, m))?;
         checked.insert(level, e);
+    }
+    let mut exim = BTreeMap::new();
+    let mut exim_settings = BTreeMap::new();
+    if let Some(raw_exim) = raw.exim {
+        let exim_span = raw_exim.span();
+        let mut raw_exim = raw_exim.into_inner();
+        for (name, value) in std::mem::take(&mut raw_exim.settings) {
+            let key = format!("exim.settings.{}", name.get_ref());
+            if !super::model::EXIM_SETTINGS.contains(&name.get_ref().as_str()) {
+                return Err(invalid(
+                    path,
+                    bytes,
+                    name.span(),
+                    &key,
+                    format!(
+                        "not an smtp transport option a scenario may set (one of: {})",
+                        super::model::EXIM_SETTINGS.join(", ")
+                    ),
+                ));
+            }
+            if value.contains('\n') || value.trim().is_empty() {
+                return Err(invalid(
+                    path,
+                    bytes,
+                    name.span(),
+                    &key,
+                    "give a one-line value".into(),
+                ));
+            }
+            exim_settings.insert(name.into_inner(), value);
+        }
+        let map = raw_exim.into_map();
+        if map.is_empty() {
+            return Err(invalid(
+                path,
+                bytes,
+                exim_span,
+                "exim",
+                "[exim] states no policy: give what Exim does at try, require, ... or remove the table".into(),
+            ));
+        }
+        for (policy, spanned) in map {
+            let span = spanned.span();
+            let key = format!("exim.{policy}");
+            let e = spanned.into_inner();
+            check_expectation(&e).map_err(|m| invalid(path, bytes, span, &key, m))?;
+            exim.insert(policy, e);
+        }
     }
     let mut versions = Vec::new();
     let mut spans = std::collections::HashMap::new();
@@ -613,6 +692,8 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         delivery: raw.delivery,
         expect: checked,
         versions,
+        exim,
+        exim_settings,
     })
 }
 

@@ -13,6 +13,7 @@ use crate::level::Level;
 use crate::middlebox::BehaviourSpec;
 use crate::outcome::{Outcome, Trust};
 use crate::pki::CertKind;
+use crate::policy::EximPolicy;
 use crate::tls::TlsVersions;
 use crate::upstream::ReplaySpec;
 
@@ -42,6 +43,10 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub delivery: DeliverySpec,
     pub expect: Spanned<RawExpectations>,
+    /// What Exim does, by Exim's policy names; a scenario without it is
+    /// not run on Exim.
+    #[serde(default)]
+    pub exim: Option<Spanned<RawEximExpectations>>,
 }
 
 /// The fake upstream relay at the far end of the network path.
@@ -658,6 +663,50 @@ impl RawExpectations {
         ]
         .into_iter()
         .filter_map(|(level, e)| e.map(|e| (level, e)))
+        .collect()
+    }
+}
+
+/// `[exim]`: one entry per Exim policy ([`crate::policy::EximPolicy`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEximExpectations {
+    pub none: Option<Spanned<Expectation>>,
+    #[serde(rename = "try")]
+    pub try_: Option<Spanned<Expectation>>,
+    #[serde(rename = "try-noclear")]
+    pub try_noclear: Option<Spanned<Expectation>>,
+    pub require: Option<Spanned<Expectation>>,
+    #[serde(rename = "require-verify")]
+    pub require_verify: Option<Spanned<Expectation>>,
+    /// Options for the case's smtp transport, e.g. a shorter
+    /// `command_timeout` where the path stalls (see [`EXIM_SETTINGS`]).
+    #[serde(default)]
+    pub settings: BTreeMap<Spanned<String>, String>,
+}
+
+/// The smtp transport options a scenario may set in `[exim.settings]`:
+/// timeouts and the TLS versions and ciphers the client offers. Those
+/// that make a policy, route or contain the mail are the harness's.
+pub const EXIM_SETTINGS: [&str; 5] = [
+    "command_timeout",
+    "connect_timeout",
+    "data_timeout",
+    "final_timeout",
+    "tls_require_ciphers",
+];
+
+impl RawEximExpectations {
+    pub fn into_map(self) -> BTreeMap<EximPolicy, Spanned<Expectation>> {
+        [
+            (EximPolicy::None, self.none),
+            (EximPolicy::Try, self.try_),
+            (EximPolicy::TryNoclear, self.try_noclear),
+            (EximPolicy::Require, self.require),
+            (EximPolicy::RequireVerify, self.require_verify),
+        ]
+        .into_iter()
+        .filter_map(|(policy, e)| e.map(|e| (policy, e)))
         .collect()
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use tlsharness::exit;
-use tlsharness::postfix::image;
+use tlsharness::mta::image;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args)]

@@ -75,7 +75,11 @@ pub async fn check(args: CheckArgs, cancel: CancellationToken) -> i32 {
         eprintln!("tlsharness: no scenario matches the selection");
         return exit::BAD_INPUT;
     }
-    let images = super::images(&args.image, args.all_versions);
+    let images = super::images(
+        tlsharness::policy::Mta::Postfix,
+        &args.image,
+        args.all_versions,
+    );
     eprintln!(
         "tlsharness: checking {} scenario path(s) with {} configuration(s) on {} image(s)",
         scenarios.len(),

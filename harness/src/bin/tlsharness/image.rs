@@ -4,15 +4,20 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use tlsharness::exit;
-use tlsharness::postfix::{docker, image};
+use tlsharness::mta::{docker, image};
 
 #[derive(Subcommand)]
 pub enum ImageCommand {
-    /// Build tlsharness/postfix:SUITE offline (debootstrap + docker import) unless present.
+    /// Build tlsharness/postfix:SUITE (or, with --mta exim,
+    /// tlsharness/exim:bookworm) offline (debootstrap + docker import)
+    /// unless present.
     Build {
         /// Debian suite: bullseye (Postfix 3.5), bookworm (3.7), trixie (3.10).
         #[arg(long, default_value = "bookworm")]
         suite: String,
+        /// The MTA: postfix, or exim (Debian bookworm's Exim 4.96).
+        #[arg(long, default_value = "postfix")]
+        mta: tlsharness::policy::Mta,
         /// Build even if the image exists.
         #[arg(long)]
         rebuild: bool,
@@ -20,14 +25,28 @@ pub enum ImageCommand {
 }
 
 pub async fn image(command: ImageCommand) -> i32 {
-    let ImageCommand::Build { suite, rebuild } = command;
+    let ImageCommand::Build {
+        suite,
+        mta,
+        rebuild,
+    } = command;
     let docker = match docker::connect(Duration::from_secs(10)).await {
         Ok(d) => d,
         Err(e) => return super::fail(&e),
     };
-    match image::ensure(&docker, &suite, rebuild).await {
+    let (ensured, name) = match mta {
+        tlsharness::policy::Mta::Postfix => (
+            image::ensure(&docker, &suite, rebuild).await,
+            image::image_for_suite(&suite),
+        ),
+        tlsharness::policy::Mta::Exim => (
+            image::ensure_exim(&docker, rebuild).await,
+            image::EXIM_IMAGE.to_owned(),
+        ),
+    };
+    match ensured {
         Ok(image::Ensured::AlreadyPresent) => {
-            println!("{} is present", image::image_for_suite(&suite));
+            println!("{name} is present");
             exit::SUCCESS
         }
         Ok(image::Ensured::Built) => exit::SUCCESS,
@@ -44,7 +63,7 @@ pub async fn sweep() -> i32 {
         Ok(swept) => {
             let dirs = docker::sweep_run_dirs();
             println!(
-                "removed {} leftover Postfix container(s), {} agent container(s) and {dirs} run director(ies)",
+                "removed {} leftover MTA container(s), {} agent container(s) and {dirs} run director(ies)",
                 swept.mtas, swept.agents
             );
             exit::SUCCESS

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tlsharness::exit;
-use tlsharness::postfix::{docker, image as postfix_image};
+use tlsharness::mta::{docker, image as postfix_image};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -157,7 +157,7 @@ fn fail_located(e: &tlsharness::scenario::LoadErrors) -> i32 {
 }
 
 /// The images named with --image (and --all-versions), in order, once each.
-fn images(named: &[String], all_versions: bool) -> Vec<String> {
+fn images(mta: tlsharness::policy::Mta, named: &[String], all_versions: bool) -> Vec<String> {
     let mut images: Vec<String> = named.to_vec();
     if all_versions {
         images.extend(
@@ -167,7 +167,7 @@ fn images(named: &[String], all_versions: bool) -> Vec<String> {
         );
     }
     if images.is_empty() {
-        images.push(postfix_image::DEFAULT_IMAGE.to_owned());
+        images.push(mta.default_image().to_owned());
     }
     let mut seen = std::collections::HashSet::new();
     images.retain(|i| seen.insert(i.clone()));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use tlsharness::level::Level;
+use tlsharness::policy::{Mta, Policy};
 use tlsharness::run::{self, RunOptions, RunReport};
 use tlsharness::{exit, report};
 use tokio_util::sync::CancellationToken;
@@ -35,15 +35,20 @@ pub struct RunArgs {
     /// may be repeated.
     #[arg(long, value_name = "PATTERN")]
     scenario: Vec<String>,
-    /// Only these levels (comma-separated).
+    /// The MTA under test: postfix, or exim (Exim 4.96; the scenarios
+    /// with an [exim] section, at Exim's policies).
+    #[arg(long, default_value = "postfix", value_name = "MTA")]
+    mta: Mta,
+    /// Only these levels (comma-separated); with --mta exim, Exim's
+    /// policies (none, try, try-noclear, require, require-verify).
     #[arg(long, value_delimiter = ',', value_name = "LEVELS")]
-    level: Option<Vec<Level>>,
+    level: Option<Vec<String>>,
     /// Run shard K of N (cases dealt round-robin, so shards are balanced and
     /// together run every case once).
     #[arg(long, value_name = "K/N")]
     partition: Option<run::Partition>,
-    /// The Postfix image; repeat to run every case on each (default
-    /// tlsharness/postfix:bookworm).
+    /// The MTA's image; repeat to run every case on each (default
+    /// tlsharness/postfix:bookworm, with --mta exim tlsharness/exim:bookworm).
     #[arg(long)]
     image: Vec<String>,
     /// Run on the three built-in images (Postfix 3.5, 3.7, 3.10).
@@ -68,9 +73,32 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    let levels = match &args.level {
+        Some(names) => {
+            let parsed: Result<Vec<Policy>, String> = names
+                .iter()
+                .map(|n| Policy::parse(args.mta, n.trim()))
+                .collect();
+            match parsed {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!("tlsharness: --level: {e}");
+                    return exit::BAD_INPUT;
+                }
+            }
+        }
+        None => None,
+    };
+    if args.mta == Mta::Exim && args.all_versions {
+        eprintln!(
+            "tlsharness: --all-versions runs the three Postfix images; Exim has one (tlsharness/exim:bookworm)"
+        );
+        return exit::BAD_INPUT;
+    }
     let selection = run::Selection {
         scenarios: args.scenario.clone(),
-        levels: args.level.clone(),
+        mta: args.mta,
+        levels,
         partition: args.partition,
     };
     if args.list {
@@ -82,7 +110,7 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
     let repeated = args.repeat > 1;
     let progress = report::Progress::new(report::Style::detect());
     let opts = RunOptions {
-        images: super::images(&args.image, args.all_versions),
+        images: super::images(args.mta, &args.image, args.all_versions),
         selection,
         attempt_timeout: Duration::from_secs(args.attempt_timeout),
         // Under --repeat the per-repetition summary is the progress.

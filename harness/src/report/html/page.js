@@ -261,7 +261,7 @@
 
   function logBox(lines, title) {
     var box = el('aside', { class: 'log' }, el('h4', null, title || 'Postfix log'));
-    if (!lines.length) box.appendChild(el('p', { class: 'empty' }, 'Postfix logged nothing about this attempt.'));
+    if (!lines.length) box.appendChild(el('p', { class: 'empty' }, 'The MTA logged nothing about this attempt.'));
     lines.forEach(function (l) {
       var m = /status=(\w+)/.exec(l);
       box.appendChild(el('div', { class: 'll' + (m ? ' st st-' + m[1] : '') + (/TLS/.test(l) ? ' tlsl' : '') }, l));
@@ -273,7 +273,7 @@
     var lad = el('div', { class: 'ladder' });
     var head = el('div', { class: 'lhead' });
     head.appendChild(el('span', { class: 't' }, 's'));
-    head.appendChild(el('span', { class: 'lh', style: 'grid-column: 2' }, 'Postfix'));
+    head.appendChild(el('span', { class: 'lh', style: 'grid-column: 2' }, c.mta));
     head.appendChild(el('span', { class: 'lh', style: 'grid-column: 4' },
       'middlebox' + (c.behaviours.length ? ': ' + c.behaviours.join(' | ') : '')));
     head.appendChild(el('span', { class: 'lh', style: 'grid-column: 6' }, 'relay' + (c.relay ? ' ' + c.relay : '')));
@@ -301,7 +301,7 @@
         lad.appendChild(el('p', { class: 'empty' }, conn.dropped + ' more transcript lines were not kept.'));
       }
     });
-    return el('div', { class: 'ladder-wrap' }, [lad, logBox(a.log)]);
+    return el('div', { class: 'ladder-wrap' }, [lad, logBox(a.log, c.mta + ' log')]);
   }
 
   function caseDetails(c) {
@@ -310,7 +310,7 @@
     item('expected', c.expected.join(' → '));
     if (c.failure) item('failed', el('strong', { class: 'alert' }, c.failure));
     item('findings', c.findings.join('; '));
-    item('Postfix', c.version + ' (' + c.image + ')');
+    item(c.mta, c.version + ' (' + c.image + ')');
     return el('dl', { class: 'details' }, rows);
   }
 
@@ -326,7 +326,7 @@
         el('span', { class: 'chip c-' + a.cat }, a.cell), ' ', a.summary]));
       box.appendChild(ladder(c, a));
     });
-    if (c.log && c.log.length) box.appendChild(logBox(c.log, 'Postfix log about the message'));
+    if (c.log && c.log.length) box.appendChild(logBox(c.log, c.mta + ' log about the message'));
     return box;
   }
 

@@ -5,15 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-/// Where the harness copies its files inside the container.
-pub const MOUNT: &str = "/tlsharness";
+pub use crate::mta::{CASE_DOMAIN, MOUNT, SENDER};
 /// Where the harness's own maps and CA live inside the container.
 pub const CONF_DIR: &str = "/etc/postfix/tlsharness";
-/// The envelope sender of every test message; its domain is discarded
-/// locally, so bounces never leave Postfix.
-pub const SENDER: &str = "harness@tlsharness.test";
-/// The domain under which every case has its own recipient domain.
-pub const CASE_DOMAIN: &str = "tlsharness.test";
 
 /// An smtp(8) client transport with `-o` overrides.
 #[derive(Clone, Debug, PartialEq, Eq)]

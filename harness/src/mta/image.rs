@@ -1,18 +1,23 @@
-//! The Postfix image. Where a registry is reachable, users build
-//! `fixtures/postfix/Dockerfile`; here nothing can be pulled, so the image
-//! is made offline: debootstrap a minimal Debian with Postfix and
-//! `docker import` it.
+//! The MTAs' images. Where a registry is reachable, users build
+//! `fixtures/postfix/Dockerfile` (or `fixtures/exim/Dockerfile`); here
+//! nothing can be pulled, so the images are made offline: debootstrap a
+//! minimal Debian with the MTA and `docker import` it.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use bollard::Docker;
 
-use super::PostfixError;
+use super::MtaError;
 use super::docker::image_exists;
 
 /// The image a run uses unless told otherwise.
 pub const DEFAULT_IMAGE: &str = "tlsharness/postfix:bookworm";
+/// The Exim image: Debian bookworm's Exim 4.96 (exim4-daemon-heavy,
+/// built with GnuTLS).
+pub const EXIM_IMAGE: &str = "tlsharness/exim:bookworm";
+/// What the Exim image holds besides the base system.
+pub const EXIM_PACKAGES: [&str; 2] = ["exim4-daemon-heavy", "ca-certificates"];
 
 /// Debian suites the offline build supports, with the Postfix they ship.
 pub const SUITES: [(&str, &str); 3] =
@@ -40,28 +45,44 @@ pub enum Ensured {
 
 /// Makes sure the built-in image for `suite` exists, building it offline
 /// when it does not (or when `rebuild` is set).
-pub async fn ensure(docker: &Docker, suite: &str, rebuild: bool) -> Result<Ensured, PostfixError> {
+pub async fn ensure(docker: &Docker, suite: &str, rebuild: bool) -> Result<Ensured, MtaError> {
     if !SUITES.iter().any(|(s, _)| *s == suite) {
-        return Err(PostfixError::Image(format!(
+        return Err(MtaError::Image(format!(
             "unknown suite `{suite}` (built-in: bullseye, bookworm, trixie)"
         )));
     }
-    let image = image_for_suite(suite);
+    ensure_image(docker, suite, &image_for_suite(suite), &PACKAGES, rebuild).await
+}
+
+/// Makes sure the Exim image exists, building it offline when it does not
+/// (or when `rebuild` is set).
+pub async fn ensure_exim(docker: &Docker, rebuild: bool) -> Result<Ensured, MtaError> {
+    ensure_image(docker, "bookworm", EXIM_IMAGE, &EXIM_PACKAGES, rebuild).await
+}
+
+async fn ensure_image(
+    docker: &Docker,
+    suite: &str,
+    image: &str,
+    packages: &[&str],
+    rebuild: bool,
+) -> Result<Ensured, MtaError> {
+    let list = packages.join(",");
+    let image = image.to_owned();
     if !rebuild && image_exists(docker, &image).await? {
-        if built_with(docker, &image).await?.as_deref() == Some(packages().as_str()) {
+        if built_with(docker, &image).await?.as_deref() == Some(list.as_str()) {
             return Ok(Ensured::AlreadyPresent);
         }
         // Built before the package list changed (e.g. without the DNS
         // tools): what the scripts' "skip what is there" must not keep.
         eprintln!(
-            "tlsharness: {image} was built with other packages than these ({}); rebuilding it",
-            packages()
+            "tlsharness: {image} was built with other packages than these ({list}); rebuilding it"
         );
     }
     let suite = suite.to_owned();
-    tokio::task::spawn_blocking(move || build_offline(&suite, &image))
+    tokio::task::spawn_blocking(move || build_offline(&suite, &image, &list))
         .await
-        .map_err(|e| PostfixError::Image(format!("image build task failed: {e}")))??;
+        .map_err(|e| MtaError::Image(format!("image build task failed: {e}")))??;
     Ok(Ensured::Built)
 }
 
@@ -85,17 +106,18 @@ pub const PACKAGES: [&str; 8] = [
 /// The image label that records [`PACKAGES`].
 const PACKAGES_LABEL: &str = "tlsharness.packages";
 
+#[cfg(test)]
 fn packages() -> String {
     PACKAGES.join(",")
 }
 
 /// The package list an image was built with, from its label (`None` for
 /// an image built before the label, or elsewhere).
-async fn built_with(docker: &Docker, image: &str) -> Result<Option<String>, PostfixError> {
+async fn built_with(docker: &Docker, image: &str) -> Result<Option<String>, MtaError> {
     let inspected = docker
         .inspect_image(image)
         .await
-        .map_err(|e| PostfixError::Docker(format!("failed to inspect image {image}: {e}")))?;
+        .map_err(|e| MtaError::Docker(format!("failed to inspect image {image}: {e}")))?;
     Ok(inspected
         .config
         .and_then(|c| c.labels)
@@ -103,10 +125,10 @@ async fn built_with(docker: &Docker, image: &str) -> Result<Option<String>, Post
 }
 
 /// debootstrap + docker import. Needs root, debootstrap and the docker CLI.
-fn build_offline(suite: &str, image: &str) -> Result<(), PostfixError> {
+fn build_offline(suite: &str, image: &str, packages: &str) -> Result<(), MtaError> {
     let find = |tool: &str| {
         which(tool).ok_or_else(|| {
-            PostfixError::Image(format!(
+            MtaError::Image(format!(
                 "`{tool}` is not installed; run ci/setup-docker.sh (it installs docker.io and debootstrap), or build fixtures/postfix/Dockerfile where a registry is reachable"
             ))
         })
@@ -115,27 +137,22 @@ fn build_offline(suite: &str, image: &str) -> Result<(), PostfixError> {
     let work = tempfile::Builder::new()
         .prefix("tlsharness-rootfs-")
         .tempdir_in("/var/tmp")
-        .map_err(|e| PostfixError::Image(format!("failed to make a build directory: {e}")))?;
+        .map_err(|e| MtaError::Image(format!("failed to make a build directory: {e}")))?;
     let root = work.path().join("root");
     let log_path = work.path().join("debootstrap.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| {
-        PostfixError::Image(format!("failed to create {}: {e}", log_path.display()))
-    })?;
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| MtaError::Image(format!("failed to create {}: {e}", log_path.display())))?;
     eprintln!("tlsharness: building {image} with debootstrap ({suite}); this takes about a minute");
     // No mirror argument: debootstrap's own default is used.
     let status = Command::new(debootstrap)
-        .args([
-            "--variant=minbase",
-            &format!("--include={}", PACKAGES.join(",")),
-            suite,
-        ])
+        .args(["--variant=minbase", &format!("--include={packages}"), suite])
         .arg(&root)
         .stdout(Stdio::from(log.try_clone().map_err(io_err)?))
         .stderr(Stdio::from(log))
         .status()
-        .map_err(|e| PostfixError::Image(format!("failed to run debootstrap: {e}")))?;
+        .map_err(|e| MtaError::Image(format!("failed to run debootstrap: {e}")))?;
     if !status.success() {
-        return Err(PostfixError::Image(format!(
+        return Err(MtaError::Image(format!(
             "debootstrap {suite} failed ({status}); its last lines:\n{}",
             tail(&log_path, 15)
         )));
@@ -146,19 +163,19 @@ fn build_offline(suite: &str, image: &str) -> Result<(), PostfixError> {
         .args(["-c", "."])
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|e| PostfixError::Image(format!("failed to run tar: {e}")))?;
+        .map_err(|e| MtaError::Image(format!("failed to run tar: {e}")))?;
     let tar_out = tar.stdout.take().expect("stdout is piped");
     let import = Command::new(docker)
         .args(["import", "-c", r#"CMD ["/bin/sh"]"#, "-c"])
-        .arg(format!("LABEL {PACKAGES_LABEL}={}", packages()))
+        .arg(format!("LABEL {PACKAGES_LABEL}={packages}"))
         .args(["-", image])
         .stdin(Stdio::from(tar_out))
         .stdout(Stdio::null())
         .output()
-        .map_err(|e| PostfixError::Image(format!("failed to run docker import: {e}")))?;
+        .map_err(|e| MtaError::Image(format!("failed to run docker import: {e}")))?;
     let tar_status = tar.wait().map_err(io_err)?;
     if !tar_status.success() || !import.status.success() {
-        return Err(PostfixError::Image(format!(
+        return Err(MtaError::Image(format!(
             "docker import of {image} failed: {}",
             String::from_utf8_lossy(&import.stderr).trim()
         )));
@@ -167,8 +184,8 @@ fn build_offline(suite: &str, image: &str) -> Result<(), PostfixError> {
     Ok(())
 }
 
-fn io_err(e: std::io::Error) -> PostfixError {
-    PostfixError::Image(e.to_string())
+fn io_err(e: std::io::Error) -> MtaError {
+    MtaError::Image(e.to_string())
 }
 
 /// The program's path, looking in PATH and the sbin directories (which

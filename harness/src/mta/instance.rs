@@ -1,4 +1,4 @@
-//! One running Postfix: a testcontainers container with no network but
+//! One running MTA: a testcontainers container with no network but
 //! its own loopback (the run's agent joins it there), its configuration
 //! copied in through the Docker API, and its mail log streamed and parsed
 //! as it is written.
@@ -16,8 +16,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::PostfixError;
-use super::config::MOUNT;
+use super::MOUNT;
+use super::MtaError;
 use super::docker::{
     LABEL_BOOT, LABEL_PID, LABEL_PIDNS, LABEL_ROLE, LABEL_RUN, boot_id, pid_namespace, process_tag,
 };
@@ -107,6 +107,7 @@ impl LogHub {
 /// How to start an instance.
 #[derive(Clone, Debug)]
 pub struct StartOptions {
+    pub mta: super::Mta,
     pub image: String,
     pub run_id: String,
     pub container_name: String,
@@ -115,6 +116,7 @@ pub struct StartOptions {
 
 /// A running Postfix under test.
 pub struct Instance {
+    mta: super::Mta,
     docker: bollard::Docker,
     state: watch::Receiver<State>,
     container: Option<ContainerAsync<GenericImage>>,
@@ -133,7 +135,7 @@ impl Instance {
     pub async fn start(
         files: &[(String, Vec<u8>)],
         opts: &StartOptions,
-    ) -> Result<Instance, PostfixError> {
+    ) -> Result<Instance, MtaError> {
         let docker = super::docker::client()?;
         let container = container(
             &opts.image,
@@ -145,18 +147,20 @@ impl Instance {
         .with_startup_timeout(opts.startup_timeout)
         .start()
         .await
-        .map_err(|e| PostfixError::Start(e.to_string()))?;
+        .map_err(|e| MtaError::Start(e.to_string()))?;
         let hub = Arc::new(LogHub::default());
         let (state_tx, state) = watch::channel(State::Starting);
         let state_tx = Arc::new(state_tx);
         let pumps = vec![
             tokio::spawn(pump(
+                opts.mta,
                 container.stdout(true),
                 hub.clone(),
                 state_tx.clone(),
                 true,
             )),
             tokio::spawn(pump(
+                opts.mta,
                 container.stderr(true),
                 hub.clone(),
                 state_tx.clone(),
@@ -164,6 +168,7 @@ impl Instance {
             )),
         ];
         Ok(Instance {
+            mta: opts.mta,
             docker,
             state,
             container: Some(container),
@@ -177,10 +182,7 @@ impl Instance {
     /// Waits, until `deadline`, for master's start-up line; a fatal error
     /// or an exit before it is Postfix's refusal. The container is
     /// removed on failure.
-    pub async fn wait_started(
-        &mut self,
-        deadline: tokio::time::Instant,
-    ) -> Result<(), PostfixError> {
+    pub async fn wait_started(&mut self, deadline: tokio::time::Instant) -> Result<(), MtaError> {
         let mut state = self.state.clone();
         // Owned at once: the watch guard must not live across an await.
         let reached = match tokio::time::timeout_at(
@@ -198,15 +200,15 @@ impl Instance {
                 self.version = version;
                 return Ok(());
             }
-            None => PostfixError::NotReady {
+            None => MtaError::NotReady {
                 secs: self.startup_timeout.as_secs(),
                 log: self.tail(20),
             },
-            Some(State::Failed(why)) => PostfixError::Refused {
+            Some(State::Failed(why)) => MtaError::Refused {
                 why,
                 log: self.tail(20),
             },
-            Some(State::Starting | State::Ended) => PostfixError::Refused {
+            Some(State::Starting | State::Ended) => MtaError::Refused {
                 why: "Postfix exited during start-up".into(),
                 log: self.tail(20),
             },
@@ -270,18 +272,25 @@ impl Instance {
         rx
     }
 
-    /// Asks Postfix to attempt delivery of one queued message now
-    /// (`postqueue -i`).
-    pub async fn flush(&self, queue_id: &str) -> Result<(), PostfixError> {
-        self.exec(&["postqueue", "-i", queue_id]).await.map(|_| ())
+    /// Asks the MTA to attempt delivery of one queued message now
+    /// (Postfix: `postqueue -i`; Exim: `exim -M`).
+    pub async fn flush(&self, queue_id: &str) -> Result<(), MtaError> {
+        let cmd = self.mta.retry_command(queue_id);
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        self.exec(&cmd).await.map(|_| ())
+    }
+
+    /// Which MTA this is.
+    pub fn mta(&self) -> super::Mta {
+        self.mta
     }
 
     /// Runs a command in the container; its stdout when it exits with 0.
     /// (Through bollard rather than testcontainers' exec, whose result is
     /// not `Sync` and would make every run future `!Send`.)
-    pub async fn exec(&self, cmd: &[&str]) -> Result<String, PostfixError> {
+    pub async fn exec(&self, cmd: &[&str]) -> Result<String, MtaError> {
         let what = cmd.join(" ");
-        let failed = |e: String| PostfixError::Exec(format!("{what}: {e}"));
+        let failed = |e: String| MtaError::Exec(format!("{what}: {e}"));
         let container = self.container.as_ref().expect("instance is running");
         let id = container.id().to_owned();
         let work = async {
@@ -446,11 +455,11 @@ pub async fn run_once(
     files: &[(String, Vec<u8>)],
     script: &str,
     deadline: Duration,
-) -> Result<Ran, PostfixError> {
+) -> Result<Ran, MtaError> {
     let container = container(image, run_id, container_name, archive(files)?, script)
         .start()
         .await
-        .map_err(|e| PostfixError::Start(e.to_string()))?;
+        .map_err(|e| MtaError::Start(e.to_string()))?;
     let read = async {
         let mut out = Vec::new();
         let mut err = Vec::new();
@@ -459,17 +468,17 @@ pub async fn run_once(
             tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut out),
             tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut err),
         );
-        o.and(e).map_err(|e| PostfixError::Exec(e.to_string()))?;
+        o.and(e).map_err(|e| MtaError::Exec(e.to_string()))?;
         let code = container
             .exit_code()
             .await
-            .map_err(|e| PostfixError::Exec(e.to_string()))?;
-        Ok::<_, PostfixError>((code, out, err))
+            .map_err(|e| MtaError::Exec(e.to_string()))?;
+        Ok::<_, MtaError>((code, out, err))
     };
     let result = tokio::time::timeout(deadline, read).await;
     let _ = container.rm().await;
     let (code, out, err) = result.map_err(|_| {
-        PostfixError::Exec(format!(
+        MtaError::Exec(format!(
             "{script} did not end within {}s",
             deadline.as_secs()
         ))
@@ -485,6 +494,7 @@ pub async fn run_once(
 /// stdout (the mail log) means Postfix is gone, whether it never started
 /// or stopped mid-run.
 async fn pump(
+    mta: super::Mta,
     stream: std::pin::Pin<Box<dyn AsyncBufRead + Send>>,
     hub: Arc<LogHub>,
     state: Arc<watch::Sender<State>>,
@@ -499,7 +509,7 @@ async fn pump(
             break;
         }
         let text = String::from_utf8_lossy(&buf);
-        hub.push(LogLine::parse(text.trim_end_matches(['\r', '\n'])), &state);
+        hub.push(mta.parse_line(text.trim_end_matches(['\r', '\n'])), &state);
         buf.clear();
     }
     state.send_if_modified(|s| {
@@ -512,7 +522,7 @@ async fn pump(
 }
 
 /// The files as one tar archive, by their paths under [`MOUNT`].
-fn archive(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, PostfixError> {
+fn archive(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, MtaError> {
     let mut tar = tar::Builder::new(Vec::new());
     for (path, bytes) in files {
         let mut header = tar::Header::new_gnu();
@@ -520,10 +530,10 @@ fn archive(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, PostfixError> {
         header.set_mode(0o644);
         header.set_cksum();
         tar.append_data(&mut header, path, bytes.as_slice())
-            .map_err(|e| PostfixError::Start(format!("failed to pack the configuration: {e}")))?;
+            .map_err(|e| MtaError::Start(format!("failed to pack the configuration: {e}")))?;
     }
     tar.into_inner()
-        .map_err(|e| PostfixError::Start(format!("failed to pack the configuration: {e}")))
+        .map_err(|e| MtaError::Start(format!("failed to pack the configuration: {e}")))
 }
 
 /// `name:tag`, allowing a registry port in the name.

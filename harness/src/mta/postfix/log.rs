@@ -1,89 +1,29 @@
-//! Parsing Postfix's mail log (`maillog_file = /dev/stdout`).
+//! Parsing Postfix's mail log (`maillog_file = /dev/stdout`) into the
+//! MTA-neutral events of [`crate::mta::log`].
 
-use serde::Serialize;
-
+use crate::mta::log::{Delivery, LogEvent, LogLine, Status, TlsSession};
 use crate::outcome::Trust;
 
-/// One line of the mail log, with what the harness understood of it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct LogLine {
-    pub raw: String,
-    /// `postfix/smtp`, `postfix/master`, ...
-    pub program: String,
-    pub pid: u32,
-    /// The text after `program[pid]: `.
-    pub message: String,
-    #[serde(skip)]
-    pub event: LogEvent,
-}
-
-#[derive(Clone, Debug, PartialEq, Default)]
-pub enum LogEvent {
-    /// `QUEUEID: to=<...>, relay=..., dsn=..., status=...`
-    Delivery(Delivery),
-    /// `Verified TLS connection established to host[addr]:port: TLSv1.3 ...`
-    Tls(TlsSession),
-    /// `daemon started -- version 3.7.11, configuration /etc/postfix`
-    Started { version: String },
-    /// `fatal: ...` or `panic: ...`
-    Fatal(String),
-    #[default]
-    Other,
-}
-
-/// The status of one recipient after one delivery attempt.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Delivery {
-    pub queue_id: String,
-    pub to: String,
-    pub relay: String,
-    pub dsn: String,
-    /// `sent`, `deferred`, `bounced` or `expired`.
-    pub status: String,
-    /// The text in parentheses after the status.
-    pub reason: String,
-}
-
-/// One TLS session, as the smtp client logs it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TlsSession {
-    pub trust: Trust,
-    pub host: String,
-    pub addr: String,
-    pub port: u16,
-    /// e.g. `TLSv1.3`
-    pub protocol: String,
-    pub cipher: String,
-}
-
-impl LogLine {
-    /// Parses one log line; lines not from a Postfix program come back
-    /// with an empty program and [`LogEvent::Other`].
-    pub fn parse(raw: &str) -> LogLine {
-        let raw = raw.trim_end_matches(['\r', '\n']).to_owned();
-        let Some((program, pid, message)) = split_header(&raw) else {
-            return LogLine {
-                program: String::new(),
-                pid: 0,
-                message: raw.clone(),
-                raw,
-                event: LogEvent::Other,
-            };
-        };
-        let event = parse_event(&program, &message);
-        LogLine {
-            raw,
-            program,
-            pid,
-            message,
-            event,
-        }
-    }
-
-    /// The queue id this line is about, if it starts with one.
-    pub fn queue_id(&self) -> Option<&str> {
-        let (id, _) = self.message.split_once(": ")?;
-        is_queue_id(id).then_some(id)
+/// Parses one line of Postfix's log; lines not from a Postfix program
+/// come back with an empty program and [`LogEvent::Other`].
+pub fn parse(raw: &str) -> LogLine {
+    let raw = raw.trim_end_matches(['\r', '\n']);
+    let Some((program, pid, message)) = split_header(raw) else {
+        return LogLine::other(raw);
+    };
+    let event = parse_event(&program, &message);
+    let queue_id = message
+        .split_once(": ")
+        .map(|(id, _)| id)
+        .filter(|id| is_queue_id(id))
+        .map(str::to_owned);
+    LogLine {
+        raw: raw.to_owned(),
+        program,
+        pid,
+        message,
+        queue_id,
+        event,
     }
 }
 
@@ -172,7 +112,7 @@ fn parse_delivery(message: &str) -> Option<Delivery> {
     let dsn = field("dsn")?;
     let status_at = rest.find(", status=")? + ", status=".len();
     let tail = &rest[status_at..];
-    let (status, reason) = match tail.split_once(' ') {
+    let (word, reason) = match tail.split_once(' ') {
         Some((status, reason)) => (
             status,
             reason
@@ -182,13 +122,21 @@ fn parse_delivery(message: &str) -> Option<Delivery> {
         ),
         None => (tail, ""),
     };
+    let status = match word {
+        "sent" => Status::Sent,
+        "deferred" => Status::Deferred,
+        "bounced" => Status::Bounced,
+        "expired" => Status::Expired,
+        _ => return None,
+    };
     Some(Delivery {
         queue_id: queue_id.to_owned(),
         to,
         relay,
         dsn,
-        status: status.to_owned(),
+        status,
         reason: reason.to_owned(),
+        tls: None,
     })
 }
 
@@ -198,7 +146,7 @@ mod tests {
 
     #[test]
     fn parses_the_incident_line() {
-        let l = LogLine::parse(
+        let l = parse(
             "Nov 27 21:22:02 tlsharness postfix/smtp[102]: 7F8D2D809E: to=<r@a.test>, relay=relay.test[127.0.0.1]:10026, delay=0.04, delays=0.01/0.03/0/0, dsn=4.7.4, status=deferred (TLS is required, but was not offered by host relay.test[127.0.0.1])",
         );
         assert_eq!(l.program, "postfix/smtp");
@@ -210,7 +158,7 @@ mod tests {
         assert_eq!(d.to, "r@a.test");
         assert_eq!(d.relay, "relay.test[127.0.0.1]:10026");
         assert_eq!(d.dsn, "4.7.4");
-        assert_eq!(d.status, "deferred");
+        assert_eq!(d.status, Status::Deferred);
         assert_eq!(
             d.reason,
             "TLS is required, but was not offered by host relay.test[127.0.0.1]"
@@ -219,20 +167,20 @@ mod tests {
 
     #[test]
     fn parses_orig_to_and_sent() {
-        let l = LogLine::parse(
+        let l = parse(
             "Jun  8 04:29:57 hogepmail postfix/smtp[7]: 000AB00000: to=<root@h.net>, orig_to=<root>, relay=smtp.sendgrid.net[1.2.3.4]:587, delay=948, delays=947/0.12/0.28/0, dsn=2.0.0, status=sent (250 Ok)",
         );
         let LogEvent::Delivery(d) = l.event else {
             panic!()
         };
         assert_eq!(d.relay, "smtp.sendgrid.net[1.2.3.4]:587");
-        assert_eq!(d.status, "sent");
+        assert_eq!(d.status, Status::Sent);
         assert_eq!(d.reason, "250 Ok");
     }
 
     #[test]
     fn parses_tls_summary() {
-        let l = LogLine::parse(
+        let l = parse(
             "Nov 27 21:30:00 h postfix/smtp[9]: Verified TLS connection established to smtp.relay.test[127.0.0.1]:41234: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256",
         );
         let LogEvent::Tls(t) = l.event else {
@@ -247,7 +195,7 @@ mod tests {
 
     #[test]
     fn parses_master_start_and_fatal() {
-        let l = LogLine::parse(
+        let l = parse(
             "Nov 27 21:21:58 tlsharness postfix/master[1]: daemon started -- version 3.7.11, configuration /etc/postfix",
         );
         assert_eq!(
@@ -256,13 +204,21 @@ mod tests {
                 version: "3.7.11".into()
             }
         );
-        let f = LogLine::parse("Nov 27 21:21:58 h postfix/postfix-script[5]: fatal: bad config");
+        let f = parse("Nov 27 21:21:58 h postfix/postfix-script[5]: fatal: bad config");
         assert_eq!(f.event, LogEvent::Fatal("bad config".into()));
     }
 
     #[test]
+    fn a_status_word_postfix_does_not_write_is_no_delivery() {
+        let l = parse(
+            "Nov 27 21:22:02 h postfix/smtp[102]: 7F8D2D809E: to=<r@a.test>, relay=none, delay=0, delays=0/0/0/0, dsn=4.0.0, status=undeliverable (x)",
+        );
+        assert_eq!(l.event, LogEvent::Other);
+    }
+
+    #[test]
     fn unrelated_text_is_kept() {
-        let l = LogLine::parse("random text");
+        let l = parse("random text");
         assert_eq!(l.event, LogEvent::Other);
         assert_eq!(l.message, "random text");
     }

@@ -78,10 +78,25 @@ impl fmt::Display for Loose {
 /// Postfix's configuration let mail out; nothing may run on it.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the Postfix configuration is not contained, so nothing runs on it:{}",
+    "the MTA's configuration is not contained, so nothing runs on it:{}",
     list(.0)
 )]
 pub struct NotContained(pub Vec<Loose>);
+
+impl NotContained {
+    /// The MTA's account of its configuration could not be read: nothing
+    /// can be judged, so nothing runs.
+    pub fn unreadable(what: &str) -> NotContained {
+        NotContained(vec![Loose {
+            service: what.to_owned(),
+            kind: String::new(),
+            parameter: String::new(),
+            value: String::new(),
+            effective: String::new(),
+            why: format!("{what}'s account of the configuration is unreadable"),
+        }])
+    }
+}
 
 fn list(loose: &[Loose]) -> String {
     loose.iter().map(|l| format!("\n  {l}")).collect()
@@ -512,18 +527,18 @@ mod tests {
     /// The run's own configuration (postfix::config), one transport with
     /// scenario settings.
     const RUN: Fixture = Fixture {
-        main: include_str!("../../tests/data/containment/run/postconf.txt"),
-        services: include_str!("../../tests/data/containment/run/postconf-M.txt"),
-        overrides: include_str!("../../tests/data/containment/run/postconf-P.txt"),
+        main: include_str!("../../../tests/data/containment/run/postconf.txt"),
+        services: include_str!("../../../tests/data/containment/run/postconf-M.txt"),
+        overrides: include_str!("../../../tests/data/containment/run/postconf-P.txt"),
     };
 
     /// Debian's master.cf with a user's `-o` options on smtp, relay and
     /// rewrite, and main.cf setting the old fallback_relay and a bind
     /// address through a `${name}`.
     const USER: Fixture = Fixture {
-        main: include_str!("../../tests/data/containment/loose/postconf.txt"),
-        services: include_str!("../../tests/data/containment/loose/postconf-M.txt"),
-        overrides: include_str!("../../tests/data/containment/loose/postconf-P.txt"),
+        main: include_str!("../../../tests/data/containment/loose/postconf.txt"),
+        services: include_str!("../../../tests/data/containment/loose/postconf-M.txt"),
+        overrides: include_str!("../../../tests/data/containment/loose/postconf-P.txt"),
     };
 
     #[test]
@@ -567,7 +582,7 @@ mod tests {
         assert_eq!(e.0.len(), 12);
         assert!(
             e.to_string().starts_with(
-                "the Postfix configuration is not contained, so nothing runs on it:\n  rewrite (unix) sender_dependent_relayhost_maps = "
+                "the MTA's configuration is not contained, so nothing runs on it:\n  rewrite (unix) sender_dependent_relayhost_maps = "
             ),
             "{e}"
         );

@@ -10,7 +10,7 @@ use bollard::models::ContainerSummaryStateEnum;
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use futures_util::StreamExt;
 
-use super::PostfixError;
+use super::MtaError;
 
 /// Label on every container the harness starts: the run's id.
 pub const LABEL_RUN: &str = "tlsharness.run";
@@ -27,17 +27,17 @@ pub const LABEL_PIDNS: &str = "tlsharness.pidns";
 pub const LABEL_ROLE: &str = "tlsharness.role";
 
 /// A Docker client for DOCKER_HOST (or the local socket), not yet tried.
-pub fn client() -> Result<Docker, PostfixError> {
+pub fn client() -> Result<Docker, MtaError> {
     Docker::connect_with_defaults()
-        .map_err(|e| PostfixError::Docker(format!("failed to reach Docker: {e}")))
+        .map_err(|e| MtaError::Docker(format!("failed to reach Docker: {e}")))
 }
 
 /// Connects to the Docker engine (DOCKER_HOST, or the local socket) and
 /// checks that it answers within `deadline`.
-pub async fn connect(deadline: Duration) -> Result<Docker, PostfixError> {
+pub async fn connect(deadline: Duration) -> Result<Docker, MtaError> {
     let endpoint =
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-    let no_docker = |detail: String| PostfixError::NoDocker {
+    let no_docker = |detail: String| MtaError::NoDocker {
         endpoint: endpoint.clone(),
         detail,
     };
@@ -97,7 +97,7 @@ fn owner_alive(tag: &str) -> bool {
 async fn list(
     docker: &Docker,
     label: String,
-) -> Result<Vec<bollard::models::ContainerSummary>, PostfixError> {
+) -> Result<Vec<bollard::models::ContainerSummary>, MtaError> {
     docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -112,13 +112,13 @@ async fn list(
             });
             found
         })
-        .map_err(|e| PostfixError::Docker(format!("failed to list containers: {e}")))
+        .map_err(|e| MtaError::Docker(format!("failed to list containers: {e}")))
 }
 
 /// Force-removes a container; one that is gone counts as removed, and one
 /// already being removed (by another harness's sweep, say) once Docker
 /// says it is gone.
-pub(crate) async fn remove(docker: &Docker, id: &str) -> Result<(), PostfixError> {
+pub(crate) async fn remove(docker: &Docker, id: &str) -> Result<(), MtaError> {
     let options = RemoveContainerOptions {
         force: true,
         v: true,
@@ -144,7 +144,7 @@ pub(crate) async fn remove(docker: &Docker, id: &str) -> Result<(), PostfixError
             let _ = tokio::time::timeout(Duration::from_secs(30), removed.next()).await;
             Ok(())
         }
-        Err(e) => Err(PostfixError::Docker(format!(
+        Err(e) => Err(MtaError::Docker(format!(
             "failed to remove container {id}: {e}"
         ))),
     }
@@ -166,7 +166,7 @@ pub struct Swept {
 /// (boot id) and same PID namespace. A container owned from elsewhere (a
 /// parallel CI job on the same daemon, an earlier boot, another machine)
 /// is removed only once it has stopped.
-pub async fn sweep(docker: &Docker) -> Result<Swept, PostfixError> {
+pub async fn sweep(docker: &Docker) -> Result<Swept, MtaError> {
     let boot = boot_id();
     let pidns = pid_namespace();
     let mut removed = Swept::default();
@@ -269,13 +269,13 @@ pub fn sweep_run_dirs() -> usize {
 }
 
 /// Ids of the containers labelled with this run id.
-pub async fn containers_of_run(docker: &Docker, run_id: &str) -> Result<Vec<String>, PostfixError> {
+pub async fn containers_of_run(docker: &Docker, run_id: &str) -> Result<Vec<String>, MtaError> {
     let found = list(docker, format!("{LABEL_RUN}={run_id}")).await?;
     Ok(found.into_iter().filter_map(|c| c.id).collect())
 }
 
 /// Removes every container this process started.
-pub async fn remove_owned(docker: &Docker) -> Result<usize, PostfixError> {
+pub async fn remove_owned(docker: &Docker) -> Result<usize, MtaError> {
     let found = list(docker, format!("{LABEL_PID}={}", process_tag())).await?;
     let mut removed = 0;
     for id in found.into_iter().filter_map(|c| c.id) {
@@ -286,13 +286,13 @@ pub async fn remove_owned(docker: &Docker) -> Result<usize, PostfixError> {
 }
 
 /// Whether the image exists locally (nothing is ever pulled).
-pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool, PostfixError> {
+pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool, MtaError> {
     match docker.inspect_image(image).await {
         Ok(_) => Ok(true),
         Err(DockerError::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(false),
-        Err(e) => Err(PostfixError::Docker(format!(
+        Err(e) => Err(MtaError::Docker(format!(
             "failed to inspect image {image}: {e}"
         ))),
     }
@@ -308,7 +308,7 @@ pub struct PreparedRun {
 /// What every run does before it starts anything: reach Docker, clear up
 /// after killed runs, check that every image is present (nothing is ever
 /// pulled), and make the agent's image if this binary has none yet.
-pub async fn prepare_run(images: &[&str]) -> Result<PreparedRun, PostfixError> {
+pub async fn prepare_run(images: &[&str]) -> Result<PreparedRun, MtaError> {
     let docker = connect(Duration::from_secs(10)).await?;
     sweep(&docker).await?;
     sweep_run_dirs();
@@ -317,7 +317,7 @@ pub async fn prepare_run(images: &[&str]) -> Result<PreparedRun, PostfixError> {
             let suite_arg = super::image::suite_of(image)
                 .map(|s| format!(" --suite {s}"))
                 .unwrap_or_else(|| " (or build your own image with Postfix in it)".into());
-            return Err(PostfixError::ImageMissing {
+            return Err(MtaError::ImageMissing {
                 image: (*image).to_owned(),
                 suite_arg,
             });

@@ -1,0 +1,334 @@
+//! Exim 4 behind the MTA boundary: the whole configuration is the
+//! harness's own (Debian's split configuration is not used), with one
+//! smtp transport per policy ([`crate::policy::EximPolicy`]) and a route
+//! per case read from a table: the case's recipient domain goes to the
+//! relay's name and port, from the case's source address.
+
+pub mod log;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::postfix::containment::{Loose, NotContained};
+use super::{CASE_DOMAIN, Rendered, Target};
+use crate::policy::{EximPolicy, Policy};
+
+/// Where the harness's route table and CA live inside the container.
+const CONF_DIR: &str = "/etc/exim4/tlsharness";
+
+/// The smtp transport options that make each policy (besides the
+/// route's port, source address and CA, which every transport reads).
+fn policy_options(policy: EximPolicy) -> &'static [(&'static str, &'static str)] {
+    match policy {
+        EximPolicy::None => &[("hosts_avoid_tls", "*")],
+        EximPolicy::Try => &[],
+        EximPolicy::TryNoclear => &[("tls_tempfail_tryclear", "false")],
+        EximPolicy::Require => &[("hosts_require_tls", "*")],
+        EximPolicy::RequireVerify => &[
+            ("hosts_require_tls", "*"),
+            ("tls_verify_hosts", "*"),
+            ("tls_verify_cert_hostnames", "*"),
+        ],
+    }
+}
+
+/// A transport: a policy, with a scenario's own `[exim.settings]`.
+type TransportKey = (EximPolicy, BTreeMap<String, String>);
+
+/// The name of transport `n`: `tlsh0_try_noclear`.
+fn transport_name(n: usize, policy: EximPolicy) -> String {
+    format!("tlsh{n}_{}", policy.as_str().replace('-', "_"))
+}
+
+/// The main configuration: injected mail is accepted from loopback only,
+/// every case's domain is routed by the table, the sender's domain (where
+/// bounces go) is discarded, and nothing else is routable.
+fn main_conf(transports: &[(String, TransportKey)]) -> String {
+    let mut out = format!(
+        r#"# Written by tlsharness for one run. Everything outside the harness's
+# own routes is contained: loopback only, no DNS, and a domain not in the
+# route table is undeliverable.
+primary_hostname = mta.tlsharness.test
+keep_environment =
+daemon_smtp_ports = 25
+# Every case is injected at once; Exim's default refuses the 21st connection.
+smtp_accept_max = 0
+local_interfaces = <; 127.0.0.1
+tls_advertise_hosts =
+host_lookup =
+rfc1413_hosts =
+log_file_path = /var/log/exim4/%slog
+log_selector = +pid +tls_peerdn +tls_certificate_verified +outgoing_port +outgoing_interface
+message_logs = false
+# Every delivery is the harness's (`exim -M`, forced): cases share the
+# relay's name and address, and Exim's hints (a host's retry time, messages
+# waiting for a host) would otherwise carry one case's failure into another.
+queue_only = true
+acl_smtp_rcpt = acl_rcpt
+never_users =
+received_header_text = Received: from $sender_rcvhost by $primary_hostname with $received_protocol id $message_exim_id
+
+begin acl
+
+acl_rcpt:
+  accept hosts = <; 127.0.0.0/8
+  deny
+
+begin routers
+
+# Bounces to the harness's sender are discarded here.
+discard:
+  driver = redirect
+  domains = {CASE_DOMAIN}
+  data = :blackhole:
+
+tlsh:
+  driver = manualroute
+  domains = lsearch;{CONF_DIR}/routes
+  address_data = ${{lookup{{$domain}}lsearch{{{CONF_DIR}/routes}}}}
+  route_data = ${{extract{{host}}{{$address_data}}}} byname
+  transport = ${{extract{{transport}}{{$address_data}}}}
+  host_find_failed = defer
+  self = send
+
+begin transports
+"#
+    );
+    for (name, (policy, settings)) in transports {
+        let _ = write!(
+            out,
+            "\n{name}:\n  driver = smtp\n  connection_max_messages = 1\n  port = ${{extract{{port}}{{$address_data}}}}\n  interface = ${{extract{{source}}{{$address_data}}}}\n  tls_verify_certificates = ${{extract{{ca}}{{$address_data}}}}\n"
+        );
+        for (k, v) in policy_options(*policy) {
+            let _ = writeln!(out, "  {k} = {v}");
+        }
+        for (k, v) in settings {
+            let _ = writeln!(out, "  {k} = {v}");
+        }
+    }
+    out.push_str(
+        "\nbegin retry\n\n# Retries are the harness's (`exim -M`); no queue runner runs.\n* * F,1d,1m\n",
+    );
+    out
+}
+
+/// The route table: `c0.tlsharness.test: host=... port=... source=...
+/// ca=... transport=...`.
+fn route_line(t: &Target<'_>, transport: &str) -> String {
+    let ca = if t.scenario.postfix.trust_ca {
+        format!("{CONF_DIR}/ca.pem")
+    } else {
+        // The system store, which does not hold the run's CA.
+        "system".to_owned()
+    };
+    let source = t.source.map(|s| s.to_string()).unwrap_or_default();
+    format!(
+        "{}: host={} port={} source={source} ca={ca} transport={transport}",
+        t.domain(),
+        t.hostname,
+        t.port,
+    )
+}
+
+fn hosts_file(hosts: &BTreeMap<String, Vec<IpAddr>>) -> String {
+    let mut by_addr: BTreeMap<IpAddr, Vec<&str>> = BTreeMap::new();
+    for (name, addrs) in hosts {
+        for a in addrs {
+            by_addr.entry(*a).or_default().push(name);
+        }
+    }
+    let mut out = String::from("# tlsharness: the run's fake relays\n");
+    for (addr, names) in by_addr {
+        let _ = writeln!(out, "{addr} {}", names.join(" "));
+    }
+    out
+}
+
+/// Installs the run's configuration and runs Exim's daemon in the
+/// foreground, with no queue runner (retries are the harness's); the main
+/// and panic logs are followed on stdout, where the harness reads them.
+const ENTRYPOINT: &str = r#"#!/bin/sh
+# tlsharness entry point (runs inside the Exim container).
+set -eu
+src=/tlsharness
+mkdir -p /etc/exim4/tlsharness
+cp "$src/exim4.conf" /etc/exim4/exim4.conf
+cp "$src/routes" "$src/ca.pem" /etc/exim4/tlsharness/
+cat "$src/hosts" >> /etc/hosts
+# Names resolve from /etc/hosts; nothing answers DNS in the namespace.
+echo "nameserver 127.0.0.1" > /etc/resolv.conf
+mkdir -p /var/log/exim4
+: > /var/log/exim4/mainlog
+: > /var/log/exim4/paniclog
+chown Debian-exim:adm /var/log/exim4/mainlog /var/log/exim4/paniclog
+tail -q -n +1 -F /var/log/exim4/mainlog /var/log/exim4/paniclog &
+echo "tlsharness: configuration installed" >&2
+exec exim -bdf
+"#;
+
+/// The configuration of one Exim instance for `targets`.
+pub(super) fn render(
+    targets: &[Target<'_>],
+    hosts: &BTreeMap<String, Vec<IpAddr>>,
+    ca_pem: &str,
+) -> Rendered {
+    let mut transports: Vec<(String, TransportKey)> = Vec::new();
+    let mut routes = String::new();
+    let mut shown = Vec::new();
+    for t in targets {
+        let Policy::Exim(policy) = t.policy else {
+            panic!("an Exim case has an Exim policy");
+        };
+        let key = (policy, t.scenario.exim_settings.clone());
+        let name = match transports.iter().find(|(_, k)| *k == key) {
+            Some((name, _)) => name.clone(),
+            None => {
+                let name = transport_name(transports.len(), policy);
+                transports.push((name.clone(), key));
+                name
+            }
+        };
+        let line = route_line(t, &name);
+        let _ = writeln!(routes, "{line}");
+        shown.push((name, line));
+    }
+    let conf = main_conf(&transports);
+    let files = vec![
+        ("exim4.conf".to_owned(), conf.clone().into_bytes()),
+        ("routes".to_owned(), routes.clone().into_bytes()),
+        ("hosts".to_owned(), hosts_file(hosts).into_bytes()),
+        ("ca.pem".to_owned(), ca_pem.as_bytes().to_vec()),
+        ("entrypoint.sh".to_owned(), ENTRYPOINT.as_bytes().to_vec()),
+    ];
+    Rendered {
+        files,
+        configs: (conf, routes),
+        routes: shown,
+    }
+}
+
+/// Delivers one queued message now, whatever its retry time (`-M`; it
+/// waits for the delivery, and its exit status says only that the
+/// message is still queued, which the log says better).
+pub(super) fn retry_command(queue_id: &str) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        "exim -M \"$1\" || true".into(),
+        "sh".into(),
+        queue_id.into(),
+    ]
+}
+
+/// Exim's own account of its routers and transports, then resolv.conf.
+pub(super) fn containment_commands() -> Vec<Vec<String>> {
+    vec![
+        vec!["exim".into(), "-bP".into(), "router_list".into()],
+        vec!["exim".into(), "-bP".into(), "transports".into()],
+    ]
+}
+
+/// Refuses a configuration whose routers are not the harness's two, or
+/// whose transports could send anywhere but to the route's host from
+/// loopback (`hosts` or `fallback_hosts` set, or an `interface` that the
+/// route table does not give).
+pub(super) fn verify_containment(outputs: &[&str]) -> Result<(), NotContained> {
+    let [routers, transports, resolv_conf] = outputs else {
+        return Err(NotContained::unreadable("exim -bP"));
+    };
+    let mut loose = Vec::new();
+    let mut flag = |kind: &str, parameter: &str, value: &str, why: &str| {
+        loose.push(Loose {
+            service: "exim".into(),
+            kind: kind.into(),
+            parameter: parameter.into(),
+            value: value.into(),
+            effective: value.into(),
+            why: why.into(),
+        })
+    };
+    // `exim -bP router_list` prints one router per line.
+    let list: Vec<&str> = routers
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if list != ["discard", "tlsh"] {
+        flag(
+            "router",
+            "router_list",
+            &list.join(" : "),
+            "only the harness's routers (discard, tlsh) may route mail",
+        );
+    }
+    for line in transports.lines() {
+        let Some((k, v)) = line.split_once(" = ") else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        match k {
+            "hosts" | "fallback_hosts" if !v.is_empty() => flag(
+                "transport",
+                k,
+                v,
+                "a transport's own hosts would receive mail the route table does not send them",
+            ),
+            "interface" if v != "${extract{source}{$address_data}}" => flag(
+                "transport",
+                k,
+                v,
+                "the client must send from the case's loopback source address",
+            ),
+            _ => {}
+        }
+    }
+    let servers: Vec<&str> = resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(str::trim)
+        .collect();
+    if servers.iter().any(|s| *s != "127.0.0.1") {
+        flag(
+            "resolver",
+            "nameserver",
+            &servers.join(" "),
+            "only a resolver on loopback may be asked",
+        );
+    }
+    if loose.is_empty() {
+        Ok(())
+    } else {
+        Err(NotContained(loose))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_policy_has_its_transport_and_options() {
+        let transports: Vec<(String, TransportKey)> = EximPolicy::ALL
+            .iter()
+            .enumerate()
+            .map(|(n, p)| (transport_name(n, *p), (*p, BTreeMap::new())))
+            .collect();
+        let conf = main_conf(&transports);
+        for (name, _) in &transports {
+            assert!(conf.contains(&format!("\n{name}:\n")), "{conf}");
+        }
+        assert!(conf.contains("tlsh2_try_noclear:\n"));
+        assert!(conf.contains("  tls_tempfail_tryclear = false\n"));
+        assert!(conf.contains("  hosts_avoid_tls = *\n"));
+    }
+
+    #[test]
+    fn a_transport_with_hosts_of_its_own_is_refused() {
+        let ok = "interface = ${extract{source}{$address_data}}\nhosts =\n";
+        assert!(verify_containment(&["discard\ntlsh\n", ok, "nameserver 127.0.0.1\n"]).is_ok());
+        let out = "interface = ${extract{source}{$address_data}}\nfallback_hosts = 192.0.2.1\n";
+        let e = verify_containment(&["discard\ntlsh\n", out, ""]).unwrap_err();
+        assert!(e.to_string().contains("fallback_hosts = 192.0.2.1"), "{e}");
+    }
+}

@@ -1,0 +1,199 @@
+//! The MTA under test, behind one boundary. For a run's cases ([`Target`]:
+//! where each case's mail goes, under which TLS policy) an MTA renders
+//! its configuration ([`Rendered`]); its container is started, readied,
+//! fed and asked to retry the same way whichever MTA it is
+//! ([`Instance`]); and its log comes back as typed delivery events
+//! ([`log`]). `run`, classification and reports see only these; Postfix
+//! and Exim each live in a module of their own.
+
+pub mod docker;
+pub mod exim;
+pub mod image;
+mod instance;
+pub mod log;
+pub mod postfix;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+pub use instance::{DeliveryEvent, Instance, Ran, StartOptions, run_once};
+pub use postfix::containment::{Loose, NotContained};
+
+pub use crate::policy::{Mta, Policy};
+use crate::scenario::Scenario;
+
+/// Where the harness copies its files inside the MTA's container.
+pub const MOUNT: &str = "/tlsharness";
+/// The envelope sender of every test message; its domain is discarded
+/// inside the MTA, so bounces never leave it.
+pub const SENDER: &str = "harness@tlsharness.test";
+/// The domain under which every case has its own recipient domain.
+pub const CASE_DOMAIN: &str = "tlsharness.test";
+
+/// One case as the MTA is to deliver it: the case's own recipient domain
+/// goes to the relay's name and port (or by MX, to its zone), from the
+/// case's own source address, under its TLS policy.
+pub struct Target<'a> {
+    /// The case's index in the run (its recipient domain's label).
+    pub index: usize,
+    /// The case's rig with the agent (names its own lookup tables).
+    pub rig: u64,
+    pub policy: Policy,
+    pub scenario: &'a Scenario,
+    pub hostname: String,
+    pub port: u16,
+    /// How many addresses the relay's name has (one per path).
+    pub paths: usize,
+    pub source: Option<IpAddr>,
+    /// The SHA-256 fingerprint of the relay's own certificate, as an
+    /// admin would pin it.
+    pub relay_fingerprint: String,
+    /// The case's own zone, when its mail goes by MX.
+    pub zone: Option<crate::dns::Zone>,
+}
+
+impl Target<'_> {
+    /// The case's recipient domain.
+    pub fn domain(&self) -> String {
+        format!("c{}.{CASE_DOMAIN}", self.index)
+    }
+}
+
+/// One instance's configuration, rendered.
+pub struct Rendered {
+    /// Files for the container, by path under [`MOUNT`].
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The main configuration files' text, for reports and bench.
+    pub configs: (String, String),
+    /// Per target, in order: the transport it uses and its route, in
+    /// the MTA's own terms.
+    pub routes: Vec<(String, String)>,
+}
+
+impl Mta {
+    /// Renders one instance's configuration for `targets`, with `hosts`
+    /// the names its client resolves and `ca_pem` the CA it trusts.
+    pub fn render(
+        self,
+        targets: &[Target<'_>],
+        hosts: &BTreeMap<String, Vec<IpAddr>>,
+        ca_pem: &str,
+    ) -> Rendered {
+        match self {
+            Mta::Postfix => postfix::render(targets, hosts, ca_pem),
+            Mta::Exim => exim::render(targets, hosts, ca_pem),
+        }
+    }
+
+    /// Parses one line of the MTA's log.
+    pub fn parse_line(self, raw: &str) -> log::LogLine {
+        match self {
+            Mta::Postfix => postfix::log::parse(raw),
+            Mta::Exim => exim::log::parse(raw),
+        }
+    }
+
+    /// The command that makes the MTA try a queued message again now.
+    pub fn retry_command(self, queue_id: &str) -> Vec<String> {
+        match self {
+            Mta::Postfix => vec!["postqueue".into(), "-i".into(), queue_id.into()],
+            Mta::Exim => exim::retry_command(queue_id),
+        }
+    }
+
+    /// A script that prints `validating` when the run's resolver validates
+    /// the run's root (or `no-dns` without zones); `None` where the MTA's
+    /// image runs no resolver.
+    pub fn resolver_check(self) -> Option<&'static str> {
+        match self {
+            Mta::Postfix => Some(postfix::config::RESOLVER_CHECK),
+            Mta::Exim => None,
+        }
+    }
+
+    /// Whether the MTA only queues what it receives, and the first
+    /// delivery is the harness's [`Mta::retry_command`] (Exim; Postfix
+    /// delivers at once).
+    pub fn queues_on_receipt(self) -> bool {
+        self == Mta::Exim
+    }
+
+    /// The image a run of this MTA uses unless told otherwise.
+    pub fn default_image(self) -> &'static str {
+        match self {
+            Mta::Postfix => image::DEFAULT_IMAGE,
+            Mta::Exim => image::EXIM_IMAGE,
+        }
+    }
+
+    /// The commands whose output shows, in the MTA's own words, where
+    /// its configuration can send mail, joined by the lab into one
+    /// script; [`Mta::verify_containment`] judges their outputs.
+    pub fn containment_commands(self) -> Vec<Vec<String>> {
+        match self {
+            Mta::Postfix => postfix::containment::commands().to_vec(),
+            Mta::Exim => exim::containment_commands(),
+        }
+    }
+
+    /// Refuses a configuration that would let mail out; `outputs` are the
+    /// outputs of [`Mta::containment_commands`], then resolv.conf.
+    pub fn verify_containment(
+        self,
+        outputs: &[&str],
+    ) -> Result<(), postfix::containment::NotContained> {
+        match self {
+            Mta::Postfix => match outputs {
+                [main, services, overrides, resolv_conf] => {
+                    postfix::containment::verify(main, services, overrides, resolv_conf)
+                }
+                _ => Err(postfix::containment::NotContained::unreadable("postconf")),
+            },
+            Mta::Exim => exim::verify_containment(outputs),
+        }
+    }
+}
+
+/// Failures around the MTA's container and Docker.
+#[derive(Debug, thiserror::Error)]
+pub enum MtaError {
+    #[error(
+        "no Docker daemon answers at {endpoint} ({detail}); run `ci/setup-docker.sh` to install and start one, or set DOCKER_HOST"
+    )]
+    NoDocker { endpoint: String, detail: String },
+    #[error(
+        "the MTA image {image} is not present and nothing can be pulled; build it with `tlsharness image build{suite_arg}`"
+    )]
+    ImageMissing { image: String, suite_arg: String },
+    #[error("failed to build the MTA image: {0}")]
+    Image(String),
+    #[error("{0}")]
+    Docker(String),
+    #[error("failed to start the MTA's container: {0}")]
+    Start(String),
+    #[error("the MTA did not start within {secs}s; its last log lines:\n{log}")]
+    NotReady { secs: u64, log: String },
+    #[error("the MTA refused to start: {why}\n{log}")]
+    Refused { why: String, log: String },
+    #[error("failed to inject a message: {0}")]
+    Inject(String),
+    #[error("failed to run a command in the MTA's container: {0}")]
+    Exec(String),
+    #[error("{0}")]
+    RunDir(String),
+}
+
+impl MtaError {
+    /// Whether this is a problem of the machine rather than of the run.
+    pub fn is_environment(&self) -> bool {
+        matches!(
+            self,
+            MtaError::NoDocker { .. }
+                | MtaError::ImageMissing { .. }
+                | MtaError::Image(_)
+                | MtaError::Docker(_)
+                | MtaError::Start(_)
+                | MtaError::RunDir(_)
+        )
+    }
+}

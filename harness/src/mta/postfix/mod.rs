@@ -1,0 +1,166 @@
+//! Postfix behind the MTA boundary: a run's cases as smtp transports
+//! (one per distinct set of `-o` settings) and transport_maps routes,
+//! its mail log, and the containment check of its configuration.
+
+pub mod config;
+pub mod containment;
+pub mod log;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use config::{CONF_DIR, PostfixConfig, Route, Transport};
+
+use super::{Rendered, Target};
+use crate::level::Level;
+
+/// The file of case `rig`'s own lookup table `kind`: cases share next
+/// hops (the relay's name and real port), so each has tables of its own.
+fn map_name(kind: &str, rig: u64) -> String {
+    format!("{kind}.{rig}")
+}
+
+/// The case's next hop in Postfix's terms: `[name]:port`, or the domain
+/// whose MX hosts Postfix looks up.
+fn nexthop(t: &Target<'_>) -> String {
+    match &t.zone {
+        Some(z) => z.name.clone(),
+        None => format!("[{}]:{}", t.hostname, t.port),
+    }
+}
+
+/// The `-o` settings of a case's smtp transport: its level, source
+/// address, trust, backoff, pinned fingerprint, DNS, SASL and policy
+/// tables, then the scenario's own `[postfix.settings]`.
+fn settings(t: &Target<'_>, level: Level) -> BTreeMap<String, String> {
+    let scenario = t.scenario;
+    let mut settings = BTreeMap::new();
+    for (k, v) in level.settings() {
+        settings.insert(k.to_owned(), v.to_owned());
+    }
+    if let Some(source) = t.source {
+        settings.insert("smtp_bind_address".into(), source.to_string());
+    }
+    if !scenario.postfix.trust_ca {
+        settings.insert("smtp_tls_CAfile".into(), String::new());
+    }
+    if let Some(after) = scenario.delivery.retry_after {
+        settings.insert("minimal_backoff_time".into(), format!("{}s", after.0));
+    }
+    if level == Level::Fingerprint {
+        // The admin pinned the real relay's certificate.
+        settings.insert("smtp_tls_fingerprint_digest".into(), "sha256".into());
+        settings.insert(
+            "smtp_tls_fingerprint_cert_match".into(),
+            t.relay_fingerprint.clone(),
+        );
+    }
+    if t.paths > 1 {
+        // Postfix would shuffle the addresses; the paths are in order.
+        settings.insert("smtp_randomize_addresses".into(), "no".into());
+    }
+    if t.zone.is_some() {
+        // DNSSEC answers for the DANE levels, as Postfix's DANE
+        // documentation asks; plain DNS elsewhere.
+        let support = if matches!(level, Level::Dane | Level::DaneOnly) {
+            "dnssec"
+        } else {
+            "enabled"
+        };
+        settings.insert("smtp_dns_support_level".into(), support.into());
+        settings.insert("smtp_host_lookup".into(), "dns".into());
+        if scenario.mta_sts.is_some() {
+            settings.insert(
+                "smtp_tls_policy_maps".into(),
+                crate::dns::mta_sts::DAEMON.into(),
+            );
+        }
+    }
+    if scenario.postfix.sasl.is_some() {
+        settings.insert("smtp_sasl_auth_enable".into(), "yes".into());
+        settings.insert(
+            "smtp_sasl_password_maps".into(),
+            format!("texthash:{CONF_DIR}/{}", map_name("sasl_passwd", t.rig)),
+        );
+    }
+    if scenario.postfix.tls_policy.is_some() {
+        settings.insert(
+            "smtp_tls_policy_maps".into(),
+            format!("texthash:{CONF_DIR}/{}", map_name("tls_policy", t.rig)),
+        );
+    }
+    for (k, v) in &scenario.postfix.settings {
+        settings.insert(k.as_str().to_owned(), v.as_str().to_owned());
+    }
+    settings
+}
+
+/// The configuration of one Postfix instance for `targets`: a transport
+/// per distinct set of settings (`tlsh<N>-<level>`), a route per case.
+pub(super) fn render(
+    targets: &[Target<'_>],
+    hosts: &BTreeMap<String, Vec<IpAddr>>,
+    ca_pem: &str,
+) -> Rendered {
+    let mut transports: BTreeMap<BTreeMap<String, String>, String> = BTreeMap::new();
+    let mut routes = Vec::new();
+    let mut maps = BTreeMap::new();
+    for t in targets {
+        let level = t
+            .policy
+            .level()
+            .expect("a Postfix case has a Postfix level");
+        let settings = settings(t, level);
+        let next = transports.len();
+        let name = settings
+            .get("smtp_tls_security_level")
+            .filter(|l| !l.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "legacy".into());
+        let transport = transports
+            .entry(settings)
+            .or_insert_with(|| format!("tlsh{next}-{name}"))
+            .clone();
+        routes.push(Route {
+            domain: t.domain(),
+            transport,
+            nexthop: nexthop(t),
+        });
+        if let Some(s) = &t.scenario.postfix.sasl {
+            maps.insert(
+                map_name("sasl_passwd", t.rig),
+                format!("{} {}:{}\n", nexthop(t), s.username, s.password),
+            );
+        }
+        if let Some(p) = &t.scenario.postfix.tls_policy {
+            maps.insert(
+                map_name("tls_policy", t.rig),
+                format!("{} {}\n", nexthop(t), p.as_str()),
+            );
+        }
+    }
+    let config = PostfixConfig {
+        inject: crate::lab::INJECT,
+        transports: transports
+            .into_iter()
+            .map(|(settings, name)| Transport { name, settings })
+            .collect(),
+        routes: routes.clone(),
+        hosts: hosts.clone(),
+        ca_pem: ca_pem.to_owned(),
+        main_overrides: BTreeMap::new(),
+        maps,
+        zones: targets.iter().filter_map(|t| t.zone.clone()).collect(),
+    };
+    Rendered {
+        files: config.files(),
+        configs: (config.main_cf(), config.master_cf()),
+        routes: routes
+            .into_iter()
+            .map(|r| {
+                let shown = format!("{} {}:{}", r.domain, r.transport, r.nexthop);
+                (r.transport, shown)
+            })
+            .collect(),
+    }
+}
