@@ -227,6 +227,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn exim_s_dockerfile_installs_and_labels_the_same_packages() {
+        let dockerfile = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/exim/Dockerfile"),
+        )
+        .unwrap();
+        let list = EXIM_PACKAGES.join(",");
+        assert!(
+            dockerfile.contains(&format!("LABEL {PACKAGES_LABEL}={list}\n")),
+            "{dockerfile}"
+        );
+        for p in EXIM_PACKAGES {
+            assert!(dockerfile.contains(&format!(" {p} ")), "{p}: {dockerfile}");
+        }
+    }
+
+    #[test]
     fn suite_names_map_to_images() {
         assert_eq!(image_for_suite("bookworm"), DEFAULT_IMAGE);
         assert_eq!(suite_of(DEFAULT_IMAGE), Some("bookworm"));

@@ -111,6 +111,23 @@ impl Mta {
         }
     }
 
+    /// A case's configuration as its failure artifacts show it: its
+    /// route, its transport, then the whole configuration (`configs` is
+    /// the instance's [`Rendered::configs`]).
+    pub fn case_config(
+        self,
+        version: &str,
+        image: &str,
+        configs: &(String, String),
+        transport: &str,
+        route: &str,
+    ) -> String {
+        match self {
+            Mta::Postfix => postfix::case_config(version, image, configs, transport, route),
+            Mta::Exim => exim::case_config(version, image, configs, transport, route),
+        }
+    }
+
     /// Whether the MTA only queues what it receives, and the first
     /// delivery is the harness's [`Mta::retry_command`] (Exim; Postfix
     /// delivers at once).
@@ -195,5 +212,40 @@ impl MtaError {
                 | MtaError::Start(_)
                 | MtaError::RunDir(_)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `run/`, `report/`, `scenario/` and `lab/` see the MTA only through
+    /// this module's neutral face, never one MTA's module.
+    #[test]
+    fn the_boundary_holds() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut offenders = Vec::new();
+        for dir in ["run", "report", "scenario", "lab"] {
+            let mut stack = vec![src.join(dir)];
+            while let Some(path) = stack.pop() {
+                if path.is_dir() {
+                    for entry in std::fs::read_dir(&path).unwrap() {
+                        stack.push(entry.unwrap().path());
+                    }
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    if ["mta::postfix", "mta::exim", "crate::postfix"]
+                        .iter()
+                        .any(|m| line.contains(m))
+                    {
+                        offenders.push(format!("{}:{}: {line}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "{}", offenders.join("\n"));
     }
 }

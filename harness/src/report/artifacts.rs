@@ -1,6 +1,6 @@
 //! Failure artifacts: per failed case, the files needed to debug it
-//! without rerunning: Postfix's log lines, the wire transcript, and the
-//! Postfix configuration the case ran with.
+//! without rerunning: the MTA's log lines, the wire transcript, and the
+//! MTA's configuration the case ran with (as the MTA's module shows it).
 
 use std::fmt::Write as _;
 use std::io;
@@ -8,35 +8,14 @@ use std::path::{Path, PathBuf};
 
 use crate::run::{CaseResult, RunReport};
 
-/// The master.cf entry of one service: its line and its `-o` lines.
-fn master_entry(master_cf: &str, service: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for line in master_cf.lines() {
-        if line.starts_with(char::is_whitespace) {
-            if inside {
-                let _ = writeln!(out, "{line}");
-            }
-            continue;
-        }
-        inside = line.split_whitespace().next() == Some(service);
-        if inside {
-            let _ = writeln!(out, "{line}");
-        }
-    }
-    out
-}
-
 fn config_text(report: &RunReport, c: &CaseResult) -> String {
-    let (main_cf, master_cf) = report.configs.get(c.group).cloned().unwrap_or_default();
-    format!(
-        "# Postfix {} in {}; the case's route and transport, then the whole main.cf.\n\n\
-         # transport_maps entry\n{}\n\n# master.cf entry\n{}\n# main.cf\n{}",
-        c.postfix_version,
-        c.image,
-        c.route,
-        master_entry(&master_cf, &c.transport),
-        main_cf
+    let configs = report.configs.get(c.group).cloned().unwrap_or_default();
+    c.mta.case_config(
+        &c.postfix_version,
+        &c.image,
+        &configs,
+        &c.transport,
+        &c.route,
     )
 }
 
@@ -60,8 +39,8 @@ pub fn write_artifacts(report: &RunReport, dir: &Path) -> io::Result<Vec<PathBuf
     write_artifacts_runs(std::slice::from_ref(report), dir)
 }
 
-/// Writes `{postfix.log,transcript.txt,postfix.conf}` for every failed
-/// case of every run, in `DIR/<scenario>/<level>/`; under `--repeat`,
+/// Writes `{MTA.log,transcript.txt,MTA.conf}` (`postfix.log`,
+/// `exim.log`, ...) for every failed case of every run, in `DIR/<scenario>/<level>/`; under `--repeat`,
 /// `DIR/repetition-K/<scenario>/<level>/`. When a run spans several images
 /// the level's directory is `<level>@<image>` (`/` and `:` as `_`) so that
 /// one image's case does not overwrite another's. Returns the directories
@@ -91,9 +70,12 @@ pub fn write_artifacts_runs(reports: &[RunReport], dir: &Path) -> io::Result<Vec
             for l in &c.log {
                 let _ = writeln!(log, "{l}");
             }
-            std::fs::write(case_dir.join("postfix.log"), log)?;
+            std::fs::write(case_dir.join(format!("{}.log", c.mta)), log)?;
             std::fs::write(case_dir.join("transcript.txt"), &c.transcript)?;
-            std::fs::write(case_dir.join("postfix.conf"), config_text(report, c))?;
+            std::fs::write(
+                case_dir.join(format!("{}.conf", c.mta)),
+                config_text(report, c),
+            )?;
             written.push(case_dir);
         }
     }
@@ -103,15 +85,6 @@ pub fn write_artifacts_runs(reports: &[RunReport], dir: &Path) -> io::Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn picks_one_master_entry_with_its_options() {
-        let master = "smtp unix - - n - - smtp\ntlsh0-may unix - - n - - smtp\n  -o smtp_tls_security_level=may\ntlsh1-encrypt unix - - n - - smtp\n  -o smtp_tls_security_level=encrypt\n";
-        assert_eq!(
-            master_entry(master, "tlsh0-may"),
-            "tlsh0-may unix - - n - - smtp\n  -o smtp_tls_security_level=may\n"
-        );
-    }
 
     #[test]
     fn image_names_become_one_portable_path_component() {

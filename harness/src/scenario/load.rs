@@ -901,6 +901,49 @@ secure = ["deferred"]
     }
 
     #[test]
+    fn exim_expectations_load_by_exim_s_policy_names() {
+        let text = format!(
+            "{GOOD}\n[exim]\ntry = \"delivered-plaintext\"\nrequire = {{ outcome = \"deferred\", reason = \"a TLS session is required\" }}\nsettings = {{ command_timeout = \"2s\" }}\n"
+        );
+        let s = load(&text).unwrap();
+        assert_eq!(s.exim.len(), 2);
+        assert_eq!(
+            s.exim[&EximPolicy::Try].attempts[0].outcome,
+            Outcome::DeliveredPlaintext
+        );
+        assert_eq!(s.exim_settings["command_timeout"], "2s");
+        let policies: Vec<String> = s
+            .policies(Mta::Exim)
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .collect();
+        assert_eq!(policies, ["try", "require"]);
+        assert_eq!(s.policies(Mta::Postfix).len(), 5);
+        // Without [exim], no Exim case.
+        assert!(load(GOOD).unwrap().policies(Mta::Exim).is_empty());
+    }
+
+    #[test]
+    fn exim_mistakes_are_located() {
+        let at = |extra: &str| error(&format!("{GOOD}\n[exim]\n{extra}\n"));
+        // A Postfix level under [exim]: Exim has no `encrypt`.
+        let (line, key, message) = at("encrypt = \"deferred\"");
+        let text = format!("{GOOD}\n[exim]\nencrypt");
+        assert_eq!(line, text.lines().count(), "{key}: {message}");
+        assert!(message.contains("unknown field `encrypt`"), "{message}");
+        let (_, key, message) =
+            at("try = \"delivered-plaintext\"\nsettings = { hosts_require_tls = \"*\" }");
+        assert_eq!(key, "exim.settings.hosts_require_tls");
+        assert!(message.contains("command_timeout"), "{message}");
+        let (_, key, message) = at("");
+        assert_eq!(key, "exim");
+        assert!(message.contains("states no policy"), "{message}");
+        let (_, key, message) = at("try = [\"delivered-plaintext\", \"deferred\"]");
+        assert_eq!(key, "exim.try");
+        assert!(message.contains("leaves the queue"), "{message}");
+    }
+
+    #[test]
     fn version_entries_override_per_level() {
         let text = format!(
             "{GOOD}\n[expect.postfix.\"3.5\"]\nverify = {{ outcome = \"deferred\", reason = \"not trusted\" }}\n[expect.postfix.\"3.5.1\"]\nverify = \"bounced\"\n[expect.postfix.\"3\"]\nverify = \"delivered-tls\"\nmay = \"deferred\"\n"

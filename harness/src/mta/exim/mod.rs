@@ -208,6 +208,42 @@ pub(super) fn render(
     }
 }
 
+/// The section of `transport` in the configuration: its line and its
+/// indented options.
+fn transport_section(conf: &str, transport: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in conf.lines() {
+        if line.starts_with(char::is_whitespace) && !line.trim().is_empty() {
+            if inside {
+                let _ = writeln!(out, "{line}");
+            }
+            continue;
+        }
+        inside = line == format!("{transport}:");
+        if inside {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out
+}
+
+/// A case's configuration for its artifacts: its route, its transport,
+/// then the whole exim4.conf.
+pub(super) fn case_config(
+    version: &str,
+    image: &str,
+    (conf, _routes): &(String, String),
+    transport: &str,
+    route: &str,
+) -> String {
+    format!(
+        "# Exim {version} in {image}; the case's route and transport, then the whole exim4.conf.\n\n\
+         # route table entry ({CONF_DIR}/routes)\n{route}\n\n# transport\n{}\n# exim4.conf\n{conf}",
+        transport_section(conf, transport),
+    )
+}
+
 /// Delivers one queued message now, whatever its retry time (`-M`; it
 /// waits for the delivery, and its exit status says only that the
 /// message is still queued, which the log says better).
@@ -321,6 +357,33 @@ mod tests {
         assert!(conf.contains("tlsh2_try_noclear:\n"));
         assert!(conf.contains("  tls_tempfail_tryclear = false\n"));
         assert!(conf.contains("  hosts_avoid_tls = *\n"));
+    }
+
+    #[test]
+    fn a_case_s_artifact_shows_its_own_transport() {
+        let transports = vec![
+            ("tlsh0_try".to_owned(), (EximPolicy::Try, BTreeMap::new())),
+            (
+                "tlsh1_require".to_owned(),
+                (EximPolicy::Require, BTreeMap::new()),
+            ),
+        ];
+        let conf = main_conf(&transports);
+        let text = case_config(
+            "4.96",
+            "tlsharness/exim:bookworm",
+            &(conf, String::new()),
+            "tlsh1_require",
+            "c1.tlsharness.test: host=smtp.relay.test port=587",
+        );
+        let section = text.split("# transport\n").nth(1).unwrap();
+        let section = section.split("\n# exim4.conf").next().unwrap();
+        assert!(
+            section.starts_with("tlsh1_require:\n  driver = smtp\n"),
+            "{section}"
+        );
+        assert!(section.contains("  hosts_require_tls = *\n"), "{section}");
+        assert!(!section.contains("tlsh0_try"), "{section}");
     }
 
     #[test]

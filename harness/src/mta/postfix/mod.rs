@@ -7,6 +7,7 @@ pub mod containment;
 pub mod log;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use config::{CONF_DIR, PostfixConfig, Route, Transport};
@@ -162,5 +163,54 @@ pub(super) fn render(
                 (r.transport, shown)
             })
             .collect(),
+    }
+}
+
+/// The master.cf entry of one service: its line and its `-o` lines.
+fn master_entry(master_cf: &str, service: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in master_cf.lines() {
+        if line.starts_with(char::is_whitespace) {
+            if inside {
+                let _ = writeln!(out, "{line}");
+            }
+            continue;
+        }
+        inside = line.split_whitespace().next() == Some(service);
+        if inside {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out
+}
+
+/// A case's configuration for its artifacts: its transport_maps entry,
+/// its master.cf service, then the whole main.cf.
+pub(super) fn case_config(
+    version: &str,
+    image: &str,
+    (main_cf, master_cf): &(String, String),
+    transport: &str,
+    route: &str,
+) -> String {
+    format!(
+        "# Postfix {version} in {image}; the case's route and transport, then the whole main.cf.\n\n\
+         # transport_maps entry\n{route}\n\n# master.cf entry\n{}\n# main.cf\n{main_cf}",
+        master_entry(master_cf, transport),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_one_master_entry_with_its_options() {
+        let master = "smtp unix - - n - - smtp\ntlsh0-may unix - - n - - smtp\n  -o smtp_tls_security_level=may\ntlsh1-encrypt unix - - n - - smtp\n  -o smtp_tls_security_level=encrypt\n";
+        assert_eq!(
+            master_entry(master, "tlsh0-may"),
+            "tlsh0-may unix - - n - - smtp\n  -o smtp_tls_security_level=may\n"
+        );
     }
 }
