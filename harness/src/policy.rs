@@ -82,15 +82,19 @@ pub enum EximPolicy {
     /// `hosts_require_tls` and `tls_verify_hosts = *` with the CA and
     /// the host's name checked (`tls_verify_cert_hostnames = *`).
     RequireVerify,
+    /// `hosts_require_dane = *`: DANE or nothing (needs DNSSEC-signed MX
+    /// hosts with TLSA records: scenarios with `[dns]`).
+    Dane,
 }
 
 impl EximPolicy {
-    pub const ALL: [EximPolicy; 5] = [
+    pub const ALL: [EximPolicy; 6] = [
         EximPolicy::None,
         EximPolicy::Try,
         EximPolicy::TryNoclear,
         EximPolicy::Require,
         EximPolicy::RequireVerify,
+        EximPolicy::Dane,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +104,7 @@ impl EximPolicy {
             EximPolicy::TryNoclear => "try-noclear",
             EximPolicy::Require => "require",
             EximPolicy::RequireVerify => "require-verify",
+            EximPolicy::Dane => "dane",
         }
     }
 }

@@ -177,6 +177,34 @@ async fn trust_comes_from_exim_s_certificate_verification() {
     assert!(name.log_line.contains(" CV=no "), "{}", name.log_line);
 }
 
+/// Exim tries DANE by default (`hosts_try_dane = *`): with a signed zone
+/// and TLSA records even `try` requires TLS and checks the certificate
+/// against them, so the stripped STARTTLS defers where Postfix's `may`
+/// sends in plaintext; the delivery is logged `CV=dane`.
+#[tokio::test(flavor = "multi_thread")]
+async fn dane_applies_at_every_policy_where_the_zone_is_signed() {
+    let r = report().await;
+    let stripped = &case(r, "dane-strip-starttls", EximPolicy::Try).attempts[0];
+    assert_eq!(stripped.outcome, Some(Outcome::Deferred));
+    assert!(stripped.received.is_none());
+    // The address went by MX: Exim logs the case's own address as its
+    // parent, which is how the harness knows the line is the case's.
+    assert!(
+        stripped.log_line.contains("<dane-strip-starttls.try@c"),
+        "{}",
+        stripped.log_line
+    );
+    let ee = &case(r, "dane-ee-self-signed", EximPolicy::Try).attempts[0];
+    assert_eq!(ee.tls.as_ref().map(|t| t.trust), Some(Trust::Verified));
+    assert!(ee.log_line.contains(" CV=dane "), "{}", ee.log_line);
+    let unsigned = &case(r, "dane-unsigned-strip-starttls", EximPolicy::Try).attempts[0];
+    assert_eq!(unsigned.outcome, Some(Outcome::DeliveredPlaintext));
+    let required = &case(r, "dane-unsigned-strip-starttls", EximPolicy::Dane).attempts[0];
+    assert_eq!(required.outcome, Some(Outcome::Bounced));
+    assert_eq!(required.status, Some(Status::Bounced));
+    assert!(required.log_line.contains(" ** "), "{}", required.log_line);
+}
+
 #[test]
 fn only_scenarios_with_exim_expectations_have_exim_cases() {
     let all = library();

@@ -355,7 +355,7 @@ pub fn files(
         }
     }
     files.push(("by-mx".to_owned(), by_mx.into_bytes()));
-    files.extend(crate::mta::postfix::config::dns_files(zones));
+    files.extend(crate::mta::dns::files(zones, true));
     let _ = writeln!(
         transport,
         "preflight.{CHECK_DOMAIN} {}:[{}]:{}",

@@ -9,7 +9,7 @@
 //! case, on every Postfix version alike. The zones are signed (or not, or
 //! with signatures that have expired) and served inside Postfix's
 //! container, where a real validating resolver judges every answer
-//! (`postfix::config`'s entry point).
+//! (`mta::dns`, run by the MTA's entry point).
 
 pub mod mta_sts;
 pub mod proxy;

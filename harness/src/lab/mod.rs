@@ -217,10 +217,10 @@ impl Lab {
     /// middlebox: the first query of the run, asked only now that the
     /// agent is there.
     async fn verify_resolver(&self) -> Result<(), LabError> {
-        let Some(check) = self.mta.mta().resolver_check() else {
-            return Ok(());
-        };
-        let out = self.mta.exec(&["sh", "-c", check]).await?;
+        let out = self
+            .mta
+            .exec(&["sh", "-c", crate::mta::dns::RESOLVER_CHECK])
+            .await?;
         match out.trim() {
             "validating" | "no-dns" => Ok(()),
             _ => Err(LabError::Agent(out.trim().to_owned())),

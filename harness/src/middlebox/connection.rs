@@ -198,7 +198,7 @@ impl Connection {
                 Box::new(Shaped::new(
                     Box::new(client),
                     shaping.to_client,
-                    "Postfix",
+                    "the MTA",
                     notes.clone(),
                 )),
                 Box::new(Shaped::new(
@@ -290,7 +290,7 @@ impl Connection {
 
     async fn on_client_chunk(&mut self, chunk: io::Result<Option<Chunk>>) -> io::Result<Step> {
         let Some(chunk) = chunk? else {
-            return Ok(Step::End("Postfix closed the connection".into()));
+            return Ok(Step::End("the MTA closed the connection".into()));
         };
         if self.in_data {
             return self.content(chunk).await;
@@ -565,7 +565,7 @@ impl Connection {
     async fn tls_passthrough(&mut self) -> String {
         self.record.tls_started = true;
         self.record.transcript.note(format!(
-            "{TLS_BEGAN}from here Postfix and the relay exchange ciphertext the middlebox cannot read"
+            "{TLS_BEGAN}from here the MTA and the relay exchange ciphertext the middlebox cannot read"
         ));
         // Whatever either side sent right behind the STARTTLS exchange goes
         // on unchanged, as on a plain wire.
@@ -576,7 +576,7 @@ impl Connection {
         self.record.tls_bytes_up = up_n;
         self.record.tls_bytes_down = down_n;
         self.record.transcript.note(format!(
-            "{TLS_ENDED}{up_n} bytes Postfix to relay, {down_n} bytes relay to Postfix"
+            "{TLS_ENDED}{up_n} bytes MTA to relay, {down_n} bytes relay to MTA"
         ));
         match error {
             None => "closed after TLS".into(),
@@ -603,18 +603,18 @@ impl Connection {
         if how == HandshakeBreak::Silence {
             if !broken.client_gave_up {
                 self.record.transcript.note(format!(
-                    "Postfix sent {n} bytes of handshake and was still waiting after {}s; closed",
+                    "the MTA sent {n} bytes of handshake and was still waiting after {}s; closed",
                     SILENCE_LIMIT.as_secs()
                 ));
                 return Ok("fail-handshake silence outlasted its limit".into());
             }
             self.record
                 .transcript
-                .note(format!("Postfix sent {n} bytes of handshake and gave up"));
-            return Ok("Postfix gave up waiting".into());
+                .note(format!("the MTA sent {n} bytes of handshake and gave up"));
+            return Ok("the MTA gave up waiting".into());
         }
         self.record.transcript.note(format!(
-            "Postfix sent {n} bytes of handshake{}",
+            "the MTA sent {n} bytes of handshake{}",
             if broken.handshake_record {
                 " (a TLS handshake record)"
             } else {
@@ -643,7 +643,7 @@ impl Connection {
         let _ = self.client_lines.take_buffered();
         let _ = self.server_lines.take_buffered();
         self.record.transcript.note(
-            "intercept-tls: the middlebox answers Postfix's TLS handshake with its own certificate",
+            "intercept-tls: the middlebox answers the MTA's TLS handshake with its own certificate",
         );
         let client = std::mem::replace(&mut self.client, placeholder());
         let accepted = tokio::time::timeout(
@@ -663,14 +663,14 @@ impl Connection {
                 self.client = Box::new(tls);
             }
             Ok(Err(e)) => {
-                let why = format!("Postfix's TLS handshake with the middlebox failed: {e}");
+                let why = format!("the MTA's TLS handshake with the middlebox failed: {e}");
                 self.record.transcript.note(why.clone());
                 let _ = self.server.shutdown().await;
                 return Ok(Some(why));
             }
             Err(_) => {
                 let _ = self.server.shutdown().await;
-                return Ok(Some("Postfix never completed its TLS handshake".into()));
+                return Ok(Some("the MTA never completed its TLS handshake".into()));
             }
         }
         if i.upstream_tls || self.implicit_tls {

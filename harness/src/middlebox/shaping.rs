@@ -17,7 +17,7 @@ use crate::smtp::BoxIo;
 pub struct Shaped {
     inner: BoxIo,
     shape: Direction,
-    /// Where this stream's writes go, for notes ("Postfix", "the relay").
+    /// Where this stream's writes go, for notes ("the MTA", "the relay").
     to: &'static str,
     written: u64,
     sleep: Option<Pin<Box<Sleep>>>,

@@ -57,7 +57,7 @@ pub struct Entry {
 /// transcript (the HTML report's ladders) find those changes by them.
 pub const TLS_BEGAN: &str = "TLS began: ";
 pub const TLS_ENDED: &str = "TLS ended: ";
-pub const INTERCEPTED: &str = "intercept-tls: TLS with Postfix ";
+pub const INTERCEPTED: &str = "intercept-tls: TLS with the MTA ";
 pub const CONTENT: &str = "message content: ";
 pub const CLOSED: &str = "closed: ";
 

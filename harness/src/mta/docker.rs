@@ -314,9 +314,13 @@ pub async fn prepare_run(images: &[&str]) -> Result<PreparedRun, MtaError> {
     sweep_run_dirs();
     for image in images {
         if !image_exists(&docker, image).await? {
-            let suite_arg = super::image::suite_of(image)
-                .map(|s| format!(" --suite {s}"))
-                .unwrap_or_else(|| " (or build your own image with Postfix in it)".into());
+            let suite_arg = if *image == super::image::EXIM_IMAGE {
+                " --mta exim".to_owned()
+            } else {
+                super::image::suite_of(image)
+                    .map(|s| format!(" --suite {s}"))
+                    .unwrap_or_else(|| " (or build your own image with the MTA in it)".into())
+            };
             return Err(MtaError::ImageMissing {
                 image: (*image).to_owned(),
                 suite_arg,

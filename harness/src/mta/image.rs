@@ -16,8 +16,17 @@ pub const DEFAULT_IMAGE: &str = "tlsharness/postfix:bookworm";
 /// The Exim image: Debian bookworm's Exim 4.96 (exim4-daemon-heavy,
 /// built with GnuTLS).
 pub const EXIM_IMAGE: &str = "tlsharness/exim:bookworm";
-/// What the Exim image holds besides the base system.
-pub const EXIM_PACKAGES: [&str; 2] = ["exim4-daemon-heavy", "ca-certificates"];
+/// What the Exim image holds besides the base system: Exim, and for
+/// scenarios with DNS on the path the validating resolver (unbound), the
+/// name server of the run's zones (nsd) and the tools that sign them and
+/// ask the resolver (ldnsutils). Exim has no MTA-STS, so no policy daemon.
+pub const EXIM_PACKAGES: [&str; 5] = [
+    "exim4-daemon-heavy",
+    "ca-certificates",
+    "unbound",
+    "nsd",
+    "ldnsutils",
+];
 
 /// Debian suites the offline build supports, with the Postfix they ship.
 pub const SUITES: [(&str, &str); 3] =

@@ -114,7 +114,7 @@ pub struct StartOptions {
     pub startup_timeout: Duration,
 }
 
-/// A running Postfix under test.
+/// A running MTA under test.
 pub struct Instance {
     mta: super::Mta,
     docker: bollard::Docker,
@@ -130,8 +130,8 @@ pub struct Instance {
 const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Instance {
-    /// Starts Postfix's container with `files` copied under [`MOUNT`] and
-    /// its log streaming; [`Instance::wait_started`] waits for Postfix.
+    /// Starts the MTA's container with `files` copied under [`MOUNT`] and
+    /// its log streaming; [`Instance::wait_started`] waits for the MTA.
     pub async fn start(
         files: &[(String, Vec<u8>)],
         opts: &StartOptions,
@@ -180,7 +180,7 @@ impl Instance {
     }
 
     /// Waits, until `deadline`, for master's start-up line; a fatal error
-    /// or an exit before it is Postfix's refusal. The container is
+    /// or an exit before it is the MTA's refusal. The container is
     /// removed on failure.
     pub async fn wait_started(&mut self, deadline: tokio::time::Instant) -> Result<(), MtaError> {
         let mut state = self.state.clone();
@@ -209,7 +209,7 @@ impl Instance {
                 log: self.tail(20),
             },
             Some(State::Starting | State::Ended) => MtaError::Refused {
-                why: "Postfix exited during start-up".into(),
+                why: "the MTA exited during start-up".into(),
                 log: self.tail(20),
             },
         };
@@ -227,7 +227,7 @@ impl Instance {
         self.container.as_ref().map_or("", |c| c.id())
     }
 
-    /// Resolves when Postfix's mail log ends: the container stopped (or
+    /// Resolves when the MTA's mail log ends: the container stopped (or
     /// Docker went away) after start-up.
     pub async fn stopped(&self) {
         let mut state = self.state.clone();
@@ -239,7 +239,7 @@ impl Instance {
         }
     }
 
-    /// Whether Postfix is gone: its mail log ended, or Docker says the
+    /// Whether the MTA is gone: its mail log ended, or Docker says the
     /// container is not running (or cannot say).
     pub async fn has_stopped(&self) -> bool {
         let ended = *self.state.borrow() == State::Ended;
@@ -256,7 +256,7 @@ impl Instance {
         running != Some(true)
     }
 
-    /// The Postfix version from master's start-up line.
+    /// The MTA's version, from its start-up line.
     pub fn version(&self) -> &str {
         &self.version
     }
@@ -491,7 +491,7 @@ pub async fn run_once(
 }
 
 /// Feeds one of the container's output streams to the hub. The end of
-/// stdout (the mail log) means Postfix is gone, whether it never started
+/// stdout (the mail log) means the MTA is gone, whether it never started
 /// or stopped mid-run.
 async fn pump(
     mta: super::Mta,

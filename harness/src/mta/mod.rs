@@ -6,6 +6,7 @@
 //! ([`log`]). `run`, classification and reports see only these; Postfix
 //! and Exim each live in a module of their own.
 
+pub mod dns;
 pub mod docker;
 pub mod exim;
 pub mod image;
@@ -98,16 +99,6 @@ impl Mta {
         match self {
             Mta::Postfix => vec!["postqueue".into(), "-i".into(), queue_id.into()],
             Mta::Exim => exim::retry_command(queue_id),
-        }
-    }
-
-    /// A script that prints `validating` when the run's resolver validates
-    /// the run's root (or `no-dns` without zones); `None` where the MTA's
-    /// image runs no resolver.
-    pub fn resolver_check(self) -> Option<&'static str> {
-        match self {
-            Mta::Postfix => Some(postfix::config::RESOLVER_CHECK),
-            Mta::Exim => None,
         }
     }
 

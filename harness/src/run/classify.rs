@@ -24,7 +24,7 @@ pub struct Wire {
     pub tls_started: bool,
     /// The middlebox broke a TLS handshake.
     pub tls_broken: bool,
-    /// The middlebox terminated Postfix's TLS and read the dialogue.
+    /// The middlebox terminated the MTA's TLS and read the dialogue.
     pub intercepted: bool,
     pub plaintext_mail: bool,
     pub plaintext_data: bool,
@@ -90,7 +90,7 @@ pub struct Attempt {
     pub wire: Wire,
     /// The relay's record of the message, when it received one.
     pub received: Option<Received>,
-    /// How the relay received the message (differs from Postfix's side
+    /// How the relay received the message (differs from the MTA's side
     /// when the middlebox intercepted TLS).
     pub relay_hop: Option<Hop>,
     /// The status line, verbatim.
@@ -102,7 +102,7 @@ pub struct Attempt {
     /// rendered as text, as it always has.
     #[serde(skip)]
     pub connections: Vec<ConnectionRecord>,
-    /// Postfix's log lines about this attempt.
+    /// The MTA's log lines about this attempt.
     #[serde(skip)]
     pub log: Vec<String>,
 }
@@ -138,13 +138,13 @@ impl Attempt {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Finding {
-    /// The message crossed the wire between Postfix and the relay in plaintext.
+    /// The message crossed the wire between the MTA and the relay in plaintext.
     PlaintextDelivery,
     /// An AUTH exchange (credentials) crossed the wire in plaintext.
     PlaintextCredentials,
-    /// A middlebox terminated Postfix's TLS and could read the message.
+    /// A middlebox terminated the MTA's TLS and could read the message.
     TlsIntercepted,
-    /// The relay received the message in plaintext although Postfix used TLS.
+    /// The relay received the message in plaintext although the MTA used TLS.
     RelayHopPlaintext,
 }
 
@@ -179,7 +179,7 @@ pub fn findings(attempts: &[Attempt]) -> Vec<Finding> {
 }
 
 /// Classifies one attempt from its three witnesses. `received` is the
-/// relay's record of this message from this attempt, whatever Postfix
+/// relay's record of this message from this attempt, whatever the MTA
 /// logged; an outcome is given only when all three agree, and any
 /// disagreement is a harness error, never a verdict.
 pub fn classify(
@@ -235,9 +235,9 @@ pub fn classify(
     }
 }
 
-/// `status=sent`: delivered over TLS when Postfix logged a TLS session, TLS
+/// `sent`: delivered over TLS when the MTA logged a TLS session, TLS
 /// began on the wire and the message did not cross it in plaintext, and
-/// the relay received it; in plaintext when Postfix logged no TLS, the
+/// the relay received it; in plaintext when the MTA logged no TLS, the
 /// message crossed the wire in plaintext and the relay received it so.
 fn delivered(
     postfix_tls: bool,
@@ -254,7 +254,7 @@ fn delivered(
         ));
     }
     let tls_on_wire = wire.tls_started || wire.intercepted;
-    // Intercepted: Postfix's side is TLS; the relay's side is whatever the
+    // Intercepted: the MTA's side is TLS; the relay's side is whatever the
     // middlebox chose, reported as the relay hop.
     let relay_agrees = if wire.intercepted {
         r.tls != wire.relay_side_plaintext_data

@@ -135,7 +135,7 @@ pub struct RunReport {
     pub image: String,
     pub postfix_version: String,
     pub cases: Vec<CaseResult>,
-    /// From asking Docker for the container to Postfix accepting mail.
+    /// From asking Docker for the container to the MTA accepting mail.
     pub startup_ms: u64,
     pub total_ms: u64,
     /// The rendered main.cf and master.cf of each instance.
@@ -168,7 +168,7 @@ impl RunReport {
     }
 
     /// Cases the harness could not classify (its witnesses disagreed, or
-    /// Postfix logged nothing in time): no verdict, a harness error.
+    /// the MTA logged nothing in time): no verdict, a harness error.
     pub fn errors(&self) -> usize {
         self.cases.iter().filter(|c| c.is_error()).count()
     }
@@ -217,7 +217,7 @@ impl RunError {
     }
 }
 
-/// Cases that can share one Postfix: within a group every relay name
+/// Cases that can share one MTA: within a group every relay name
 /// resolves to the same addresses for every case.
 struct Group {
     image: String,
@@ -277,7 +277,7 @@ fn configure(
     mta.render(&targets, &group.hosts, ca_pem)
 }
 
-/// Runs every level of every scenario against as few Postfix instances
+/// Runs every level of every scenario against as few MTA instances
 /// as the scenarios allow (one, unless a relay name needs different
 /// addresses in different scenarios).
 pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunReport, RunError> {
@@ -363,7 +363,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     .await;
     let mut labs = Vec::new();
     let mut failure = None;
-    // From asking Docker for the containers to Postfix accepting mail (the
+    // From asking Docker for the containers to the MTA accepting mail (the
     // slowest instance); the fakes are started after that.
     let mut startup = Duration::ZERO;
     for s in started {
@@ -415,7 +415,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     };
     let version = labs[0].mta.version().to_owned();
     // Cases that could not be classified may be the first sign that
-    // Postfix died (an injection refused before its log ended): give its
+    // the MTA died (an injection refused before its log ended): give its
     // log a moment to end, then ask Docker.
     let mut stopped = None;
     let errors = results

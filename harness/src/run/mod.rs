@@ -1,4 +1,4 @@
-//! Running scenarios: plan the cases, execute them against one Postfix,
+//! Running scenarios: plan the cases, execute them against one MTA,
 //! classify what happened and compare it with what was expected.
 
 mod classify;

@@ -26,7 +26,7 @@ pub(crate) struct Delivery {
 pub(crate) struct Observation {
     pub attempts: Vec<Attempt>,
     pub queue_id: Option<String>,
-    /// Postfix log lines about the message, in log order.
+    /// The MTA's log lines about the message, in log order.
     pub log: Vec<String>,
     /// The wire transcript of every connection, in order.
     pub transcript: String,
@@ -133,10 +133,10 @@ pub(crate) async fn observe(
             ));
             break;
         };
-        // Postfix logs the status before it says QUIT; the wire record of
+        // The MTA logs the status before it says QUIT; the wire record of
         // the attempt is complete once its connections have closed. The
         // agent answers after everything it saw before the question: all
-        // that Postfix's status line could be about.
+        // that the MTA's status line could be about.
         match lab.state(rig.id, Some(deadline)).await {
             Ok(s) => seen = s,
             Err(e) => {
@@ -204,8 +204,8 @@ pub(crate) async fn observe(
             .unwrap_or_default();
         let attempt_log: Vec<String> = lines.iter().map(|(_, l)| l.raw.clone()).collect();
         log.extend(lines.into_iter().map(|(i, l)| (i, l.raw)));
-        // Whatever Postfix logged: a relay that has the message although
-        // Postfix deferred it is a disagreement, not a detail.
+        // Whatever the MTA logged: a relay that has the message although
+        // the MTA deferred it is a disagreement, not a detail.
         let received = received_copies(&seen, rig).into_iter().nth(received_before);
         let mut attempt = classify(
             &event.delivery,

@@ -679,6 +679,7 @@ pub(crate) struct RawEximExpectations {
     pub require: Option<Spanned<Expectation>>,
     #[serde(rename = "require-verify")]
     pub require_verify: Option<Spanned<Expectation>>,
+    pub dane: Option<Spanned<Expectation>>,
     /// Options for the case's smtp transport, e.g. a shorter
     /// `command_timeout` where the path stalls (see [`EXIM_SETTINGS`]).
     #[serde(default)]
@@ -704,6 +705,7 @@ impl RawEximExpectations {
             (EximPolicy::TryNoclear, self.try_noclear),
             (EximPolicy::Require, self.require),
             (EximPolicy::RequireVerify, self.require_verify),
+            (EximPolicy::Dane, self.dane),
         ]
         .into_iter()
         .filter_map(|(policy, e)| e.map(|e| (policy, e)))

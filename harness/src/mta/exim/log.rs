@@ -85,7 +85,18 @@ fn parse_event(queue_id: Option<&str>, body: &str) -> LogEvent {
         Some(("**", rest)) => (Status::Bounced, rest),
         _ => return LogEvent::Other,
     };
-    let to = rest.split(' ').next().unwrap_or_default().to_owned();
+    // A redirected address (a case by MX) is logged with its parent:
+    // `=> local@ZONE <local@cN.tlsharness.test> R=...`; the parent is the
+    // recipient the harness sent.
+    let mut words = rest.split(' ');
+    let first = words.next().unwrap_or_default();
+    let to = match words
+        .next()
+        .and_then(|w| w.strip_prefix('<')?.strip_suffix('>'))
+    {
+        Some(parent) => parent.to_owned(),
+        None => first.to_owned(),
+    };
     let relay = host(rest).unwrap_or_default();
     let reason = match status {
         Status::Sent => quoted(rest, "C=").unwrap_or_default(),
@@ -262,6 +273,33 @@ mod tests {
             LogEvent::Started {
                 version: "4.96".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_redirected_address_is_the_parent_s_and_a_bounce_is_typed() {
+        let l = parse(
+            "2026-11-30 11:20:14 [878] 1xXzQr-00006z-0N ** d.dane@d-dane.hoge.example <d.dane@c53.tlsharness.test> R=tlsh_mx T=tlsh5_dane: DANE error: mx1.d-dane.hoge.example lookup not DNSSEC",
+        );
+        let LogEvent::Delivery(d) = l.event else {
+            panic!("{l:?}")
+        };
+        assert_eq!(d.status, Status::Bounced);
+        assert_eq!(d.to, "d.dane@c53.tlsharness.test");
+        assert_eq!(d.relay, "");
+        assert_eq!(
+            d.reason,
+            "DANE error: mx1.d-dane.hoge.example lookup not DNSSEC"
+        );
+        let note = parse(
+            "2026-11-30 10:35:28 [133] 1xXyjI-00000X-1A TLS session: (gnutls_handshake): Handshake failed: delivering unencrypted to H=smtp.relay.test [127.0.1.1] (not in hosts_require_tls)",
+        );
+        assert_eq!(note.queue_id(), Some("1xXyjI-00000X-1A"));
+        assert_eq!(
+            note.event,
+            LogEvent::RetriedInClear(
+                "H=smtp.relay.test [127.0.1.1] (not in hosts_require_tls)".into()
+            )
         );
     }
 

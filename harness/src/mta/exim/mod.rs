@@ -30,6 +30,7 @@ fn policy_options(policy: EximPolicy) -> &'static [(&'static str, &'static str)]
             ("tls_verify_hosts", "*"),
             ("tls_verify_cert_hostnames", "*"),
         ],
+        EximPolicy::Dane => &[("hosts_require_dane", "*")],
     }
 }
 
@@ -47,8 +48,9 @@ fn transport_name(n: usize, policy: EximPolicy) -> String {
 fn main_conf(transports: &[(String, TransportKey)]) -> String {
     let mut out = format!(
         r#"# Written by tlsharness for one run. Everything outside the harness's
-# own routes is contained: loopback only, no DNS, and a domain not in the
-# route table is undeliverable.
+# own routes is contained: loopback only, DNS only from the run's own
+# resolver (for the cases that go by MX), and a domain in no table of the
+# harness's is undeliverable.
 primary_hostname = mta.tlsharness.test
 keep_environment =
 daemon_smtp_ports = 25
@@ -83,6 +85,15 @@ discard:
   domains = {CASE_DOMAIN}
   data = :blackhole:
 
+# A case whose mail goes by MX: its address becomes one in its zone's
+# domain, which the MX router below delivers as Exim would any domain.
+tlsh_zone:
+  driver = redirect
+  domains = lsearch;{CONF_DIR}/by-mx
+  data = $local_part@${{lookup{{$domain}}lsearch{{{CONF_DIR}/by-mx}}}}
+
+# A case whose mail goes to the relay by name: its host (from /etc/hosts),
+# port, source address and transport.
 tlsh:
   driver = manualroute
   domains = lsearch;{CONF_DIR}/routes
@@ -91,6 +102,17 @@ tlsh:
   transport = ${{extract{{transport}}{{$address_data}}}}
   host_find_failed = defer
   self = send
+
+# A zone's domain: its MX hosts through the run's validating resolver,
+# with DNSSEC asked for (Exim's default), so that DANE can apply.
+tlsh_mx:
+  driver = dnslookup
+  domains = lsearch;{CONF_DIR}/zones
+  address_data = ${{lookup{{$domain}}lsearch{{{CONF_DIR}/zones}}}}
+  transport = ${{extract{{transport}}{{$address_data}}}}
+  dnssec_request_domains = *
+  self = send
+  no_more
 
 begin transports
 "#
@@ -113,8 +135,9 @@ begin transports
     out
 }
 
-/// The route table: `c0.tlsharness.test: host=... port=... source=...
-/// ca=... transport=...`.
+/// A case's route: `c0.tlsharness.test: host=... port=... source=...
+/// ca=... transport=...`, or for a case by MX, its zone's entry
+/// `ZONE: port=25 source=... ca=... transport=...`.
 fn route_line(t: &Target<'_>, transport: &str) -> String {
     let ca = if t.scenario.postfix.trust_ca {
         format!("{CONF_DIR}/ca.pem")
@@ -123,12 +146,18 @@ fn route_line(t: &Target<'_>, transport: &str) -> String {
         "system".to_owned()
     };
     let source = t.source.map(|s| s.to_string()).unwrap_or_default();
-    format!(
-        "{}: host={} port={} source={source} ca={ca} transport={transport}",
-        t.domain(),
-        t.hostname,
-        t.port,
-    )
+    match &t.zone {
+        Some(z) => format!(
+            "{}: port={} source={source} ca={ca} transport={transport}",
+            z.name, t.port
+        ),
+        None => format!(
+            "{}: host={} port={} source={source} ca={ca} transport={transport}",
+            t.domain(),
+            t.hostname,
+            t.port,
+        ),
+    }
 }
 
 fn hosts_file(hosts: &BTreeMap<String, Vec<IpAddr>>) -> String {
@@ -154,10 +183,12 @@ set -eu
 src=/tlsharness
 mkdir -p /etc/exim4/tlsharness
 cp "$src/exim4.conf" /etc/exim4/exim4.conf
-cp "$src/routes" "$src/ca.pem" /etc/exim4/tlsharness/
+cp "$src/routes" "$src/by-mx" "$src/zones" "$src/ca.pem" /etc/exim4/tlsharness/
 cat "$src/hosts" >> /etc/hosts
-# Names resolve from /etc/hosts; nothing answers DNS in the namespace.
+# Relay names resolve from /etc/hosts; only the run's own resolver (for the
+# cases by MX, see dns.sh) answers DNS in the namespace.
 echo "nameserver 127.0.0.1" > /etc/resolv.conf
+if [ -f "$src/dns.sh" ]; then sh "$src/dns.sh"; fi
 mkdir -p /var/log/exim4
 : > /var/log/exim4/mainlog
 : > /var/log/exim4/paniclog
@@ -175,6 +206,9 @@ pub(super) fn render(
 ) -> Rendered {
     let mut transports: Vec<(String, TransportKey)> = Vec::new();
     let mut routes = String::new();
+    let mut by_mx = String::new();
+    let mut zones = String::new();
+    let mut zone_list = Vec::new();
     let mut shown = Vec::new();
     for t in targets {
         let Policy::Exim(policy) = t.policy else {
@@ -190,20 +224,34 @@ pub(super) fn render(
             }
         };
         let line = route_line(t, &name);
-        let _ = writeln!(routes, "{line}");
-        shown.push((name, line));
+        match &t.zone {
+            Some(z) => {
+                let _ = writeln!(by_mx, "{}: {}", t.domain(), z.name);
+                let _ = writeln!(zones, "{line}");
+                shown.push((name, format!("{} -> {}; {line}", t.domain(), z.name)));
+            }
+            None => {
+                let _ = writeln!(routes, "{line}");
+                shown.push((name, line));
+            }
+        }
+        zone_list.extend(t.zone.clone());
     }
     let conf = main_conf(&transports);
-    let files = vec![
+    let mut files = vec![
         ("exim4.conf".to_owned(), conf.clone().into_bytes()),
         ("routes".to_owned(), routes.clone().into_bytes()),
+        ("by-mx".to_owned(), by_mx.clone().into_bytes()),
+        ("zones".to_owned(), zones.clone().into_bytes()),
         ("hosts".to_owned(), hosts_file(hosts).into_bytes()),
         ("ca.pem".to_owned(), ca_pem.as_bytes().to_vec()),
         ("entrypoint.sh".to_owned(), ENTRYPOINT.as_bytes().to_vec()),
     ];
+    // Exim has no MTA-STS: its cases need no policy daemon.
+    files.extend(super::dns::files(&zone_list, false));
     Rendered {
         files,
-        configs: (conf, routes),
+        configs: (conf, format!("{routes}{by_mx}{zones}")),
         routes: shown,
     }
 }
@@ -257,6 +305,9 @@ pub(super) fn retry_command(queue_id: &str) -> Vec<String> {
     ]
 }
 
+/// The harness's routers, in order.
+const ROUTERS: [&str; 4] = ["discard", "tlsh_zone", "tlsh", "tlsh_mx"];
+
 /// Exim's own account of its routers and transports, then resolv.conf.
 pub(super) fn containment_commands() -> Vec<Vec<String>> {
     vec![
@@ -290,12 +341,12 @@ pub(super) fn verify_containment(outputs: &[&str]) -> Result<(), NotContained> {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    if list != ["discard", "tlsh"] {
+    if list != ROUTERS {
         flag(
             "router",
             "router_list",
             &list.join(" : "),
-            "only the harness's routers (discard, tlsh) may route mail",
+            "only the harness's routers (discard, tlsh_zone, tlsh, tlsh_mx) may route mail",
         );
     }
     for line in transports.lines() {
@@ -389,9 +440,16 @@ mod tests {
     #[test]
     fn a_transport_with_hosts_of_its_own_is_refused() {
         let ok = "interface = ${extract{source}{$address_data}}\nhosts =\n";
-        assert!(verify_containment(&["discard\ntlsh\n", ok, "nameserver 127.0.0.1\n"]).is_ok());
+        assert!(
+            verify_containment(&[
+                "discard\ntlsh_zone\ntlsh\ntlsh_mx\n",
+                ok,
+                "nameserver 127.0.0.1\n"
+            ])
+            .is_ok()
+        );
         let out = "interface = ${extract{source}{$address_data}}\nfallback_hosts = 192.0.2.1\n";
-        let e = verify_containment(&["discard\ntlsh\n", out, ""]).unwrap_err();
+        let e = verify_containment(&["discard\ntlsh_zone\ntlsh\ntlsh_mx\n", out, ""]).unwrap_err();
         assert!(e.to_string().contains("fallback_hosts = 192.0.2.1"), "{e}");
     }
 }

@@ -152,7 +152,7 @@
     return el('p', { class: 'legend' }, [
       '✓ as the scenario expects, ✗ not as it expects, ! no verdict (harness error); ',
       'a dashed outline: a middlebox intercepted TLS and read the message. ',
-      'Open a cell for its ladder: Postfix, the middlebox and the relay, one arrow per SMTP line.'
+      'Open a cell for its ladder: the MTA, the middlebox and the relay, one arrow per SMTP line.'
     ]);
   }
 
@@ -168,7 +168,7 @@
   // What the middlebox did to a line: a word, and what it means when its
   // own note says no more.
   var CHANGE = {
-    removed: ['REMOVED', 'the relay sent it; Postfix never got it'],
+    removed: ['REMOVED', 'the relay sent it; the MTA never got it'],
     added: ['INJECTED', 'the middlebox sent it; the other side never did'],
     kept: null,
     held: ['NOT FORWARDED', 'the middlebox kept it from the relay']
@@ -214,13 +214,13 @@
         el('span', { class: 'x' }, s.x === '' ? '(empty line)' : s.x)));
     } else if (s.k === 'icpt') {
       row.appendChild(el('div', { class: 'band icpt-a', style: 'grid-column: 2 / 5' },
-        'TLS session 1: Postfix ↔ middlebox (its own certificate)'));
+        'TLS session 1: the MTA ↔ middlebox (its own certificate)'));
       row.appendChild(el('div', { class: 'band ' + (s.p === 'icpt-tls' ? 'icpt-b' : 'icpt-plain'), style: 'grid-column: 4 / 7' },
         s.p === 'icpt-tls' ? 'TLS session 2: middlebox ↔ relay' : 'PLAINTEXT: middlebox ↔ relay'));
       add(side, unprefixed(s.x, s.b));
     } else if (s.k === 'tls') {
       row.appendChild(el('div', { class: 'band', style: 'grid-column: 2 / 7' },
-        'TLS session: Postfix ↔ relay, end to end; the middlebox passes ciphertext'));
+        'TLS session: the MTA ↔ relay, end to end; the middlebox passes ciphertext'));
       add(side, s.x);
     } else {
       row.appendChild(el('div', { class: 'band', style: 'grid-column: 2 / 7' }, s.x));
@@ -233,7 +233,7 @@
       add(side, (s.w && !s.g && unprefixed(s.w, s.b)) || change[1]);
     }
     if (s.d === 'removed' && /STARTTLS/i.test(s.x)) {
-      add(side, [el('br'), el('strong', { class: 'alert' }, 'STARTTLS STRIPPED:'), ' Postfix never learns that the relay offers TLS']);
+      add(side, [el('br'), el('strong', { class: 'alert' }, 'STARTTLS STRIPPED:'), ' the MTA never learns that the relay offers TLS']);
     }
     if (exp) {
       add(side, [el('strong', { class: 'alert' }, exp[0]), ' ' + exp[1]]);
@@ -254,7 +254,7 @@
     lanes(row, null);
     row.appendChild(el('div', { class: 'band chg', style: 'grid-column: 2 / 7' }, [
       el('span', { class: 'beh' }, b), ' changed a reply: ' + sent + ' line(s) the relay sent, then the ' +
-        got.length + ' Postfix got instead']));
+        got.length + ' the MTA got instead']));
     row.appendChild(el('div', { class: 'side' }, el('span', { class: 'note' }, note)));
     return row;
   }
