@@ -63,23 +63,6 @@ impl Level {
             Level::LegacyEnforceTls => "legacy-enforce-tls",
         }
     }
-
-    /// The smtp client settings that select this level.
-    pub fn settings(self) -> Vec<(&'static str, &'static str)> {
-        match self {
-            Level::LegacyUseTls => vec![
-                ("smtp_tls_security_level", ""),
-                ("smtp_use_tls", "yes"),
-                ("smtp_enforce_tls", "no"),
-            ],
-            Level::LegacyEnforceTls => vec![
-                ("smtp_tls_security_level", ""),
-                ("smtp_use_tls", "no"),
-                ("smtp_enforce_tls", "yes"),
-            ],
-            level => vec![("smtp_tls_security_level", level.as_str())],
-        }
-    }
 }
 
 impl fmt::Display for Level {

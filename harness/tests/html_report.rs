@@ -297,3 +297,47 @@ async fn check_shows_both_sides_ladders_of_the_downgraded_path_in_chromium() {
     assert!(step(sides[0], "DATA").is_empty(), "encrypt sends no DATA");
     assert_incident_ladder(sides[1]);
 }
+
+/// An Exim run's page: the lanes and the log are Exim's, and a failed
+/// handshake retried in clear is one attempt drawn as two connections,
+/// with the note that says so.
+#[tokio::test]
+async fn an_exim_page_draws_a_clear_retry_as_one_attempt_of_two_connections_in_chromium() {
+    let report = artifacts().join("exim.html");
+    let out = tlsharness()
+        .args([
+            "run",
+            "scenarios",
+            "--mta",
+            "exim",
+            "--scenario",
+            "fail-handshake-alert",
+            "--html",
+        ])
+        .arg(&report)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(exit::SUCCESS),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = rendered(&report, "fail-handshake-alert/try", "exim.dom.html").await;
+    let case = one(&html, "section.case");
+    assert_eq!(case.select(&sel("h3")).count(), 1, "one attempt");
+    let heading = text(one(&html, "section.case h3"));
+    assert!(
+        heading.contains("PLAINTEXT (retried in clear)")
+            && heading.contains("a new connection in clear")
+            && heading.contains("2 connections"),
+        "{heading}"
+    );
+    let conns: Vec<String> = case.select(&sel(".conn .band")).map(text).collect();
+    assert_eq!(conns.len(), 2, "{conns:?}");
+    let lanes: Vec<String> = case.select(&sel(".lhead .lh")).map(text).collect();
+    assert_eq!(lanes.first().map(String::as_str), Some("Exim"), "{lanes:?}");
+    assert!(text(one(&html, "aside.log h4")).starts_with("Exim log"));
+    // The second connection carries the message in clear.
+    assert_eq!(step(case, "DATA").len(), 1);
+}

@@ -149,6 +149,7 @@ fn suites(
                 ("file", first.file.as_str()),
                 ("description", first.name.as_str()),
                 ("relay", first.relay.as_str()),
+                ("mta", first.mta.as_str()),
                 ("postfix_version", first.postfix_version.as_str()),
                 ("image", first.image.as_str()),
             ]

@@ -30,13 +30,30 @@ fn nexthop(t: &Target<'_>) -> String {
     }
 }
 
+/// The smtp client settings that select `level`.
+fn level_settings(level: Level) -> Vec<(&'static str, &'static str)> {
+    match level {
+        Level::LegacyUseTls => vec![
+            ("smtp_tls_security_level", ""),
+            ("smtp_use_tls", "yes"),
+            ("smtp_enforce_tls", "no"),
+        ],
+        Level::LegacyEnforceTls => vec![
+            ("smtp_tls_security_level", ""),
+            ("smtp_use_tls", "no"),
+            ("smtp_enforce_tls", "yes"),
+        ],
+        level => vec![("smtp_tls_security_level", level.as_str())],
+    }
+}
+
 /// The `-o` settings of a case's smtp transport: its level, source
 /// address, trust, backoff, pinned fingerprint, DNS, SASL and policy
 /// tables, then the scenario's own `[postfix.settings]`.
 fn settings(t: &Target<'_>, level: Level) -> BTreeMap<String, String> {
     let scenario = t.scenario;
     let mut settings = BTreeMap::new();
-    for (k, v) in level.settings() {
+    for (k, v) in level_settings(level) {
         settings.insert(k.to_owned(), v.to_owned());
     }
     if let Some(source) = t.source {
