@@ -162,6 +162,46 @@ impl Mta {
     }
 }
 
+/// `/etc/hosts` lines for the names the MTA's client resolves: the run's
+/// fake relays.
+pub(crate) fn hosts_file(hosts: &BTreeMap<String, Vec<IpAddr>>) -> String {
+    use std::fmt::Write as _;
+    let mut by_addr: BTreeMap<IpAddr, Vec<&str>> = BTreeMap::new();
+    for (name, addrs) in hosts {
+        for a in addrs {
+            by_addr.entry(*a).or_default().push(name);
+        }
+    }
+    let mut out = String::from("# tlsharness: the run's fake relays\n");
+    for (addr, names) in by_addr {
+        let _ = writeln!(out, "{addr} {}", names.join(" "));
+    }
+    out
+}
+
+/// The section of a configuration whose first line `head` picks: that
+/// line and the indented lines after it (a master.cf service and its
+/// `-o` lines, an Exim driver and its options).
+fn section(text: &str, head: impl Fn(&str) -> bool) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with(char::is_whitespace) && !line.trim().is_empty() {
+            if inside {
+                out.push_str(line);
+                out.push('\n');
+            }
+            continue;
+        }
+        inside = head(line);
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Failures around the MTA's container and Docker.
 #[derive(Debug, thiserror::Error)]
 pub enum MtaError {

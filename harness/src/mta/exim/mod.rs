@@ -160,20 +160,6 @@ fn route_line(t: &Target<'_>, transport: &str) -> String {
     }
 }
 
-fn hosts_file(hosts: &BTreeMap<String, Vec<IpAddr>>) -> String {
-    let mut by_addr: BTreeMap<IpAddr, Vec<&str>> = BTreeMap::new();
-    for (name, addrs) in hosts {
-        for a in addrs {
-            by_addr.entry(*a).or_default().push(name);
-        }
-    }
-    let mut out = String::from("# tlsharness: the run's fake relays\n");
-    for (addr, names) in by_addr {
-        let _ = writeln!(out, "{addr} {}", names.join(" "));
-    }
-    out
-}
-
 /// Installs the run's configuration and runs Exim's daemon in the
 /// foreground, with no queue runner (retries are the harness's); the main
 /// and panic logs are followed on stdout, where the harness reads them.
@@ -243,7 +229,7 @@ pub(super) fn render(
         ("routes".to_owned(), routes.clone().into_bytes()),
         ("by-mx".to_owned(), by_mx.clone().into_bytes()),
         ("zones".to_owned(), zones.clone().into_bytes()),
-        ("hosts".to_owned(), hosts_file(hosts).into_bytes()),
+        ("hosts".to_owned(), super::hosts_file(hosts).into_bytes()),
         ("ca.pem".to_owned(), ca_pem.as_bytes().to_vec()),
         ("entrypoint.sh".to_owned(), ENTRYPOINT.as_bytes().to_vec()),
     ];
@@ -259,21 +245,7 @@ pub(super) fn render(
 /// The section of `transport` in the configuration: its line and its
 /// indented options.
 fn transport_section(conf: &str, transport: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for line in conf.lines() {
-        if line.starts_with(char::is_whitespace) && !line.trim().is_empty() {
-            if inside {
-                let _ = writeln!(out, "{line}");
-            }
-            continue;
-        }
-        inside = line == format!("{transport}:");
-        if inside {
-            let _ = writeln!(out, "{line}");
-        }
-    }
-    out
+    super::section(conf, |line| line == format!("{transport}:"))
 }
 
 /// A case's configuration for its artifacts: its route, its transport,

@@ -167,17 +167,7 @@ impl PostfixConfig {
     }
 
     pub fn hosts(&self) -> String {
-        let mut by_addr: BTreeMap<IpAddr, Vec<&str>> = BTreeMap::new();
-        for (name, addrs) in &self.hosts {
-            for a in addrs {
-                by_addr.entry(*a).or_default().push(name);
-            }
-        }
-        let mut out = String::from("# tlsharness: the run's fake relays\n");
-        for (addr, names) in by_addr {
-            let _ = writeln!(out, "{addr} {}", names.join(" "));
-        }
-        out
+        crate::mta::hosts_file(&self.hosts)
     }
 
     /// Every file the entry point installs, by path under [`MOUNT`].

@@ -7,7 +7,6 @@ pub mod containment;
 pub mod log;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use config::{CONF_DIR, PostfixConfig, Route, Transport};
@@ -185,21 +184,9 @@ pub(super) fn render(
 
 /// The master.cf entry of one service: its line and its `-o` lines.
 fn master_entry(master_cf: &str, service: &str) -> String {
-    let mut out = String::new();
-    let mut inside = false;
-    for line in master_cf.lines() {
-        if line.starts_with(char::is_whitespace) {
-            if inside {
-                let _ = writeln!(out, "{line}");
-            }
-            continue;
-        }
-        inside = line.split_whitespace().next() == Some(service);
-        if inside {
-            let _ = writeln!(out, "{line}");
-        }
-    }
-    out
+    super::section(master_cf, |line| {
+        line.split_whitespace().next() == Some(service)
+    })
 }
 
 /// A case's configuration for its artifacts: its transport_maps entry,
