@@ -69,6 +69,22 @@ async fn chromium(args: &[String], url: &str) -> Output {
     out
 }
 
+/// Runs `tlsharness ARGS --html REPORT` and checks its exit code.
+fn write_html(args: &[&str], report: &Path, code: i32) {
+    let out = tlsharness()
+        .args(args)
+        .arg("--html")
+        .arg(report)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn file_url(path: &Path, fragment: &str) -> String {
     format!("file://{}#{fragment}", path.display())
 }
@@ -168,22 +184,10 @@ fn assert_incident_ladder(ladder: ElementRef<'_>) {
 async fn the_incidents_ladder_marks_the_stripped_starttls_and_plaintext_data_in_chromium() {
     let dir = artifacts();
     let report = dir.join("incident.html");
-    let out = tlsharness()
-        .args([
-            "run",
-            "scenarios",
-            "--scenario",
-            "incident-587-strip",
-            "--html",
-        ])
-        .arg(&report)
-        .output()
-        .expect("runs");
-    assert_eq!(
-        out.status.code(),
-        Some(exit::SUCCESS),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    write_html(
+        &["run", "scenarios", "--scenario", "incident-587-strip"],
+        &report,
+        exit::SUCCESS,
     );
     let fragment = "incident-587-strip/may";
     let html = rendered(&report, fragment, "incident.dom.html").await;
@@ -259,8 +263,8 @@ async fn the_incidents_ladder_marks_the_stripped_starttls_and_plaintext_data_in_
 async fn check_shows_both_sides_ladders_of_the_downgraded_path_in_chromium() {
     let dir = artifacts();
     let report = dir.join("check.html");
-    let out = tlsharness()
-        .args([
+    write_html(
+        &[
             "check",
             "--config",
             "fixtures/configs/incident-before",
@@ -268,16 +272,9 @@ async fn check_shows_both_sides_ladders_of_the_downgraded_path_in_chromium() {
             "fixtures/configs/incident-after",
             "--scenario",
             "incident-587-strip",
-            "--html",
-        ])
-        .arg(&report)
-        .output()
-        .expect("runs");
-    assert_eq!(
-        out.status.code(),
-        Some(exit::REGRESSION),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &report,
+        exit::REGRESSION,
     );
     let html = rendered(&report, "", "check.dom.html").await;
     let row = one(&html, "table.verdicts tr.vrow");
@@ -304,24 +301,17 @@ async fn check_shows_both_sides_ladders_of_the_downgraded_path_in_chromium() {
 #[tokio::test]
 async fn an_exim_page_draws_a_clear_retry_as_one_attempt_of_two_connections_in_chromium() {
     let report = artifacts().join("exim.html");
-    let out = tlsharness()
-        .args([
+    write_html(
+        &[
             "run",
             "scenarios",
             "--mta",
             "exim",
             "--scenario",
             "fail-handshake-alert",
-            "--html",
-        ])
-        .arg(&report)
-        .output()
-        .expect("runs");
-    assert_eq!(
-        out.status.code(),
-        Some(exit::SUCCESS),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &report,
+        exit::SUCCESS,
     );
     let html = rendered(&report, "fail-handshake-alert/try", "exim.dom.html").await;
     let case = one(&html, "section.case");
