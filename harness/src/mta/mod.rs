@@ -6,6 +6,7 @@
 //! ([`log`]). `run`, classification and reports see only these; Postfix
 //! and Exim each live in a module of their own.
 
+pub mod containment;
 pub mod dns;
 pub mod docker;
 pub mod exim;
@@ -17,8 +18,8 @@ pub mod postfix;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+pub use containment::{Loose, NotContained};
 pub use instance::{DeliveryEvent, Instance, Ran, StartOptions, run_once};
-pub use postfix::containment::{Loose, NotContained};
 
 pub use crate::policy::{Mta, Policy};
 use crate::scenario::Scenario;
@@ -146,16 +147,13 @@ impl Mta {
 
     /// Refuses a configuration that would let mail out; `outputs` are the
     /// outputs of [`Mta::containment_commands`], then resolv.conf.
-    pub fn verify_containment(
-        self,
-        outputs: &[&str],
-    ) -> Result<(), postfix::containment::NotContained> {
+    pub fn verify_containment(self, outputs: &[&str]) -> Result<(), NotContained> {
         match self {
             Mta::Postfix => match outputs {
                 [main, services, overrides, resolv_conf] => {
                     postfix::containment::verify(main, services, overrides, resolv_conf)
                 }
-                _ => Err(postfix::containment::NotContained::unreadable("postconf")),
+                _ => Err(NotContained::unreadable("postconf")),
             },
             Mta::Exim => exim::verify_containment(outputs),
         }

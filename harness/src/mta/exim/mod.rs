@@ -2,7 +2,9 @@
 //! harness's own (Debian's split configuration is not used), with one
 //! smtp transport per policy ([`crate::policy::EximPolicy`]) and a route
 //! per case read from a table: the case's recipient domain goes to the
-//! relay's name and port, from the case's source address.
+//! relay's name and port, from the case's source address; a case by MX
+//! becomes an address in its zone's domain, delivered by Exim's own
+//! dnslookup router.
 
 pub mod log;
 
@@ -10,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::postfix::containment::{Loose, NotContained};
+use super::containment::{Loose, NotContained};
 use super::{CASE_DOMAIN, Rendered, Target};
 use crate::policy::{EximPolicy, Policy};
 
