@@ -138,7 +138,8 @@ pub struct RunReport {
     /// From asking Docker for the container to the MTA accepting mail.
     pub startup_ms: u64,
     pub total_ms: u64,
-    /// The rendered main.cf and master.cf of each instance.
+    /// Each instance's configuration as the MTA rendered it (Postfix: main.cf
+    /// and master.cf; Exim: exim4.conf and its route tables).
     #[serde(skip)]
     pub configs: Vec<(String, String)>,
     /// The agents' peak resident memory (the largest), in KiB: the fakes
@@ -466,11 +467,11 @@ async fn run_case(
     rx: mpsc::UnboundedReceiver<DeliveryEvent>,
     opts: &RunOptions,
 ) -> CaseResult {
-    let pf = &lab.mta;
+    let instance = &lab.mta;
     // What this MTA version must do, where the scenario says it differs.
     let expect = case
         .scenario
-        .expectation_for(case.level, pf.version())
+        .expectation_for(case.level, instance.version())
         .unwrap_or(&case.expect);
     let plan = Delivery {
         recipient: case.recipient(),
@@ -485,9 +486,9 @@ async fn run_case(
         name: case.scenario.name.clone(),
         file: case.scenario.path.display().to_string(),
         level: case.level,
-        mta: pf.mta(),
+        mta: instance.mta(),
         image: case.image.clone(),
-        postfix_version: pf.version().to_owned(),
+        postfix_version: instance.version().to_owned(),
         expected: expect.clone(),
         passed: failure.is_none(),
         failure,

@@ -47,7 +47,7 @@ pub(crate) async fn observe(
     let mut queue_id: Option<String> = None;
     let mut log: Vec<(usize, String)> = Vec::new();
     let mut injected_at = tokio::time::Instant::now();
-    let pf = &lab.mta;
+    let instance = &lab.mta;
     // What the fakes saw, as of the last question asked, and whether that
     // answer is the whole story: asked after the last attempt's status,
     // with every connection closed.
@@ -66,7 +66,7 @@ pub(crate) async fn observe(
             let age = Duration::from_secs(after.0 + 1);
             tokio::time::sleep_until(injected_at + age).await;
         }
-        let first_line = pf.line_count();
+        let first_line = instance.line_count();
         complete = false;
         if n > 0 {
             match lab.state(rig.id, None).await {
@@ -86,17 +86,17 @@ pub(crate) async fn observe(
                     let id = lab
                         .inject(&plan.recipient, &plan.subject, &rig.message_id)
                         .await?;
-                    if pf.mta().queues_on_receipt() {
-                        pf.flush(&id).await?;
+                    if instance.mta().queues_on_receipt() {
+                        instance.flush(&id).await?;
                     }
                     Ok(Some(id))
                 }
-                Some(id) => pf.flush(id).await.map(|()| None),
+                Some(id) => instance.flush(id).await.map(|()| None),
             }
         };
         let kicked = tokio::select! {
             k = kick => k,
-            _ = pf.stopped() => Err(MtaError::Exec(
+            _ = instance.stopped() => Err(MtaError::Exec(
                 "the MTA stopped during the run: its mail log ended".into(),
             )),
         };
@@ -114,7 +114,7 @@ pub(crate) async fn observe(
         let deadline = tokio::time::Instant::now() + attempt_timeout;
         let event = tokio::select! {
             e = tokio::time::timeout_at(deadline, rx.recv()) => e,
-            _ = pf.stopped() => {
+            _ = instance.stopped() => {
                 attempts.push(Attempt::failed(
                     "the MTA stopped during the run: its mail log ended".into(),
                     Wire::default(),
@@ -147,7 +147,7 @@ pub(crate) async fn observe(
         complete = seen.open == 0;
         let wire =
             Wire::from_records(&seen.records_since(&connections_before)).with_open(seen.open);
-        let mut lines = pf.lines_about(
+        let mut lines = instance.lines_about(
             Some(event.pid),
             queue_id.as_deref(),
             first_line..event.index + 1,
