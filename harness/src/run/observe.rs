@@ -177,20 +177,20 @@ pub(crate) async fn observe(
             .map(|(addr, _)| addr.to_owned());
         // Exim logs the session on the status line; Postfix on a line of
         // its own, before it.
-        let inline = event.delivery.tls.clone();
-        let tls = lines
-            .iter()
-            .filter(|(_, l)| inline.is_none() && l.pid == event.pid)
-            .filter_map(|(_, l)| match &l.event {
-                LogEvent::Tls(t)
-                    if t.port == port && relay_addr.as_deref().is_none_or(|a| a == t.addr) =>
-                {
-                    Some(t.clone())
-                }
-                _ => None,
-            })
-            .next_back()
-            .or(inline);
+        let tls = event.delivery.tls.clone().or_else(|| {
+            lines
+                .iter()
+                .filter(|(_, l)| l.pid == event.pid)
+                .filter_map(|(_, l)| match &l.event {
+                    LogEvent::Tls(t)
+                        if t.port == port && relay_addr.as_deref().is_none_or(|a| a == t.addr) =>
+                    {
+                        Some(t.clone())
+                    }
+                    _ => None,
+                })
+                .next_back()
+        });
         // The client's own note that it gave up TLS with a host and
         // delivered in clear on a new connection (Exim, within one attempt).
         let retried_in_clear = lines.iter().find_map(|(_, l)| match &l.event {
