@@ -17,6 +17,11 @@ pub const HARNESS_ERROR: i32 = 4;
 /// `check`: the candidate configuration downgrades mail, returns it to its
 /// sender (bounces) or stops it on some path.
 pub const REGRESSION: i32 = 5;
+/// No case failed, but some were inconclusive: the MTA's timing was not
+/// what their expectations assume (a machine too busy for the scenario's
+/// backoff), on the case's run and its run again. Neither a pass nor a
+/// failure.
+pub const INCONCLUSIVE: i32 = 6;
 /// Interrupted by SIGINT or SIGTERM; everything was cleaned up.
 pub const INTERRUPTED: i32 = 130;
 

@@ -129,6 +129,8 @@ fn case(scenario: &str, level: Level, expected: Expectation, attempts: Vec<Attem
         expected,
         passed: failure.is_none(),
         failure,
+        inconclusive: None,
+        rerun: None,
         attempts,
         recipient: "x@c0.tlsharness.test".into(),
         queue_id: Some("A1B2C3".into()),
@@ -587,5 +589,54 @@ fn nothing_to_report_is_refused_not_written_empty() {
         report::write_artifacts_runs(&[], dir.path())
             .unwrap()
             .is_empty()
+    );
+}
+
+/// A run whose one case was inconclusive: delivered in plaintext on its
+/// first attempt because the message had waited past the backoff, on its
+/// run and its run again.
+fn inconclusive_run(run_id: &str) -> RunReport {
+    let mut run = passing_run(run_id);
+    let c = &mut run.cases[0];
+    c.passed = false;
+    c.failure = None;
+    c.rerun = Some("attempt 1: the message had waited 11s in the queue before the MTA began the attempt; the scenario needs under 8s".into());
+    c.inconclusive = Some("the MTA was too slow for this scenario's timing (attempt 1: the message had waited 12s ...)".into());
+    c.attempts[0].waited_ms = Some(12_000);
+    run
+}
+
+#[test]
+fn an_inconclusive_case_is_neither_passed_nor_failed_in_every_report() {
+    let run = inconclusive_run("r1");
+    assert_eq!(run.exit_code(), tlsharness::exit::INCONCLUSIVE);
+    assert_eq!((run.inconclusive(), run.errors()), (1, 0));
+    let (_dir, path) = written(|p| report::write_json(&run, p), "out.json");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_conforms(&report);
+    let case = &report["cases"][0];
+    assert_eq!(case["passed"], false);
+    assert_eq!(case["failure"], Value::Null);
+    assert!(case["inconclusive"].as_str().unwrap().contains("too slow"));
+    assert!(case["rerun"].as_str().unwrap().contains("waited 11s"));
+    assert_eq!(case["attempts"][0]["waited_ms"], 12_000);
+
+    let (text, parsed) = junit_of(std::slice::from_ref(&run));
+    assert_eq!(
+        (parsed.tests, parsed.failures, parsed.errors),
+        (1, 0, 0),
+        "{text}"
+    );
+    assert!(text.contains("<skipped"), "{text}");
+    assert!(text.contains("inconclusive"), "{text}");
+
+    let matrix = report::matrix(&run);
+    assert!(matrix.contains("? ↻"), "{matrix}");
+    assert!(matrix.contains("0 failed, 1 inconclusive"), "{matrix}");
+    let details = report::failure_details(&run.cases[0]);
+    assert!(details.starts_with("INCONCLUSIVE "), "{details}");
+    assert!(
+        details.contains("run again with a fresh message"),
+        "{details}"
     );
 }

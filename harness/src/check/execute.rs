@@ -603,14 +603,23 @@ async fn run_one(
         instance.mta.exec(&args).await?;
     }
     let recipient = setup::recipient(scenario, k);
-    let rx = instance.mta.subscribe(&recipient);
+    let mut rx = instance.mta.subscribe(&recipient);
     let plan = Delivery {
         recipient,
         subject: format!("tlsharness check {}", scenario.id),
         attempts: 1,
         retry_after: None,
     };
-    let seen = observe(&plan, &rig, instance, rx, opts.attempt_timeout).await;
+    let seen = observe(
+        &plan,
+        &rig,
+        instance,
+        &mut rx,
+        opts.attempt_timeout,
+        Default::default(),
+        None,
+    )
+    .await;
     instance.unrig(rig.id).await?;
     // The scenario's expectations are for its first service's port
     // (or, single-port, wherever it follows the configuration); on

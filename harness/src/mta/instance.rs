@@ -46,6 +46,8 @@ enum State {
 struct LogHub {
     lines: Mutex<Lines>,
     subscribers: Mutex<HashMap<String, mpsc::UnboundedSender<DeliveryEvent>>>,
+    /// Woken at every line.
+    appended: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -101,6 +103,22 @@ impl LogHub {
                 .push(index);
         }
         lines.all.push(line);
+        drop(lines);
+        self.appended.notify_waiters();
+    }
+
+    /// Whether a line about `queue_id` at index `from` or later is
+    /// [`LogEvent::Active`].
+    fn activated_since(&self, queue_id: &str, from: usize) -> bool {
+        let lines = self.lines.lock().expect("log poisoned");
+        lines
+            .by_queue_id
+            .get(queue_id)
+            .into_iter()
+            .flatten()
+            .rev()
+            .take_while(|&&i| i >= from)
+            .any(|&i| lines.all[i].event == LogEvent::Active)
     }
 }
 
@@ -128,6 +146,9 @@ pub struct Instance {
 
 /// The longest one command in the container may take.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest a retry request may take to start an attempt, however
+/// often it is repeated.
+const RETRY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Instance {
     /// Starts the MTA's container with `files` copied under [`MOUNT`] and
@@ -273,11 +294,70 @@ impl Instance {
     }
 
     /// Asks the MTA to attempt delivery of one queued message now
-    /// (Postfix: `postqueue -i`; Exim: `exim -M`).
+    /// (Postfix: `postqueue -i`; Exim: `exim -M`), and, where the MTA logs
+    /// the start of an attempt, returns once the attempt has begun.
+    ///
+    /// Postfix logs an attempt's status before its queue manager has moved
+    /// the message out of the active queue, and `postqueue -i` on a message
+    /// still there does nothing: asked at once, the retry was lost and the
+    /// harness waited out its whole deadline for a status that never came.
+    /// So the request is repeated, ever less often, until qmgr logs that it
+    /// took the message up (`(queue active)`).
     pub async fn flush(&self, queue_id: &str) -> Result<(), MtaError> {
         let cmd = self.mta.retry_command(queue_id);
         let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        if !self.mta.logs_attempt_start() {
+            return self.exec(&cmd).await.map(|_| ());
+        }
+        let from = self.line_count();
+        let give_up = tokio::time::Instant::now() + RETRY_TIMEOUT;
+        let mut patience = Duration::from_millis(250);
+        let mut asked = 0;
+        loop {
+            self.exec(&cmd).await?;
+            asked += 1;
+            let until = (tokio::time::Instant::now() + patience).min(give_up);
+            if self.activated(queue_id, from, until).await {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(MtaError::Exec(format!(
+                    "{}: the MTA did not take message {queue_id} up for a new attempt within {}s (asked {asked} times)",
+                    cmd.join(" "),
+                    RETRY_TIMEOUT.as_secs()
+                )));
+            }
+            patience = (patience * 2).min(Duration::from_secs(4));
+        }
+    }
+
+    /// Removes one queued message.
+    pub async fn remove(&self, queue_id: &str) -> Result<(), MtaError> {
+        let cmd = self.mta.remove_command(queue_id);
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
         self.exec(&cmd).await.map(|_| ())
+    }
+
+    /// Waits until `deadline` for a line at index `from` or later saying
+    /// that the MTA took message `queue_id` up for an attempt.
+    pub async fn activated(
+        &self,
+        queue_id: &str,
+        from: usize,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        loop {
+            let appended = self.hub.appended.notified();
+            tokio::pin!(appended);
+            // Registered before the look, so no line slips between them.
+            appended.as_mut().enable();
+            if self.hub.activated_since(queue_id, from) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, appended).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// Which MTA this is.

@@ -60,6 +60,11 @@ pub enum LogEvent {
     /// on a new connection (Exim's `delivering unencrypted to H=...
     /// (not in hosts_require_tls)`, after a failed handshake).
     RetriedInClear(String),
+    /// The MTA took the message (this line's queue id) up for a delivery
+    /// attempt (Postfix: qmgr's `(queue active)` line). An MTA whose retry
+    /// request can do nothing while the message is busy logs this, so the
+    /// request can be confirmed, and repeated until it takes.
+    Active,
     #[default]
     Other,
 }
@@ -108,6 +113,11 @@ pub struct Delivery {
     /// The TLS session of the delivery, when the MTA logs it on the
     /// status line (Exim's `X=` and `CV=`).
     pub tls: Option<TlsSession>,
+    /// How long the message had waited in the queue when this attempt
+    /// began, in milliseconds, as the MTA logs it (Postfix: the first field
+    /// of `delays=`, arrival to entering the active queue, which it rounds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
 }
 
 /// One TLS session, as the MTA's client logged it.

@@ -120,6 +120,38 @@ impl Mta {
         }
     }
 
+    /// The message age from which the MTA at `policy` retries a failed
+    /// TLS handshake in plaintext, where its age decides that (Postfix's
+    /// `may`); `None` where age decides nothing (Exim retries in clear at
+    /// once, whatever the age).
+    pub fn plaintext_fallback_age(
+        self,
+        policy: Policy,
+        scenario: &Scenario,
+    ) -> Option<std::time::Duration> {
+        match (self, policy.level()) {
+            (Mta::Postfix, Some(level)) => postfix::plaintext_fallback_age(level, scenario),
+            _ => None,
+        }
+    }
+
+    /// The command that removes a queued message (a case run again starts
+    /// from a fresh one).
+    pub fn remove_command(self, queue_id: &str) -> Vec<String> {
+        match self {
+            Mta::Postfix => vec!["postsuper".into(), "-d".into(), queue_id.into()],
+            Mta::Exim => vec!["exim".into(), "-Mrm".into(), queue_id.into()],
+        }
+    }
+
+    /// Whether the MTA logs when it takes a message up for an attempt
+    /// ([`log::LogEvent::Active`]), so that a retry request, which does
+    /// nothing while the message is busy, can be confirmed (Postfix; Exim's
+    /// `exim -M` is the attempt itself).
+    pub fn logs_attempt_start(self) -> bool {
+        self == Mta::Postfix
+    }
+
     /// Whether the MTA only queues what it receives, and the first
     /// delivery is the harness's [`Mta::retry_command`] (Exim; Postfix
     /// delivers at once).

@@ -25,7 +25,13 @@ fn signature(c: &crate::run::CaseResult) -> String {
         .collect();
     format!(
         "{} [{}]",
-        if c.passed { "pass" } else { "FAIL" },
+        if c.passed {
+            "pass"
+        } else if c.is_inconclusive() {
+            "inconclusive"
+        } else {
+            "FAIL"
+        },
         attempts.join(" -> ")
     )
 }

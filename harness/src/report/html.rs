@@ -559,12 +559,14 @@ fn case_view(c: &CaseResult, key: String) -> CaseView {
         dsn: c.attempts.last().map_or(String::new(), |a| a.dsn.clone()),
         mark: if c.is_error() {
             "error"
+        } else if c.is_inconclusive() {
+            "inconclusive"
         } else if c.passed {
             "pass"
         } else {
             "fail"
         },
-        failure: c.failure.clone(),
+        failure: c.inconclusive.clone().or_else(|| c.failure.clone()),
         expected: c.expected.attempts.iter().map(|a| a.to_string()).collect(),
         relay: c.relay.clone(),
         behaviours: c.behaviours.clone(),
@@ -638,14 +640,16 @@ fn run_page(reports: &[RunReport]) -> Page {
                 rows,
             });
         }
-        let failed = report.cases.iter().filter(|c| !c.passed).count();
+        let failed = report.cases.iter().filter(|c| c.is_failure()).count();
+        let passed = report.cases.iter().filter(|c| c.passed).count();
         let mut fact = format!(
-            "run {}: {} cases, {} passed, {} failed, {} without a verdict; {} ready in {:.1}s, run took {:.1}s",
+            "run {}: {} cases, {} passed, {} failed, {} without a verdict, {} inconclusive; {} ready in {:.1}s, run took {:.1}s",
             report.run_id,
             report.cases.len(),
-            report.cases.len() - failed,
+            passed,
             failed,
             report.errors(),
+            report.inconclusive(),
             report.mta.title(),
             report.startup_ms as f64 / 1000.0,
             report.total_ms as f64 / 1000.0,

@@ -83,6 +83,13 @@ pub struct CaseRecord<'a> {
     pub expected: &'a [AttemptExpectation],
     pub passed: bool,
     pub failure: Option<&'a str>,
+    /// Neither passed nor failed: the MTA's timing was not what the
+    /// expectation assumes, on the case's run and its run again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<&'a str>,
+    /// Why the case was run again with a fresh message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<&'a str>,
     pub attempts: &'a [Attempt],
     pub relay: &'a str,
     pub behaviours: &'a [String],
@@ -113,6 +120,8 @@ impl<'a> CaseRecord<'a> {
             expected: &c.expected.attempts,
             passed: c.passed,
             failure: c.failure.as_deref(),
+            inconclusive: c.inconclusive.as_deref(),
+            rerun: c.rerun.as_deref(),
             attempts: &c.attempts,
             relay: &c.relay,
             behaviours: &c.behaviours,

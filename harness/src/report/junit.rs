@@ -74,6 +74,15 @@ impl Stamp {
 fn testcase(c: &CaseResult, at: &str, suffix: &str) -> TestCase {
     let status = if c.passed {
         TestCaseStatus::success()
+    } else if let Some(why) = &c.inconclusive {
+        // JUnit has no verdict between pass and failure; a skipped case
+        // is one that reached none, which is what this is.
+        let mut status = TestCaseStatus::skipped();
+        status
+            .set_message(text(why))
+            .set_type("inconclusive")
+            .set_description(text(&case_details(c)));
+        status
     } else {
         let (kind, ty) = if c.is_error() {
             (NonSuccessKind::Error, "harness")

@@ -69,7 +69,8 @@ pub fn attempt_summary(a: &Attempt) -> String {
 }
 
 /// What the marks and words of a cell mean, printed under every matrix.
-pub const LEGEND: &str = "✓ as the scenario expects, ✗ not as it expects, ! no verdict (harness error); \
+pub const LEGEND: &str = "✓ as the scenario expects, ✗ not as it expects, ! no verdict (harness error), \
+? inconclusive (the MTA was too slow for the scenario's timing, twice); ↻ run again with a fresh message; \
 PLAINTEXT delivered without TLS (+CREDENTIALS: AUTH crossed in plaintext too; \
 retried in clear: after a failed handshake, on a new connection in the same attempt); \
 tls TRUST delivered over TLS, with the trust the MTA logged; \
@@ -79,6 +80,8 @@ deferred/bounced DSN as the MTA logged it; → the next delivery attempt";
 pub fn cell(c: &CaseResult) -> String {
     let mark = if c.is_error() {
         "!"
+    } else if c.is_inconclusive() {
+        "?"
     } else if c.passed {
         "✓"
     } else {
@@ -90,7 +93,8 @@ pub fn cell(c: &CaseResult) -> String {
     } else {
         attempts.join(" → ")
     };
-    format!("{mark} {text}")
+    let again = if c.rerun.is_some() { "↻ " } else { "" };
+    format!("{mark} {again}{text}")
 }
 
 /// Scenarios down, levels across; one table per image, then where the
@@ -117,7 +121,10 @@ pub fn matrix(report: &RunReport) -> String {
     if images.len() > 1 {
         out.push_str(&across_images(report));
     }
-    let failed = report.cases.iter().filter(|c| !c.passed).count();
+    let failed = report.cases.iter().filter(|c| c.is_failure()).count();
+    let errors = report.errors();
+    let inconclusive = report.inconclusive();
+    let passed = report.cases.iter().filter(|c| c.passed).count();
     let plaintext = report
         .cases
         .iter()
@@ -146,10 +153,20 @@ pub fn matrix(report: &RunReport) -> String {
     let _ = writeln!(out, "\n{LEGEND}");
     let _ = writeln!(
         out,
-        "{} cases, {} passed, {} failed; {} delivered in plaintext, {} sent credentials in plaintext. {}, ready in {:.1}s, run took {:.1}s.",
+        "{} cases, {} passed, {} failed{}{}; {} delivered in plaintext, {} sent credentials in plaintext. {}, ready in {:.1}s, run took {:.1}s.",
         report.cases.len(),
-        report.cases.len() - failed,
+        passed,
         failed,
+        if errors > 0 {
+            format!(", {errors} without a verdict")
+        } else {
+            String::new()
+        },
+        if inconclusive > 0 {
+            format!(", {inconclusive} inconclusive")
+        } else {
+            String::new()
+        },
         plaintext,
         credentials,
         versions.join(", "),
@@ -244,12 +261,23 @@ fn across_images(report: &RunReport) -> String {
 /// Expected vs got, the MTA's log and the wire transcript of a failed case.
 pub fn failure_details(c: &CaseResult) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "FAIL {}/{} ({})", c.scenario, c.level, c.file);
+    let head = if c.is_inconclusive() {
+        "INCONCLUSIVE"
+    } else {
+        "FAIL"
+    };
+    let _ = writeln!(out, "{head} {}/{} ({})", c.scenario, c.level, c.file);
     let _ = writeln!(
         out,
         "  why:      {}",
-        c.failure.as_deref().unwrap_or("unknown")
+        c.inconclusive
+            .as_deref()
+            .or(c.failure.as_deref())
+            .unwrap_or("unknown")
     );
+    if let Some(first) = &c.rerun {
+        let _ = writeln!(out, "  run again with a fresh message, because: {first}");
+    }
     let expected: Vec<String> = c.expected.attempts.iter().map(|a| a.to_string()).collect();
     let _ = writeln!(out, "  expected: {}", expected.join(" → "));
     for (i, a) in c.attempts.iter().enumerate() {

@@ -86,7 +86,13 @@ impl Progress {
                 }
                 let line = format!(
                     "  {:4} {}/{}  {}",
-                    if c.passed { "ok" } else { "FAIL" },
+                    if c.passed {
+                        "ok"
+                    } else if c.is_inconclusive() {
+                        "INCONCLUSIVE"
+                    } else {
+                        "FAIL"
+                    },
                     c.scenario,
                     c.level,
                     cell(c)
@@ -104,7 +110,7 @@ impl Progress {
                         if counts.done < counts.total {
                             let _ = write!(
                                 err,
-                                "  [{}/{}] {} failed so far",
+                                "  [{}/{}] {} not passed so far",
                                 counts.done, counts.total, counts.failed
                             );
                         }

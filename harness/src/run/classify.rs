@@ -95,6 +95,10 @@ pub struct Attempt {
     pub relay_hop: Option<Hop>,
     /// The status line, verbatim.
     pub log_line: String,
+    /// How long the message had waited in the MTA's queue when the attempt
+    /// began, in milliseconds, where the MTA logs it (Postfix's `delays=`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The attempt's connections through the middlebox, line by line, for
@@ -126,6 +130,7 @@ impl Attempt {
             received: None,
             relay_hop: None,
             log_line: String::new(),
+            waited_ms: None,
             error: Some(error),
             connections: Vec::new(),
             log: Vec::new(),
@@ -229,6 +234,7 @@ pub fn classify(
         wire,
         received,
         log_line: log_line.to_owned(),
+        waited_ms: delivery.waited_ms,
         error,
         connections: Vec::new(),
         log: Vec::new(),
@@ -411,6 +417,7 @@ mod tests {
             },
             reason: "250 ok".into(),
             tls: None,
+            waited_ms: None,
         }
     }
 

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::classify::{Attempt, compare};
+use super::head_start::{HeadStart, Ticket};
 use super::observe::{Delivery, observe};
 use super::plan::{Case, Selection, on_images, plan};
 use super::rig::{Placement, Rig, Workshop};
@@ -95,6 +96,15 @@ pub struct CaseResult {
     pub passed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Neither a pass nor a failure: the MTA's timing was not what the
+    /// scenario's expectation assumes (a fresh message that waited past
+    /// the fallback age), on the case's run and on its run again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<String>,
+    /// Why the case was run a second time with a fresh message: its first
+    /// run's timing did not hold. (The attempts are the second run's.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<String>,
     pub recipient: String,
     pub queue_id: Option<String>,
     /// The relay as the scenario names it: `hostname:port`.
@@ -118,6 +128,18 @@ impl CaseResult {
     /// without an outcome.
     pub fn is_error(&self) -> bool {
         self.attempts.is_empty() || self.attempts.iter().any(|a| a.outcome.is_none())
+    }
+
+    /// Whether the case reached no verdict because the MTA's timing did
+    /// not hold (see [`CaseResult::inconclusive`]).
+    pub fn is_inconclusive(&self) -> bool {
+        self.inconclusive.is_some()
+    }
+
+    /// Whether the case failed its expectation (not an error, not
+    /// inconclusive).
+    pub fn is_failure(&self) -> bool {
+        !self.passed && !self.is_error() && !self.is_inconclusive()
     }
 
     /// The outcome of the last attempt, if it was classified.
@@ -174,15 +196,23 @@ impl RunReport {
         self.cases.iter().filter(|c| c.is_error()).count()
     }
 
-    /// Success, failed expectations, or a harness error when any case
-    /// could not be classified (that outranks a failed expectation).
+    /// Cases whose timing did not hold, on their run and their run again.
+    pub fn inconclusive(&self) -> usize {
+        self.cases.iter().filter(|c| c.is_inconclusive()).count()
+    }
+
+    /// Success; a harness error when any case could not be classified
+    /// (that outranks the rest); failed expectations; or, with no failure,
+    /// cases that were inconclusive.
     pub fn exit_code(&self) -> i32 {
         if self.errors() > 0 {
             crate::exit::HARNESS_ERROR
-        } else if self.passed() {
-            crate::exit::SUCCESS
-        } else {
+        } else if self.cases.iter().any(CaseResult::is_failure) {
             crate::exit::EXPECTATION_FAILED
+        } else if self.inconclusive() > 0 {
+            crate::exit::INCONCLUSIVE
+        } else {
+            crate::exit::SUCCESS
         }
     }
 }
@@ -395,6 +425,14 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             startup,
         });
     }
+    let timed = |case: &Case| {
+        mta.logs_attempt_start()
+            && case.scenario.delivery.retry_after.is_some()
+            && mta
+                .plaintext_fallback_age(case.level, &case.scenario)
+                .is_some()
+    };
+    let head_start = HeadStart::new(cases.iter().filter(|c| timed(c)).count());
     let work: Vec<_> = cases
         .iter()
         .zip(&rigs)
@@ -403,13 +441,17 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             let (g, route) = route.as_ref().expect("every case has a group");
             let lab = &labs[*g];
             let rx = lab.mta.subscribe(&case.recipient());
-            (case, rig, *g, route, lab, rx)
+            let start = if timed(case) {
+                Start::First(head_start.ticket())
+            } else {
+                Start::After(head_start.clone())
+            };
+            (case, rig, (*g, route), lab, rx, start)
         })
         .collect();
-    let all = futures_util::future::join_all(
-        work.into_iter()
-            .map(|(case, rig, g, route, lab, rx)| run_case(case, rig, g, route, lab, rx, opts)),
-    );
+    let all = futures_util::future::join_all(work.into_iter().map(
+        |(case, rig, route, lab, rx, start)| run_case(case, rig, route, lab, rx, start, opts),
+    ));
     let results = tokio::select! {
         results = all => Some(results),
         _ = opts.cancel.cancelled() => None,
@@ -458,13 +500,20 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     })
 }
 
+/// When a case's message may go in: a timed case's first, holding a
+/// ticket the others wait for (see [`HeadStart`]).
+enum Start {
+    First(Ticket),
+    After(Arc<HeadStart>),
+}
+
 async fn run_case(
     case: &Case,
     rig: &Rig,
-    group: usize,
-    route: &(String, String),
+    (group, route): (usize, &(String, String)),
     lab: &Lab,
-    rx: mpsc::UnboundedReceiver<DeliveryEvent>,
+    mut rx: mpsc::UnboundedReceiver<DeliveryEvent>,
+    start: Start,
     opts: &RunOptions,
 ) -> CaseResult {
     let instance = &lab.mta;
@@ -479,8 +528,80 @@ async fn run_case(
         attempts: expect.attempts.len(),
         retry_after: case.scenario.delivery.retry_after,
     };
-    let seen = observe(&plan, rig, lab, rx, opts.attempt_timeout).await;
-    let failure = compare(expect, &seen.attempts);
+    let fallback_age = instance
+        .mta()
+        .plaintext_fallback_age(case.level, &case.scenario);
+    let unmet = |attempts: &[Attempt]| {
+        fallback_age
+            .and_then(|age| super::timing::unmet(age, case.scenario.delivery.retry_after, attempts))
+    };
+    let ticket = match start {
+        Start::First(ticket) => Some(ticket),
+        Start::After(head_start) => {
+            head_start.wait().await;
+            None
+        }
+    };
+    let mut seen = observe(
+        &plan,
+        rig,
+        lab,
+        &mut rx,
+        opts.attempt_timeout,
+        Default::default(),
+        ticket,
+    )
+    .await;
+    let mut rerun = None;
+    let mut timing = unmet(&seen.attempts);
+    if let Some(why) = timing.take() {
+        // Once more with a fresh message, the first one gone (a deferred
+        // one would otherwise be retried by the MTA among the new one's
+        // attempts).
+        let removed = match &seen.queue_id {
+            Some(id)
+                if !seen
+                    .attempts
+                    .last()
+                    .is_some_and(|a| a.outcome.is_some_and(|o| o.is_final())) =>
+            {
+                instance.remove(id).await
+            }
+            _ => Ok(()),
+        };
+        let state = match removed {
+            Ok(()) => lab.state(rig.id, None).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match state {
+            Ok(state) => {
+                let first_log = std::mem::take(&mut seen.log);
+                seen = observe(&plan, rig, lab, &mut rx, opts.attempt_timeout, state, None).await;
+                seen.log.splice(0..0, first_log);
+                timing = unmet(&seen.attempts);
+                rerun = Some(why);
+            }
+            Err(e) => {
+                timing = Some(format!("{why}; it could not be run again: {e}"));
+            }
+        }
+    }
+    let compared = compare(expect, &seen.attempts);
+    // Unmet timing outranks what the outcome says: the expectation was
+    // about another situation than the one the MTA was in.
+    let (failure, inconclusive) = match timing {
+        Some(why) => (
+            None,
+            Some(format!(
+                "the MTA was too slow for this scenario's timing ({why}){}",
+                compared
+                    .as_deref()
+                    .map(|c| format!("; what it then did: {c}"))
+                    .unwrap_or_default()
+            )),
+        ),
+        None => (compared, None),
+    };
     let result = CaseResult {
         scenario: case.scenario.id.clone(),
         name: case.scenario.name.clone(),
@@ -490,8 +611,10 @@ async fn run_case(
         image: case.image.clone(),
         postfix_version: instance.version().to_owned(),
         expected: expect.clone(),
-        passed: failure.is_none(),
+        passed: failure.is_none() && inconclusive.is_none(),
         failure,
+        inconclusive,
+        rerun,
         attempts: seen.attempts,
         recipient: case.recipient(),
         queue_id: seen.queue_id,

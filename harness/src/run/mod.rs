@@ -3,9 +3,11 @@
 
 mod classify;
 mod execute;
+mod head_start;
 mod observe;
 mod plan;
 mod rig;
+mod timing;
 
 pub use classify::{Attempt, Finding, Wire, classify, compare, findings};
 pub use execute::{CaseResult, Observer, RunError, RunEvent, RunOptions, RunReport, run};

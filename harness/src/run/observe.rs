@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::classify::{Attempt, Wire, classify};
+use super::head_start::Ticket;
 use super::rig::Rig;
 use crate::lab::Lab;
 use crate::lab::protocol::RigState;
@@ -34,13 +35,16 @@ pub(crate) struct Observation {
 }
 
 /// Injects the message and follows it until it leaves the queue or the
-/// attempts are used up.
+/// attempts are used up. `seen` is what the fakes had seen before (a case
+/// run again: its earlier connections and copies are not this message's).
 pub(crate) async fn observe(
     plan: &Delivery,
     rig: &Rig,
     lab: &Lab,
-    mut rx: mpsc::UnboundedReceiver<DeliveryEvent>,
+    rx: &mut mpsc::UnboundedReceiver<DeliveryEvent>,
     attempt_timeout: Duration,
+    mut seen: RigState,
+    mut head_start: Option<Ticket>,
 ) -> Observation {
     let started = Instant::now();
     let mut attempts: Vec<Attempt> = Vec::new();
@@ -51,8 +55,8 @@ pub(crate) async fn observe(
     // What the fakes saw, as of the last question asked, and whether that
     // answer is the whole story: asked after the last attempt's status,
     // with every connection closed.
-    let mut seen = RigState::default();
     let mut complete = false;
+    let earlier = seen.ended();
     // Per attempt, how many connections had ended on each path when it began.
     let mut befores: Vec<Vec<usize>> = Vec::new();
     for n in 0..plan.attempts {
@@ -110,6 +114,12 @@ pub(crate) async fn observe(
         if let Err(e) = kicked {
             attempts.push(Attempt::failed(e.to_string(), Wire::default()));
             break;
+        }
+        if let (Some(ticket), Some(id)) = (head_start.take(), &queue_id) {
+            // The run's other messages wait for this one to be taken up.
+            let patience = tokio::time::Instant::now() + Duration::from_secs(10);
+            instance.activated(id, first_line, patience).await;
+            drop(ticket);
         }
         let deadline = tokio::time::Instant::now() + attempt_timeout;
         let event = tokio::select! {
@@ -238,7 +248,7 @@ pub(crate) async fn observe(
         attempt.connections = records_between(&seen, before, befores.get(n + 1));
     }
     let transcript = seen
-        .records_since(&[])
+        .records_since(&earlier)
         .iter()
         .enumerate()
         .map(|(i, r)| {

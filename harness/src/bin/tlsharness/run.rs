@@ -134,11 +134,16 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
         };
         if repeated {
             eprintln!(
-                "tlsharness: repetition {}/{}: {} cases, {} failed, {:.1}s",
+                "tlsharness: repetition {}/{}: {} cases, {} failed, {} inconclusive, {:.1}s",
                 i + 1,
                 args.repeat,
                 report.cases.len(),
-                report.cases.iter().filter(|c| !c.passed).count(),
+                report
+                    .cases
+                    .iter()
+                    .filter(|c| !c.passed && !c.is_inconclusive())
+                    .count(),
+                report.inconclusive(),
                 report.total_ms as f64 / 1000.0
             );
         } else {
@@ -171,12 +176,14 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
     }
 }
 
-/// Harness errors outrank failed expectations, which outrank success.
+/// Harness errors outrank failed expectations, which outrank
+/// inconclusive cases, which outrank success.
 fn severity(code: i32) -> u8 {
     match code {
         exit::SUCCESS => 0,
-        exit::EXPECTATION_FAILED => 1,
-        _ => 2,
+        exit::INCONCLUSIVE => 1,
+        exit::EXPECTATION_FAILED => 2,
+        _ => 3,
     }
 }
 

@@ -68,6 +68,16 @@ fn parse_event(program: &str, message: &str) -> LogEvent {
     if let Some(d) = parse_delivery(message) {
         return LogEvent::Delivery(d);
     }
+    // qmgr, each time it moves the message into its active queue:
+    //   4ABC123: from=<harness@tlsharness.test>, size=512, nrcpt=1 (queue active)
+    if program.ends_with("/qmgr")
+        && message.ends_with(" (queue active)")
+        && message
+            .split_once(": ")
+            .is_some_and(|(id, rest)| is_queue_id(id) && rest.starts_with("from=<"))
+    {
+        return LogEvent::Active;
+    }
     LogEvent::Other
 }
 
@@ -110,6 +120,11 @@ fn parse_delivery(message: &str) -> Option<Delivery> {
     };
     let relay = field("relay")?;
     let dsn = field("dsn")?;
+    // delays=a/b/c/d: a is arrival to the active queue, the age Postfix's
+    // plaintext fallback judges (smtp_proto.c, PREACTIVE_DELAY).
+    let waited_ms = field("delays")
+        .and_then(|d| d.split('/').next().and_then(|a| a.parse::<f64>().ok()))
+        .map(|a| (a * 1000.0).round() as u64);
     let status_at = rest.find(", status=")? + ", status=".len();
     let tail = &rest[status_at..];
     let (word, reason) = match tail.split_once(' ') {
@@ -137,6 +152,7 @@ fn parse_delivery(message: &str) -> Option<Delivery> {
         status,
         reason: reason.to_owned(),
         tls: None,
+        waited_ms,
     })
 }
 
@@ -176,6 +192,21 @@ mod tests {
         assert_eq!(d.relay, "smtp.sendgrid.net[1.2.3.4]:587");
         assert_eq!(d.status, Status::Sent);
         assert_eq!(d.reason, "250 Ok");
+        assert_eq!(d.waited_ms, Some(947_000));
+    }
+
+    #[test]
+    fn the_queue_manager_taking_a_message_up_is_an_attempt_beginning() {
+        let l = parse(
+            "Dec  7 04:01:02 postfix postfix/qmgr[88]: 4F2A91C0D3: from=<harness@tlsharness.test>, size=402, nrcpt=1 (queue active)",
+        );
+        assert_eq!(l.event, LogEvent::Active);
+        assert_eq!(l.queue_id(), Some("4F2A91C0D3"));
+        // The same words from another program, or about no message, are not.
+        let other = parse(
+            "Dec  7 04:01:02 postfix postfix/cleanup[90]: 4F2A91C0D3: from=<a@b>, size=1, nrcpt=1 (queue active)",
+        );
+        assert_eq!(other.event, LogEvent::Other);
     }
 
     #[test]

@@ -46,6 +46,30 @@ fn level_settings(level: Level) -> Vec<(&'static str, &'static str)> {
     }
 }
 
+/// Postfix's default `minimal_backoff_time` (every version the images
+/// ship); a scenario sets its own only through `[delivery] retry_after`.
+const DEFAULT_MINIMAL_BACKOFF: u64 = 300;
+
+/// The age from which Postfix at `level` retries a failed TLS handshake
+/// in plaintext: at `may` (and the legacy `smtp_use_tls`, which is `may`)
+/// without SASL credentials, once the message waited minimal_backoff_time
+/// before entering the active queue (smtp_proto.c,
+/// `PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE`: `PREACTIVE_DELAY >=
+/// var_min_backoff_time && !HAVE_SASL_CREDENTIALS`).
+pub(super) fn plaintext_fallback_age(
+    level: Level,
+    scenario: &crate::scenario::Scenario,
+) -> Option<std::time::Duration> {
+    if !matches!(level, Level::May | Level::LegacyUseTls) || scenario.postfix.sasl.is_some() {
+        return None;
+    }
+    let secs = scenario
+        .delivery
+        .retry_after
+        .map_or(DEFAULT_MINIMAL_BACKOFF, |s| s.0);
+    Some(std::time::Duration::from_secs(secs))
+}
+
 /// The `-o` settings of a case's smtp transport: its level, source
 /// address, trust, backoff, pinned fingerprint, DNS, SASL and policy
 /// tables, then the scenario's own `[postfix.settings]`.

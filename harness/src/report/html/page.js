@@ -61,11 +61,12 @@
   ];
   var CAT_NAME = {};
   CATS.forEach(function (c) { CAT_NAME[c[0]] = c[1]; });
-  var MARK = { pass: '✓', fail: '✗', error: '!', none: '' };
+  var MARK = { pass: '✓', fail: '✗', error: '!', inconclusive: '?', none: '' };
   var MARK_TITLE = {
     pass: 'as the scenario expects',
     fail: 'not as the scenario expects',
     error: 'no verdict: a harness error',
+    inconclusive: "inconclusive: the MTA was too slow for the scenario's timing, on its run and its run again",
     none: ''
   };
 
@@ -102,7 +103,7 @@
         var td = el('td', {
           class: 'cell c-' + c.cat + ' m-' + c.mark + (c.intercepted ? ' icpt' : ''),
           'data-key': c.key, 'data-cat': c.cat, 'data-mark': c.mark,
-          title: (c.failure ? 'FAILED: ' + c.failure : MARK_TITLE[c.mark]) +
+          title: (c.failure ? (c.mark === 'inconclusive' ? 'INCONCLUSIVE: ' : 'FAILED: ') + c.failure : MARK_TITLE[c.mark]) +
             (c.intercepted ? ' (TLS intercepted by the middlebox)' : '')
         }, el('a', { href: '#' + encodeURI(c.key) }, cellText(c)));
         cellsByKey[c.key] = td;
@@ -116,7 +117,7 @@
   function filters() {
     var counts = {};
     D.cases.forEach(function (c) { counts[c.cat] = (counts[c.cat] || 0) + 1; });
-    var failed = D.cases.filter(function (c) { return c.mark === 'fail' || c.mark === 'error'; }).length;
+    var failed = D.cases.filter(function (c) { return c.mark !== 'pass'; }).length;
     var boxes = [];
     var bar = el('div', { class: 'filters', id: 'filters' });
     // Every outcome is listed, with its colour, as the matrix's legend.
