@@ -22,7 +22,10 @@ const RUN_DEADLINE: Duration = Duration::from_secs(600);
 /// handshake timeout inside minimal_backoff_time) stay meaningful then.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// What a `tlsharness run --json` report says, checked: every case passed.
+/// What a `tlsharness run --json` report says, checked: no case failed
+/// and none went without a verdict. A case may be inconclusive (the
+/// machine too busy for its timing on its run and its run again: neither
+/// pass nor failure, exit 6); each is counted and printed with its reason.
 /// Returns the run id.
 fn passed_report(json: &Path, stderr: &str) -> String {
     let text = std::fs::read_to_string(json)
@@ -30,19 +33,37 @@ fn passed_report(json: &Path, stderr: &str) -> String {
     let report: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
     let cases = report["cases"].as_array().expect("the report has cases");
     assert!(!cases.is_empty(), "the run ran no case; stderr:\n{stderr}");
+    let inconclusive: Vec<String> = cases
+        .iter()
+        .filter(|c| c["inconclusive"].is_string())
+        .map(|c| format!("{}/{}: {}", c["scenario"], c["level"], c["inconclusive"]))
+        .collect();
     let failed: Vec<String> = cases
         .iter()
-        .filter(|c| c["passed"] != serde_json::Value::Bool(true))
+        .filter(|c| c["passed"] != serde_json::Value::Bool(true) && !c["inconclusive"].is_string())
         .map(|c| format!("{}/{}: {}", c["scenario"], c["level"], c))
         .collect();
     assert!(
         failed.is_empty(),
-        "{} of {} cases failed:\n{}",
+        "{} of {} cases failed or had no verdict:\n{}",
         failed.len(),
         cases.len(),
         failed.join("\n")
     );
-    assert_eq!(report["passed"], serde_json::Value::Bool(true));
+    let reruns = cases.iter().filter(|c| c["rerun"].is_string()).count();
+    eprintln!(
+        "{} cases: {} inconclusive, {reruns} run again{}",
+        cases.len(),
+        inconclusive.len(),
+        inconclusive
+            .iter()
+            .map(|i| format!("\n  inconclusive {i}"))
+            .collect::<String>()
+    );
+    assert_eq!(
+        report["passed"],
+        serde_json::Value::Bool(inconclusive.is_empty())
+    );
     report["run_id"]
         .as_str()
         .filter(|id| !id.is_empty())
@@ -113,7 +134,7 @@ fn four_runs_at_once_on_one_daemon_all_pass() {
     let mut ids = Vec::new();
     for (i, ((status, stderr), (_, json))) in finished.iter().zip(&runs).enumerate() {
         assert!(
-            status.success(),
+            status.success() || status.code() == Some(tlsharness::exit::INCONCLUSIVE),
             "run {i} of {RUNS} at once {status} (all done after {took:.1?}); stderr:\n{stderr}"
         );
         ids.push(passed_report(json, stderr));

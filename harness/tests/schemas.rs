@@ -140,6 +140,7 @@ fn case(scenario: &str, level: Level, expected: Expectation, attempts: Vec<Attem
         transcript: "S: 220 smtp.relay.test ESMTP\nC: EHLO mail.tlsharness.test\nS~ 250 STARTTLS\n-- closed: client quit <bye> & gone\n".into(),
         duration_ms: 1234,
         group: 0,
+        by_mx: false,
         transport: format!("tlsh0-{level}"),
         route: format!("c0.tlsharness.test tlsh0-{level}:[smtp.relay.test]:4000"),
     }
@@ -171,6 +172,7 @@ fn mixed_run(run_id: &str) -> RunReport {
             "tlsh0-encrypt unix - - n - - smtp\n  -o smtp_tls_security_level=encrypt\n".into(),
         )],
         agent_peak_rss_kb: 0,
+        dns_logs: Vec::new(),
     }
 }
 

@@ -69,3 +69,38 @@ fn a_backoff_no_first_attempt_can_meet_is_inconclusive_after_a_run_again() {
     );
     assert!(stdout.contains("1 inconclusive"), "{stdout}");
 }
+
+/// A case by MX that did not pass keeps the run's DNS logs beside its
+/// MTA log: the resolver's own reasons for an answer (`log-servfail`)
+/// are what explains a lookup that failed under load.
+#[test]
+fn a_dns_case_that_failed_keeps_the_resolver_s_and_name_server_s_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let original =
+        std::fs::read_to_string(common::root().join("scenarios/dane-strip-starttls.toml")).unwrap();
+    // Expect the wrong thing at `may`, so the case fails.
+    let wrong = original.replacen(
+        "may     = \"delivered-plaintext\"",
+        "may     = \"delivered-tls\"",
+        1,
+    );
+    assert_ne!(wrong, original, "the scenario's `may` line moved");
+    std::fs::write(dir.path().join("dane-wrong.toml"), wrong).unwrap();
+    let artifacts = dir.path().join("artifacts");
+    let out = tlsharness()
+        .arg("run")
+        .arg(dir.path().join("dane-wrong.toml"))
+        .args(["--level", "may", "--artifacts"])
+        .arg(&artifacts)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(exit::EXPECTATION_FAILED),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dns = std::fs::read_to_string(artifacts.join("dane-wrong/may/dns.log")).unwrap();
+    assert!(dns.contains("==> unbound.log <=="), "{dns}");
+    assert!(dns.contains("==> nsd.log <=="), "{dns}");
+}

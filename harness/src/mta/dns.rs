@@ -107,6 +107,7 @@ printf '%s\n' \
   '  module-config: "validator iterator"' \
   '  qname-minimisation: no' \
   '  val-log-level: 2' \
+  '  log-servfail: yes' \
   '  verbosity: 1' \
   '  chroot: ""' \
   '  username: ""' \
@@ -169,4 +170,13 @@ if [ ! -f "$d/root.ds" ]; then echo no-dns; exit 0; fi
 if drill -D @127.0.0.1 . SOA | grep -q '^;; flags:.* ad'; then echo validating; exit 0; fi
 echo "the run's validating resolver does not validate the run's root zone (unbound's log):"
 tail -5 "$d/unbound.log"
+"#;
+
+/// Prints the run's DNS logs (the validating resolver's, the name
+/// server's, the MTA-STS daemon's), for the artifacts of DNS cases that
+/// did not pass; nothing without zones.
+pub const LOGS: &str = r#"d=/var/lib/tlsharness-dns
+for f in unbound.log nsd.log mta-sts.log; do
+  if [ -f "$d/$f" ]; then echo "==> $f <=="; tail -n 5000 "$d/$f"; fi
+done
 "#;

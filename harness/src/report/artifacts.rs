@@ -40,7 +40,8 @@ pub fn write_artifacts(report: &RunReport, dir: &Path) -> io::Result<Vec<PathBuf
 }
 
 /// Writes `{MTA.log,transcript.txt,MTA.conf}` (`postfix.log`,
-/// `exim.log`, ...) for every failed case of every run, in `DIR/<scenario>/<level>/`; under `--repeat`,
+/// `exim.log`, ...), and `dns.log` for a case by MX (the run's resolver,
+/// name server and MTA-STS daemon), for every failed case of every run, in `DIR/<scenario>/<level>/`; under `--repeat`,
 /// `DIR/repetition-K/<scenario>/<level>/`. When a run spans several images
 /// the level's directory is `<level>@<image>` (`/` and `:` as `_`) so that
 /// one image's case does not overwrite another's. Returns the directories
@@ -76,6 +77,11 @@ pub fn write_artifacts_runs(reports: &[RunReport], dir: &Path) -> io::Result<Vec
                 case_dir.join(format!("{}.conf", c.mta)),
                 config_text(report, c),
             )?;
+            if let Some(dns) = report.dns_logs.get(c.group).filter(|_| c.by_mx)
+                && !dns.is_empty()
+            {
+                std::fs::write(case_dir.join("dns.log"), dns)?;
+            }
             written.push(case_dir);
         }
     }

@@ -117,6 +117,9 @@ pub struct CaseResult {
     pub duration_ms: u64,
     /// Which MTA instance of the run served the case.
     pub group: usize,
+    /// The case's mail went by MX, through the run's DNS.
+    #[serde(skip)]
+    pub by_mx: bool,
     /// The case's transport in the MTA's terms (Postfix: master.cf
     /// service; Exim: smtp transport) and its route.
     pub transport: String,
@@ -168,6 +171,10 @@ pub struct RunReport {
     /// live there, not in this process.
     #[serde(skip)]
     pub agent_peak_rss_kb: u64,
+    /// Per instance, its DNS logs (resolver, name server, MTA-STS
+    /// daemon), kept when a case by MX did not pass; empty otherwise.
+    #[serde(skip)]
+    pub dns_logs: Vec<String>,
 }
 
 impl RunReport {
@@ -183,6 +190,7 @@ impl RunReport {
             total_ms: 0,
             configs: Vec::new(),
             agent_peak_rss_kb: 0,
+            dns_logs: Vec::new(),
         }
     }
 
@@ -474,6 +482,24 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
             stopped = Some(g.image.clone());
         }
     }
+    // The DNS logs of an instance with a case by MX that did not pass:
+    // what the resolver said of its lookups (log-servfail) is read there.
+    let mut dns_logs = Vec::new();
+    for (g, l) in labs.iter().enumerate() {
+        let wanted = results
+            .iter()
+            .flatten()
+            .any(|c| c.group == g && c.by_mx && !c.passed);
+        let text = if wanted {
+            l.mta
+                .exec(&["sh", "-c", crate::mta::dns::LOGS])
+                .await
+                .unwrap_or_else(|e| format!("(the DNS logs could not be read: {e})"))
+        } else {
+            String::new()
+        };
+        dns_logs.push(text);
+    }
     let mut agent_peak_rss_kb = 0;
     for l in &labs {
         agent_peak_rss_kb = agent_peak_rss_kb.max(l.agent_peak_rss_kb().await.unwrap_or_default());
@@ -497,6 +523,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         total_ms: t0.elapsed().as_millis() as u64,
         configs: configs.into_iter().map(|c| c.configs).collect(),
         agent_peak_rss_kb,
+        dns_logs,
     })
 }
 
@@ -627,6 +654,7 @@ async fn run_case(
         transcript: seen.transcript,
         duration_ms: seen.duration_ms,
         group,
+        by_mx: rig.zone.is_some(),
         transport: route.0.clone(),
         route: route.1.clone(),
     };
