@@ -4,8 +4,13 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::tlsharness;
 use tlsharness::exit;
+use tlsharness::lab::{Lab, LabOptions};
+use tlsharness::mta::StartOptions;
+use tlsharness::mta::postfix::config::{PostfixConfig, Route};
 
 /// The failed-handshake scenario with a one-second backoff: Postfix
 /// compares whole seconds, so no first attempt can be sure to find the
@@ -103,4 +108,128 @@ fn a_dns_case_that_failed_keeps_the_resolver_s_and_name_server_s_logs() {
     let dns = std::fs::read_to_string(artifacts.join("dane-wrong/may/dns.log")).unwrap();
     assert!(dns.contains("==> unbound.log <=="), "{dns}");
     assert!(dns.contains("==> nsd.log <=="), "{dns}");
+}
+
+/// Stops (or resumes) Postfix's queue manager inside the container.
+async fn signal_qmgr(lab: &Lab, signal: &str) {
+    let script = format!(
+        "for p in /proc/[0-9]*; do if [ \"$(cat $p/comm 2>/dev/null)\" = qmgr ]; then kill -{signal} ${{p#/proc/}}; fi; done"
+    );
+    lab.mta.exec(&["sh", "-c", &script]).await.unwrap();
+}
+
+/// The lost retry, reproduced: Postfix logs an attempt's status before its
+/// queue manager moves the message out of the active queue, and a
+/// `postqueue -i` in between does nothing. Here qmgr is held stopped over
+/// that moment (a delivery agent that defers after 2s, qmgr stopped while
+/// it works): one `postqueue -i` is lost for good, and the harness's retry,
+/// asked again until qmgr logs `(queue active)`, starts the attempt.
+#[test]
+fn a_retry_asked_while_the_message_is_still_active_is_not_lost() {
+    common::in_process();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(lost_retry());
+}
+
+async fn lost_retry() {
+    let pki = tlsharness::pki::Pki::new("lost-retry").unwrap();
+    let config = PostfixConfig {
+        inject: tlsharness::lab::INJECT,
+        transports: Vec::new(),
+        routes: vec![Route {
+            domain: "c0.tlsharness.test".into(),
+            transport: "slowdefer".into(),
+            nexthop: String::new(),
+        }],
+        hosts: Default::default(),
+        ca_pem: pki.ca_pem(),
+        main_overrides: Default::default(),
+        maps: Default::default(),
+        zones: Vec::new(),
+    };
+    // A delivery agent that always defers (EX_TEMPFAIL), after 2s.
+    let mut files = config.files();
+    let master = files.iter_mut().find(|(p, _)| p == "master.cf").unwrap();
+    master.1.extend_from_slice(
+        b"slowdefer unix - n n - - pipe\n  flags= user=nobody argv=/bin/sh -c { sleep 2; exit 75 }\n",
+    );
+    let image = tlsharness::mta::image::DEFAULT_IMAGE;
+    let prepared = tlsharness::mta::docker::prepare_run(&[image])
+        .await
+        .unwrap();
+    let mut lab = Lab::start(LabOptions {
+        mta: StartOptions {
+            mta: tlsharness::policy::Mta::Postfix,
+            image: image.into(),
+            run_id: prepared.run_id,
+            container_name: format!("tlsharness-lost-retry-{}", std::process::id()),
+            startup_timeout: Duration::from_secs(60),
+        },
+        files,
+        agent: prepared.agent,
+    })
+    .await
+    .expect("Postfix starts");
+    let to = "x@c0.tlsharness.test";
+    let mut rx = lab.mta.subscribe(to);
+    let id = lab
+        .inject(to, "tlsharness lost retry", "<lost-retry@tlsharness.test>")
+        .await
+        .unwrap();
+    let soon = || tokio::time::Instant::now() + Duration::from_secs(30);
+    assert!(
+        lab.mta.activated(&id, 0, soon()).await,
+        "{}",
+        lab.mta.tail(20)
+    );
+    signal_qmgr(&lab, "STOP").await;
+    let first = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the agent's status within 30s")
+        .unwrap();
+    assert_eq!(first.delivery.status.as_str(), "deferred", "{first:?}");
+    // qmgr has not taken the agent's reply: the message is still active.
+    let from = lab.mta.line_count();
+    lab.mta.exec(&["postqueue", "-i", &id]).await.unwrap();
+    signal_qmgr(&lab, "CONT").await;
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    let taken = lab.mta.activated(&id, from, until).await;
+    assert!(
+        !taken,
+        "a postqueue -i while the message was active started an attempt after all; the reproduction no longer holds:\n{}",
+        lab.mta.tail(20)
+    );
+    // The same moment through the harness's retry: a second attempt, and
+    // qmgr stopped while it runs.
+    let from = lab.mta.line_count();
+    lab.mta.exec(&["postqueue", "-i", &id]).await.unwrap();
+    assert!(
+        lab.mta.activated(&id, from, soon()).await,
+        "{}",
+        lab.mta.tail(20)
+    );
+    signal_qmgr(&lab, "STOP").await;
+    let second = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the second status within 30s")
+        .unwrap();
+    assert_eq!(second.delivery.status.as_str(), "deferred");
+    let flush = lab.mta.flush(&id);
+    let resume = async {
+        // The fault's length, not a synchronisation: qmgr resumes while
+        // the retry is being asked again.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        signal_qmgr(&lab, "CONT").await;
+    };
+    let (flushed, ()) = tokio::join!(flush, resume);
+    flushed.expect("the retry is taken up");
+    let third = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("the retried attempt's status within 30s")
+        .unwrap();
+    assert_eq!(third.delivery.status.as_str(), "deferred", "{third:?}");
+    lab.stop().await;
 }
