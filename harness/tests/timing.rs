@@ -110,6 +110,23 @@ fn a_dns_case_that_failed_keeps_the_resolver_s_and_name_server_s_logs() {
     assert!(dns.contains("==> nsd.log <=="), "{dns}");
 }
 
+/// Waits at most 30s for the next status line about the message, which
+/// must be a deferral.
+async fn deferred_within_30s(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<tlsharness::mta::DeliveryEvent>,
+    what: &str,
+) {
+    let event = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what} within 30s"))
+        .unwrap();
+    assert_eq!(
+        event.delivery.status.as_str(),
+        "deferred",
+        "{what}: {event:?}"
+    );
+}
+
 /// Stops (or resumes) Postfix's queue manager inside the container.
 async fn signal_qmgr(lab: &Lab, signal: &str) {
     let script = format!(
@@ -186,11 +203,7 @@ async fn lost_retry() {
         lab.mta.tail(20)
     );
     signal_qmgr(&lab, "STOP").await;
-    let first = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .expect("the agent's status within 30s")
-        .unwrap();
-    assert_eq!(first.delivery.status.as_str(), "deferred", "{first:?}");
+    deferred_within_30s(&mut rx, "the agent's status").await;
     // qmgr has not taken the agent's reply: the message is still active.
     let from = lab.mta.line_count();
     lab.mta.exec(&["postqueue", "-i", &id]).await.unwrap();
@@ -212,11 +225,7 @@ async fn lost_retry() {
         lab.mta.tail(20)
     );
     signal_qmgr(&lab, "STOP").await;
-    let second = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .expect("the second status within 30s")
-        .unwrap();
-    assert_eq!(second.delivery.status.as_str(), "deferred");
+    deferred_within_30s(&mut rx, "the second status").await;
     let flush = lab.mta.flush(&id);
     let resume = async {
         // The fault's length, not a synchronisation: qmgr resumes while
@@ -226,10 +235,6 @@ async fn lost_retry() {
     };
     let (flushed, ()) = tokio::join!(flush, resume);
     flushed.expect("the retry is taken up");
-    let third = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .expect("the retried attempt's status within 30s")
-        .unwrap();
-    assert_eq!(third.delivery.status.as_str(), "deferred", "{third:?}");
+    deferred_within_30s(&mut rx, "the retried attempt's status").await;
     lab.stop().await;
 }
