@@ -231,9 +231,18 @@ impl Workshop {
         // the scenario's first; check's is the configuration's, which the
         // relay may not serve at all (RelaySpec::service_for).
         let service = spec.service_for(port);
-        let mode = service.map_or(ServiceMode::None, |s| s.mode);
+        let mode = service.as_ref().map_or(ServiceMode::None, |s| s.mode);
+        // That listener's own certificate and recording, when it has them.
+        let certificate = service
+            .as_ref()
+            .and_then(|s| s.certificate)
+            .unwrap_or(spec.certificate);
+        let replay = service
+            .as_ref()
+            .and_then(|s| s.replay.clone())
+            .or_else(|| spec.replay.clone());
         let mut identities = Vec::new();
-        let relay_id = self.identity(Role::Relay, spec.certificate, &names)?;
+        let relay_id = self.identity(Role::Relay, certificate, &names)?;
         identities.push(relay_id.clone());
         let relay = RelaySpec {
             hostname: hostname.clone(),
@@ -253,7 +262,7 @@ impl Workshop {
                 .map(|a| (a.username.clone(), a.password.clone())),
             any_credentials: self.any_credentials,
             idle_timeout_ms: self.idle_timeout.as_millis() as u64,
-            replay: spec.replay.clone(),
+            replay,
         };
         let count = scenario.paths.len();
         let addresses: Vec<IpAddr> = (0..count).map(path_address).collect();

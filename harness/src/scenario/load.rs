@@ -458,10 +458,7 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         } else {
             ServiceMode::None
         };
-        relay.services = vec![ServiceSpec {
-            port: relay.port,
-            mode,
-        }];
+        relay.services = vec![ServiceSpec::new(relay.port, mode)];
         relay.single_port = true;
     } else {
         if let Some(k) = ["port", "starttls", "implicit_tls"]
@@ -496,7 +493,7 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
             }
         }
         // The first service is the one `run` delivers to.
-        let first = relay.services[0];
+        let first = relay.services[0].clone();
         relay.port = first.port;
         relay.starttls = first.mode.starttls();
         relay.implicit_tls = first.mode.implicit_tls();
@@ -515,14 +512,27 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
             "AUTH is offered only inside TLS, which this relay never starts: set starttls = true, or auth.before_tls = true",
         ));
     }
-    if relay.replay.is_some() && relay.services.len() > 1 {
+    if relay.replay.is_some() && !relay.single_port {
         return Err(relay_error(
-            "a replayed relay is one recorded listener: give a single port",
+            "with `services`, give each listener's recording in its own entry (`services = [{ port = 587, mode = \"starttls\", replay = {...} }]`), not in [relay.replay]",
         ));
     }
     if let Some(replay) = &relay.replay {
-        check_replay(&relay, replay)
+        check_replay(&relay, &relay.services[0], replay)
             .map_err(|m| invalid(path, bytes, relay_span.clone(), "relay.replay", m))?;
+    }
+    for (i, s) in relay.services.iter().enumerate() {
+        if let Some(replay) = &s.replay {
+            check_replay(&relay, s, replay).map_err(|m| {
+                let key = format!("relay.services[{i}].replay");
+                invalid(path, bytes, relay_span.clone(), &key, m)
+            })?;
+        }
+        if s.certificate.is_some() && s.mode == ServiceMode::None {
+            let key = format!("relay.services[{i}].certificate");
+            let m = "this listener never starts TLS, so it presents no certificate: remove it";
+            return Err(invalid(path, bytes, relay_span.clone(), &key, m.into()));
+        }
     }
     let middlebox_span = raw.middlebox.as_ref().map(|m| m.span());
     let paths_span = raw.paths.as_ref().map(|p| p.span());
@@ -757,15 +767,13 @@ fn check_dns(
     Ok(())
 }
 
-/// A replayed relay says what was recorded; the rest of `[relay]` must
-/// agree with it.
-fn check_replay(relay: &RelaySpec, replay: &ReplaySpec) -> Result<(), String> {
-    if relay.implicit_tls {
-        return Err(
-            "a replayed relay speaks plaintext SMTP first: remove implicit_tls, or the replay"
-                .into(),
-        );
-    }
+/// A replayed listener says what was recorded; the rest of `[relay]` and
+/// the service's mode must agree with it.
+fn check_replay(
+    relay: &RelaySpec,
+    service: &ServiceSpec,
+    replay: &ReplaySpec,
+) -> Result<(), String> {
     if relay.auth.is_some() {
         return Err(
             "a replayed relay offers what its recorded EHLO replies list: remove auth, or the replay"
@@ -773,11 +781,33 @@ fn check_replay(relay: &RelaySpec, replay: &ReplaySpec) -> Result<(), String> {
         );
     }
     let listed = replay.ehlo.lists_starttls();
-    if listed != relay.starttls {
+    if service.mode.implicit_tls() {
+        // Inside implicit TLS there is no STARTTLS to answer, and the EHLO
+        // reply recorded is already the one inside TLS.
+        if replay.starttls.is_some() {
+            return Err(
+                "replay.starttls: this listener speaks TLS from the first byte, so there is no STARTTLS to answer; remove it"
+                    .into(),
+            );
+        }
+        if replay.tls_ehlo.is_some() {
+            return Err(
+                "replay.tls_ehlo: on an implicit-TLS listener `ehlo` is already the reply inside TLS; remove tls_ehlo"
+                    .into(),
+            );
+        }
+        return Ok(());
+    }
+    if listed != service.mode.starttls() {
         let what = if listed { "lists" } else { "does not list" };
-        return Err(format!(
-            "the recorded EHLO reply {what} STARTTLS: set starttls = {listed}"
-        ));
+        let fix = if relay.single_port {
+            format!("set starttls = {listed}")
+        } else if listed {
+            "set mode = \"starttls\"".to_owned()
+        } else {
+            "set mode = \"none\"".to_owned()
+        };
+        return Err(format!("the recorded EHLO reply {what} STARTTLS: {fix}"));
     }
     match (listed, &replay.starttls) {
         (true, None) => Err(
@@ -1040,10 +1070,7 @@ secure = ["deferred"]
         let single = load(GOOD).unwrap();
         assert_eq!(
             single.relay.services,
-            vec![ServiceSpec {
-                port: 587,
-                mode: ServiceMode::Starttls
-            }]
+            vec![ServiceSpec::new(587, ServiceMode::Starttls)]
         );
         // check: a single-port relay follows the configuration's port as
         // it always has, but never across the implicit-TLS port; one with
@@ -1278,6 +1305,95 @@ secure = "deferred"
         let (_, key, message) = error(&REPLAY.replace("greeting", "greting"));
         assert!(key.starts_with("relay.replay"), "{key}");
         assert!(message.contains("unknown field `greting`"), "{message}");
+    }
+
+    /// A relay whose 587 and 465 each replay their own recording.
+    const REPLAYED_SERVICES: &str = r#"
+name = "replayed services"
+[relay]
+hostname = "smtp.relay.test"
+[[relay.services]]
+port = 587
+mode = "none"
+replay = { greeting = ["220 smtp.relay.test ESMTP"], ehlo = ["250-smtp.relay.test", "250 8BITMIME"] }
+[[relay.services]]
+port = 465
+mode = "implicit-tls"
+certificate = "self-signed"
+replay = { greeting = ["220 inside TLS"], ehlo = ["250-inside", "250 AUTH PLAIN"] }
+[expect]
+none = "delivered-plaintext"
+may = "delivered-plaintext"
+encrypt = "deferred"
+verify = "deferred"
+secure = "deferred"
+"#;
+
+    #[test]
+    fn each_service_replays_its_own_recording() {
+        let s = load(REPLAYED_SERVICES).unwrap();
+        assert!(s.relay.replay.is_none());
+        let plain = s.relay.service(587).unwrap();
+        assert_eq!(plain.certificate, None);
+        assert_eq!(
+            plain.replay.unwrap().greeting.lines(),
+            ["220 smtp.relay.test ESMTP"]
+        );
+        let wrapped = s.relay.service_for(465).unwrap();
+        assert_eq!(wrapped.certificate, Some(crate::pki::CertKind::SelfSigned));
+        assert_eq!(
+            wrapped.replay.unwrap().ehlo.lines(),
+            ["250-inside", "250 AUTH PLAIN"]
+        );
+    }
+
+    #[test]
+    fn a_service_replay_must_agree_with_its_service() {
+        let (_, key, message) =
+            error(&REPLAYED_SERVICES.replace("mode = \"none\"", "mode = \"starttls\""));
+        assert_eq!(key, "relay.services[0].replay");
+        assert!(message.contains("set mode = \"none\""), "{message}");
+        let (_, key, message) = error(&REPLAYED_SERVICES.replace(
+            "\"250 AUTH PLAIN\"] }",
+            "\"250 STARTTLS\"], starttls = { reply = [\"220 go\"] } }",
+        ));
+        assert_eq!(key, "relay.services[1].replay");
+        assert!(message.contains("no STARTTLS to answer"), "{message}");
+        let (_, key, message) = error(&REPLAYED_SERVICES.replace(
+            "\"250 AUTH PLAIN\"] }",
+            "\"250 AUTH PLAIN\"], tls_ehlo = [\"250 x\"] }",
+        ));
+        assert_eq!(key, "relay.services[1].replay");
+        assert!(message.contains("remove tls_ehlo"), "{message}");
+        let (_, key, message) = error(&REPLAYED_SERVICES.replace(
+            "mode = \"none\"\n",
+            "mode = \"none\"\ncertificate = \"expired\"\n",
+        ));
+        assert_eq!(key, "relay.services[0].certificate");
+        assert!(message.contains("never starts TLS"), "{message}");
+        // The single-port table cannot say which listener it recorded.
+        let (_, key, message) = error(&REPLAYED_SERVICES.replace(
+            "[[relay.services]]\nport = 587",
+            "[relay.replay]\ngreeting = [\"220 x\"]\nehlo = [\"250 x\"]\n[[relay.services]]\nport = 587",
+        ));
+        assert_eq!(key, "relay");
+        assert!(message.contains("in its own entry"), "{message}");
+    }
+
+    #[test]
+    fn a_single_port_relay_replays_over_implicit_tls() {
+        let text = REPLAY
+            .replace(
+                "starttls = true",
+                "port = 465\nstarttls = false\nimplicit_tls = true",
+            )
+            .replace("\"250 STARTTLS\"", "\"250 AUTH PLAIN\"")
+            .replace(
+                "starttls = { reply = [\"220 2.0.0 Ready to start TLS\"] }\n",
+                "",
+            );
+        let s = load(&text).unwrap();
+        assert!(s.relay.implicit_tls && s.relay.replay.is_some());
     }
 
     #[test]

@@ -96,11 +96,31 @@ pub struct RelaySpec {
 }
 
 /// One of the relay's listeners: a port and how TLS starts on it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
     pub port: u16,
     pub mode: ServiceMode,
+    /// The certificate this listener presents, when it is not the relay's
+    /// (`[relay] certificate`): e.g. a path that intercepts TLS on one port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertKind>,
+    /// What a probe recorded on this port (`tlsharness probe HOST`); for an
+    /// implicit-TLS service, the greeting and EHLO said inside TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplaySpec>,
+}
+
+impl ServiceSpec {
+    /// A listener with the relay's certificate and its own replies.
+    pub fn new(port: u16, mode: ServiceMode) -> ServiceSpec {
+        ServiceSpec {
+            port,
+            mode,
+            certificate: None,
+            replay: None,
+        }
+    }
 }
 
 /// How a service starts TLS.
@@ -142,7 +162,7 @@ pub const SUBMISSIONS_PORT: u16 = 465;
 impl RelaySpec {
     /// The relay's service on `port`, if it has one.
     pub fn service(&self, port: u16) -> Option<ServiceSpec> {
-        self.services.iter().copied().find(|s| s.port == port)
+        self.services.iter().find(|s| s.port == port).cloned()
     }
 
     /// The service a configuration relaying to `port` meets (check). A
@@ -156,12 +176,12 @@ impl RelaySpec {
         if let Some(s) = self.service(port) {
             return Some(s);
         }
-        let only = self.services.first().copied()?;
+        let only = self.services.first()?;
         let implicit = |p: u16, mode: ServiceMode| p == SUBMISSIONS_PORT || mode.implicit_tls();
         (self.single_port && !implicit(port, ServiceMode::None) && !implicit(only.port, only.mode))
-            .then_some(ServiceSpec {
+            .then(|| ServiceSpec {
                 port,
-                mode: only.mode,
+                ..only.clone()
             })
     }
 }

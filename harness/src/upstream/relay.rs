@@ -222,7 +222,10 @@ async fn session(
                 .await?;
             continue;
         } else if let Some(r) = replay {
-            match r.on_command(&mut session, &line, tls.load(Ordering::SeqCst))? {
+            // On an implicit-TLS listener the recorded `ehlo` is already
+            // the reply inside TLS: only STARTTLS leads to `tls_ehlo`.
+            let after_starttls = tls.load(Ordering::SeqCst) && !config.implicit_tls;
+            match r.on_command(&mut session, &line, after_starttls)? {
                 Step::Mailin(rewritten) => line = rewritten,
                 Step::Send(bytes) => {
                     write_bytes(&mut io, &bytes).await?;
@@ -528,6 +531,47 @@ mod tests {
             .await
             .expect("the relay completes the handshake");
         let mut c = BufReader::new(tls);
+        c.get_mut()
+            .write_all(b"EHLO client.test\r\n")
+            .await
+            .unwrap();
+        assert_eq!(reply(&mut c).await, ["250-inside.test", "250 AUTH PLAIN"]);
+        for cmd in [
+            "MAIL FROM:<a@b.test>\r\n",
+            "RCPT TO:<c@d.test>\r\n",
+            "DATA\r\n",
+        ] {
+            c.get_mut().write_all(cmd.as_bytes()).await.unwrap();
+            reply(&mut c).await;
+        }
+        c.get_mut()
+            .write_all(b"Subject: x\r\n\r\nhi\r\n.\r\n")
+            .await
+            .unwrap();
+        assert!(reply(&mut c).await[0].contains("over TLS"));
+        assert!(relay.received()[0].tls);
+        token.cancel();
+    }
+
+    #[tokio::test]
+    async fn replays_a_recording_inside_implicit_tls() {
+        #[derive(serde::Deserialize)]
+        struct Holder {
+            replay: crate::upstream::ReplaySpec,
+        }
+        let text = r#"replay = { greeting = ["220 recorded inside TLS"], ehlo = ["250-inside.test", "250 AUTH PLAIN"] }"#;
+        let mut config = RelayConfig::new("smtp.relay.test", Some(certificate().0));
+        config.implicit_tls = true;
+        config.replay = Some(toml::from_str::<Holder>(text).unwrap().replay);
+        let (relay, token) = start_with(config).await;
+        let plain = TcpStream::connect(relay.addr()).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(crate::tls::accept_any_client_config());
+        let tls = connector
+            .connect("smtp.relay.test".try_into().unwrap(), plain)
+            .await
+            .expect("TLS from the first byte");
+        let mut c = BufReader::new(tls);
+        assert_eq!(reply(&mut c).await, ["220 recorded inside TLS"]);
         c.get_mut()
             .write_all(b"EHLO client.test\r\n")
             .await
