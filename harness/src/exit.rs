@@ -93,6 +93,7 @@ impl Code for crate::probe::ScenarioError {
     fn exit_code(&self) -> i32 {
         match self {
             crate::probe::ScenarioError::Hostname(_) => BAD_INPUT,
+            crate::probe::ScenarioError::NothingAnswered { .. } => ENVIRONMENT,
             _ => HARNESS_ERROR,
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rustls_pki_types::{ServerName, UnixTime};
 use tokio::net::TcpStream;
 
-use super::certs::{self, TrustAnchors};
+use super::certs::{self, ChainSummary, TrustAnchors};
 use super::dialogue::{Dialogue, Failure};
 use super::error::ProbeError;
 use super::observation::{HandshakeFailure, Lost, Observation, Starttls, TlsObservation};
@@ -46,12 +46,63 @@ impl ProbeOptions {
     }
 }
 
-/// Probes `target` as an SMTP client would, up to and into TLS.
+/// Probes `target` as an SMTP client would, up to and into TLS: plaintext
+/// first, then STARTTLS. A port that sends no greeting within the step's
+/// deadline is tried once more with TLS from the first byte; when that
+/// handshake completes, the port is recorded as implicit TLS.
 pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Observation, ProbeError> {
+    let silent = match session(target, opts, false).await {
+        Err(e @ ProbeError::Timeout { .. }) if e.is_silent_greeting() => e,
+        other => return other,
+    };
+    match session(target, opts, true).await {
+        Ok(mut obs) => {
+            let note = format!(
+                "-- no greeting within {}s in plaintext: a TLS handshake then completed, so this port speaks implicit TLS",
+                opts.step_timeout.as_secs_f64()
+            );
+            obs.transcript.insert(0, note);
+            Ok(obs)
+        }
+        // Neither plaintext nor TLS: the silence is what was seen.
+        Err(_) => Err(silent),
+    }
+}
+
+/// Probes `target` with TLS from the first byte (RFC 8314), as on 465:
+/// the handshake, then the greeting and EHLO inside TLS, QUIT.
+pub async fn probe_implicit_tls(
+    target: &Target,
+    opts: &ProbeOptions,
+) -> Result<Observation, ProbeError> {
+    session(target, opts, true).await
+}
+
+/// One session: connect, TLS first when `implicit`, greeting, EHLO, and
+/// STARTTLS when plaintext and listed.
+async fn session(
+    target: &Target,
+    opts: &ProbeOptions,
+    implicit: bool,
+) -> Result<Observation, ProbeError> {
     let step = opts.step_timeout;
     let (stream, addr) = connect(target, step).await?;
     let mut d = Dialogue::new(Box::new(stream), step);
     d.note(format!("connected to {addr}"));
+    let wrapped = if implicit {
+        d.note("TLS from the first byte (implicit TLS)");
+        match handshake(&mut d, opts).await? {
+            Ok(facts) => Some(facts),
+            Err(failure) => {
+                return Err(ProbeError::ImplicitTls {
+                    addr,
+                    detail: failure.detail,
+                });
+            }
+        }
+    } else {
+        None
+    };
 
     let greeting = d
         .reply()
@@ -93,12 +144,26 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Observation, 
         }
     };
 
-    let starttls = if ehlo.lists_starttls() {
-        starttls(&mut d, opts, addr).await?
-    } else {
-        d.note("STARTTLS not listed: not sent");
-        d.quit().await;
-        Starttls::NotOffered
+    let (starttls, implicit_tls) = match wrapped {
+        Some((version, cipher, chain)) => {
+            if ehlo.lists_starttls() {
+                d.note("STARTTLS listed inside implicit TLS: not sent");
+            }
+            d.quit().await;
+            let tls = TlsObservation {
+                version,
+                cipher,
+                chain,
+                ehlo: Ok(ehlo.clone()),
+            };
+            (Starttls::NotOffered, Some(tls))
+        }
+        None if ehlo.lists_starttls() => (starttls(&mut d, opts, addr).await?, None),
+        None => {
+            d.note("STARTTLS not listed: not sent");
+            d.quit().await;
+            (Starttls::NotOffered, None)
+        }
     };
     Ok(Observation {
         target: target.clone(),
@@ -107,6 +172,7 @@ pub async fn probe(target: &Target, opts: &ProbeOptions) -> Result<Observation, 
         ehlo_name: opts.ehlo_name.clone(),
         at: time::OffsetDateTime::now_utc(),
         step_timeout: step,
+        implicit_tls,
         greeting,
         ehlo,
         starttls,
@@ -144,10 +210,7 @@ async fn connect(target: &Target, step: Duration) -> Result<(TcpStream, SocketAd
                 ProbeError::Refused { addr }
             }
             Ok(Err(source)) => ProbeError::Connect { addr, source },
-            Err(_) => ProbeError::Timeout {
-                step: format!("connecting to {addr}"),
-                after: step,
-            },
+            Err(_) => ProbeError::ConnectTimeout { addr, after: step },
         };
         last = Some(error);
     }
@@ -189,12 +252,6 @@ async fn starttls(
         d.quit().await;
         return Ok(Starttls::Refused(reply));
     }
-    let name =
-        ServerName::try_from(opts.server_name.clone()).map_err(|e| ProbeError::Protocol {
-            step: "for the TLS handshake".into(),
-            detail: format!("`{}` is not a server name: {e}", opts.server_name),
-        })?;
-    let connector = tokio_rustls::TlsConnector::from(crate::tls::accept_any_client_config());
     let (stream, early) = d.take_stream();
     if !early.is_empty() {
         let shown = printable(&early);
@@ -204,21 +261,60 @@ async fn starttls(
         ));
         d.behind_starttls_reply = Some(shown);
     }
+    d.set_stream(stream);
+    let (version, cipher, chain) = match handshake(d, opts).await? {
+        Ok(facts) => facts,
+        Err(failure) => return Ok(Starttls::HandshakeFailed { reply, failure }),
+    };
+    let ehlo = ehlo(d, opts).await;
+    if !matches!(ehlo, Err(Failure::Closed | Failure::Reset)) {
+        d.quit().await;
+    }
+    let ehlo = match ehlo {
+        Ok(r) => recorded(r, "to EHLO inside TLS").map_err(|e| e.to_string()),
+        Err(f) => Err(lost_words(&f, step)),
+    };
+    Ok(Starttls::Established {
+        reply,
+        tls: TlsObservation {
+            version,
+            cipher,
+            chain,
+            ehlo,
+        },
+    })
+}
+
+/// What a completed handshake showed: version, cipher, the chain's verdict.
+type TlsFacts = (String, String, ChainSummary);
+
+/// Runs the client's TLS handshake on the dialogue's stream; on success
+/// the dialogue goes on inside TLS. The inner `Err` is a handshake the
+/// server broke, as the client saw it.
+async fn handshake(
+    d: &mut Dialogue,
+    opts: &ProbeOptions,
+) -> Result<Result<TlsFacts, HandshakeFailure>, ProbeError> {
+    let step = opts.step_timeout;
+    let name =
+        ServerName::try_from(opts.server_name.clone()).map_err(|e| ProbeError::Protocol {
+            step: "for the TLS handshake".into(),
+            detail: format!("`{}` is not a server name: {e}", opts.server_name),
+        })?;
+    let connector = tokio_rustls::TlsConnector::from(crate::tls::accept_any_client_config());
+    let (stream, _) = d.take_stream();
     let tls = match tokio::time::timeout(step, connector.connect(name.clone(), stream)).await {
         Err(_) => {
             d.note("the TLS handshake got no answer");
-            return Ok(Starttls::HandshakeFailed {
-                reply,
-                failure: HandshakeFailure {
-                    kind: HandshakeBreak::Silence,
-                    detail: format!("no answer within {}s", step.as_secs_f64()),
-                },
-            });
+            return Ok(Err(HandshakeFailure {
+                kind: HandshakeBreak::Silence,
+                detail: format!("no answer within {}s", step.as_secs_f64()),
+            }));
         }
         Ok(Err(e)) => {
             let failure = handshake_failure(&e);
             d.note(format!("the TLS handshake failed: {}", failure.detail));
-            return Ok(Starttls::HandshakeFailed { reply, failure });
+            return Ok(Err(failure));
         }
         Ok(Ok(tls)) => tls,
     };
@@ -244,23 +340,7 @@ async fn starttls(
         chain.verdict()
     ));
     d.set_stream(Box::new(tls));
-    let ehlo = ehlo(d, opts).await;
-    if !matches!(ehlo, Err(Failure::Closed | Failure::Reset)) {
-        d.quit().await;
-    }
-    let ehlo = match ehlo {
-        Ok(r) => recorded(r, "to EHLO inside TLS").map_err(|e| e.to_string()),
-        Err(f) => Err(lost_words(&f, step)),
-    };
-    Ok(Starttls::Established {
-        reply,
-        tls: TlsObservation {
-            version,
-            cipher,
-            chain,
-            ehlo,
-        },
-    })
+    Ok(Ok((version, cipher, chain)))
 }
 
 /// Says EHLO and reads the reply.

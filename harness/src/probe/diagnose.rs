@@ -69,6 +69,10 @@ pub fn diagnose(obs: &Observation) -> Diagnosis {
         settings: Vec::new(),
         findings: Vec::new(),
     };
+    if let Some(tls) = &obs.implicit_tls {
+        d.implicit_tls(obs, tls);
+        return d;
+    }
     let pix = pix_banner(&obs.greeting);
     if pix {
         d.note(
@@ -186,7 +190,42 @@ impl Diagnosis {
         ));
     }
 
+    /// A port that speaks TLS from the first byte: the replay is what was
+    /// said inside TLS, and Postfix needs wrapper mode to say anything.
+    fn implicit_tls(&mut self, obs: &Observation, tls: &TlsObservation) {
+        self.note(
+            Place::Greeting,
+            "this port speaks TLS from the first byte (implicit TLS, RFC 8314): the greeting and EHLO reply were said inside TLS",
+        );
+        if obs.ehlo.code() / 100 != 2 {
+            self.note(
+                Place::Ehlo,
+                format!("EHLO was refused inside TLS (`{}`)", obs.ehlo),
+            );
+        }
+        self.settings.push((
+            "smtp_tls_wrappermode".into(),
+            "yes".into(),
+            "the relay speaks TLS from the first byte: without wrapper mode Postfix waits for a plaintext greeting and times out (scenarios/relay-implicit-tls-465-no-wrappermode.toml)".into(),
+        ));
+        self.certificate(obs, tls);
+    }
+
     fn established(&mut self, obs: &Observation, tls: &TlsObservation) {
+        self.certificate(obs, tls);
+        match &tls.ehlo {
+            Ok(ehlo) => self.replay.tls_ehlo = Some(ehlo.clone()),
+            Err(what) => self.note(
+                Place::TlsEhlo,
+                format!(
+                    "inside TLS, EHLO got no usable reply ({what}); the replay answers it with the relay's own, so Postfix may fare better here than on the real path"
+                ),
+            ),
+        }
+    }
+
+    /// The certificate kind and TLS versions that reproduce the session.
+    fn certificate(&mut self, obs: &Observation, tls: &TlsObservation) {
         let chain = &tls.chain;
         let leaf = chain.leaf().cloned().unwrap_or_default();
         let mut kinds = Vec::new();
@@ -268,15 +307,6 @@ impl Diagnosis {
                 Place::TlsVersions,
                 "the relay chose TLS 1.2 although the probe offered TLS 1.3: replayed as a relay without TLS 1.3",
             );
-        }
-        match &tls.ehlo {
-            Ok(ehlo) => self.replay.tls_ehlo = Some(ehlo.clone()),
-            Err(what) => self.note(
-                Place::TlsEhlo,
-                format!(
-                    "inside TLS, EHLO got no usable reply ({what}); the replay answers it with the relay's own, so Postfix may fare better here than on the real path"
-                ),
-            ),
         }
     }
 }

@@ -15,6 +15,11 @@ pub enum ProbeError {
         "connection refused by {addr}: nothing listens on that port, or a firewall rejects the connection"
     )]
     Refused { addr: SocketAddr },
+    #[error(
+        "timed out connecting to {addr} after {}s (--timeout sets the limit): the path drops the connection silently (a firewall), or the host is down",
+        after.as_secs_f64()
+    )]
+    ConnectTimeout { addr: SocketAddr, after: Duration },
     #[error("failed to connect to {addr}: {source}")]
     Connect { addr: SocketAddr, source: io::Error },
     #[error(
@@ -22,6 +27,8 @@ pub enum ProbeError {
         after.as_secs_f64()
     )]
     Timeout { step: String, after: Duration },
+    #[error("the TLS handshake with {addr} (implicit TLS, before any SMTP) failed: {detail}")]
+    ImplicitTls { addr: SocketAddr, detail: String },
     #[error("{addr} does not speak SMTP: {detail}")]
     NotSmtp { addr: SocketAddr, detail: String },
     #[error("{addr} refused the session: its greeting is `{reply}`")]
@@ -34,4 +41,12 @@ pub enum ProbeError {
     Io { step: String, source: io::Error },
     #[error("the server's reply {step} is not usable: {detail}")]
     Protocol { step: String, detail: String },
+}
+
+impl ProbeError {
+    /// The port accepted the connection but said nothing: perhaps it
+    /// waits for a TLS ClientHello (implicit TLS).
+    pub fn is_silent_greeting(&self) -> bool {
+        matches!(self, ProbeError::Timeout { step, .. } if step == "waiting for the greeting")
+    }
 }

@@ -23,6 +23,11 @@ pub struct Observation {
     pub at: OffsetDateTime,
     /// The deadline of each step.
     pub step_timeout: Duration,
+    /// Set when the port speaks TLS from the first byte (RFC 8314, as on
+    /// 465): the session's TLS facts. Then `greeting` and `ehlo` were said
+    /// inside TLS, `starttls` is `NotOffered` (never sent inside TLS) and
+    /// the TLS EHLO reply is `ehlo`.
+    pub implicit_tls: Option<TlsObservation>,
     pub greeting: RecordedReply,
     pub ehlo: RecordedReply,
     pub starttls: Starttls,
@@ -97,6 +102,16 @@ impl fmt::Display for Observation {
             "probed {}{reached} as {}, checking certificates for {}",
             self.target, self.ehlo_name, self.server_name
         )?;
+        if let Some(tls) = &self.implicit_tls {
+            writeln!(
+                f,
+                "TLS:       implicit (from the first byte): {}, {}",
+                tls.version, tls.cipher
+            )?;
+            writeln!(f, "greeting:  {} (inside TLS)", self.greeting)?;
+            writeln!(f, "EHLO:      {} (inside TLS)", self.ehlo)?;
+            return chain_lines(f, tls);
+        }
         writeln!(f, "greeting:  {}", self.greeting)?;
         writeln!(f, "EHLO:      {}", self.ehlo)?;
         let step = self.step_timeout.as_secs_f64();
@@ -121,11 +136,16 @@ impl fmt::Display for Observation {
                 Ok(r) => writeln!(f, "TLS EHLO:  {r}")?,
                 Err(e) => writeln!(f, "TLS EHLO:  {e}")?,
             }
-            for (i, line) in tls.chain.to_string().lines().enumerate() {
-                let label = if i == 0 { "chain:" } else { "" };
-                writeln!(f, "{label:<11}{line}")?;
-            }
+            chain_lines(f, tls)?;
         }
         Ok(())
     }
+}
+
+fn chain_lines(f: &mut fmt::Formatter<'_>, tls: &TlsObservation) -> fmt::Result {
+    for (i, line) in tls.chain.to_string().lines().enumerate() {
+        let label = if i == 0 { "chain:" } else { "" };
+        writeln!(f, "{label:<11}{line}")?;
+    }
+    Ok(())
 }

@@ -29,6 +29,9 @@ pub fn predict(obs: &Observation, d: &Diagnosis) -> Vec<Prediction> {
         out.push(Prediction { level, expect, why });
     };
 
+    if obs.implicit_tls.is_some() {
+        return implicit_tls(host, d);
+    }
     if obs.ehlo.code() == 421 {
         let dsn = postfix_dsn(&obs.ehlo);
         let why = vec![format!(
@@ -180,73 +183,116 @@ pub fn predict(obs: &Observation, d: &Diagnosis) -> Vec<Prediction> {
             }
         }
         Some(StarttlsAnswer::Accept { .. }) => {
-            let chain_trusted = d.trust_ca
-                && matches!(
-                    d.certificate,
-                    Some(CertKind::Trusted | CertKind::Intermediate | CertKind::WrongName)
-                );
-            let verified = d.trust_ca
-                && matches!(
-                    d.certificate,
-                    Some(CertKind::Trusted | CertKind::Intermediate)
-                );
-            let trust = if chain_trusted {
-                Trust::Trusted
-            } else {
-                Trust::Untrusted
-            };
-            let word = if chain_trusted {
-                "Trusted"
-            } else {
-                "Untrusted"
-            };
             let why = vec![
                 "`may` and `encrypt` use TLS whatever the certificate; the summary line says how far Postfix trusted it:".into(),
-                format!("  {word} TLS connection established to {host}[...]: TLSv1.3 ..."),
+                format!("  {} TLS connection established to {host}[...]: TLSv1.3 ...", trust_word(d)),
                 "(scenarios/relay-cert-*.toml, intercept-tls-self-signed.toml)".into(),
             ];
-            for level in [Level::May, Level::Encrypt] {
-                let why = if level == Level::May {
-                    why.clone()
-                } else {
-                    Vec::new()
-                };
-                at(
-                    level,
-                    expect(Outcome::DeliveredTls, None, None, Some(trust)),
-                    why,
-                );
-            }
-            for level in [Level::Verify, Level::Secure] {
-                if verified {
-                    let why = if level == Level::Verify {
-                        vec![format!(
-                            "  Verified TLS connection established to {host}[...]: TLSv1.3 ... (scenarios/starttls-relay.toml)"
-                        )]
-                    } else {
-                        Vec::new()
-                    };
-                    at(
-                        level,
-                        expect(Outcome::DeliveredTls, None, None, Some(Trust::Verified)),
-                        why,
-                    );
-                } else {
-                    let reason = "Server certificate not verified";
-                    let why = if level == Level::Verify {
-                        vec![
-                            format!("  ... dsn=4.7.5, status=deferred ({reason})"),
-                            "(scenarios/relay-cert-*.toml, starttls-relay-unknown-ca.toml)".into(),
-                        ]
-                    } else {
-                        Vec::new()
-                    };
-                    at(level, deferred("4.7.5", reason), why);
-                }
-            }
+            tls_levels(&[Level::May, Level::Encrypt], why, host, d, &mut at);
         }
     }
     out
+}
+
+/// Predictions for a relay spoken to in wrapper mode (the scenario sets
+/// `smtp_tls_wrappermode = yes`): TLS from the first byte, at `encrypt`
+/// and above only.
+fn implicit_tls(host: &str, d: &Diagnosis) -> Vec<Prediction> {
+    let mut out = Vec::new();
+    let mut at = |level: Level, expect: AttemptExpectation, why: Vec<String>| {
+        out.push(Prediction { level, expect, why });
+    };
+    let reason = "server unavailable or unable to receive mail";
+    at(
+        Level::None,
+        deferred("4.3.0", reason),
+        vec![
+            "Wrapper mode refuses to run below `encrypt`, before connecting:".into(),
+            "  warning: smtp_tls_wrappermode requires \"smtp_tls_security_level = encrypt\" (or stronger)".into(),
+            format!("  ... relay=none, ..., dsn=4.3.0, status=deferred ({reason})"),
+            "(scenarios/relay-implicit-tls-465.toml)".into(),
+        ],
+    );
+    at(Level::May, deferred("4.3.0", reason), Vec::new());
+    let why = vec![
+        "`encrypt` uses TLS whatever the certificate; the summary line says how far Postfix trusted it:".into(),
+        format!("  {} TLS connection established to {host}[...]: TLSv1.3 ...", trust_word(d)),
+    ];
+    tls_levels(&[Level::Encrypt], why, host, d, &mut at);
+    out
+}
+
+fn chain_trusted(d: &Diagnosis) -> bool {
+    d.trust_ca
+        && matches!(
+            d.certificate,
+            Some(CertKind::Trusted | CertKind::Intermediate | CertKind::WrongName)
+        )
+}
+
+fn trust_word(d: &Diagnosis) -> &'static str {
+    if chain_trusted(d) {
+        "Trusted"
+    } else {
+        "Untrusted"
+    }
+}
+
+/// A TLS session that completes: delivered over TLS at `unchecked` (with
+/// `why` at the first), and at `verify` and `secure` as the certificate
+/// allows.
+fn tls_levels(
+    unchecked: &[Level],
+    why: Vec<String>,
+    host: &str,
+    d: &Diagnosis,
+    at: &mut impl FnMut(Level, AttemptExpectation, Vec<String>),
+) {
+    let verified = d.trust_ca
+        && matches!(
+            d.certificate,
+            Some(CertKind::Trusted | CertKind::Intermediate)
+        );
+    let trust = if chain_trusted(d) {
+        Trust::Trusted
+    } else {
+        Trust::Untrusted
+    };
+    let mut why = Some(why);
+    for level in unchecked {
+        at(
+            *level,
+            expect(Outcome::DeliveredTls, None, None, Some(trust)),
+            why.take().unwrap_or_default(),
+        );
+    }
+    for level in [Level::Verify, Level::Secure] {
+        if verified {
+            let why = if level == Level::Verify {
+                vec![format!(
+                    "  Verified TLS connection established to {host}[...]: TLSv1.3 ... (scenarios/starttls-relay.toml)"
+                )]
+            } else {
+                Vec::new()
+            };
+            at(
+                level,
+                expect(Outcome::DeliveredTls, None, None, Some(Trust::Verified)),
+                why,
+            );
+        } else {
+            let reason = "Server certificate not verified";
+            let why = if level == Level::Verify {
+                vec![
+                    format!("  ... dsn=4.7.5, status=deferred ({reason})"),
+                    "(scenarios/relay-cert-*.toml, starttls-relay-unknown-ca.toml)".into(),
+                ]
+            } else {
+                Vec::new()
+            };
+            at(level, deferred("4.7.5", reason), why);
+        }
+    }
 }
 
 fn expect(

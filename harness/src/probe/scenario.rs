@@ -23,6 +23,10 @@ use crate::upstream::ReplaySpec;
 pub enum ScenarioError {
     #[error("{0}; give the relay's name with --name")]
     Hostname(String),
+    #[error(
+        "no port of {host} answered SMTP: there is nothing to replay (each port's fate is above)"
+    )]
+    NothingAnswered { host: String },
     /// A bug: the data has no TOML form.
     #[error(
         "the generated scenario cannot be written as TOML: {0} (a bug: please report it with the probe's output)"
@@ -61,6 +65,8 @@ struct RelayData<'a> {
     hostname: &'a Hostname,
     port: u16,
     starttls: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    implicit_tls: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     certificate: Option<CertKind>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,19 +75,19 @@ struct RelayData<'a> {
 }
 
 #[derive(Serialize)]
-struct PostfixData<'a> {
+pub(super) struct PostfixData<'a> {
     /// Written only when false: true is the default.
     #[serde(skip_serializing_if = "Option::is_none")]
-    trust_ca: Option<bool>,
+    pub trust_ca: Option<bool>,
     #[serde(skip_serializing_if = "Settings::is_empty")]
-    settings: Settings<'a>,
+    pub settings: Settings<'a>,
 }
 
 /// `settings = { name = "value", ... }`, in the diagnosis's order.
-struct Settings<'a>(&'a [(String, String, String)]);
+pub(super) struct Settings<'a>(pub &'a [(String, String, String)]);
 
 impl Settings<'_> {
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -93,7 +99,7 @@ impl Serialize for Settings<'_> {
 }
 
 /// `[expect]`: one key per predicted level, in the predictions' order.
-struct Expectations<'a>(&'a [Prediction]);
+pub(super) struct Expectations<'a>(pub &'a [Prediction]);
 
 impl Serialize for Expectations<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -126,12 +132,7 @@ fn render(
     d: &Diagnosis,
     predictions: &[Prediction],
 ) -> Result<String, ScenarioError> {
-    let when = obs
-        .at
-        .replace_nanosecond(0)
-        .unwrap_or(obs.at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let when = when(obs.at);
     let mut command = format!("tlsharness probe {}", obs.target);
     if obs.server_name != obs.target.host.to_ascii_lowercase() {
         command.push_str(&format!(" --name {}", obs.server_name));
@@ -145,7 +146,8 @@ fn render(
         relay: RelayData {
             hostname,
             port: obs.target.port,
-            starttls: d.replay.ehlo.lists_starttls(),
+            starttls: obs.implicit_tls.is_none() && d.replay.ehlo.lists_starttls(),
+            implicit_tls: obs.implicit_tls.is_some(),
             certificate: d.certificate,
             tls_versions: (d.tls_versions != TlsVersions::Any).then_some(d.tls_versions),
             replay: &d.replay,
@@ -224,8 +226,16 @@ fn render(
     Ok(doc.to_string())
 }
 
+/// A probe's time as the file shows it.
+pub(super) fn when(at: time::OffsetDateTime) -> String {
+    at.replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// The table an item serialised as (inline), made a `[table]` of its own.
-fn table(item: &mut Item) -> &mut Table {
+pub(super) fn table(item: &mut Item) -> &mut Table {
     *item = match std::mem::take(item).into_table() {
         Ok(t) => Item::Table(t),
         Err(other) => other,
@@ -236,7 +246,7 @@ fn table(item: &mut Item) -> &mut Table {
 
 /// A reply of several lines is written one line per line, as it crossed
 /// the wire.
-fn one_per_line(lines: &mut Array) {
+pub(super) fn one_per_line(lines: &mut Array) {
     if lines.len() < 2 {
         return;
     }
@@ -249,16 +259,16 @@ fn one_per_line(lines: &mut Array) {
 
 /// Comment lines for the decor in front of a key or a table header.
 #[derive(Debug, Default)]
-struct Comments(String);
+pub(super) struct Comments(pub String);
 
 impl Comments {
-    fn of<'a>(texts: impl IntoIterator<Item = &'a str>) -> Comments {
+    pub(super) fn of<'a>(texts: impl IntoIterator<Item = &'a str>) -> Comments {
         let mut c = Comments::default();
         c.extend(texts);
         c
     }
 
-    fn extend<'a>(&mut self, texts: impl IntoIterator<Item = &'a str>) {
+    pub(super) fn extend<'a>(&mut self, texts: impl IntoIterator<Item = &'a str>) {
         for text in texts {
             self.line(text);
         }
@@ -266,7 +276,7 @@ impl Comments {
 
     /// One comment line. Whatever the text holds (it may quote the peer),
     /// it cannot end the comment: line breaks and other controls become `?`.
-    fn line(&mut self, text: &str) {
+    pub(super) fn line(&mut self, text: &str) {
         if text.is_empty() {
             self.0.push_str("#\n");
         } else {
@@ -276,24 +286,24 @@ impl Comments {
         }
     }
 
-    fn blank(&mut self) {
+    pub(super) fn blank(&mut self) {
         self.0.push('\n');
     }
 
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// Writes the comments on the lines above `key`; nothing when the
     /// table does not have it.
-    fn before_key(self, table: &mut Table, key: &str) {
+    pub(super) fn before_key(self, table: &mut Table, key: &str) {
         if let (false, Some(mut k)) = (self.is_empty(), table.key_mut(key)) {
             k.leaf_decor_mut().set_prefix(self.0);
         }
     }
 
     /// Writes the comments above a table's header, a blank line between.
-    fn before_header(self, table: &mut Table) {
+    pub(super) fn before_header(self, table: &mut Table) {
         if !self.is_empty() {
             table.decor_mut().set_prefix(format!("{}\n", self.0));
         }
@@ -318,6 +328,7 @@ mod tests {
             ehlo_name: "probe.tlsharness.test".into(),
             at: time::OffsetDateTime::UNIX_EPOCH,
             step_timeout: Duration::from_secs(3),
+            implicit_tls: None,
             greeting: RecordedReply::parse(&["220 relay.example ESMTP"]).unwrap(),
             ehlo: RecordedReply::parse(&["250-relay.example", "250 8BITMIME"]).unwrap(),
             starttls: Starttls::NotOffered,

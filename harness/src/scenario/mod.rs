@@ -11,7 +11,8 @@ pub use load::{
 };
 pub use model::{
     AttemptExpectation, AuthMechanism, DeliverySpec, Dsn, Expectation, Hop, Hostname,
-    MiddleboxSpec, OWNED_SETTINGS, PostfixSpec, RelayAuthSpec, RelaySpec, SaslSpec, Seconds,
-    ServiceMode, ServiceSpec, SettingName, SettingValue, TlsPolicy, VersionPrefix,
+    MiddleboxSpec, OWNED_SETTINGS, PostfixSpec, RelayAuthSpec, RelaySpec, SUBMISSIONS_PORT,
+    SaslSpec, Seconds, ServiceMode, ServiceSpec, SettingName, SettingValue, TlsPolicy,
+    VersionPrefix,
 };
 pub use versions::versions_table;
