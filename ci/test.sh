@@ -9,12 +9,14 @@ ci/setup-docker.sh
 # rendered in Debian's headless Chromium; tests/daemons.rs starts a second
 # dockerd (ci/second-daemon.sh) in a network namespace of its own with
 # util-linux's unshare (essential on Debian) and brings its loopback up
-# with iproute2's ip.
+# with iproute2's ip. tests/probe.rs probes relays the project did not
+# write: aiosmtpd (STARTTLS and implicit TLS) behind a Python proxy.
 missing=""
 command -v xmllint >/dev/null 2>&1 || missing="$missing libxml2-utils"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v ip >/dev/null 2>&1 || [ -x /sbin/ip ] || missing="$missing iproute2"
 command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || missing="$missing python3-aiosmtpd"
 if [ -n "$missing" ]; then
     # shellcheck disable=SC2086 # one word per package
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null

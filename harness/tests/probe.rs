@@ -356,3 +356,288 @@ async fn the_command_writes_a_scenario_that_validates_and_names_its_errors() {
     tasks.close();
     tasks.wait().await;
 }
+
+/// Python peers the project did not write (tests/data/probe/): an aiosmtpd
+/// relay with STARTTLS on `starttls_port` and implicit TLS on 465 of
+/// `address`, and, when `strip` is given, a proxy on that port of
+/// `address` that strips STARTTLS from the relay's EHLO reply. They stop
+/// when dropped (their stdin closes; they are killed too).
+struct PythonPeers {
+    children: Vec<tokio::process::Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl PythonPeers {
+    async fn start(address: &str, starttls_port: u16, strip: Option<u16>) -> PythonPeers {
+        use tokio::io::AsyncBufReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let made =
+            rcgen::generate_simple_self_signed(vec!["smtp.sendgrid.net".to_owned()]).unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        let script = |name: &str| common::data(&format!("probe/{name}"));
+        let mut commands = vec![vec![
+            script("relay.py").display().to_string(),
+            address.to_owned(),
+            starttls_port.to_string(),
+            "465".to_owned(),
+            cert.display().to_string(),
+            key.display().to_string(),
+        ]];
+        if let Some(port) = strip {
+            commands.push(vec![
+                script("strip_starttls.py").display().to_string(),
+                address.to_owned(),
+                port.to_string(),
+                address.to_owned(),
+                starttls_port.to_string(),
+            ]);
+        }
+        let mut children = Vec::new();
+        for args in commands {
+            // Debian's Python, where python3-aiosmtpd is installed (ci/test.sh).
+            let mut child = tokio::process::Command::new("/usr/bin/python3")
+                .args(&args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("/usr/bin/python3 runs (ci/test.sh installs python3-aiosmtpd)");
+            let stdout = child.stdout.take().unwrap();
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+            assert!(
+                matches!(&ready, Ok(Ok(Some(l))) if l == "ready"),
+                "{args:?} did not say ready within 30s: {ready:?}"
+            );
+            children.push(child);
+        }
+        PythonPeers {
+            children,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for PythonPeers {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+/// Runs the binary with `args`; its status code, stdout and stderr.
+async fn run_tlsharness(args: Vec<String>) -> (Option<i32>, String, String) {
+    let o = tokio::task::spawn_blocking(move || common::tlsharness().args(args).output().unwrap())
+        .await
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+/// The incident of the README on peers the project did not write: the
+/// path strips STARTTLS on 587, 465 speaks implicit TLS. One probe of the
+/// host writes one scenario with both; run gives the incident's matrix on
+/// 587, and check tells the move to 465 (an upgrade) from `may` on 587 (a
+/// downgrade).
+#[tokio::test(flavor = "multi_thread")]
+async fn probe_of_a_host_writes_one_scenario_for_every_port() {
+    let _peers = PythonPeers::start("127.0.0.77", 10587, Some(587)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sendgrid.toml");
+    let file = out.display().to_string();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = run_tlsharness(strings(&[
+        "probe",
+        "127.0.0.77",
+        "--name",
+        "smtp.sendgrid.net",
+        "--ports",
+        "587,465",
+        "--out",
+        &file,
+    ]))
+    .await;
+    let took = started.elapsed();
+    assert_eq!(code, Some(tlsharness::exit::SUCCESS), "{stderr}");
+    // Both ports at once, each within its handshake: far below one 10s step.
+    assert!(took < Duration::from_secs(5), "took {took:?}\n{stderr}");
+    let scenario = load_file(&out).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let services: Vec<(u16, String)> = scenario
+        .relay
+        .services
+        .iter()
+        .map(|s| (s.port, s.mode.to_string()))
+        .collect();
+    assert_eq!(
+        services,
+        [(587, "none".to_owned()), (465, "implicit-tls".to_owned())],
+        "{text}"
+    );
+    for says in [
+        "#   587 (probed with STARTTLS): answered: 220 smtp.sendgrid.net",
+        "#   465 (probed with implicit TLS): answered with implicit TLS: 220 smtp.sendgrid.net",
+        "# STARTTLS missing from the EHLO reply: consistent with strip-starttls",
+        "#   -- TLS from the first byte (implicit TLS)",
+        "# certificate issuer not trusted: self-signed",
+    ] {
+        assert!(text.contains(says), "{says:?} in\n{text}");
+    }
+
+    let (code, stdout, stderr) = run_tlsharness(strings(&["run", &file])).await;
+    assert_eq!(code, Some(tlsharness::exit::SUCCESS), "{stdout}\n{stderr}");
+    let matrix = common::row(&stdout, "sendgrid").join("\n");
+    let cells = "✓ PLAINTEXT  ✓ PLAINTEXT  ✓ deferred 4.7.4  ✓ deferred 4.7.4  ✓ deferred 4.7.4";
+    assert!(matrix.contains(cells), "{cells:?} in\n{stdout}");
+    assert!(
+        text.contains("encrypt = { outcome = \"deferred\", dsn = \"4.7.4\", reason = \"TLS is required, but was not offered by host\" }"),
+        "{text}"
+    );
+
+    let check = |candidate: &str| {
+        strings(&[
+            "check",
+            "--config",
+            "fixtures/configs/incident-before",
+            "--candidate",
+            candidate,
+            &file,
+        ])
+    };
+    let (code, stdout, stderr) = run_tlsharness(check("fixtures/configs/incident-465")).await;
+    assert_eq!(code, Some(tlsharness::exit::SUCCESS), "{stdout}\n{stderr}");
+    let row = common::row(&stdout, "sendgrid");
+    assert!(
+        row.first()
+            .is_some_and(|r| r.trim_end().ends_with("upgrade")),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run_tlsharness(check("fixtures/configs/incident-after")).await;
+    assert_eq!(
+        code,
+        Some(tlsharness::exit::REGRESSION),
+        "{stdout}\n{stderr}"
+    );
+    let row = common::row(&stdout, "sendgrid");
+    assert!(
+        row.first()
+            .is_some_and(|r| r.trim_end().ends_with("DOWNGRADE")),
+        "{stdout}"
+    );
+}
+
+/// A host whose first answering port is implicit TLS: the probe answers
+/// within the handshake's time, records implicit TLS, puts Postfix in
+/// wrapper mode, and the replay meets Postfix as the aiosmtpd relay it
+/// recorded does (a self-signed certificate).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_implicit_tls_port_is_probed_at_once_and_replayed_in_wrapper_mode() {
+    let _peers = PythonPeers::start("127.0.0.79", 10587, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("wrapped.toml");
+    let file = out.display().to_string();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = run_tlsharness(strings(&[
+        "probe",
+        "127.0.0.79",
+        "--name",
+        "smtp.sendgrid.net",
+        "--ports",
+        "465,25",
+        "--out",
+        &file,
+    ]))
+    .await;
+    let took = started.elapsed();
+    assert_eq!(code, Some(tlsharness::exit::SUCCESS), "{stderr}");
+    assert!(took < Duration::from_secs(5), "took {took:?}\n{stderr}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let scenario = load_file(&out).unwrap();
+    assert_eq!(scenario.relay.port, 465, "{text}");
+    assert!(scenario.relay.implicit_tls, "{text}");
+    // Nothing listens on 25 of that address: refused, and blocked.
+    assert_eq!(scenario.paths[0].block, [25], "{text}");
+    assert!(
+        text.contains("#   25 (probed with STARTTLS): refused: the connection was reset"),
+        "{text}"
+    );
+    assert!(
+        text.contains("settings = { smtp_tls_wrappermode = \"yes\" }"),
+        "{text}"
+    );
+    let (code, stdout, stderr) = run_tlsharness(strings(&["run", &file])).await;
+    assert_eq!(code, Some(tlsharness::exit::SUCCESS), "{stdout}\n{stderr}");
+    let matrix = common::row(&stdout, "wrapped").join("\n");
+    let cells =
+        "✓ deferred 4.3.0  ✓ deferred 4.3.0  ✓ tls untrusted  ✓ deferred 4.7.5  ✓ deferred 4.7.5";
+    assert!(matrix.contains(cells), "{cells:?} in\n{stdout}");
+}
+
+/// Bad input is refused before anything is probed; a host that does not
+/// resolve, or where nothing answers, is an environment failure; neither
+/// writes a file.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_ports_and_unreachable_hosts_are_named_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("never.toml");
+    let file = out.display().to_string();
+    let probe = |extra: &[&str]| {
+        let mut a = strings(&["probe"]);
+        a.extend(strings(extra));
+        a.extend(strings(&["--name", "smtp.relay.test", "--out", &file]));
+        a
+    };
+    for (args, code, says) in [
+        (
+            probe(&["127.0.0.78", "--ports", "587,smtp"]),
+            tlsharness::exit::BAD_INPUT,
+            "--ports: `smtp` is not a port: give numbers from 1 to 65535",
+        ),
+        (
+            probe(&["127.0.0.78", "--ports", "587,70000"]),
+            tlsharness::exit::BAD_INPUT,
+            "--ports: `70000` is not a port",
+        ),
+        (
+            probe(&["127.0.0.78", "--ports", "587,465,587"]),
+            tlsharness::exit::BAD_INPUT,
+            "--ports: port 587 is listed twice",
+        ),
+        (
+            probe(&["127.0.0.78", "--ports", ""]),
+            tlsharness::exit::BAD_INPUT,
+            "--ports: no ports",
+        ),
+        (
+            probe(&["127.0.0.78", "--implicit-tls", "4650"]),
+            tlsharness::exit::BAD_INPUT,
+            "--implicit-tls: port 4650 is not among the ports probed (587,25,2525,465)",
+        ),
+        (
+            probe(&["no-such-host.invalid"]),
+            tlsharness::exit::ENVIRONMENT,
+            "failed to resolve no-such-host.invalid",
+        ),
+        (
+            // Nothing listens on that loopback address.
+            probe(&["127.0.0.78", "--ports", "25,2525", "--timeout", "3"]),
+            tlsharness::exit::ENVIRONMENT,
+            "no port of 127.0.0.78 answered SMTP",
+        ),
+    ] {
+        let (got, stdout, stderr) = run_tlsharness(args.clone()).await;
+        assert_eq!(got, Some(code), "{args:?}\n{stderr}");
+        assert!(stderr.contains(says), "{args:?}: {says:?} in\n{stderr}");
+        assert!(stdout.is_empty() && !out.exists(), "{args:?} wrote nothing");
+    }
+}
