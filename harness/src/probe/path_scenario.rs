@@ -1,6 +1,7 @@
 //! The scenario `tlsharness probe HOST` writes: one relay with a service
 //! per port that answered, each replaying its own recording; the ports the
-//! path refused are blocked on its middlebox; comments quote what each
+//! path refused are its middlebox's `block`, those it dropped silently its
+//! `drop`; comments quote what each
 //! port showed. `[expect]` predicts for the first service, the one `run`
 //! delivers to.
 
@@ -11,7 +12,7 @@ use toml_edit::{ArrayOfTables, Item, Table};
 
 use super::diagnose::{Diagnosis, Place, diagnose};
 use super::observation::Observation;
-use super::ports::{PathObservation, PortPlan, PortSeen};
+use super::ports::{PathObservation, PortSeen};
 use super::predict::predict;
 use super::scenario::{
     Comments, Expectations, PostfixData, ScenarioError, Settings, one_per_line, table, when,
@@ -57,6 +58,8 @@ struct Service<'a> {
 struct Middlebox {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     block: Vec<u16>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    drop: Vec<u16>,
 }
 
 /// One answered port and the relay that replays it.
@@ -102,14 +105,6 @@ pub fn path_scenario_text(
     Ok((text, scenario))
 }
 
-fn mode_of(plan: &PortPlan) -> ServiceMode {
-    if plan.implicit_tls {
-        ServiceMode::ImplicitTls
-    } else {
-        ServiceMode::Starttls
-    }
-}
-
 fn render(
     obs: &PathObservation,
     hostname: &Hostname,
@@ -120,7 +115,7 @@ fn render(
     // The relay's certificate is the first TLS session's; a port that
     // presented another keeps its own.
     let certificate = answered.iter().find_map(|a| a.d.certificate);
-    let mut services: Vec<Service> = answered
+    let services: Vec<Service> = answered
         .iter()
         .map(|a| Service {
             port: a.obs.target.port,
@@ -129,20 +124,15 @@ fn render(
             replay: Some(&a.d.replay),
         })
         .collect();
-    let refused: Vec<&PortPlan> = obs
-        .ports
-        .iter()
-        .filter(|(_, seen)| matches!(seen, PortSeen::Refused))
-        .map(|(plan, _)| plan)
-        .collect();
-    // A blocked port is one the relay serves and the path refuses; what
-    // would answer behind it is never reached.
-    services.extend(refused.iter().map(|plan| Service {
-        port: plan.port,
-        mode: mode_of(plan),
-        certificate: None,
-        replay: None,
-    }));
+    let closed = |want: fn(&PortSeen) -> bool| -> Vec<u16> {
+        obs.ports
+            .iter()
+            .filter(|(_, seen)| want(seen))
+            .map(|(plan, _)| plan.port)
+            .collect()
+    };
+    let refused = closed(|s| matches!(s, PortSeen::Refused));
+    let dropped = closed(|s| matches!(s, PortSeen::Dropped));
     let d = &first.d;
     let file = File {
         name: format!("{hostname} as probed on {when}"),
@@ -156,8 +146,9 @@ fn render(
             tls_versions: (d.tls_versions != TlsVersions::Any).then_some(d.tls_versions),
             services,
         },
-        middlebox: (!refused.is_empty()).then(|| Middlebox {
-            block: refused.iter().map(|p| p.port).collect(),
+        middlebox: (!refused.is_empty() || !dropped.is_empty()).then_some(Middlebox {
+            block: refused,
+            drop: dropped,
         }),
         postfix: (!d.trust_ca || !d.settings.is_empty()).then_some(PostfixData {
             trust_ca: (!d.trust_ca).then_some(false),
@@ -194,15 +185,8 @@ fn render(
             continue;
         };
         let mut t = t.into_table();
-        match answered.get(i) {
-            Some(a) => service_comments(&mut t, a, i == 0),
-            None => {
-                let port = t.get("port").and_then(Item::as_integer).unwrap_or(0);
-                Comments::of([
-                    format!("Port {port}: the connection was refused (a TCP RST). The path blocks it (see [middlebox] block); what listens behind it, if anything, was never seen.").as_str(),
-                ])
-                .before_header(&mut t);
-            }
+        if let Some(a) = answered.get(i) {
+            service_comments(&mut t, a, i == 0);
         }
         list.push(t);
     }
@@ -212,6 +196,8 @@ fn render(
         let m = table(m);
         Comments::of(["The ports the path refused (a TCP RST on connect): Postfix's connection is refused there too."])
             .before_key(m, "block");
+        Comments::of(["The ports the path dropped (the connection attempt timed out): Postfix's connect times out there too."])
+            .before_key(m, "drop");
     }
     if let Some(postfix) = doc.get_mut("postfix") {
         let postfix = table(postfix);
@@ -273,18 +259,6 @@ fn header(obs: &PathObservation, first: &Answered, when: &str) -> Comments {
         };
         head.line(&format!("  {} (probed with {how}): {seen}", plan.port));
     }
-    if obs
-        .ports
-        .iter()
-        .any(|(_, s)| matches!(s, PortSeen::Dropped))
-    {
-        head.extend([
-            "",
-            "A dropped port (the connection attempt timed out: the path drops it silently)",
-            "is not modelled here yet: this build has no `[middlebox] drop`. Postfix would",
-            "wait out smtp_connect_timeout there before trying elsewhere.",
-        ]);
-    }
     head.line("");
     head.line(&format!(
         "`tlsharness run` delivers to port {}; `tlsharness check` meets each configuration on its own relayhost port.",
@@ -335,7 +309,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::probe::{CertProblem, CertSummary, ChainSummary, Starttls, TlsObservation};
+    use crate::probe::{
+        CertProblem, CertSummary, ChainSummary, PortPlan, Starttls, TlsObservation,
+    };
     use crate::upstream::RecordedReply;
 
     fn answered(port: u16, implicit: bool) -> Observation {
@@ -403,15 +379,12 @@ mod tests {
             s.relay.services.iter().map(|s| (s.port, s.mode)).collect();
         assert_eq!(
             ports,
-            [
-                (587, ServiceMode::None),
-                (465, ServiceMode::ImplicitTls),
-                (25, ServiceMode::Starttls)
-            ],
+            [(587, ServiceMode::None), (465, ServiceMode::ImplicitTls)],
             "{text}"
         );
         assert_eq!(s.relay.certificate, CertKind::SelfSigned);
         assert_eq!(s.paths[0].block, [25]);
+        assert_eq!(s.paths[0].drop, [2525]);
         let wrapped = s.relay.service(465).unwrap().replay.unwrap();
         assert_eq!(wrapped.greeting.lines(), ["220 inside TLS"]);
         assert!(wrapped.starttls.is_none() && wrapped.tls_ehlo.is_none());
@@ -425,7 +398,7 @@ mod tests {
             "certificate = \"self-signed\"\n",
             "# certificate issuer not trusted: self-signed or TLS interception (subject CN=smtp.relay.test)\ncertificate = \"self-signed\"\n",
             "# this port speaks TLS from the first byte (implicit TLS, RFC 8314)",
-            "# Port 25: the connection was refused (a TCP RST).",
+            "# The ports the path dropped (the connection attempt timed out): Postfix's connect times out there too.\ndrop = [2525]\n",
             "[middlebox]\n# The ports the path refused",
             "Predictions, not observations, for port 587",
         ] {
