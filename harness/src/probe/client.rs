@@ -662,6 +662,68 @@ mod tests {
         );
     }
 
+    /// A server that speaks TLS from the first byte, on every connection.
+    async fn implicit_fake() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pki = crate::pki::Pki::new("fake").unwrap();
+        let id = pki
+            .identity(crate::pki::CertKind::SelfSigned, "smtp.relay.test")
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(
+            crate::tls::server_config(&id, Default::default()).unwrap(),
+        );
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // The plaintext probe gives up and closes: no handshake.
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let mut io = BufReader::new(tls);
+                    io.get_mut().write_all(b"220 inside TLS\r\n").await.unwrap();
+                    let mut line = String::new();
+                    while io.read_line(&mut line).await.unwrap_or(0) > 0 {
+                        let answer: &[u8] = if line.starts_with("QUIT") {
+                            b"221 bye\r\n"
+                        } else {
+                            b"250-inside\r\n250 AUTH PLAIN\r\n"
+                        };
+                        io.get_mut().write_all(answer).await.unwrap();
+                        line.clear();
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn implicit_tls_is_spoken_at_once_or_found_behind_a_silent_greeting() {
+        let addr = implicit_fake().await;
+        let step = Duration::from_millis(500);
+        let started = std::time::Instant::now();
+        let obs = probe_implicit_tls(&target(addr), &options(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        // Known implicit TLS: no wait for a plaintext greeting.
+        assert!(started.elapsed() < Duration::from_secs(2), "{obs}");
+        assert_eq!(obs.greeting.lines(), ["220 inside TLS"]);
+        let tls = obs.implicit_tls.as_ref().expect("implicit TLS recorded");
+        assert_eq!(tls.chain.problems, [crate::probe::CertProblem::SelfSigned]);
+        assert!(matches!(obs.starttls, Starttls::NotOffered));
+
+        // Probed as plaintext: silence for one step, then TLS completes.
+        let obs = probe(&target(addr), &options(step)).await.unwrap();
+        assert!(obs.implicit_tls.is_some(), "{obs}");
+        assert!(
+            obs.transcript[0].contains("a TLS handshake then completed"),
+            "{:?}",
+            obs.transcript
+        );
+    }
+
     #[test]
     fn clean_censors_what_is_not_printable_text() {
         let reply = Reply {
