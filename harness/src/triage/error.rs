@@ -55,7 +55,8 @@ impl exit::Code for TriageError {
             TriageError::Config(_) | TriageError::Postconf { .. } | TriageError::Log { .. } => {
                 exit::UNREADABLE
             }
-            TriageError::NoNextHop(_) | TriageError::Exists(_) => exit::BAD_INPUT,
+            TriageError::NoNextHop(_) => exit::NO_SAFE_FIX,
+            TriageError::Exists(_) => exit::BAD_INPUT,
             TriageError::Write { .. } => exit::ENVIRONMENT,
             TriageError::Scenario(e) => e.exit_code(),
             TriageError::Confirm(e) => e.exit_code(),
