@@ -83,10 +83,14 @@ fn the_fix_that_works_is_an_upgrade_on_the_incident_path_and_the_same_on_the_cle
 }
 
 #[test]
-fn a_port_the_path_blocks_or_the_relay_does_not_serve_is_refused_and_an_outage() {
-    // Postfix, where nothing listens:
+fn a_port_the_scenario_refuses_or_drops_is_an_outage_and_one_it_never_mentions_is_not_modelled() {
+    // Postfix, where nothing listens (the path's block, or the relay's
+    // `elsewhere = "refused"`):
     //   connect to smtp.sendgrid.net[127.0.1.1]:465: Connection refused
     //   ... relay=none, ..., dsn=4.4.1, status=deferred (connect to ...:465: Connection refused)
+    // and where the path drops the SYN, after smtp_connect_timeout (30s):
+    //   connect to smtp.sendgrid.net[127.0.1.1]:465: Connection timed out
+    //   ... relay=none, ..., dsn=4.4.1, status=deferred (connect to ...:465: Connection timed out)
     // incident-587-strip runs first and listens on 465: a later scenario
     // without it must still find the port closed, not reset.
     let (code, stdout, stderr) = check(&[
@@ -96,26 +100,167 @@ fn a_port_the_path_blocks_or_the_relay_does_not_serve_is_refused_and_an_outage()
         "fixtures/configs/incident-465",
         "scenarios/incident-587-strip.toml",
         "scenarios/relay-465-blocked.toml",
-        "scenarios/relay-tls13-only.toml",
+        "harness/tests/data/ports/relay-587-nothing-else-listens.toml",
+        "harness/tests/data/ports/relay-465-dropped.toml",
+        "harness/tests/data/ports/relay-587-says-nothing-of-465.toml",
     ]);
     assert_eq!(code, Some(exit::REGRESSION), "{stdout}\n{stderr}");
-    for (scenario, said) in [
+    for (scenario, said, postfix) in [
         (
             "relay-465-blocked",
             "candidate: the path's firewall blocks port 465, so the connection is refused",
+            "(connect to smtp.sendgrid.net[127.0.1.1]:465: Connection refused)",
         ),
         (
-            "relay-tls13-only",
-            "candidate: no service on port 465: the scenario's relay serves 587 only, so the connection is refused",
+            "relay-587-nothing-else-listens",
+            "candidate: no service on port 465: the scenario's relay serves 587 and nothing else listens (relay.elsewhere = \"refused\"), so the connection is refused",
+            "(connect to smtp.sendgrid.net[127.0.1.1]:465: Connection refused)",
+        ),
+        (
+            "relay-465-dropped",
+            "candidate: the path drops connections to port 465 silently, so the connection times out",
+            "(connect to smtp.sendgrid.net[127.0.1.1]:465: Connection timed out)",
         ),
     ] {
         let row = common::row(&stdout, scenario);
         assert!(row[0].contains("deferred 4.4.1"), "{row:?}");
         assert!(row[0].ends_with("OUTAGE"), "{row:?}");
         assert!(stdout.contains(said), "{stdout}");
+        assert!(stdout.contains(postfix), "{stdout}");
     }
+    let row = common::row(&stdout, "relay-587-says-nothing-of-465");
+    assert!(row[0].contains("not modelled (port 465)"), "{row:?}");
+    assert!(row[0].ends_with("not-modelled"), "{row:?}");
     assert!(
-        stdout.contains("(connect to smtp.sendgrid.net[127.0.1.1]:465: Connection refused)"),
+        stdout.contains(
+            "candidate: the scenario does not say what happens on port 465: its relay serves 587"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("0 downgrade(s), 0 bounce(s), 3 outage(s), 1 not-modelled in 5 path(s)."),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_path_the_scenario_does_not_model_never_gates() {
+    let json = tempfile::NamedTempFile::new().unwrap();
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        "fixtures/configs/incident-before",
+        "--candidate",
+        "fixtures/configs/incident-465",
+        "--json",
+        json.path().to_str().unwrap(),
+        "harness/tests/data/ports/relay-587-says-nothing-of-465.toml",
+    ]);
+    assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("0 downgrade(s), 0 bounce(s), 0 outage(s), 1 not-modelled in 1 path(s).")
+            && stdout.contains("Not modelled: the scenario does not say"),
+        "{stdout}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json.path()).unwrap()).unwrap();
+    assert_eq!(v[0]["verdict"], "not-modelled", "{v}");
+    assert_eq!(v[0]["candidate"]["port"], 465, "{v}");
+    assert!(
+        v[0]["candidate"]["not_modelled"]
+            .as_str()
+            .is_some_and(|w| w.contains("port 465")),
+        "{v}"
+    );
+    // Nothing ran on the side the scenario says nothing about.
+    assert_eq!(v[0]["candidate"]["log"], serde_json::json!([]), "{v}");
+    assert_eq!(v[0]["current"]["port"], 587, "{v}");
+}
+
+#[test]
+fn the_465_fix_on_the_whole_library_is_an_outage_only_where_465_is_blocked() {
+    // Every relay scenario states 465 (each file quotes what Postfix 3.5,
+    // 3.7 and 3.10 logged there); by-MX scenarios do not run on a
+    // relayhost's route.
+    let (code, stdout, stderr) = check(&[
+        "--config",
+        "fixtures/configs/incident-before",
+        "--candidate",
+        "fixtures/configs/incident-465",
+    ]);
+    assert_eq!(code, Some(exit::REGRESSION), "{stdout}\n{stderr}");
+    let verdicts: std::collections::BTreeMap<String, String> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("tlsharness/postfix:"))
+        .filter(|l| l.starts_with("  ") && !l.starts_with("    ") && !l.starts_with("  scenario "))
+        .filter(|l| {
+            !l.trim_start().starts_with("current:") && !l.trim_start().starts_with("candidate:")
+        })
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let name = w.next()?.to_owned();
+            let last = l.split_whitespace().last()?.to_owned();
+            Some((name, last))
+        })
+        .collect();
+    let upgrade = [
+        "drop-on-starttls",
+        "drop-on-starttls-reset",
+        "fail-handshake-alert",
+        "fail-handshake-close",
+        "fail-handshake-garbage",
+        "fail-handshake-immediate-retry",
+        "fail-handshake-reset",
+        "fail-handshake-silence",
+        "incident-587-strip",
+        "incident-587-strip-sasl",
+        "incident-587-strip-sasl-auth-before-tls",
+        "intercept-tls-trusted-ca",
+        "mask-banner",
+        "mask-starttls",
+        "reject-starttls-454",
+        "reject-starttls-502",
+        "relay-implicit-tls-465",
+        "relay-implicit-tls-465-no-wrappermode",
+        "relay-policy-secure-stripped-path",
+        "relay-require-tls-stripped",
+        "replay-starttls-unanswered",
+        "stall-greeting",
+    ];
+    let same = [
+        "delay",
+        "inject-command",
+        "inject-response",
+        "intercept-tls-self-signed",
+        "relay-auth-587",
+        "relay-auth-587-postfix-defaults",
+        "relay-cert-expired",
+        "relay-cert-intermediate",
+        "relay-cert-missing-intermediate",
+        "relay-cert-not-yet-valid",
+        "relay-cert-self-signed",
+        "relay-cert-trusted",
+        "relay-cert-wrong-name",
+        "relay-policy-encrypt-overrides-level",
+        "relay-require-tls",
+        "relay-tls12-only",
+        "relay-tls12-only-postfix-requires-tls13",
+        "relay-tls13-only",
+        "relay-two-addresses-first-stripped",
+        "starttls-relay",
+        "starttls-relay-unknown-ca",
+        "starttls-relay-wrong-name",
+    ];
+    let mut expected: std::collections::BTreeMap<String, String> = upgrade
+        .iter()
+        .map(|s| (s.to_string(), "upgrade".to_owned()))
+        .chain(same.iter().map(|s| (s.to_string(), "same".to_owned())))
+        .collect();
+    // No TLS at all, so no 465 either: still waiting, for another reason.
+    expected.insert("no-starttls-relay".into(), "changed".into());
+    expected.insert("relay-465-blocked".into(), "OUTAGE".into());
+    assert_eq!(verdicts, expected, "{stdout}");
+    assert!(
+        stdout.contains("0 downgrade(s), 0 bounce(s), 1 outage(s), 0 not-modelled in 46 path(s)."),
         "{stdout}"
     );
 }

@@ -28,6 +28,9 @@ pub enum Verdict {
     /// Different, neither safer nor less safe (e.g. bounced -> deferred,
     /// or a deferral with another reason).
     Changed,
+    /// The scenario does not say what happens on the port one side's
+    /// configuration relays to: no finding either way, and never a gate.
+    NotModelled,
     /// One side has no classified outcome (the attempt timed out or the
     /// witnesses disagreed): a harness failure, not a finding about the
     /// configurations.
@@ -43,6 +46,7 @@ impl fmt::Display for Verdict {
             Verdict::Outage => "OUTAGE",
             Verdict::Upgrade => "upgrade",
             Verdict::Changed => "changed",
+            Verdict::NotModelled => "not-modelled",
             Verdict::Unknown => "UNKNOWN (harness error)",
         })
     }
@@ -204,6 +208,8 @@ pub fn state(a: &Attempt) -> String {
 pub fn why(current: &Attempt, candidate: &Attempt, v: Verdict) -> Option<String> {
     let meaning = match v {
         Verdict::Same => return None,
+        // Said by the comparison, which knows the rows (check::report).
+        Verdict::NotModelled => return None,
         Verdict::Unknown => {
             let (side, a) = if current.outcome.is_none() {
                 ("current", current)

@@ -22,7 +22,7 @@ use crate::level::Level;
 use crate::mta::{MtaError, StartOptions, docker};
 use crate::pki::Pki;
 use crate::run::{Attempt, Case, Delivery, Placement, Workshop, findings, observe};
-use crate::scenario::{AttemptExpectation, Scenario};
+use crate::scenario::{AttemptExpectation, PortFate, PortStatement, Scenario};
 
 /// How a check is carried out.
 #[derive(Clone)]
@@ -61,6 +61,13 @@ pub struct Row {
     /// it. Postfix then finds the connection refused, as in life.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// The port this side's configuration relays to.
+    pub port: u16,
+    /// Why this path was not run on this side: the scenario does not say
+    /// what happens on `port` (no service, no refusal, no drop). The
+    /// comparison is then `not-modelled`, never a finding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_modelled: Option<String>,
     pub attempt: Attempt,
     pub findings: Vec<crate::run::Finding>,
     /// What the scenario file expects at that level, if it says.
@@ -588,6 +595,34 @@ async fn run_one(
     let k = path.k;
     let scenario = path.scenario;
     let placement = placement(hop, scenario);
+    let port = match &placement {
+        Placement::Fixed { port, .. } => *port,
+        Placement::Case => scenario.relay.port,
+    };
+    if let PortStatement::NotModelled(why) = scenario.port_statement(port) {
+        // Nothing to run: whatever Postfix met there would be the
+        // harness's invention, not the scenario's network.
+        return Ok(Row {
+            scenario: scenario.id.clone(),
+            mail: None,
+            route: String::new(),
+            side: job.side.to_owned(),
+            image: job.image.to_owned(),
+            postfix_version: instance.mta.version().to_owned(),
+            level: level.clone(),
+            tls_policy: None,
+            dropped_settings: Vec::new(),
+            refused: None,
+            port,
+            attempt: Attempt::failed(why.clone(), Default::default()),
+            not_modelled: Some(why),
+            findings: Vec::new(),
+            expected: None,
+            log: Vec::new(),
+            transcript: String::new(),
+            behaviours: vec![format!("not modelled on {port}")],
+        });
+    }
     let rig = workshop.rig(k as u64, &case_of(job, k, scenario), run_id, &placement)?;
     instance.rig(&rig.fakes).await?;
     if let Hop::Relay(relay) = hop {
@@ -624,7 +659,6 @@ async fn run_one(
     // The scenario's expectations are for its first service's port
     // (or, single-port, wherever it follows the configuration); on
     // another service's port they say nothing.
-    let port = rig.port;
     let expected = level
         .parse::<Level>()
         .ok()
@@ -648,6 +682,8 @@ async fn run_one(
         tls_policy: None,
         dropped_settings: setup::dropped_settings(scenario),
         refused: refused(scenario, port),
+        port,
+        not_modelled: None,
         findings: findings(std::slice::from_ref(&attempt)),
         attempt,
         expected,
@@ -658,35 +694,29 @@ async fn run_one(
 }
 
 /// Why a configuration relaying to `port` meets no listener on this
-/// scenario's path, if it does not.
+/// scenario's path (refused, or dropped), if it does not.
 fn refused(scenario: &Scenario, port: u16) -> Option<String> {
-    let relay = &scenario.relay;
-    if relay.service_for(port).is_none() {
-        let ports: Vec<String> = relay.services.iter().map(|s| s.port.to_string()).collect();
-        return Some(format!(
-            "no service on port {port}: the scenario's relay serves {} only, so the connection is refused",
-            ports.join(", ")
-        ));
+    match scenario.port_statement(port) {
+        PortStatement::Refused(why) | PortStatement::Dropped(why) => Some(why),
+        PortStatement::Served(..) | PortStatement::NotModelled(_) => None,
     }
-    if scenario.paths.iter().all(|p| p.on_port(port).is_none()) {
-        return Some(format!(
-            "the path's firewall blocks port {port}, so the connection is refused"
-        ));
-    }
-    None
 }
 
 /// Each path's behaviours on `port`, as the run's case names them; a
-/// path that refuses the port (no service, or blocked) says so.
+/// path that refuses or drops the port says so.
 fn behaviours_on(scenario: &Scenario, port: u16) -> Vec<String> {
-    let served = scenario.relay.service_for(port).is_some();
-    scenario
-        .paths
-        .iter()
-        .map(|p| match p.on_port(port).filter(|_| served) {
-            None => format!("refused on {port}"),
-            Some(b) if b.is_empty() => "pass-through".to_owned(),
-            Some(b) => b.iter().map(|b| b.name()).collect::<Vec<_>>().join("+"),
+    let fates = match scenario.port_statement(port) {
+        PortStatement::Served(_, fates) => fates,
+        PortStatement::Dropped(_) => vec![PortFate::Dropped; scenario.paths.len()],
+        _ => vec![PortFate::Refused; scenario.paths.len()],
+    };
+    fates
+        .into_iter()
+        .map(|f| match f {
+            PortFate::Refused => format!("refused on {port}"),
+            PortFate::Dropped => format!("dropped on {port}"),
+            PortFate::Passes(b) if b.is_empty() => "pass-through".to_owned(),
+            PortFate::Passes(b) => b.iter().map(|b| b.name()).collect::<Vec<_>>().join("+"),
         })
         .collect()
 }

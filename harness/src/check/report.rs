@@ -69,13 +69,21 @@ pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
                     && r.image == row.image
             })
             .cloned();
-        let v = candidate
-            .as_ref()
-            .map(|c| verdict_at(&row.attempt, &c.attempt, Some(current_level(row))));
-        let why = candidate
-            .as_ref()
-            .zip(v)
-            .and_then(|(c, v)| why(&row.attempt, &c.attempt, v));
+        let not_modelled = [Some(row), candidate.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|r| r.not_modelled.as_ref().map(|why| (r.side.as_str(), why)));
+        let (v, why) = match (&candidate, not_modelled) {
+            (_, Some((side, said))) => (
+                candidate.as_ref().map(|_| Verdict::NotModelled),
+                Some(format!("{side}: {said}")),
+            ),
+            (Some(c), None) => {
+                let v = verdict_at(&row.attempt, &c.attempt, Some(current_level(row)));
+                (Some(v), why(&row.attempt, &c.attempt, v))
+            }
+            (None, None) => (None, None),
+        };
         out.push(Comparison {
             why,
             scenario: row.scenario.clone(),
@@ -95,6 +103,9 @@ pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
 }
 
 fn cell(r: &Row) -> String {
+    if r.not_modelled.is_some() {
+        return format!("not modelled (port {})", r.port);
+    }
     let a = &r.attempt;
     let mut text = crate::report::attempt_cell(a);
     if r.findings
@@ -342,12 +353,22 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
         .iter()
         .filter(|c| c.verdict == Some(Verdict::Bounce))
         .count();
+    let not_modelled = comparisons
+        .iter()
+        .filter(|c| c.verdict == Some(Verdict::NotModelled))
+        .count();
     if with_candidate {
         let _ = writeln!(
             out,
-            "\n{down} downgrade(s), {bounce} bounce(s), {outage} outage(s) in {} path(s).",
+            "\n{down} downgrade(s), {bounce} bounce(s), {outage} outage(s), {not_modelled} not-modelled in {} path(s).",
             comparisons.len()
         );
+        if not_modelled > 0 {
+            let _ = writeln!(
+                out,
+                "Not modelled: the scenario does not say what happens on the port one side relays to, so that path says nothing about the change (state it in the scenario: a service, relay.elsewhere = \"refused\", or the path's block/drop)."
+            );
+        }
         for c in comparisons
             .iter()
             .filter(|c| c.verdict.is_some_and(Verdict::gates))
@@ -384,6 +405,8 @@ mod tests {
             tls_policy: None,
             dropped_settings: Vec::new(),
             refused: None,
+            port: 587,
+            not_modelled: None,
             findings: Vec::new(),
             attempt,
             expected: None,
@@ -458,7 +481,7 @@ mod tests {
             .expect("a row for the scenario");
         assert!(line.ends_with("UNKNOWN (harness error)"), "{text}");
         assert!(
-            text.contains("0 downgrade(s), 0 bounce(s), 0 outage(s) in 1 path(s)."),
+            text.contains("0 downgrade(s), 0 bounce(s), 0 outage(s), 0 not-modelled in 1 path(s)."),
             "{text}"
         );
     }

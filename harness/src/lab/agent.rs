@@ -46,6 +46,45 @@ struct Rigged {
     zone: Option<String>,
     /// Its MTA-STS policy server's name, if it has one.
     policy_host: Option<String>,
+    /// Ports its paths drop: held until the rig goes.
+    _dropping: Vec<Dropping>,
+}
+
+/// A port that drops connections: a listener with an accept queue of one,
+/// filled by a connection of its own and never accepted from. Linux then
+/// answers no SYN at all (the queue is full), so a client's connect times
+/// out exactly as behind a firewall's DROP rule.
+struct Dropping {
+    _listener: tokio::net::TcpListener,
+    _filler: tokio::net::TcpStream,
+}
+
+impl Dropping {
+    async fn open(listen: SocketAddr) -> Result<Dropping, String> {
+        let fail = |e: std::io::Error| format!("failed to drop connections to {listen}: {e}");
+        let socket = if listen.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(fail)?;
+        socket.set_reuseaddr(true).map_err(fail)?;
+        socket.bind(listen).map_err(fail)?;
+        let listener = socket.listen(0).map_err(fail)?;
+        let filler = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect(listen),
+        )
+        .await
+        .map_err(|_| {
+            format!("failed to drop connections to {listen}: its own connection timed out")
+        })?
+        .map_err(fail)?;
+        Ok(Dropping {
+            _listener: listener,
+            _filler: filler,
+        })
+    }
 }
 
 /// Who gets a connection accepted on a shared listener.
@@ -318,7 +357,12 @@ impl Agent {
         let relay = Relay::start(listener, config, &self.tasks, stop.clone())
             .map_err(|e| format!("failed to start the relay: {e}"))?;
         let mut middleboxes = Vec::new();
+        let mut dropping = Vec::new();
         for path in &spec.paths {
+            if path.drop {
+                dropping.push(Dropping::open(path.listen).await?);
+                continue;
+            }
             let mut context = BuildContext::default();
             for (kind, key) in &path.acceptors {
                 context
@@ -357,6 +401,7 @@ impl Agent {
                 stop,
                 zone: spec.dns.as_ref().map(|d| d.zone.clone()),
                 policy_host: spec.mta_sts.as_ref().map(|p| p.host.clone()),
+                _dropping: dropping,
             },
         );
         Ok(())

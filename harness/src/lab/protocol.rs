@@ -128,6 +128,11 @@ pub struct PathSpec {
     pub behaviours: Vec<BehaviourSpec>,
     /// Identities an intercepting middlebox presents, by certificate kind.
     pub acceptors: Vec<(CertKind, u64)>,
+    /// The path drops connections to `listen` silently: a listener whose
+    /// accept queue is kept full, so the kernel leaves every SYN unanswered
+    /// and the client's connect times out, as behind a DROP rule.
+    #[serde(default)]
+    pub drop: bool,
 }
 
 /// What a rig has seen so far.

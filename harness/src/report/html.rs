@@ -720,7 +720,10 @@ struct CheckRow {
 fn row_view(r: &Row, key: String) -> CaseView {
     let a = &r.attempt;
     let (attempts, log) = attempt_views(std::slice::from_ref(a), &r.log);
-    let mut cell = attempt_cell(a);
+    let mut cell = match r.not_modelled {
+        Some(_) => format!("not modelled (port {})", r.port),
+        None => attempt_cell(a),
+    };
     if r.findings
         .contains(&crate::run::Finding::PlaintextCredentials)
         && !cell.contains("CREDENTIALS")
@@ -740,12 +743,20 @@ fn row_view(r: &Row, key: String) -> CaseView {
         mta: crate::policy::Mta::Postfix.title(),
         image: r.image.clone(),
         version: r.postfix_version.clone(),
-        cat: category(Some(a)),
+        cat: if r.not_modelled.is_some() {
+            "not-modelled"
+        } else {
+            category(Some(a))
+        },
         intercepted: a.wire.intercepted,
         cell,
         dsn: a.dsn.clone(),
-        mark: if a.outcome.is_none() { "error" } else { "none" },
-        failure: None,
+        mark: if a.outcome.is_none() && r.not_modelled.is_none() {
+            "error"
+        } else {
+            "none"
+        },
+        failure: r.not_modelled.clone(),
         expected: r.expected.iter().map(|e| e.to_string()).collect(),
         relay: a.relay.clone(),
         behaviours: r.behaviours.clone(),
@@ -828,10 +839,14 @@ fn check_page(report: &CheckReport, sources: &[(String, String)]) -> Page {
             "tlsharness check".to_owned()
         },
         facts: vec![format!(
-            "check {}: {} path(s) on {} image(s)",
+            "check {}: {} path(s) on {} image(s), {} not modelled",
             report.run_id,
             comparisons.len(),
-            images.len()
+            images.len(),
+            comparisons
+                .iter()
+                .filter(|c| c.verdict == Some(crate::check::Verdict::NotModelled))
+                .count()
         )],
         tables: Vec::new(),
         check: Some(CheckPage {
@@ -1185,6 +1200,8 @@ mod tests {
             tls_policy: None,
             dropped_settings: Vec::new(),
             refused: None,
+            port: 587,
+            not_modelled: None,
             findings: Vec::new(),
             attempt,
             expected: None,

@@ -13,7 +13,7 @@ use super::plan::Case;
 use crate::lab::protocol::{DnsPathSpec, PathSpec, PolicySpec, RelaySpec, RigSpec};
 use crate::lab::{Fakes, path_address, source_address};
 use crate::pki::{CertKind, Identity, Pki, PkiError};
-use crate::scenario::ServiceMode;
+use crate::scenario::{PortFate, ServiceMode};
 
 /// Who presents a certificate: the relay, or a middlebox in its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -261,8 +261,19 @@ impl Workshop {
         for (address, path) in addresses.iter().zip(&scenario.paths) {
             // Nothing listens where the relay has no service or the path
             // blocks the port: Postfix's connection is refused, as in life.
-            let Some(behaviours) = path.on_port(port).filter(|_| service.is_some()) else {
-                continue;
+            let behaviours = match path.fate(port) {
+                PortFate::Refused => continue,
+                PortFate::Dropped => {
+                    paths.push(PathSpec {
+                        listen: SocketAddr::new(*address, port),
+                        behaviours: Vec::new(),
+                        acceptors: Vec::new(),
+                        drop: true,
+                    });
+                    continue;
+                }
+                PortFate::Passes(_) if service.is_none() => continue,
+                PortFate::Passes(b) => b,
             };
             let mut acceptors = Vec::new();
             for kind in behaviours.iter().filter_map(|b| b.certificate()) {
@@ -274,6 +285,7 @@ impl Workshop {
                 listen: SocketAddr::new(*address, port),
                 behaviours,
                 acceptors,
+                drop: false,
             });
         }
 

@@ -580,9 +580,15 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         for (k, ports) in [
             ("ports", p.ports.as_deref().unwrap_or(&[])),
             ("block", &p.block),
+            ("drop", &p.drop),
         ] {
             for (j, port) in ports.iter().enumerate() {
-                if relay.service(*port).is_none() {
+                // A path may refuse or drop any port (that is what a
+                // probe saw there); it inspects only ports the relay serves.
+                if *port == 0 {
+                    return Err(path_error(k, "port 0 is not a port".into()));
+                }
+                if k == "ports" && relay.service(*port).is_none() {
                     return Err(path_error(
                         k,
                         format!(
@@ -607,15 +613,31 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
                 "no ports: leave `ports` out for every port, or name the ports the behaviours act on".into(),
             ));
         }
-        if let Some(port) = p
-            .block
-            .iter()
-            .find(|b| p.ports.as_ref().is_some_and(|v| v.contains(b)))
-        {
+        for (k, closed, what) in [("block", &p.block, "refused"), ("drop", &p.drop, "dropped")] {
+            if let Some(port) = closed
+                .iter()
+                .find(|b| p.ports.as_ref().is_some_and(|v| v.contains(b)))
+            {
+                return Err(path_error(
+                    k,
+                    format!(
+                        "port {port} is both {what} and inspected: a {what} connection has nothing to inspect"
+                    ),
+                ));
+            }
+        }
+        if let Some(port) = p.drop.iter().find(|d| p.block.contains(d)) {
             return Err(path_error(
-                "block",
+                "drop",
+                format!("port {port} is both refused (block) and dropped: say which the path does"),
+            ));
+        }
+        if p.drop.contains(&relay.port) {
+            return Err(path_error(
+                "drop",
                 format!(
-                    "port {port} is both blocked and inspected: a refused connection has nothing to inspect"
+                    "port {} is the relay's first service, where `run` delivers: a path that drops it leaves nothing to run (list first a service this path lets through)",
+                    relay.port
                 ),
             ));
         }
@@ -1074,6 +1096,38 @@ secure = ["deferred"]
     }
 
     #[test]
+    fn a_scenario_states_a_port_or_says_nothing_about_it() {
+        use crate::scenario::PortStatement;
+        let s = load(&two_services("", "block = [2525]\ndrop = [25]\n")).unwrap();
+        assert!(matches!(s.port_statement(465), PortStatement::Served(..)));
+        assert!(matches!(s.port_statement(2525), PortStatement::Refused(_)));
+        assert!(matches!(s.port_statement(25), PortStatement::Dropped(_)));
+        let PortStatement::NotModelled(why) = s.port_statement(26) else {
+            panic!("26 is not stated");
+        };
+        assert!(
+            why.contains("does not say what happens on port 26"),
+            "{why}"
+        );
+        let closed = load(&two_services("elsewhere = \"refused\"\n", "")).unwrap();
+        let PortStatement::Refused(why) = closed.port_statement(26) else {
+            panic!("nothing else listens");
+        };
+        assert!(why.contains("nothing else listens"), "{why}");
+        // The single-port form follows the configuration, but not onto
+        // the implicit-TLS port.
+        let single = load(GOOD).unwrap();
+        assert!(matches!(
+            single.port_statement(25),
+            PortStatement::Served(..)
+        ));
+        assert!(matches!(
+            single.port_statement(465),
+            PortStatement::NotModelled(_)
+        ));
+    }
+
+    #[test]
     fn bad_services_are_located() {
         let (line, key, message) = error(&GOOD.replace(
             "port = 587\nstarttls = true\n",
@@ -1107,15 +1161,30 @@ secure = ["deferred"]
             message,
             "the relay does not serve port 25 (its ports: 587, 465)"
         );
-        let (_, key, message) = error(&two_services("", "block = [2525]\n"));
-        assert_eq!(key, "middlebox.block");
-        assert!(message.contains("does not serve port 2525"), "{message}");
+        // A path may refuse or drop a port the relay does not serve (a
+        // probe saw it so), but not both, nor drop where `run` delivers.
+        load(&two_services("", "block = [2525]\ndrop = [25]\n")).unwrap();
+        let (_, key, message) = error(&two_services("", "block = [25]\ndrop = [25]\n"));
+        assert_eq!(key, "middlebox.drop");
+        assert!(
+            message.contains("both refused (block) and dropped"),
+            "{message}"
+        );
+        let (_, key, message) = error(&two_services("", "drop = [587]\n"));
+        assert_eq!(key, "middlebox.drop");
+        assert!(message.contains("where `run` delivers"), "{message}");
+        let (_, key, message) = error(&two_services("", "drop = [0]\n"));
+        assert_eq!(key, "middlebox.drop");
+        assert!(message.contains("port 0 is not a port"), "{message}");
+        let (_, key, message) = error(&two_services("elsewhere = \"closed\"\n", ""));
+        assert!(key.starts_with("relay"), "{key}");
+        assert!(message.contains("unknown variant `closed`"), "{message}");
         // STARTTLS stripping on 465, where there is no plaintext dialogue.
         let (_, key, message) = error(&two_services("", "behaviour = [\"strip-starttls\"]\n"));
         assert_eq!(key, "relay");
         assert!(message.contains("on port 465"), "{message}");
         let (_, _, message) = error(&two_services("", "ports = [587]\nblock = [587]\n"));
-        assert!(message.contains("both blocked and inspected"), "{message}");
+        assert!(message.contains("both refused and inspected"), "{message}");
     }
 
     #[test]

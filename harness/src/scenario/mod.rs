@@ -3,6 +3,7 @@
 pub mod builtin;
 mod load;
 mod model;
+mod ports;
 mod versions;
 
 pub use load::{
@@ -10,8 +11,9 @@ pub use load::{
     load_paths, scenario_id,
 };
 pub use model::{
-    AttemptExpectation, AuthMechanism, DeliverySpec, Dsn, Expectation, Hop, Hostname,
-    MiddleboxSpec, OWNED_SETTINGS, PostfixSpec, RelayAuthSpec, RelaySpec, SaslSpec, Seconds,
-    ServiceMode, ServiceSpec, SettingName, SettingValue, TlsPolicy, VersionPrefix,
+    AttemptExpectation, AuthMechanism, DeliverySpec, Dsn, Elsewhere, Expectation, Hop, Hostname,
+    MiddleboxSpec, OWNED_SETTINGS, PortFate, PostfixSpec, RelayAuthSpec, RelaySpec, SaslSpec,
+    Seconds, ServiceMode, ServiceSpec, SettingName, SettingValue, TlsPolicy, VersionPrefix,
 };
+pub use ports::PortStatement;
 pub use versions::versions_table;

@@ -93,6 +93,20 @@ pub struct RelaySpec {
     /// the relay's own greeting, EHLO replies and answer to STARTTLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplaySpec>,
+    /// What the relay's host does on ports not in `services`. Absent, the
+    /// scenario says nothing about them (`check` on such a port gives
+    /// `not-modelled`); `"refused"`, nothing else listens there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elsewhere: Option<Elsewhere>,
+}
+
+/// `relay.elsewhere`: the relay host's other ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Elsewhere {
+    /// Nothing else listens: a connection to any other port is refused
+    /// (the host answers the SYN with a reset).
+    Refused,
 }
 
 /// One of the relay's listeners: a port and how TLS starts on it.
@@ -212,17 +226,44 @@ pub struct MiddleboxSpec {
     /// as a firewall that lets only 25 and 587 out does to 465.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub block: Vec<u16>,
+    /// The relay's ports this path silently drops (no answer to the SYN,
+    /// so the client's connect times out), as a firewall with a DROP rule
+    /// does; a refusal (`block`) and a drop are different facts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop: Vec<u16>,
+}
+
+/// What a path does with a connection to one port.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PortFate {
+    /// It reaches the relay through these behaviours (none: untouched).
+    Passes(Vec<BehaviourSpec>),
+    /// The connection is refused (`block`).
+    Refused,
+    /// The SYN goes unanswered (`drop`).
+    Dropped,
 }
 
 impl MiddleboxSpec {
     /// The behaviours that act on `port`; `None` when the path refuses it.
     pub fn on_port(&self, port: u16) -> Option<Vec<BehaviourSpec>> {
+        match self.fate(port) {
+            PortFate::Passes(b) => Some(b),
+            PortFate::Refused | PortFate::Dropped => None,
+        }
+    }
+
+    /// What the path does with a connection to `port`.
+    pub fn fate(&self, port: u16) -> PortFate {
         if self.block.contains(&port) {
-            return None;
+            return PortFate::Refused;
+        }
+        if self.drop.contains(&port) {
+            return PortFate::Dropped;
         }
         match &self.ports {
-            Some(ports) if !ports.contains(&port) => Some(Vec::new()),
-            _ => Some(self.behaviour.clone()),
+            Some(ports) if !ports.contains(&port) => PortFate::Passes(Vec::new()),
+            _ => PortFate::Passes(self.behaviour.clone()),
         }
     }
 }

@@ -131,9 +131,11 @@ pub async fn check(args: CheckArgs, cancel: CancellationToken) -> i32 {
     }
     let any = |v: check::Verdict| comparisons.iter().any(|c| c.verdict == Some(v));
     let unknown = any(check::Verdict::Unknown)
-        || comparisons
-            .iter()
-            .any(|c| c.candidate.is_none() && c.current.attempt.outcome.is_none());
+        || comparisons.iter().any(|c| {
+            c.candidate.is_none()
+                && c.current.not_modelled.is_none()
+                && c.current.attempt.outcome.is_none()
+        });
     if (any(check::Verdict::Downgrade) && !args.allow_downgrade)
         || (any(check::Verdict::Bounce) && !args.allow_bounce)
         || (any(check::Verdict::Outage) && !args.allow_outage)

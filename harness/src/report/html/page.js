@@ -57,6 +57,7 @@
     ['plaintext-credentials', 'plaintext with credentials'],
     ['deferred', 'deferred'],
     ['bounced', 'bounced'],
+    ['not-modelled', 'not modelled (the scenario says nothing about that port)'],
     ['error', 'harness error']
   ];
   var CAT_NAME = {};
