@@ -187,6 +187,11 @@ pub fn outlook(hop: &NextHop, path: &PathObservation, sasl: bool) -> HopOutlook 
             continue;
         }
         let predicted = predict_side(path, cand_side, sasl);
+        if let Some(error) = predicted.attempt.error.clone() {
+            out.withheld
+                .push((candidate, format!("no prediction: {error}")));
+            continue;
+        }
         if candidate == Candidate::Wrapper465Secure
             && predicted.attempt.outcome != Some(Outcome::DeliveredTls)
         {
