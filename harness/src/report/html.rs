@@ -1255,6 +1255,45 @@ mod tests {
     }
 
     #[test]
+    fn a_path_not_modelled_on_one_side_is_grey_and_does_not_gate() {
+        let mut unstated = row(
+            "candidate",
+            Attempt::failed("not modelled".into(), Wire::default()),
+        );
+        unstated.port = 465;
+        unstated.not_modelled = Some("the scenario does not say what happens on port 465".into());
+        let report = CheckReport {
+            run_id: "r".to_owned(),
+            rows: vec![
+                row("current", attempt(Some(Outcome::DeliveredTls), vec![])),
+                unstated,
+            ],
+            changes: Vec::new(),
+            parameters: Vec::new(),
+            file_changes: Vec::new(),
+        };
+        let page = serde_json::to_value(check_page(&report, &[])).unwrap();
+        let r = &page["check"]["images"][0]["rows"][0];
+        assert_eq!(r["vclass"], "not-modelled");
+        assert_eq!(r["verdict"], "not-modelled");
+        assert_eq!(r["gates"], false);
+        let candidate = &page["cases"][r["candidate"].as_u64().unwrap() as usize];
+        assert_eq!(candidate["cat"], "not-modelled");
+        assert_eq!(candidate["cell"], "not modelled (port 465)");
+        assert_eq!(candidate["mark"], "none");
+        assert!(
+            page["facts"][0]
+                .as_str()
+                .unwrap()
+                .ends_with(", 1 not modelled"),
+            "{}",
+            page["facts"]
+        );
+        // The legend knows the class.
+        assert!(SCRIPT.contains("['not-modelled',"));
+    }
+
+    #[test]
     fn the_page_fetches_nothing_and_its_data_cannot_end_its_script() {
         let mut a = attempt(Some(Outcome::DeliveredPlaintext), vec![incident()]);
         a.log = vec!["</script><script>alert(1)</script>".into()];
