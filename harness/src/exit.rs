@@ -22,6 +22,13 @@ pub const REGRESSION: i32 = 5;
 /// backoff), on the case's run and its run again. Neither a pass nor a
 /// failure.
 pub const INCONCLUSIVE: i32 = 6;
+/// `triage`: the mail log or the Postfix configuration could not be read
+/// (missing, unreadable, no main.cf, `postconf` failed); nothing was probed.
+pub const UNREADABLE: i32 = 7;
+/// `triage`: the path was probed and diagnosed, the current configuration
+/// is not predicted to deliver over TLS on it, and no standard candidate is
+/// predicted to be an upgrade: the fix needs a person (see the output).
+pub const NO_SAFE_FIX: i32 = 8;
 /// Interrupted by SIGINT or SIGTERM; everything was cleaned up.
 pub const INTERRUPTED: i32 = 130;
 

@@ -20,6 +20,8 @@
 //! - [`smtp`]: line and reply primitives shared by relay and middlebox.
 //! - [`probe`]: probes a real relay from inside a network and writes a
 //!   scenario whose relay replays what it saw.
+//! - [`triage`]: on the affected host, no Docker: configuration, mail log
+//!   and probe to a predicted fix, written as `check` candidates.
 
 pub mod bench;
 pub mod check;
@@ -38,4 +40,5 @@ pub mod run;
 pub mod scenario;
 pub mod smtp;
 pub mod tls;
+pub mod triage;
 pub mod upstream;

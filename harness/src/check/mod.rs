@@ -15,8 +15,8 @@ mod setup;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use compare::{Verdict, verdict, verdict_at, why};
-pub use config::{Relayhost, UserConfig, load, parameters};
+pub use compare::{Verdict, state, verdict, verdict_at, why};
+pub use config::{MasterService, Relayhost, UserConfig, load, parameters, services};
 pub use execute::{CheckOptions, CheckReport, Row, check};
 pub use explain::{
     ExplainReport, Explanation, Finding as ExplainFinding, Unrecognised, confirm_commands, explain,

@@ -8,6 +8,7 @@ mod image;
 mod probe;
 mod run;
 mod scenarios;
+mod triage;
 mod validate;
 
 use std::fmt::Display;
@@ -57,6 +58,10 @@ enum Command {
     /// Probe a relay from this host (never sending mail) and write a
     /// scenario whose relay replays what the network path showed.
     Probe(probe::ProbeArgs),
+    /// On the affected host, no Docker needed: read the configuration and
+    /// the mail log, probe every port of each next hop, predict what the
+    /// standard fixes would do, and write them as `check` candidates.
+    Triage(triage::TriageArgs),
     /// The run's agent, inside its container (started by the harness).
     #[command(hide = true)]
     Agent {
@@ -137,6 +142,7 @@ async fn dispatch(cli: Cli, cancel: CancellationToken) -> i32 {
             code = probe::probe(args) => code,
             _ = cancel.cancelled() => exit::INTERRUPTED,
         },
+        Command::Triage(args) => triage::triage(args, cancel).await,
         Command::Sweep => image::sweep().await,
         Command::Agent { .. } => unreachable!("the agent is dispatched before anything else"),
     }

@@ -285,8 +285,18 @@ fn probe_options(args: &ProbeArgs, host: &str) -> Result<ProbeOptions, String> {
             args.timeout
         ));
     }
+    let anchors = trust_anchors(&args.ca_file)?;
+    let mut opts = ProbeOptions::new(name, anchors);
+    opts.ehlo_name = args.ehlo.clone();
+    opts.step_timeout = Duration::from_secs_f64(args.timeout);
+    Ok(opts)
+}
+
+/// The system's root certificates and those in `files` (PEM), as `--ca-file`
+/// gives them; the message names the file that is wrong.
+pub fn trust_anchors(files: &[PathBuf]) -> Result<TrustAnchors, String> {
     let mut roots = Vec::new();
-    for file in &args.ca_file {
+    for file in files {
         use rustls::pki_types::CertificateDer;
         use rustls::pki_types::pem::PemObject;
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
@@ -304,8 +314,5 @@ fn probe_options(args: &ProbeArgs, host: &str) -> Result<ProbeOptions, String> {
     for w in warnings {
         eprintln!("tlsharness: warning: system root certificates: {w}");
     }
-    let mut opts = ProbeOptions::new(name, anchors);
-    opts.ehlo_name = args.ehlo.clone();
-    opts.step_timeout = Duration::from_secs_f64(args.timeout);
-    Ok(opts)
+    Ok(anchors)
 }
