@@ -181,7 +181,7 @@ fn triage_without_docker_names_the_stripped_587_and_predicts_the_465_fix() {
             &all,
             "(c) relayhost on 465, smtp_tls_wrappermode = yes, secure: "
         )
-        .ends_with("tls Verified -> upgrade"),
+        .ends_with("tls verified -> upgrade"),
         "{all}"
     );
     assert!(line(&all, "recommended: ").contains("(c)"), "{all}");

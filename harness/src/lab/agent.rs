@@ -346,6 +346,7 @@ impl Agent {
             })
             .collect();
         config.auth_before_tls = r.auth_before_tls;
+        config.auth_optional = r.auth_optional;
         config.policy = Policy {
             require_tls: r.require_tls,
             credentials: r.credentials.clone(),

@@ -115,6 +115,10 @@ pub struct RelaySpec {
     pub implicit_tls: bool,
     pub auth: Vec<AuthMechanism>,
     pub auth_before_tls: bool,
+    /// AUTH is offered but MAIL without it is taken (a replayed relay:
+    /// whether the real one requires AUTH is unknown).
+    #[serde(default)]
+    pub auth_optional: bool,
     pub require_tls: bool,
     pub credentials: Option<(String, String)>,
     pub any_credentials: bool,

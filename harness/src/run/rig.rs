@@ -13,7 +13,8 @@ use super::plan::Case;
 use crate::lab::protocol::{DnsPathSpec, PathSpec, PolicySpec, RelaySpec, RigSpec};
 use crate::lab::{Fakes, path_address, source_address};
 use crate::pki::{CertKind, Identity, Pki, PkiError};
-use crate::scenario::{PortFate, ServiceMode};
+use crate::scenario::{AuthMechanism, PortFate, ServiceMode};
+use crate::upstream::ReplaySpec;
 
 /// Who presents a certificate: the relay, or a middlebox in its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -244,17 +245,19 @@ impl Workshop {
         let mut identities = Vec::new();
         let relay_id = self.identity(Role::Relay, certificate, &names)?;
         identities.push(relay_id.clone());
+        let (auth, auth_before_tls, auth_optional) = match (&spec.auth, &replay) {
+            (Some(a), _) => (a.mechanisms.clone(), a.before_tls, false),
+            (None, Some(r)) => recorded_auth(r, mode.implicit_tls()),
+            (None, None) => (Vec::new(), false, false),
+        };
         let relay = RelaySpec {
             hostname: hostname.clone(),
             identity: (mode != ServiceMode::None).then_some(relay_id.0),
             tls_versions: spec.tls_versions,
             implicit_tls: mode.implicit_tls(),
-            auth: spec
-                .auth
-                .as_ref()
-                .map(|a| a.mechanisms.clone())
-                .unwrap_or_default(),
-            auth_before_tls: spec.auth.as_ref().is_some_and(|a| a.before_tls),
+            auth,
+            auth_before_tls,
+            auth_optional,
             require_tls: spec.require_tls,
             credentials: spec
                 .auth
@@ -338,6 +341,38 @@ impl Workshop {
             zone,
         })
     }
+}
+
+/// The AUTH a replayed relay offers: what its recorded EHLO replies list
+/// (PLAIN and LOGIN, the mechanisms the fake relay speaks), before TLS
+/// when the plaintext reply lists it. Optional, since the probe never sent
+/// MAIL: whether the real relay requires AUTH is unknown, and a client
+/// that authenticates (a check of a configuration with SASL) must not be
+/// refused for it.
+fn recorded_auth(r: &ReplaySpec, implicit_tls: bool) -> (Vec<AuthMechanism>, bool, bool) {
+    let inside = if implicit_tls {
+        &r.ehlo
+    } else {
+        r.tls_ehlo.as_ref().unwrap_or(&r.ehlo)
+    };
+    let before: Vec<String> = if implicit_tls {
+        Vec::new()
+    } else {
+        r.ehlo.auth_mechanisms()
+    };
+    let mut names = inside.auth_mechanisms();
+    names.extend(before.iter().cloned());
+    let mut mechanisms = Vec::new();
+    for (name, m) in [
+        ("PLAIN", AuthMechanism::Plain),
+        ("LOGIN", AuthMechanism::Login),
+    ] {
+        if names.iter().any(|n| n == name) {
+            mechanisms.push(m);
+        }
+    }
+    let before_tls = !mechanisms.is_empty() && !before.is_empty();
+    (mechanisms, before_tls, true)
 }
 
 #[cfg(test)]

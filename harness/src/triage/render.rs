@@ -72,6 +72,13 @@ fn summary(obs: &Observation) -> String {
         let texts: Vec<&str> = d.findings.iter().map(|f| f.text.as_str()).collect();
         return texts.join("; ");
     }
+    if let Some(tls) = &obs.implicit_tls {
+        return format!(
+            "clean: implicit TLS, {} established, certificate {}",
+            tls.version,
+            tls.chain.verdict()
+        );
+    }
     match &obs.starttls {
         Starttls::Established { tls, .. } => format!(
             "clean: STARTTLS offered, {} established, certificate {}",

@@ -118,6 +118,27 @@ impl RecordedReply {
         self.0.lines.iter().map(line_text).collect()
     }
 
+    /// The SASL mechanisms an EHLO reply lists (`AUTH PLAIN LOGIN`, or
+    /// the old `AUTH=PLAIN` form), upper-cased, in order.
+    pub fn auth_mechanisms(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for line in self.0.lines.iter().skip(1) {
+            let text = String::from_utf8_lossy(&line.text).to_ascii_uppercase();
+            let Some(rest) = text
+                .strip_prefix("AUTH ")
+                .or_else(|| text.strip_prefix("AUTH="))
+            else {
+                continue;
+            };
+            for m in rest.split_whitespace() {
+                if !out.iter().any(|o| o == m) {
+                    out.push(m.to_owned());
+                }
+            }
+        }
+        out
+    }
+
     /// The reply as sent on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
         self.0.to_bytes()
@@ -161,6 +182,21 @@ impl<'de> Deserialize<'de> for RecordedReply {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lists_the_auth_mechanisms_of_an_ehlo_reply() {
+        let r = RecordedReply::parse(&[
+            "250-smtp.sendgrid.net",
+            "250-AUTH PLAIN LOGIN",
+            "250-AUTH=login",
+            "250 SIZE 31457280",
+        ])
+        .unwrap();
+        assert_eq!(r.auth_mechanisms(), ["PLAIN", "LOGIN"]);
+        let none = RecordedReply::parse(&["250-x", "250 AUTHX PLAIN"]).unwrap();
+        assert!(none.auth_mechanisms().is_empty());
+    }
+
     use super::*;
 
     #[test]

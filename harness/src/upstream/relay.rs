@@ -28,6 +28,8 @@ pub struct RelayConfig {
     pub implicit_tls: bool,
     /// SMTP AUTH mechanisms offered; when any, AUTH is required before MAIL.
     pub auth: Vec<AuthMechanism>,
+    /// AUTH is offered, not required: MAIL without it is taken.
+    pub auth_optional: bool,
     /// Offer AUTH before TLS as well.
     pub auth_before_tls: bool,
     pub policy: Policy,
@@ -46,6 +48,7 @@ impl RelayConfig {
             implicit_tls: false,
             auth: Vec::new(),
             auth_before_tls: false,
+            auth_optional: false,
             policy: Policy::default(),
             idle_timeout: Duration::from_secs(120),
             replay: None,
@@ -213,6 +216,7 @@ async fn session(
         if in_data {
             in_data = line != b".\r\n";
         } else if !config.auth.is_empty()
+            && !config.auth_optional
             && !authenticated.load(Ordering::SeqCst)
             && crate::smtp::command_verb(&line) == "MAIL"
         {
