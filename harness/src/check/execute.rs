@@ -603,24 +603,10 @@ async fn run_one(
         // Nothing to run: whatever Postfix met there would be the
         // harness's invention, not the scenario's network.
         return Ok(Row {
-            scenario: scenario.id.clone(),
-            mail: None,
-            route: String::new(),
-            side: job.side.to_owned(),
-            image: job.image.to_owned(),
-            postfix_version: instance.mta.version().to_owned(),
-            level: level.clone(),
-            tls_policy: None,
-            dropped_settings: Vec::new(),
-            refused: None,
-            port,
             attempt: Attempt::failed(why.clone(), Default::default()),
             not_modelled: Some(why),
-            findings: Vec::new(),
-            expected: None,
-            log: Vec::new(),
-            transcript: String::new(),
             behaviours: vec![format!("not modelled on {port}")],
+            ..row_of(job, scenario, instance, port)
         });
     }
     let rig = workshop.rig(k as u64, &case_of(job, k, scenario), run_id, &placement)?;
@@ -672,25 +658,40 @@ async fn run_one(
         Attempt::failed("no delivery attempt was made".into(), Default::default())
     });
     Ok(Row {
-        scenario: scenario.id.clone(),
-        mail: None,
-        route: String::new(),
-        side: job.side.to_owned(),
-        image: job.image.to_owned(),
-        postfix_version: instance.mta.version().to_owned(),
-        level: level.clone(),
-        tls_policy: None,
         dropped_settings: setup::dropped_settings(scenario),
         refused: refused(scenario, port),
-        port,
-        not_modelled: None,
         findings: findings(std::slice::from_ref(&attempt)),
         attempt,
         expected,
         log: seen.log,
         transcript: seen.transcript,
         behaviours: behaviours_on(scenario, port),
+        ..row_of(job, scenario, instance, port)
     })
+}
+
+/// A row of `scenario` on this side and image, before any attempt.
+fn row_of(job: &Job<'_>, scenario: &Scenario, instance: &Lab, port: u16) -> Row {
+    Row {
+        scenario: scenario.id.clone(),
+        mail: None,
+        route: String::new(),
+        side: job.side.to_owned(),
+        image: job.image.to_owned(),
+        postfix_version: instance.mta.version().to_owned(),
+        level: job.config.level.clone(),
+        tls_policy: None,
+        dropped_settings: Vec::new(),
+        refused: None,
+        port,
+        not_modelled: None,
+        attempt: Attempt::failed(String::new(), Default::default()),
+        findings: Vec::new(),
+        expected: None,
+        log: Vec::new(),
+        transcript: String::new(),
+        behaviours: Vec::new(),
+    }
 }
 
 /// Why a configuration relaying to `port` meets no listener on this
