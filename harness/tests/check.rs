@@ -375,7 +375,7 @@ fn the_incident_with_sasl_bounces_one_way_and_leaks_the_credentials_the_other() 
         "why: deferred 4.7.4 -> PLAINTEXT +CREDENTIALS: the SASL credentials and the mail now cross the network in plaintext"
     );
     assert!(
-        stdout.contains("1 downgrade(s), 1 bounce(s), 0 outage(s) in 2 path(s)."),
+        stdout.contains("1 downgrade(s), 1 bounce(s), 0 outage(s), 0 not-modelled in 2 path(s)."),
         "{stdout}"
     );
     let rows: serde_json::Value =
@@ -421,7 +421,7 @@ fn a_deferral_turned_bounce_alone_gates_and_can_be_allowed() {
     let (code, stdout, stderr) = check(&args);
     assert_eq!(code, Some(exit::REGRESSION), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("0 downgrade(s), 1 bounce(s), 0 outage(s) in 1 path(s)."),
+        stdout.contains("0 downgrade(s), 1 bounce(s), 0 outage(s), 0 not-modelled in 1 path(s)."),
         "{stdout}"
     );
     assert!(
