@@ -540,21 +540,29 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(reply(&mut c).await, ["250-inside.test", "250 AUTH PLAIN"]);
+        assert!(send_mail(&mut c).await[0].contains("over TLS"));
+        assert!(relay.received()[0].tls);
+        token.cancel();
+    }
+
+    /// Sends one message on an open session; the reply to its end of data.
+    async fn send_mail<S>(c: &mut BufReader<S>) -> Vec<String>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
         for cmd in [
             "MAIL FROM:<a@b.test>\r\n",
             "RCPT TO:<c@d.test>\r\n",
             "DATA\r\n",
         ] {
             c.get_mut().write_all(cmd.as_bytes()).await.unwrap();
-            reply(&mut c).await;
+            reply(c).await;
         }
         c.get_mut()
             .write_all(b"Subject: x\r\n\r\nhi\r\n.\r\n")
             .await
             .unwrap();
-        assert!(reply(&mut c).await[0].contains("over TLS"));
-        assert!(relay.received()[0].tls);
-        token.cancel();
+        reply(c).await
     }
 
     #[tokio::test]
@@ -581,19 +589,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(reply(&mut c).await, ["250-inside.test", "250 AUTH PLAIN"]);
-        for cmd in [
-            "MAIL FROM:<a@b.test>\r\n",
-            "RCPT TO:<c@d.test>\r\n",
-            "DATA\r\n",
-        ] {
-            c.get_mut().write_all(cmd.as_bytes()).await.unwrap();
-            reply(&mut c).await;
-        }
-        c.get_mut()
-            .write_all(b"Subject: x\r\n\r\nhi\r\n.\r\n")
-            .await
-            .unwrap();
-        assert!(reply(&mut c).await[0].contains("over TLS"));
+        assert!(send_mail(&mut c).await[0].contains("over TLS"));
         assert!(relay.received()[0].tls);
         token.cancel();
     }
