@@ -8,12 +8,20 @@ use std::path::{Path, PathBuf};
 use super::CheckError;
 
 /// A configuration to check, as found on disk.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct UserConfig {
     /// What the user named (directory or file), for reports.
     pub source: PathBuf,
-    /// Files installed into /etc/postfix, by name (main.cf first).
+    /// Files installed into /etc/postfix, by their path under it
+    /// (`main.cf`, `sasl/sasl_passwd`).
     pub files: BTreeMap<String, Vec<u8>>,
+    /// The files of the user's directory that are not installed: the
+    /// installation's own (the image's are used) and compiled tables
+    /// (rebuilt from their sources).
+    pub left_out: Vec<String>,
+    /// What fits the configuration to the image (see `check::host`):
+    /// empty until [`super::host::fit`] has run.
+    pub fit: super::host::Fit,
     /// `relayhost` as main.cf sets it, if it does (Postfix's own resolver
     /// decides where mail goes: see `check::routes`).
     pub relayhost: Option<String>,
@@ -91,35 +99,56 @@ impl Relayhost {
 /// A Postfix configuration file's logical lines, as Postfix reads main.cf
 /// and master.cf alike: a line that starts with whitespace continues the
 /// one before, `#` lines and empty lines are dropped.
-fn logical_lines(text: &str) -> Vec<String> {
-    let mut logical: Vec<String> = Vec::new();
-    for line in text.lines() {
+/// Each comes with the number of the line it starts on.
+fn numbered_lines(text: &str) -> Vec<(usize, String)> {
+    let mut logical: Vec<(usize, String)> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
         if line.trim_start().starts_with('#') || line.trim().is_empty() {
             continue;
         }
         if line.starts_with([' ', '\t']) {
-            if let Some(last) = logical.last_mut() {
+            if let Some((_, last)) = logical.last_mut() {
                 last.push(' ');
                 last.push_str(line.trim());
             }
             continue;
         }
-        logical.push(line.to_owned());
+        logical.push((n + 1, line.to_owned()));
     }
     logical
+}
+
+/// One `name = value` of main.cf, and the line it starts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    pub name: String,
+    pub value: String,
+    pub line: usize,
+}
+
+/// main.cf's assignments in file order, repeats included (the last of a
+/// name is the one Postfix uses).
+pub fn assignments(main_cf: &str) -> Vec<Assignment> {
+    numbered_lines(main_cf)
+        .into_iter()
+        .filter_map(|(line, l)| {
+            let (k, v) = l.split_once('=')?;
+            Some(Assignment {
+                name: k.trim().to_owned(),
+                value: v.trim().to_owned(),
+                line,
+            })
+        })
+        .collect()
 }
 
 /// main.cf assignments in file order (continuation lines joined,
 /// comments dropped); the last assignment of a name wins, as in Postfix.
 pub fn parameters(main_cf: &str) -> BTreeMap<String, String> {
-    let logical = logical_lines(main_cf);
-    let mut out = BTreeMap::new();
-    for l in logical {
-        if let Some((k, v)) = l.split_once('=') {
-            out.insert(k.trim().to_owned(), v.trim().to_owned());
-        }
-    }
-    out
+    assignments(main_cf)
+        .into_iter()
+        .map(|a| (a.name, a.value))
+        .collect()
 }
 
 /// One master.cf service as written: `name type private unpriv chroot
@@ -134,6 +163,8 @@ pub struct MasterService {
     /// The `-o name=value` (or `-o { name = value }`) options, in order;
     /// where a name repeats, the last is the one the service uses.
     pub options: Vec<(String, String)>,
+    /// The line of master.cf the service starts on.
+    pub line: usize,
 }
 
 /// master.cf's services, as Postfix reads the file: a line that starts
@@ -141,10 +172,10 @@ pub struct MasterService {
 /// and `{ ... }` holds one argument with spaces (Postfix 3.0 and later).
 /// A malformed line is skipped; Postfix itself refuses it at start.
 pub fn services(master_cf: &str) -> Vec<MasterService> {
-    let logical = logical_lines(master_cf);
+    let logical = numbered_lines(master_cf);
     logical
         .iter()
-        .filter_map(|l| {
+        .filter_map(|(line, l)| {
             let words = master_words(l);
             let [name, kind, _, _, _, _, _, command, args @ ..] = words.as_slice() else {
                 return None;
@@ -171,6 +202,7 @@ pub fn services(master_cf: &str) -> Vec<MasterService> {
                     .unwrap_or(&command.0)
                     .to_owned(),
                 options,
+                line: *line,
             })
         })
         .collect()
@@ -208,8 +240,48 @@ fn master_words(line: &str) -> Vec<(String, bool)> {
     out
 }
 
-/// Reads a configuration from a directory (every regular file in it) or
-/// from a main.cf.
+/// Files of a Postfix installation that sit in its configuration
+/// directory but describe the installation, not the configuration: the
+/// image's own are kept, since another build's (its map plugins' paths,
+/// its file list, its scripts) would not fit the image.
+const INSTALLATION_FILES: [&str; 15] = [
+    "dynamicmaps.cf",
+    "dynamicmaps.cf.d",
+    "postfix-files",
+    "postfix-files.d",
+    "post-install",
+    "postfix-script",
+    "makedefs.out",
+    "main.cf.proto",
+    "master.cf.proto",
+    "main.cf.default",
+    "main.cf.dist",
+    "master.cf.dist",
+    "bounce.cf.default",
+    "LICENSE",
+    "TLS_LICENSE",
+];
+
+/// Compiled lookup tables: the image's postmap rebuilds each from its
+/// source (another host's Berkeley DB or LMDB files may not even open).
+const COMPILED: [&str; 6] = [".db", ".lmdb", ".lmdb-lock", ".cdb", ".dir", ".pag"];
+
+/// Whether a file of the user's directory (its path under it) is left
+/// out, and why.
+fn left_out(relative: &str) -> Option<&'static str> {
+    let top = relative.split('/').next().unwrap_or(relative);
+    if INSTALLATION_FILES.contains(&top) {
+        Some("the installation's own (the image's is used)")
+    } else if COMPILED.iter().any(|s| relative.ends_with(s)) {
+        Some("a compiled table (postmap rebuilds it from its source)")
+    } else {
+        None
+    }
+}
+
+/// Reads a configuration from a directory (every regular file in it and
+/// in its subdirectories, as a copy of /etc/postfix has them) or from a
+/// main.cf. Nothing is changed or started.
 pub fn load(path: &Path) -> Result<UserConfig, CheckError> {
     let bad = |why: String| CheckError::Config {
         path: path.to_owned(),
@@ -217,17 +289,37 @@ pub fn load(path: &Path) -> Result<UserConfig, CheckError> {
     };
     let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let mut files = BTreeMap::new();
+    let mut skipped = Vec::new();
     if meta.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        for entry in entries {
+        // Symbolic links to files are followed; to directories, not (a
+        // link back up would never end).
+        let mut walk = walkdir::WalkDir::new(path)
+            .min_depth(1)
+            .sort_by_file_name()
+            .into_iter();
+        while let Some(entry) = walk.next() {
             let entry = entry.map_err(|e| bad(format!("cannot read: {e}")))?;
             let p = entry.path();
+            let relative = p
+                .strip_prefix(path)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned();
+            if let Some(why) = left_out(&relative) {
+                if entry.file_type().is_dir() {
+                    walk.skip_current_dir();
+                    skipped.push(format!("{relative}/: {why}"));
+                } else {
+                    skipped.push(format!("{relative}: {why}"));
+                }
+                continue;
+            }
             if !p.is_file() {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let bytes = std::fs::read(&p).map_err(|e| bad(format!("cannot read {name}: {e}")))?;
-            files.insert(name, bytes);
+            let bytes =
+                std::fs::read(p).map_err(|e| bad(format!("cannot read {relative}: {e}")))?;
+            files.insert(relative, bytes);
         }
         if !files.contains_key("main.cf") {
             return Err(bad("the directory has no main.cf".into()));
@@ -242,6 +334,8 @@ pub fn load(path: &Path) -> Result<UserConfig, CheckError> {
     Ok(UserConfig {
         source: path.to_owned(),
         files,
+        left_out: skipped,
+        fit: Default::default(),
         relayhost,
         level: params
             .get("smtp_tls_security_level")

@@ -7,6 +7,8 @@ mod compare;
 mod config;
 mod execute;
 mod explain;
+mod host;
+mod install;
 mod preflight;
 mod report;
 mod routes;
@@ -22,6 +24,7 @@ pub use explain::{
     ExplainReport, Explanation, Finding as ExplainFinding, Unrecognised, confirm_commands, explain,
     render as render_explanations,
 };
+pub use host::{Fit, GivenFile, MissingFile, fit, fit_from, is_host_s};
 pub use report::{Comparison, compare_sides, parameter_diff, render};
 pub use setup::TlsPolicy;
 
@@ -35,6 +38,10 @@ pub enum CheckError {
     Refused(Vec<Refusal>),
     #[error("{0}")]
     Input(String),
+    /// Files that can change the outbound TLS path, named by the
+    /// configuration and found nowhere; nothing was started.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Missing(Vec<MissingFile>),
     #[error(transparent)]
     Postfix(#[from] crate::mta::MtaError),
     #[error(transparent)]
@@ -54,7 +61,10 @@ impl CheckError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            CheckError::Config { .. } | CheckError::Refused(_) | CheckError::Input(_)
+            CheckError::Config { .. }
+                | CheckError::Refused(_)
+                | CheckError::Input(_)
+                | CheckError::Missing(_)
         )
     }
 

@@ -212,11 +212,7 @@ const RESOLVE_CLASS_STAYS: u32 = (1 << 8) | (1 << 9) | (1 << 10);
 /// value, each ended by a NUL; a NUL ends the record).
 const SCRIPT: &str = r#"set -eu
 src=/tlsharness
-cp "$src"/etc/* /etc/postfix/
-for m in $(postconf -n | grep -o '\(hash\|btree\|lmdb\|cdb\|dbm\|sdbm\):[^ ,]*' | sort -u); do
-  f=${m#*:}
-  if [ -f "$f" ]; then postmap "$m"; fi
-done
+sh "$src/install.sh" "$src"
 d=$(postconf -h daemon_directory)
 i=0
 tab=$(printf '\t')
@@ -245,11 +241,7 @@ pub async fn discover(
     let asked = futures_util::future::join_all(sides.iter().enumerate().map(|(n, (_, config))| {
         let probes = &probes;
         async move {
-            let mut files: Vec<(String, Vec<u8>)> = config
-                .files
-                .iter()
-                .map(|(name, bytes)| (format!("etc/{name}"), bytes.clone()))
-                .collect();
+            let mut files = super::install::files(config);
             let lines: String = probes
                 .iter()
                 .map(|p| format!("{}\t{}\n", p.sender, p.recipient))
@@ -492,6 +484,7 @@ mod tests {
             files,
             relayhost: None,
             level: String::new(),
+            ..Default::default()
         }
     }
 

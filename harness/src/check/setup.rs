@@ -250,6 +250,8 @@ pub fn changes(
         })
         .collect();
     out.extend(unchecked.iter().cloned());
+    // How your configuration, as found, was fitted to the image.
+    out.extend(config.fit.notes.iter().cloned());
     out.extend([
         "each scenario's message leaves through its own copy of the service Postfix routes it to (tlsh-check-N), so no scenario inherits another's queue-manager state".to_owned(),
         "the run's CA is added to your trust anchors (smtp_tls_CAfile, bundled with yours) for scenarios whose relay certificate is meant to be trusted".to_owned(),
@@ -331,9 +333,7 @@ pub fn files(
     ca_pem: &str,
 ) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
-    for (name, bytes) in &config.files {
-        files.push((format!("etc/{name}"), bytes.clone()));
-    }
+    files.extend(super::install::files(config));
     files.push(("ca.pem".to_owned(), ca_pem.as_bytes().to_vec()));
     let mut transport = String::new();
     let mut services = BTreeMap::new();
@@ -403,14 +403,10 @@ const ENTRYPOINT: &str = concat!(
 # tlsharness check entry point (runs inside the Postfix container).
 set -eu
 src=/tlsharness
-cp "$src"/etc/* /etc/postfix/
+# The user's configuration, fitted to this image (check::install).
+sh "$src/install.sh" "$src"
 mkdir -p /etc/postfix/tlsharness
 cp "$src/transport" /etc/postfix/tlsharness/transport
-# Lookup tables the configuration names, built as Postfix would need them.
-for m in $(postconf -n | grep -o '\(hash\|btree\|lmdb\|cdb\):[^ ,]*' | sort -u); do
-  f=${m#*:}
-  if [ -f "$f" ]; then postmap "$m"; fi
-done
 # Trust: the user's CA file plus the run's CA.
 their_ca=$(postconf -h smtp_tls_CAfile)
 { if [ -n "$their_ca" ] && [ -f "$their_ca" ]; then cat "$their_ca"; fi; cat "$src/ca.pem"; } \
@@ -624,6 +620,7 @@ mod tests {
             .into(),
             relayhost: Some("[smtp.sendgrid.net]:587".to_owned()),
             level: "encrypt".to_owned(),
+            ..Default::default()
         }
     }
 
@@ -859,6 +856,7 @@ mod tests {
             .into(),
             relayhost: Some("[smtp.example.com]:587".to_owned()),
             level: String::new(),
+            ..Default::default()
         };
         let files = files(
             &config,

@@ -38,10 +38,17 @@ pub async fn confirm(
     predicted: Verdict,
     opts: &CheckOptions,
 ) -> Result<Confirmation, TriageError> {
-    let cand = check::load(candidate_dir).map_err(TriageError::Config)?;
+    // As check takes them: fitted to the image (the host's own files
+    // are read when the configuration is this host's /etc/postfix).
+    let root = Path::new("/");
+    let host = check::is_host_s(current, root);
+    let cand = check::load(candidate_dir)
+        .and_then(|c| check::fit_from(&c, &[], root, host))
+        .map_err(TriageError::Config)?;
+    let current = check::fit(current, &[], root).map_err(TriageError::Config)?;
     let scenarios = vec![Arc::new(crate::scenario::load_file(scenario)?)];
     let sides = vec![
-        ("current".to_owned(), current.clone()),
+        ("current".to_owned(), current),
         ("candidate".to_owned(), cand),
     ];
     let report = check::check(&sides, &scenarios, opts)

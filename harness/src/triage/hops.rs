@@ -279,6 +279,7 @@ mod tests {
                 files: all,
                 relayhost: None,
                 level: String::new(),
+                ..Default::default()
             },
             params: crate::check::parameters(main),
             origin: "test".into(),

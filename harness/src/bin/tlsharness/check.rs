@@ -1,7 +1,7 @@
 //! `tlsharness check`: your own main.cf (and a candidate change) on the
 //! scenarios' paths.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -17,6 +17,14 @@ pub struct CheckArgs {
     /// A changed configuration to compare with --config.
     #[arg(long, value_name = "DIR_OR_MAIN_CF")]
     candidate: Option<PathBuf>,
+    /// A file your configuration names outside its directory that can
+    /// change the outbound TLS path (a CA file, a client certificate or
+    /// key, a SASL password map, a TLS policy or transport map): installed
+    /// at PATH, read from PATH or from LOCAL. Repeatable. Run on the
+    /// Postfix host with --config /etc/postfix, such files are read from
+    /// the host itself.
+    #[arg(long = "file", value_name = "PATH[=LOCAL]")]
+    files: Vec<check::GivenFile>,
     /// Scenario files or directories whose network paths to run (default:
     /// ./scenarios if it exists, else the built-in library).
     paths: Vec<PathBuf>,
@@ -58,7 +66,8 @@ pub async fn check(args: CheckArgs, cancel: CancellationToken) -> i32 {
         ("candidate", args.candidate.as_ref()),
     ] {
         let Some(path) = path else { continue };
-        match check::load(path) {
+        let fitted = check::load(path).and_then(|c| check::fit(&c, &args.files, Path::new("/")));
+        match fitted {
             Ok(c) => sides.push((side.to_owned(), c)),
             Err(e) => return super::fail(&e),
         }
