@@ -139,4 +139,33 @@ mod tests {
             None
         );
     }
+
+    /// Docker-backed: every built-in image has the installation this
+    /// table says, and Debian's trust store where it is mapped to.
+    #[test]
+    fn the_table_is_each_built_in_image_s_own() {
+        let names: Vec<&str> = IMAGE.iter().map(|(n, _)| *n).collect();
+        let expected: String = IMAGE.iter().map(|(n, v)| format!("{n} = {v}\n")).collect();
+        for (suite, _) in crate::mta::image::SUITES {
+            let image = crate::mta::image::image_for_suite(suite);
+            let out = std::process::Command::new("docker")
+                .args(["run", "--rm", "--network", "none", "--entrypoint", "sh"])
+                .arg(&image)
+                .args([
+                    "-c",
+                    &format!(
+                        "postconf -d {} && test -s {IMAGE_CA_FILE} && test -d {IMAGE_CA_PATH}",
+                        names.join(" ")
+                    ),
+                ])
+                .output()
+                .expect("this test needs Docker and the built-in images: run ci/setup-docker.sh");
+            assert!(
+                out.status.success(),
+                "{image}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{image}");
+        }
+    }
 }

@@ -1,0 +1,138 @@
+//! `check` on configurations as real hosts have them (fixtures/configs/real/,
+//! each file citing where it comes from): run unchanged, with what the
+//! harness brought, made up and replaced listed; and what it refuses
+//! before anything starts.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::tlsharness;
+use tlsharness::exit;
+
+fn check_with(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = tlsharness()
+        .arg("check")
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A copy of `from` (a directory of the repository) in a fresh directory,
+/// with `edit` applied to its main.cf.
+fn copy_of(from: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&common::root().join(from), dir.path());
+    let main = dir.path().join("main.cf");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, edit(text)).unwrap();
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A Docker that is not there: a check that exits 2 with it never tried
+/// to start anything (it would have exited 3, the environment's code).
+const NO_DOCKER: [(&str, &str); 1] = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+
+#[test]
+fn a_missing_client_certificate_is_refused_before_anything_starts_naming_the_parameter_and_file() {
+    let cur = copy_of("fixtures/configs/incident-before", |m| {
+        m + "smtp_tls_cert_file = /etc/ssl/certs/alerts-client.pem\nsmtp_tls_key_file = /etc/ssl/private/alerts-client.key\n"
+    });
+    let dir = cur.path().display().to_string();
+    let (code, stdout, stderr) = check_with(
+        &["--config", &dir, "scenarios/incident-587-strip.toml"],
+        &NO_DOCKER,
+    );
+    assert_eq!(code, Some(exit::BAD_INPUT), "{stdout}\n{stderr}");
+    let main_cf = format!("{dir}/main.cf");
+    assert!(
+        stderr.contains(&format!(
+            "{main_cf}:27: smtp_tls_cert_file names /etc/ssl/certs/alerts-client.pem, which was not given with --file; it is the client certificate smtp(8) presents, which can change the outbound TLS path"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{main_cf}:28: smtp_tls_key_file names /etc/ssl/private/alerts-client.key"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("give it with --file /etc/ssl/private/alerts-client.key (--file /etc/ssl/private/alerts-client.key=YOUR_COPY when your copy is elsewhere), or run check on the Postfix host itself with --config /etc/postfix"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("checking"), "{stderr}");
+    // Given, the same configuration gets past that (and on to Docker).
+    let pem = cur.path().join("client.pem");
+    std::fs::write(&pem, "not read before Postfix starts").unwrap();
+    let (code, _, stderr) = check_with(
+        &[
+            "--config",
+            &dir,
+            "--file",
+            &format!("/etc/ssl/certs/alerts-client.pem={}", pem.display()),
+            "--file",
+            &format!("/etc/ssl/private/alerts-client.key={}", pem.display()),
+            "scenarios/incident-587-strip.toml",
+        ],
+        &NO_DOCKER,
+    );
+    assert_eq!(code, Some(exit::ENVIRONMENT), "{stderr}");
+}
+
+#[test]
+fn a_missing_sasl_map_is_refused_before_anything_starts_with_both_ways_out() {
+    // Debian's habit: the map in /etc/postfix/sasl/, and only its .db
+    // copied along.
+    let cur = copy_of("fixtures/configs/incident-before", |m| {
+        m.replace(
+            "hash:/etc/postfix/sasl_passwd",
+            "hash:/etc/postfix/sasl/sasl_passwd",
+        )
+    });
+    std::fs::create_dir_all(cur.path().join("sasl")).unwrap();
+    std::fs::write(cur.path().join("sasl/sasl_passwd.db"), b"\0\x06\x15\x61").unwrap();
+    let dir = cur.path().display().to_string();
+    let (code, stdout, stderr) = check_with(
+        &["--config", &dir, "scenarios/incident-587-strip.toml"],
+        &NO_DOCKER,
+    );
+    assert_eq!(code, Some(exit::BAD_INPUT), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{dir}/main.cf:25: smtp_sasl_password_maps names /etc/postfix/sasl/sasl_passwd, which is not in {dir} (only sasl/sasl_passwd.db, the compiled table, is: postmap needs the source it was made from); it is the credentials smtp(8) sends with AUTH"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "copy it into {dir} (as sasl/sasl_passwd), or give it with --file /etc/postfix/sasl/sasl_passwd"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("checking"), "{stderr}");
+}
+
+#[allow(dead_code)]
+fn real(name: &str) -> PathBuf {
+    common::root().join("fixtures/configs/real").join(name)
+}
