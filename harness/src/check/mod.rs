@@ -24,7 +24,7 @@ pub use explain::{
     ExplainReport, Explanation, Finding as ExplainFinding, Unrecognised, confirm_commands, explain,
     render as render_explanations,
 };
-pub use host::{Fit, GivenFile, MissingFile, fit, fit_from, is_host_s};
+pub use host::{Fit, GivenFile, MissingFile, fit, fit_from, is_hosts_own};
 pub use report::{Comparison, compare_sides, parameter_diff, render};
 pub use setup::TlsPolicy;
 

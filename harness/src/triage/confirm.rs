@@ -41,7 +41,7 @@ pub async fn confirm(
     // As check takes them: fitted to the image (the host's own files
     // are read when the configuration is this host's /etc/postfix).
     let root = Path::new("/");
-    let host = check::is_host_s(current, root);
+    let host = check::is_hosts_own(current, root);
     let cand = check::load(candidate_dir)
         .and_then(|c| check::fit_from(&c, &[], root, host))
         .map_err(TriageError::Config)?;

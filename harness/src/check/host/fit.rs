@@ -219,12 +219,12 @@ pub fn fit(
     given: &[GivenFile],
     root: &Path,
 ) -> Result<UserConfig, CheckError> {
-    fit_from(config, given, root, is_host_s(config, root))
+    fit_from(config, given, root, is_hosts_own(config, root))
 }
 
 /// Whether `config` is this host's own: its directory is `root`'s
 /// /etc/postfix.
-pub fn is_host_s(config: &UserConfig, root: &Path) -> bool {
+pub fn is_hosts_own(config: &UserConfig, root: &Path) -> bool {
     config.source.is_dir()
         && std::fs::canonicalize(&config.source).ok()
             == std::fs::canonicalize(root.join("etc/postfix")).ok()
@@ -669,7 +669,7 @@ mod tests {
         .unwrap();
         std::fs::write(root.path().join("etc/ssl/private/client.key"), "KEY").unwrap();
         let c = config::load(&etc).unwrap();
-        assert!(is_host_s(&c, root.path()));
+        assert!(is_hosts_own(&c, root.path()));
         // What the host lacks is still refused, as not on this host.
         let Err(CheckError::Missing(m)) = fit(&c, &[], root.path()) else {
             panic!("not refused")
@@ -683,7 +683,7 @@ mod tests {
             "taken from this host: /etc/ssl/private/client.key (smtp_tls_key_file, "
         )));
         // A copy elsewhere is not the host's.
-        assert!(!is_host_s(&c, &nowhere()));
+        assert!(!is_hosts_own(&c, &nowhere()));
     }
 
     #[test]

@@ -6,4 +6,4 @@ mod fit;
 mod installation;
 mod references;
 
-pub use fit::{Fit, GivenFile, MissingFile, fit, fit_from, is_host_s};
+pub use fit::{Fit, GivenFile, MissingFile, fit, fit_from, is_hosts_own};
