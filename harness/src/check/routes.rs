@@ -270,7 +270,7 @@ pub async fn discover(
                 path: config.source.clone(),
                 image: image.to_owned(),
                 stage: Stage::Routing,
-                words: postfix_words(&ran.stderr),
+                words: postfix_words(&ran.stderr) + &named_by(config, &ran.stderr),
             });
             continue;
         }
@@ -285,6 +285,27 @@ pub async fn discover(
         return Err(CheckError::Refused(refusals));
     }
     classify(sides, &probes, &resolved)
+}
+
+/// For each file Postfix's words name that the configuration names too,
+/// which setting names it, so that the user knows what to change.
+fn named_by(config: &UserConfig, said: &str) -> String {
+    let mut out = String::new();
+    for r in super::host::references(config) {
+        if said.contains(&format!("{}:", r.path)) {
+            let place = match &r.set_in {
+                super::host::Place::MainCf => format!("main.cf line {}", r.line),
+                super::host::Place::Service(s) => {
+                    format!("master.cf line {}, service {s}", r.line)
+                }
+            };
+            out.push_str(&format!(
+                "\n({} is named by {}, {place}; pass it with --file {} if the harness should use your copy)",
+                r.path, r.parameter, r.path
+            ));
+        }
+    }
+    out
 }
 
 /// Postfix's objections in a tool's standard error (all of it when none
@@ -486,6 +507,22 @@ mod tests {
             level: String::new(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_refusal_about_a_file_names_the_setting_that_names_it() {
+        let c = config("mydomain = example.org\nmyorigin = /etc/mailname\n", &[]);
+        assert_eq!(
+            named_by(
+                &c,
+                "postmap: fatal: /etc/mailname: cannot open file: Is a directory"
+            ),
+            "\n(/etc/mailname is named by myorigin, main.cf line 2; pass it with --file /etc/mailname if the harness should use your copy)"
+        );
+        assert_eq!(
+            named_by(&c, "postmap: fatal: /etc/other: cannot open file"),
+            ""
+        );
     }
 
     #[test]

@@ -7,3 +7,4 @@ mod installation;
 mod references;
 
 pub use fit::{Fit, GivenFile, MissingFile, fit, fit_from, is_hosts_own};
+pub use references::{Place, references};
