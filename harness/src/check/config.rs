@@ -317,8 +317,14 @@ pub fn load(path: &Path) -> Result<UserConfig, CheckError> {
             if !p.is_file() {
                 continue;
             }
-            let bytes =
-                std::fs::read(p).map_err(|e| bad(format!("cannot read {relative}: {e}")))?;
+            let bytes = std::fs::read(p).map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    " (Postfix's password maps and keys are often readable by root alone: run check as root, or give a copy of the directory you can read)"
+                } else {
+                    ""
+                };
+                bad(format!("cannot read {relative}: {e}{hint}"))
+            })?;
             files.insert(relative, bytes);
         }
         if !files.contains_key("main.cf") {
