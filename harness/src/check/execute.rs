@@ -337,7 +337,10 @@ async fn ask_postfix(
             let cmd = setup::postconf_n_command();
             let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
             let out = instance.mta.exec(&args).await?;
-            parameters.push((job.side.to_owned(), setup::parse_postconf_n(&out)));
+            parameters.push((
+                job.side.to_owned(),
+                setup::parse_postconf_n(&out, job.config),
+            ));
         }
         // One question per next hop, for the services of its cases.
         let mut by_hop: BTreeMap<&str, Vec<String>> = BTreeMap::new();

@@ -13,6 +13,12 @@ const SCRIPT: &str = r#"set -eu
 src=$1
 cp -R "$src"/etc/. /etc/postfix/
 if [ -d "$src/root" ]; then cp -R "$src"/root/. /; fi
+# Every Postfix tool checks the listening addresses first, and the
+# container has IPv4 loopback only: RHEL's `inet_interfaces = localhost`
+# with `inet_protocols = all`, or a host's own address, would stop each
+# with "no local interface found for ::1". Containment listens on
+# 127.0.0.1 over IPv4 anyway (check::setup, listed in the report).
+postconf -e inet_interfaces=127.0.0.1 inet_protocols=ipv4
 while IFS= read -r d; do
   if [ -n "$d" ]; then mkdir -p "$d"; fi
 done < "$src/dirs"

@@ -546,21 +546,39 @@ pub fn parse_policies(out: &str, nexthop: &str) -> BTreeMap<String, TlsPolicy> {
 
 /// Postfix's own list of the parameters the user's main.cf sets
 /// (`postconf -n` on the installed copy of their files, untouched by the
-/// harness).
+/// harness). The listening addresses are overridden for postconf to run
+/// at all in the container (see `check::install`); [`parse_postconf_n`]
+/// puts the user's own back.
 pub fn postconf_n_command() -> Vec<String> {
-    vec![
+    let mut cmd = vec![
         "postconf".to_owned(),
         "-c".to_owned(),
         format!("{}/etc", crate::mta::postfix::config::MOUNT),
-        "-n".to_owned(),
-    ]
+    ];
+    for (k, v) in LISTENING {
+        cmd.extend(["-o".to_owned(), format!("{k}={v}")]);
+    }
+    cmd.push("-n".to_owned());
+    cmd
 }
 
+/// The listening settings [`postconf_n_command`] overrides.
+const LISTENING: [(&str, &str); 2] = [("inet_interfaces", "127.0.0.1"), ("inet_protocols", "ipv4")];
+
 /// `postconf -n` output as parameters, without the `config_directory`
-/// that `-c` adds.
-pub fn parse_postconf_n(out: &str) -> BTreeMap<String, String> {
+/// that `-c` adds, and with `config`'s own listening settings (or none)
+/// where the command overrode them.
+pub fn parse_postconf_n(out: &str, config: &UserConfig) -> BTreeMap<String, String> {
     let mut p = super::config::parameters(out);
     p.remove("config_directory");
+    let main = String::from_utf8_lossy(config.files.get("main.cf").map_or(&[][..], |b| b));
+    let theirs = super::config::parameters(&main);
+    for (k, _) in LISTENING {
+        match theirs.get(k) {
+            Some(v) => p.insert(k.to_owned(), v.clone()),
+            None => p.remove(k),
+        };
+    }
     p
 }
 
