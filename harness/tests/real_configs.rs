@@ -132,7 +132,34 @@ fn a_missing_sasl_map_is_refused_before_anything_starts_with_both_ways_out() {
     assert!(!stderr.contains("checking"), "{stderr}");
 }
 
-#[allow(dead_code)]
 fn real(name: &str) -> PathBuf {
     common::root().join("fixtures/configs/real").join(name)
+}
+
+/// The incident's paths: the firewall that strips STARTTLS on 587, the
+/// same relay when it offers AUTH before TLS (where a configuration that
+/// authenticates shows whether its credentials would cross in
+/// plaintext), and the clean relay.
+const STRIPPED: &str = "scenarios/incident-587-strip.toml";
+const STRIPPED_AUTH: &str = "scenarios/incident-587-strip-sasl-auth-before-tls.toml";
+const CLEAN: &str = "scenarios/starttls-relay.toml";
+
+/// `check --config fixtures/configs/real/NAME` on `scenarios` and
+/// `images` (none: the default image; "all": --all-versions).
+fn check_real(name: &str, all_versions: bool, scenarios: &[&str]) -> (Option<i32>, String, String) {
+    let dir = real(name).display().to_string();
+    let mut args = vec!["--config", dir.as_str()];
+    if all_versions {
+        args.push("--all-versions");
+    }
+    args.extend(scenarios);
+    check_with(&args, &[])
+}
+
+/// Each result cell of `scenario`'s rows, one per image, in order.
+fn cells(stdout: &str, scenario: &str) -> Vec<String> {
+    common::row(stdout, scenario)
+        .iter()
+        .map(|l| l.trim_start()[scenario.len()..].trim().to_owned())
+        .collect()
 }

@@ -271,9 +271,9 @@ const COMPILED: [&str; 6] = [".db", ".lmdb", ".lmdb-lock", ".cdb", ".dir", ".pag
 fn left_out(relative: &str) -> Option<&'static str> {
     let top = relative.split('/').next().unwrap_or(relative);
     if INSTALLATION_FILES.contains(&top) {
-        Some("the installation's own (the image's is used)")
+        Some("the installation's own (the image's are used)")
     } else if COMPILED.iter().any(|s| relative.ends_with(s)) {
-        Some("a compiled table (postmap rebuilds it from its source)")
+        Some("compiled tables (postmap rebuilds each from its source)")
     } else {
         None
     }

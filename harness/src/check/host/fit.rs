@@ -359,11 +359,20 @@ pub fn fit_from(
     }
     fit.files.extend(brought);
     installation_edits(&main, config, &mut fit);
-    if !config.left_out.is_empty() {
+    // One line per reason, the files after it.
+    let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+    for l in &config.left_out {
+        let (path, why) = l.split_once(": ").unwrap_or((l, ""));
+        match reasons.iter_mut().find(|(w, _)| *w == why) {
+            Some((_, paths)) => paths.push(path),
+            None => reasons.push((why, vec![path])),
+        }
+    }
+    for (why, paths) in reasons {
         fit.notes.push(format!(
-            "not installed from {}: {}",
+            "not installed from {}, {why}: {}",
             config.source.display(),
-            config.left_out.join("; ")
+            paths.join(", ")
         ));
     }
     let mut fitted = config.clone();
@@ -593,8 +602,7 @@ mod tests {
             "holding mail.example.org",
             "the system trust store of RHEL, Alma, Rocky, Fedora: replaced with the image's own, /etc/ssl/certs/ca-certificates.crt",
             "daemon_directory = /usr/libexec/postfix (",
-            "dynamicmaps.cf: the installation's own",
-            "postfix-files.d/: the installation's own",
+            "the installation's own (the image's are used): dynamicmaps.cf, postfix-files.d/",
         ] {
             assert!(notes.contains(said), "{said}: {notes}");
         }
