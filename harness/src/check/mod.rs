@@ -11,6 +11,7 @@ mod preflight;
 mod report;
 mod routes;
 mod setup;
+mod tls_level;
 
 use std::fmt;
 use std::path::PathBuf;
