@@ -18,12 +18,14 @@ use std::path::PathBuf;
 
 pub use compare::{Verdict, state, verdict, verdict_at, why};
 pub use config::{MasterService, Relayhost, UserConfig, load, parameters, services};
-pub use execute::{CheckOptions, CheckReport, Row, check};
+pub use execute::{CheckOptions, CheckReport, PostfixWarning, Row, check};
 pub use explain::{
     ExplainReport, Explanation, Finding as ExplainFinding, Unrecognised, confirm_commands, explain,
     render as render_explanations,
 };
-pub use report::{Comparison, compare_sides, parameter_diff, render};
+pub use report::{
+    Comparison, NO_PATH_CHANGES, compare_sides, no_path_changes, parameter_diff, render,
+};
 pub use setup::TlsPolicy;
 
 /// Why a check could not be carried out.
