@@ -264,8 +264,8 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
         let rows: Vec<&Comparison> = comparisons.iter().filter(|c| c.image == *image).collect();
         let Some(first) = rows.first() else { continue };
         let _ = writeln!(out, "\n{image} (Postfix {})", first.current.postfix_version);
-        for (side, warned) in &first.warnings {
-            for words in warned {
+        for side in ["current", "candidate"] {
+            for words in first.warnings.get(side).into_iter().flatten() {
                 let _ = writeln!(
                     out,
                     "  {side}: Postfix {} warns: {words}",
@@ -520,19 +520,25 @@ mod tests {
             changes: Vec::new(),
             parameters: Vec::new(),
             file_changes: Vec::new(),
-            warnings: vec![crate::check::PostfixWarning {
-                side: "candidate".to_owned(),
-                image: "tlsharness/postfix:trixie".to_owned(),
-                words: enforce.to_owned(),
-            }],
+            warnings: ["candidate", "current"]
+                .into_iter()
+                .map(|side| crate::check::PostfixWarning {
+                    side: side.to_owned(),
+                    image: "tlsharness/postfix:trixie".to_owned(),
+                    words: enforce.to_owned(),
+                })
+                .collect(),
         };
         let text = render(&report, &[]);
         assert!(text.contains(&format!("\n{NO_PATH_CHANGES}\n")), "{text}");
         let (bookworm, trixie) = text
             .split_once("tlsharness/postfix:trixie (Postfix 3.10.13)\n")
             .expect("a trixie section");
-        let line = format!("  candidate: Postfix 3.10.13 warns: {enforce}\n");
-        assert!(trixie.starts_with(&line), "{text}");
+        // The current side's first, as everywhere in the report.
+        let lines = format!(
+            "  current: Postfix 3.10.13 warns: {enforce}\n  candidate: Postfix 3.10.13 warns: {enforce}\n"
+        );
+        assert!(trixie.starts_with(&lines), "{text}");
         assert!(!bookworm.contains("warns"), "{text}");
         // In the JSON, beside the comparison of that image only.
         let comparisons = compare_sides(&report);
