@@ -23,9 +23,7 @@ pub use explain::{
     ExplainReport, Explanation, Finding as ExplainFinding, Unrecognised, confirm_commands, explain,
     render as render_explanations,
 };
-pub use report::{
-    Comparison, NO_PATH_CHANGES, compare_sides, no_path_changes, parameter_diff, render,
-};
+pub use report::{Comparison, compare_sides, parameter_diff, render};
 pub use setup::TlsPolicy;
 
 /// Why a check could not be carried out.

@@ -203,13 +203,15 @@ pub fn parameter_diff(
         .collect()
 }
 
-/// The summary's words when the candidate changes nothing on any path.
-pub const NO_PATH_CHANGES: &str = "no path changes: the candidate gives the same outcome as the current configuration on every path and image.";
+impl Comparison {
+    /// The summary's words when the candidate changes nothing on any path.
+    pub const NO_PATH_CHANGES: &str = "no path changes: the candidate gives the same outcome as the current configuration on every path and image.";
 
-/// Whether a candidate was compared and every path on every image came
-/// out `same`: nothing else (not even not-modelled) counts.
-pub fn no_path_changes(comparisons: &[Comparison]) -> bool {
-    !comparisons.is_empty() && comparisons.iter().all(|c| c.verdict == Some(Verdict::Same))
+    /// Whether a candidate was compared and every path on every image
+    /// came out `same`: nothing else (not even not-modelled) counts.
+    pub fn none_changed(comparisons: &[Comparison]) -> bool {
+        !comparisons.is_empty() && comparisons.iter().all(|c| c.verdict == Some(Verdict::Same))
+    }
 }
 
 /// One side of a gating verdict in words; the credentials are named
@@ -397,8 +399,8 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
             "\n{down} downgrade(s), {bounce} bounce(s), {outage} outage(s), {not_modelled} not-modelled in {} path(s).",
             comparisons.len()
         );
-        if no_path_changes(&comparisons) {
-            let _ = writeln!(out, "{NO_PATH_CHANGES}");
+        if Comparison::none_changed(&comparisons) {
+            let _ = writeln!(out, "{}", Comparison::NO_PATH_CHANGES);
         }
         if not_modelled > 0 {
             let _ = writeln!(
@@ -530,7 +532,10 @@ mod tests {
                 .collect(),
         };
         let text = render(&report, &[]);
-        assert!(text.contains(&format!("\n{NO_PATH_CHANGES}\n")), "{text}");
+        assert!(
+            text.contains(&format!("\n{}\n", Comparison::NO_PATH_CHANGES)),
+            "{text}"
+        );
         let (bookworm, trixie) = text
             .split_once("tlsharness/postfix:trixie (Postfix 3.10.13)\n")
             .expect("a trixie section");

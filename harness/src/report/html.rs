@@ -15,9 +15,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::matrix::{attempt_cell, attempt_summary};
-use crate::check::{
-    CheckReport, Comparison, NO_PATH_CHANGES, Row, compare_sides, no_path_changes, parameter_diff,
-};
+use crate::check::{CheckReport, Comparison, Row, compare_sides, parameter_diff};
 use crate::middlebox::{
     CLOSED, CONTENT, ConnectionRecord, Dir, Entry, INTERCEPTED, NAMES, TLS_BEGAN, TLS_ENDED,
 };
@@ -849,8 +847,8 @@ fn check_page(report: &CheckReport, sources: &[(String, String)]) -> Page {
     );
     Page {
         kind: "check",
-        title: if no_path_changes(&comparisons) {
-            format!("tlsharness check: {NO_PATH_CHANGES}")
+        title: if Comparison::none_changed(&comparisons) {
+            format!("tlsharness check: {}", Comparison::NO_PATH_CHANGES)
         } else if with_candidate {
             format!(
                 "tlsharness check: {gating} path(s) downgraded, bounced or stopped by the candidate"
