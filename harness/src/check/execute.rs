@@ -102,6 +102,18 @@ pub struct CheckReport {
     /// The files other than main.cf (master.cf, lookup tables) that differ
     /// between the two sides, in words; `postconf -n` does not see them.
     pub file_changes: Vec<String>,
+    /// What `postconf` warned of each configuration on each image that is
+    /// no refusal: parameters whose support will be removed.
+    pub warnings: Vec<PostfixWarning>,
+}
+
+/// One of `postconf`'s warnings about one side's configuration on one
+/// image, in its words after `warning: `.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PostfixWarning {
+    pub side: String,
+    pub image: String,
+    pub words: String,
 }
 
 /// Runs every scenario's path under every configuration on every image.
@@ -203,10 +215,18 @@ pub async fn check(
     .await;
     let mut instances = Vec::new();
     let mut refusals = Vec::new();
+    let mut warnings = Vec::new();
     let mut error = None;
     for (job, r) in jobs.iter().zip(started) {
         match r {
-            Ok(Started::Ready(instance)) => instances.push((job, instance)),
+            Ok(Started::Ready(instance, deprecated)) => {
+                warnings.extend(deprecated.into_iter().map(|words| PostfixWarning {
+                    side: job.side.to_owned(),
+                    image: job.image.to_owned(),
+                    words,
+                }));
+                instances.push((job, instance));
+            }
             Ok(Started::Refused(refusal)) => refusals.push(refusal),
             Err(e) => {
                 error.get_or_insert(e);
@@ -281,6 +301,7 @@ pub async fn check(
             [(_, current), (_, candidate)] => file_changes(current, candidate),
             _ => Vec::new(),
         },
+        warnings,
     })
 }
 
@@ -470,7 +491,8 @@ struct Job<'a> {
 }
 
 enum Started {
-    Ready(Box<Lab>),
+    /// Started, with `postconf`'s deprecation warnings.
+    Ready(Box<Lab>, Vec<String>),
     Refused(Refusal),
 }
 
@@ -530,7 +552,7 @@ async fn start(
         _ = opts.cancel.cancelled() => Err(CheckError::Interrupted),
     };
     match tried {
-        Ok(Preflight::Ran) => Ok(Started::Ready(Box::new(lab))),
+        Ok(Preflight::Ran { deprecated }) => Ok(Started::Ready(Box::new(lab), deprecated)),
         Ok(Preflight::Refused(stage, words)) => {
             lab.stop().await;
             Ok(Started::Refused(refusal(stage, words)))

@@ -13,13 +13,14 @@ mod preflight;
 mod report;
 mod routes;
 mod setup;
+mod tls_level;
 
 use std::fmt;
 use std::path::PathBuf;
 
 pub use compare::{Verdict, state, verdict, verdict_at, why};
 pub use config::{MasterService, Relayhost, UserConfig, load, parameters, services};
-pub use execute::{CheckOptions, CheckReport, Row, check};
+pub use execute::{CheckOptions, CheckReport, PostfixWarning, Row, check};
 pub use explain::{
     ExplainReport, Explanation, Finding as ExplainFinding, Unrecognised, confirm_commands, explain,
     render as render_explanations,

@@ -9,7 +9,10 @@
 //! First of all, Postfix's own reading of the configuration: `postconf`
 //! warns about every parameter it does not use, a misspelled name among
 //! them, which Postfix would otherwise ignore without a word in the mail
-//! log. Such a warning is the configuration's refusal too.
+//! log. Such a warning is the configuration's refusal too. Its warnings
+//! that a parameter will be removed (Postfix 3.9 and later, for
+//! `smtp_use_tls` and `smtp_enforce_tls` among others) are not: Postfix
+//! still honours those, and the report shows them in its words.
 
 use std::time::Duration;
 
@@ -34,7 +37,9 @@ pub fn recipient() -> String {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Preflight {
     /// The smtp client ran: a status line for the preflight message.
-    Ran,
+    /// `deprecated` holds `postconf`'s warnings that a parameter the
+    /// configuration sets will be removed (see [`deprecations`]).
+    Ran { deprecated: Vec<String> },
     /// Postfix's own words: `postconf`'s warnings ([`Stage::Parameters`])
     /// or the fatal log lines of the smtp client ([`Stage::SmtpClient`]).
     Refused(Stage, String),
@@ -45,12 +50,10 @@ pub enum Preflight {
 /// fatal error in Postfix's log.
 pub async fn run(lab: &Lab, run_id: &str, deadline: Duration) -> Result<Preflight, CheckError> {
     let instance = &lab.mta;
-    let warned = unused_parameters(
-        &instance
-            .exec(&["sh", "-c", "postconf -n 2>&1 >/dev/null"])
-            .await?,
-        &instance.exec(&["postconf", "-P"]).await?,
-    );
+    let said = instance
+        .exec(&["sh", "-c", "postconf -n 2>&1 >/dev/null"])
+        .await?;
+    let warned = unused_parameters(&said, &instance.exec(&["postconf", "-P"]).await?);
     if !warned.is_empty() {
         return Ok(Preflight::Refused(Stage::Parameters, warned.join("\n")));
     }
@@ -78,7 +81,7 @@ pub async fn run(lab: &Lab, run_id: &str, deadline: Duration) -> Result<Prefligh
     let mut lines = LineBuffer::default();
     let found = loop {
         tokio::select! {
-            Some(_) = status.recv() => break Preflight::Ran,
+            Some(_) = status.recv() => break Preflight::Ran { deprecated: deprecations(&said) },
             chunk = log.next() => match chunk {
                 Some(Ok(LogOutput::StdOut { message })) => {
                     let fatal: Vec<String> = lines
@@ -110,7 +113,7 @@ pub async fn run(lab: &Lab, run_id: &str, deadline: Duration) -> Result<Prefligh
             }
         }
     };
-    if found == Preflight::Ran {
+    if matches!(found, Preflight::Ran { .. }) {
         // Deferred, it would be retried during the cases; gone, it cannot
         // be. (A refused instance is stopped at once.)
         instance.exec(&["postsuper", "-d", &queue_id]).await?;
@@ -161,6 +164,30 @@ fn unused_parameters(said: &str, per_service: &str) -> Vec<String> {
         }
         if !out.iter().any(|o| o == line) {
             out.push(line.to_owned());
+        }
+    }
+    out
+}
+
+/// `postconf`'s warnings that a parameter the configuration sets will be
+/// removed, each once, in its order and its words after `warning: `
+/// (`/etc/postfix/main.cf: support for parameter "smtp_use_tls" will be
+/// removed; instead, specify "smtp_tls_security_level"`, from
+/// postconf_unused.c). The harness sets no such parameter of its own (see
+/// setup's test that Postfix warns of nothing in a clean configuration),
+/// so every one is the user's; a clone of the user's service repeats its
+/// service's line word for word.
+pub fn deprecations(said: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in said.lines().map(str::trim) {
+        let Some((_, what)) = line.split_once("warning: ") else {
+            continue;
+        };
+        let deprecated = what
+            .split_once(": support for parameter ")
+            .is_some_and(|(_, rest)| rest.contains(" will be removed;"));
+        if deprecated && !out.iter().any(|o| o == what) {
+            out.push(what.to_owned());
         }
     }
     out
@@ -230,6 +257,29 @@ mod tests {
             ]
         );
         assert_eq!(unused_parameters("", per_service), Vec::<String>::new());
+    }
+
+    #[test]
+    fn deprecation_warnings_are_kept_in_postfix_s_words_and_refuse_nothing() {
+        // What postconf -n said on Postfix 3.10.13 of main.cf with
+        // `smtp_use_tls = yes` and `smtp_enforce_tls = Yes`, and of a
+        // master.cf service (and its clone) with `-o smtp_enforce_tls=yes`.
+        let said = "postconf: warning: /etc/postfix/main.cf: support for parameter \"smtp_enforce_tls\" will be removed; instead, specify \"smtp_tls_security_level\"\n\
+                    postconf: warning: /etc/postfix/main.cf: support for parameter \"smtp_use_tls\" will be removed; instead, specify \"smtp_tls_security_level\"\n\
+                    postconf: warning: /etc/postfix/master.cf: support for parameter \"smtp_enforce_tls\" will be removed; instead, specify \"smtp_tls_security_level\"\n\
+                    postconf: warning: /etc/postfix/master.cf: support for parameter \"smtp_enforce_tls\" will be removed; instead, specify \"smtp_tls_security_level\"\n\
+                    postconf: warning: /etc/postfix/main.cf: unused parameter: smtp_tls_mandatry_ciphers=high\n";
+        assert_eq!(
+            deprecations(said),
+            vec![
+                "/etc/postfix/main.cf: support for parameter \"smtp_enforce_tls\" will be removed; instead, specify \"smtp_tls_security_level\"",
+                "/etc/postfix/main.cf: support for parameter \"smtp_use_tls\" will be removed; instead, specify \"smtp_tls_security_level\"",
+                "/etc/postfix/master.cf: support for parameter \"smtp_enforce_tls\" will be removed; instead, specify \"smtp_tls_security_level\"",
+            ]
+        );
+        // Not a refusal: only the unused parameter is one.
+        assert_eq!(unused_parameters(said, "").len(), 1);
+        assert_eq!(deprecations(""), Vec::<String>::new());
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub struct Comparison {
     /// ran without them, which the JSON alone must say as well.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub overridden: BTreeMap<String, Vec<String>>,
+    /// By side, what `postconf` warned of that side's configuration on
+    /// this image without refusing it (a parameter whose support will be
+    /// removed), in Postfix's words.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub warnings: BTreeMap<String, Vec<String>>,
 }
 
 /// The TLS level Postfix applied on the current side's path: its policy's
@@ -59,6 +64,13 @@ pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
         .collect();
     let mut out = Vec::new();
     for row in report.rows.iter().filter(|r| r.side == "current") {
+        let mut warnings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for w in report.warnings.iter().filter(|w| w.image == row.image) {
+            warnings
+                .entry(w.side.clone())
+                .or_default()
+                .push(w.words.clone());
+        }
         let candidate = report
             .rows
             .iter()
@@ -94,6 +106,10 @@ pub fn compare_sides(report: &CheckReport) -> Vec<Comparison> {
                 .iter()
                 .filter(|(side, _)| *side == "current" || candidate.is_some())
                 .map(|(side, lines)| (side.clone(), lines.clone()))
+                .collect(),
+            warnings: warnings
+                .into_iter()
+                .filter(|(side, _)| side == "current" || candidate.is_some())
                 .collect(),
             candidate,
             verdict: v,
@@ -187,6 +203,17 @@ pub fn parameter_diff(
         .collect()
 }
 
+impl Comparison {
+    /// The summary's words when the candidate changes nothing on any path.
+    pub const NO_PATH_CHANGES: &str = "no path changes: the candidate gives the same outcome as the current configuration on every path and image.";
+
+    /// Whether a candidate was compared and every path on every image
+    /// came out `same`: nothing else (not even not-modelled) counts.
+    pub fn none_changed(comparisons: &[Comparison]) -> bool {
+        !comparisons.is_empty() && comparisons.iter().all(|c| c.verdict == Some(Verdict::Same))
+    }
+}
+
 /// One side of a gating verdict in words; the credentials are named
 /// because they are what the wire tap alone saw.
 fn summary(a: &crate::run::Attempt) -> String {
@@ -239,6 +266,15 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
         let rows: Vec<&Comparison> = comparisons.iter().filter(|c| c.image == *image).collect();
         let Some(first) = rows.first() else { continue };
         let _ = writeln!(out, "\n{image} (Postfix {})", first.current.postfix_version);
+        for side in ["current", "candidate"] {
+            for words in first.warnings.get(side).into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "  {side}: Postfix {} warns: {words}",
+                    first.current.postfix_version
+                );
+            }
+        }
         let currents: Vec<&Row> = rows.iter().map(|r| &r.current).collect();
         let candidates: Vec<&Row> = rows.iter().filter_map(|r| r.candidate.as_ref()).collect();
         policy_lines(&mut out, "current", &currents);
@@ -363,6 +399,9 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
             "\n{down} downgrade(s), {bounce} bounce(s), {outage} outage(s), {not_modelled} not-modelled in {} path(s).",
             comparisons.len()
         );
+        if Comparison::none_changed(&comparisons) {
+            let _ = writeln!(out, "{}", Comparison::NO_PATH_CHANGES);
+        }
         if not_modelled > 0 {
             let _ = writeln!(
                 out,
@@ -442,6 +481,7 @@ mod tests {
             ],
             parameters: Vec::new(),
             file_changes: Vec::new(),
+            warnings: Vec::new(),
         };
         let comparisons = compare_sides(&report);
         assert_eq!(
@@ -453,6 +493,76 @@ mod tests {
         assert!(json["overridden"].get("candidate").is_none(), "{json}");
         // The text report lists it among the changes.
         assert!(render(&report, &[]).contains(&format!("  - {bind}\n")));
+    }
+
+    fn delivered() -> Attempt {
+        let mut a = Attempt::failed(String::new(), Wire::default());
+        a.outcome = Some(crate::outcome::Outcome::DeliveredTls);
+        a.error = None;
+        a
+    }
+
+    fn trixie(mut r: Row) -> Row {
+        r.image = "tlsharness/postfix:trixie".to_owned();
+        r.postfix_version = "3.10.13".to_owned();
+        r
+    }
+
+    #[test]
+    fn every_path_the_same_is_said_in_words_and_postfix_s_warnings_stand_under_their_image() {
+        let enforce = "/etc/postfix/main.cf: support for parameter \"smtp_enforce_tls\" will be removed; instead, specify \"smtp_tls_security_level\"";
+        let mut report = CheckReport {
+            run_id: "r".to_owned(),
+            rows: vec![
+                row("current", delivered()),
+                row("candidate", delivered()),
+                trixie(row("current", delivered())),
+                trixie(row("candidate", delivered())),
+            ],
+            changes: Vec::new(),
+            parameters: Vec::new(),
+            file_changes: Vec::new(),
+            warnings: ["candidate", "current"]
+                .into_iter()
+                .map(|side| crate::check::PostfixWarning {
+                    side: side.to_owned(),
+                    image: "tlsharness/postfix:trixie".to_owned(),
+                    words: enforce.to_owned(),
+                })
+                .collect(),
+        };
+        let text = render(&report, &[]);
+        assert!(
+            text.contains(&format!("\n{}\n", Comparison::NO_PATH_CHANGES)),
+            "{text}"
+        );
+        let (bookworm, trixie) = text
+            .split_once("tlsharness/postfix:trixie (Postfix 3.10.13)\n")
+            .expect("a trixie section");
+        // The current side's first, as everywhere in the report.
+        let lines = format!(
+            "  current: Postfix 3.10.13 warns: {enforce}\n  candidate: Postfix 3.10.13 warns: {enforce}\n"
+        );
+        assert!(trixie.starts_with(&lines), "{text}");
+        assert!(!bookworm.contains("warns"), "{text}");
+        // In the JSON, beside the comparison of that image only.
+        let comparisons = compare_sides(&report);
+        assert!(comparisons[0].warnings.is_empty());
+        let json = serde_json::to_value(&comparisons[1]).unwrap();
+        assert_eq!(json["warnings"]["candidate"][0], enforce, "{json}");
+        assert!(
+            serde_json::to_value(&comparisons[0])
+                .unwrap()
+                .get("warnings")
+                .is_none()
+        );
+        // One path that is not `same` (here a harness failure) and the
+        // words are gone.
+        report.rows[3].attempt = Attempt::failed("timed out".to_owned(), Wire::default());
+        assert!(!render(&report, &[]).contains("no path changes"));
+        // So are they without a candidate.
+        report.rows.retain(|r| r.side == "current");
+        assert!(!render(&report, &[]).contains("no path changes"));
     }
 
     #[test]
@@ -470,6 +580,7 @@ mod tests {
             changes: Vec::new(),
             parameters: Vec::new(),
             file_changes: Vec::new(),
+            warnings: Vec::new(),
         };
         let comparisons = compare_sides(&report);
         assert_eq!(comparisons.len(), 1);

@@ -485,62 +485,75 @@ pub struct TlsPolicy {
     pub source: String,
 }
 
-/// Asks Postfix, inside the container, which TLS level each service
-/// applies to `nexthop`: the service's `-o smtp_tls_security_level`, else
-/// main.cf's, then overridden by the first of `smtp_tls_policy_maps` (the
-/// service's, else main.cf's) that has an entry for the next hop as
-/// the resolver names it (`postmap -q`, as smtp(8) looks it up for a
-/// `[host]:port` next hop). Prints `service TAB level TAB source` lines.
-const POLICY_SCRIPT: &str = r#"nexthop=$1; shift
+/// Asks Postfix, inside the container, what decides the TLS level each
+/// service applies to `nexthop` (see [`super::tls_level`]): each of
+/// [`super::tls_level::PARAMETERS`] the service sets with `-o` (even
+/// empty) and main.cf sets, and the first of `smtp_tls_policy_maps` (the
+/// service's, else main.cf's) that has an entry for the next hop as the
+/// resolver names it (`postmap -q`, as smtp(8) looks it up for a
+/// `[host]:port` next hop). Prints `service TAB asked`, then `service TAB
+/// service|main.cf|policy-map TAB name TAB value` lines.
+const POLICY_SCRIPT: &str = r#"nexthop=$1; names=$2; shift 2
+main=$(postconf -n $names 2>/dev/null)
 for svc in "$@"; do
-  level=$(postconf -P "$svc/unix/smtp_tls_security_level" 2>/dev/null | sed 's/^[^=]*= *//')
-  from="set by -o smtp_tls_security_level in master.cf on the service Postfix routes this mail to"
-  if [ -z "$level" ]; then
-    level=$(postconf -h smtp_tls_security_level)
-    from="set by smtp_tls_security_level in main.cf"
-  fi
-  if [ -z "$level" ]; then level=none; from="smtp_tls_security_level is not set"; fi
+  printf '%s\tasked\n' "$svc"
+  asked=
+  for p in $names; do asked="$asked $svc/unix/$p"; done
+  postconf -P $asked 2>/dev/null | sed -n "s|^[^ ]*/unix/\([a-z0-9_]*\) = *\(.*\)\$|$svc\tservice\t\1\t\2|p"
+  printf '%s\n' "$main" | sed -n "s|^\([a-z0-9_]*\) = *\(.*\)\$|$svc\tmain.cf\t\1\t\2|p"
   maps=$(postconf -P "$svc/unix/smtp_tls_policy_maps" 2>/dev/null | sed 's/^[^=]*= *//')
-  [ -n "$maps" ] || maps=$(postconf -h smtp_tls_policy_maps)
+  [ -n "$maps" ] || maps=$(postconf -h smtp_tls_policy_maps 2>/dev/null)
   for m in $(printf '%s' "$maps" | tr ',' ' '); do
     if v=$(postmap -q "$nexthop" "$m" 2>/dev/null); then
-      level=${v%% *}
-      from="set by smtp_tls_policy_maps: postmap -q '$nexthop' $m answers '$v'"
+      printf '%s\tpolicy-map\t%s\t%s\n' "$svc" "$m" "$v"
       break
     fi
   done
-  printf '%s\t%s\t%s\n' "$svc" "$level" "$from"
 done
 "#;
 
 /// The command that runs [`POLICY_SCRIPT`] for `services`.
 pub fn policy_command(nexthop: &str, services: &[String]) -> Vec<String> {
+    let names: Vec<&str> = super::tls_level::PARAMETERS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
     let mut cmd = vec![
         "sh".to_owned(),
         "-c".to_owned(),
         POLICY_SCRIPT.to_owned(),
         "sh".to_owned(),
         nexthop.to_owned(),
+        names.join(" "),
     ];
     cmd.extend(services.iter().cloned());
     cmd
 }
 
-/// [`POLICY_SCRIPT`]'s output, by service.
+/// [`POLICY_SCRIPT`]'s output, by service: the level each applies. A
+/// service the script did not reach has none.
 pub fn parse_policies(out: &str, nexthop: &str) -> BTreeMap<String, TlsPolicy> {
-    out.lines()
-        .filter_map(|l| {
-            let mut f = l.splitn(3, '\t');
-            let (svc, level, source) = (f.next()?, f.next()?, f.next()?);
-            Some((
-                svc.to_owned(),
-                TlsPolicy {
-                    nexthop: nexthop.to_owned(),
-                    level: level.to_owned(),
-                    source: source.to_owned(),
-                },
-            ))
-        })
+    let mut said: BTreeMap<String, super::tls_level::Said> = BTreeMap::new();
+    for line in out.lines() {
+        let mut f = line.splitn(4, '\t');
+        let (Some(svc), Some(kind)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let (name, value) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let entry = said.entry(svc.to_owned()).or_default();
+        match kind {
+            "service" => {
+                entry.service.insert(name.to_owned(), value.to_owned());
+            }
+            "main.cf" => {
+                entry.main.insert(name.to_owned(), value.to_owned());
+            }
+            "policy-map" => entry.policy_map = Some((name.to_owned(), value.to_owned())),
+            _ => {}
+        }
+    }
+    said.into_iter()
+        .map(|(svc, s)| (svc, super::tls_level::policy(&s, nexthop)))
         .collect()
 }
 

@@ -829,25 +829,34 @@ fn check_page(report: &CheckReport, sources: &[(String, String)]) -> Page {
         .iter()
         .filter(|c| c.verdict.is_some_and(|v| v.gates()))
         .count();
+    let mut facts = vec![format!(
+        "check {}: {} path(s) on {} image(s), {} not modelled",
+        report.run_id,
+        comparisons.len(),
+        images.len(),
+        comparisons
+            .iter()
+            .filter(|c| c.verdict == Some(crate::check::Verdict::NotModelled))
+            .count()
+    )];
+    facts.extend(
+        report
+            .warnings
+            .iter()
+            .map(|w| format!("{} on {}: Postfix warns: {}", w.side, w.image, w.words)),
+    );
     Page {
         kind: "check",
-        title: if with_candidate {
+        title: if Comparison::none_changed(&comparisons) {
+            format!("tlsharness check: {}", Comparison::NO_PATH_CHANGES)
+        } else if with_candidate {
             format!(
                 "tlsharness check: {gating} path(s) downgraded, bounced or stopped by the candidate"
             )
         } else {
             "tlsharness check".to_owned()
         },
-        facts: vec![format!(
-            "check {}: {} path(s) on {} image(s), {} not modelled",
-            report.run_id,
-            comparisons.len(),
-            images.len(),
-            comparisons
-                .iter()
-                .filter(|c| c.verdict == Some(crate::check::Verdict::NotModelled))
-                .count()
-        )],
+        facts,
         tables: Vec::new(),
         check: Some(CheckPage {
             sources: sources.to_vec(),
@@ -1227,6 +1236,7 @@ mod tests {
             changes: Vec::new(),
             parameters: Vec::new(),
             file_changes: Vec::new(),
+            warnings: Vec::new(),
         };
         let page = serde_json::to_value(check_page(&report, &[])).unwrap();
         let r = &page["check"]["images"][0]["rows"][0];
@@ -1255,6 +1265,36 @@ mod tests {
     }
 
     #[test]
+    fn a_candidate_that_changes_no_path_says_so_in_the_title_with_postfix_s_warnings() {
+        let delivered = || attempt(Some(Outcome::DeliveredTls), vec![]);
+        let mut report = CheckReport {
+            run_id: "r".to_owned(),
+            rows: vec![row("current", delivered()), row("candidate", delivered())],
+            changes: Vec::new(),
+            parameters: Vec::new(),
+            file_changes: Vec::new(),
+            warnings: vec![crate::check::PostfixWarning {
+                side: "candidate".into(),
+                image: "tlsharness/postfix:trixie".into(),
+                words: "/etc/postfix/main.cf: support for parameter \"smtp_enforce_tls\" will be removed; instead, specify \"smtp_tls_security_level\"".into(),
+            }],
+        };
+        let page = serde_json::to_value(check_page(&report, &[])).unwrap();
+        assert_eq!(
+            page["title"],
+            "tlsharness check: no path changes: the candidate gives the same outcome as the current configuration on every path and image."
+        );
+        assert_eq!(
+            page["facts"][1],
+            "candidate on tlsharness/postfix:trixie: Postfix warns: /etc/postfix/main.cf: support for parameter \"smtp_enforce_tls\" will be removed; instead, specify \"smtp_tls_security_level\""
+        );
+        // Without a candidate there is nothing to have changed.
+        report.rows.pop();
+        let page = serde_json::to_value(check_page(&report, &[])).unwrap();
+        assert_eq!(page["title"], "tlsharness check");
+    }
+
+    #[test]
     fn a_path_not_modelled_on_one_side_is_grey_and_does_not_gate() {
         let mut unstated = row(
             "candidate",
@@ -1271,6 +1311,7 @@ mod tests {
             changes: Vec::new(),
             parameters: Vec::new(),
             file_changes: Vec::new(),
+            warnings: Vec::new(),
         };
         let page = serde_json::to_value(check_page(&report, &[])).unwrap();
         let r = &page["check"]["images"][0]["rows"][0];
@@ -1303,6 +1344,7 @@ mod tests {
             changes: Vec::new(),
             parameters: Vec::new(),
             file_changes: Vec::new(),
+            warnings: Vec::new(),
         };
         let html = check_html(&report, &[]);
         assert_eq!(html.matches("</script>").count(), 2, "{html}");
