@@ -600,10 +600,40 @@ async fn run_scenarios(
             Hop::Mx => format!("{route}, by MX ({} standing in)", path.nexthop),
         };
         row.tls_policy = policies.get(&setup::service(path.k)).cloned();
+        // The level Postfix applies on this path (a service's -o, a
+        // policy map, the obsolete smtp_enforce_tls) is what the
+        // scenario's expectation is for, not main.cf's alone.
+        if let Some(policy) = row.tls_policy.as_ref().filter(|p| p.level != level)
+            && row.not_modelled.is_none()
+        {
+            row.expected =
+                expected_at(path.scenario, &policy.level, row.port, &row.postfix_version);
+        }
         row.level = level.clone();
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// What `scenario` expects at `level` on `port`, if it says: its
+/// expectations are for its first service's port (or, single-port,
+/// wherever it follows the configuration); on another service's port
+/// they say nothing.
+fn expected_at(
+    scenario: &Scenario,
+    level: &str,
+    port: u16,
+    version: &str,
+) -> Option<AttemptExpectation> {
+    level
+        .parse::<Level>()
+        .ok()
+        .filter(|_| {
+            port == scenario.relay.port
+                || (scenario.relay.single_port && scenario.relay.service_for(port).is_some())
+        })
+        .and_then(|l| scenario.expectation(l, version))
+        .and_then(|e| e.attempts.first().cloned())
 }
 
 /// One case: a scenario's path in place of the route's next hop.
@@ -667,18 +697,7 @@ async fn run_one(
     )
     .await;
     instance.unrig(rig.id).await?;
-    // The scenario's expectations are for its first service's port
-    // (or, single-port, wherever it follows the configuration); on
-    // another service's port they say nothing.
-    let expected = level
-        .parse::<Level>()
-        .ok()
-        .filter(|_| {
-            port == scenario.relay.port
-                || (scenario.relay.single_port && scenario.relay.service_for(port).is_some())
-        })
-        .and_then(|l| scenario.expectation(l, instance.mta.version()))
-        .and_then(|e| e.attempts.first().cloned());
+    let expected = expected_at(scenario, level, port, instance.mta.version());
     let attempt = seen.attempts.into_iter().next().unwrap_or_else(|| {
         Attempt::failed("no delivery attempt was made".into(), Default::default())
     });
