@@ -141,7 +141,6 @@ fn real(name: &str) -> PathBuf {
 /// authenticates shows whether its credentials would cross in
 /// plaintext), and the clean relay.
 const STRIPPED: &str = "scenarios/incident-587-strip.toml";
-const STRIPPED_AUTH: &str = "scenarios/incident-587-strip-sasl-auth-before-tls.toml";
 const CLEAN: &str = "scenarios/starttls-relay.toml";
 
 /// `check --config fixtures/configs/real/NAME` on `scenarios` and
@@ -162,4 +161,136 @@ fn cells(stdout: &str, scenario: &str) -> Vec<String> {
         .iter()
         .map(|l| l.trim_start()[scenario.len()..].trim().to_owned())
         .collect()
+}
+
+/// A stock `may` configuration (no SASL) on the incident's paths: the
+/// stripped relay gets the mail in plaintext, the clean one over TLS.
+/// TLS_README: "With opportunistic TLS, ... if the server does not
+/// announce STARTTLS support, mail is sent in the clear"; Postfix logs no
+/// TLS line and `status=sent (250 2.0.0 Ok: accepted in plaintext ...)`
+/// on the first, `Trusted TLS connection established to
+/// smtp.sendgrid.net[127.0.1.1]:587` on the second (the run's CA is
+/// added to its trust anchors for that scenario).
+fn a_stock_may_configuration(name: &str, all_versions: bool) -> String {
+    let (code, stdout, stderr) = check_real(name, all_versions, &[STRIPPED, CLEAN]);
+    assert_eq!(code, Some(exit::SUCCESS), "{name}: {stdout}\n{stderr}");
+    let images = if all_versions { 3 } else { 1 };
+    assert_eq!(
+        cells(&stdout, "incident-587-strip"),
+        vec!["PLAINTEXT"; images],
+        "{name}: {stdout}"
+    );
+    assert_eq!(
+        cells(&stdout, "starttls-relay"),
+        vec!["tls trusted"; images],
+        "{name}: {stdout}"
+    );
+    assert!(
+        stdout.contains("Postfix applies TLS level may to [smtp.sendgrid.net]:587 (set by smtp_tls_security_level in main.cf)"),
+        "{name}: {stdout}"
+    );
+    stdout
+}
+
+#[test]
+fn debian_s_satellite_system_runs_as_dpkg_wrote_it_with_what_was_made_up_listed() {
+    let stdout = a_stock_may_configuration("debian-satellite", false);
+    let dir = real("debian-satellite").display().to_string();
+    for said in [
+        format!("made up /etc/mailname (myorigin, {dir}/main.cf:"),
+        "holding mail.example.org: not given, and it cannot change the outbound TLS path"
+            .to_owned(),
+        format!("made up /etc/aliases (alias_maps, {dir}/main.cf:"),
+        format!(
+            "made up /etc/ssl/certs/ssl-cert-snakeoil.pem (smtpd_tls_cert_file, {dir}/main.cf:"
+        ),
+        format!(
+            "made up /etc/ssl/private/ssl-cert-snakeoil.key (smtpd_tls_key_file, {dir}/main.cf:"
+        ),
+        "/etc/ssl/certs (smtp_tls_CApath, ".to_owned(),
+        format!(
+            "not installed from {dir}, the installation's own (the image's are used): dynamicmaps.cf, "
+        ),
+        "makedefs.out, master.cf.proto, post-install, postfix-files, postfix-script".to_owned(),
+    ] {
+        assert!(stdout.contains(&said), "{said}\n{stdout}");
+    }
+}
+
+#[test]
+fn debian_s_internet_with_smarthost_runs_as_dpkg_wrote_it() {
+    a_stock_may_configuration("debian-smarthost", false);
+}
+
+#[test]
+fn rhel_s_stock_configuration_runs_on_every_image_with_its_installation_replaced_and_listed() {
+    let stdout = a_stock_may_configuration("rhel9", true);
+    let dir = real("rhel9").display().to_string();
+    for (name, theirs, image) in [
+        (
+            "daemon_directory",
+            "/usr/libexec/postfix",
+            "/usr/lib/postfix/sbin",
+        ),
+        ("shlib_directory", "/usr/lib64/postfix", "/usr/lib/postfix"),
+        (
+            "sendmail_path",
+            "/usr/sbin/sendmail.postfix",
+            "/usr/sbin/sendmail",
+        ),
+        (
+            "newaliases_path",
+            "/usr/bin/newaliases.postfix",
+            "/usr/bin/newaliases",
+        ),
+        ("mailq_path", "/usr/bin/mailq.postfix", "/usr/bin/mailq"),
+        ("html_directory", "no", "/usr/share/doc/postfix/html"),
+        (
+            "sample_directory",
+            "/usr/share/doc/postfix/samples",
+            "/etc/postfix",
+        ),
+        (
+            "readme_directory",
+            "/usr/share/doc/postfix/README_FILES",
+            "/usr/share/doc/postfix",
+        ),
+    ] {
+        let said = format!("{name} = {theirs} ({dir}/main.cf:");
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(&said))
+            .unwrap_or_else(|| panic!("{said}\n{stdout}"));
+        assert!(
+            line.ends_with(&format!(
+                ") is the installation's own: replaced with the image's, {image}"
+            )),
+            "{line}"
+        );
+    }
+    // The same value as the image's is not replaced.
+    assert!(!stdout.contains("mail_owner = postfix ("), "{stdout}");
+    for said in [
+        "/etc/pki/tls/certs/ca-bundle.crt (smtp_tls_CAfile, ",
+        "the system trust store of RHEL, Alma, Rocky, Fedora: replaced with the image's own, /etc/ssl/certs/ca-certificates.crt",
+        "/etc/pki/tls/certs (smtp_tls_CApath, ",
+        "made up /etc/pki/tls/certs/postfix.pem (smtpd_tls_cert_file, ",
+        "made up /etc/pki/tls/private/postfix.key (smtpd_tls_key_file, ",
+        // RHEL listens on localhost for every protocol; the container has
+        // IPv4 loopback only, and containment says so.
+        "main.cf: inet_interfaces = localhost overridden with 127.0.0.1 (containment)",
+    ] {
+        assert!(stdout.contains(said), "{said}\n{stdout}");
+    }
+    for version in ["3.5.25", "3.7.11", "3.10.13"] {
+        assert!(
+            stdout.contains(&format!("(Postfix {version})")),
+            "{version}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn ubuntu_s_stock_configuration_runs_as_its_postinst_writes_it() {
+    a_stock_may_configuration("ubuntu-2404", false);
 }
