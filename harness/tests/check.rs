@@ -660,6 +660,12 @@ fn a_configuration_postfix_refuses_is_reported_in_its_words() {
             .unwrap()
             .replace("biff = no", "biff = no\ndefault_process_limit = lots");
     std::fs::write(dir.path().join("main.cf"), main).unwrap();
+    // Its SASL map too: without it, check refuses before Postfix is asked.
+    std::fs::copy(
+        common::root().join("fixtures/configs/incident-before/sasl_passwd"),
+        dir.path().join("sasl_passwd"),
+    )
+    .unwrap();
     let (code, stdout, stderr) = check(&[
         "--config",
         dir.path().to_str().unwrap(),

@@ -141,6 +141,7 @@ fn real(name: &str) -> PathBuf {
 /// authenticates shows whether its credentials would cross in
 /// plaintext), and the clean relay.
 const STRIPPED: &str = "scenarios/incident-587-strip.toml";
+const STRIPPED_AUTH: &str = "scenarios/incident-587-strip-sasl-auth-before-tls.toml";
 const CLEAN: &str = "scenarios/starttls-relay.toml";
 
 /// `check --config fixtures/configs/real/NAME` on `scenarios` and
@@ -293,4 +294,164 @@ fn rhel_s_stock_configuration_runs_on_every_image_with_its_installation_replaced
 #[test]
 fn ubuntu_s_stock_configuration_runs_as_its_postinst_writes_it() {
     a_stock_may_configuration("ubuntu-2404", false);
+}
+
+/// A provider's documented smarthost settings with TLS required
+/// (`encrypt`, explicit): where STARTTLS is stripped, Postfix defers
+/// before it would authenticate (`dsn=4.7.4, status=deferred (TLS is
+/// required, but was not offered by host smtp.sendgrid.net[127.0.1.1])`,
+/// TLS_README: "the SMTP transaction is aborted unless the STARTTLS ESMTP
+/// feature is supported by the remote SMTP server"); the clean relay gets
+/// the mail over TLS.
+fn a_provider_requiring_tls(name: &str, nexthop: &str) -> String {
+    let (code, stdout, stderr) = check_real(name, false, &[STRIPPED, STRIPPED_AUTH, CLEAN]);
+    assert_eq!(code, Some(exit::SUCCESS), "{name}: {stdout}\n{stderr}");
+    assert_eq!(
+        cells(&stdout, "incident-587-strip"),
+        ["deferred 4.7.4"],
+        "{name}: {stdout}"
+    );
+    assert_eq!(
+        cells(&stdout, "incident-587-strip-sasl-auth-before-tls"),
+        ["deferred 4.7.4"],
+        "{name}: {stdout}"
+    );
+    assert_eq!(
+        cells(&stdout, "starttls-relay"),
+        ["tls trusted"],
+        "{name}: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("Postfix applies TLS level encrypt to {nexthop} (set by smtp_tls_security_level in main.cf")),
+        "{name}: {stdout}"
+    );
+    stdout
+}
+
+/// A provider's documented settings that leave Debian's `may` in place
+/// and authenticate with `smtp_sasl_security_options = noanonymous`:
+/// where STARTTLS is stripped the mail goes in plaintext, and where the
+/// relay also offers AUTH before TLS, the password goes with it (SASL_README:
+/// with `smtp_sasl_security_options = noanonymous`, plaintext mechanisms
+/// are allowed where there is no TLS). Postfix logs no TLS line before
+/// `dsn=2.0.0, status=sent (250 2.0.0 Ok: accepted in plaintext by
+/// tlsharness relay smtp.mailgun.org)`, and the relay's transcript shows
+/// `C: AUTH PLAIN AHBvc3RtYXN0ZXJAbXlkb21haW4uY29tAHBhc3N3b3Jk` on the
+/// unencrypted session (Mailgun's documented placeholder credentials).
+fn a_provider_leaving_may(name: &str, nexthop: &str) -> String {
+    let (code, stdout, stderr) = check_real(name, false, &[STRIPPED, STRIPPED_AUTH, CLEAN]);
+    assert_eq!(code, Some(exit::SUCCESS), "{name}: {stdout}\n{stderr}");
+    assert_eq!(
+        cells(&stdout, "incident-587-strip"),
+        ["PLAINTEXT"],
+        "{name}: {stdout}"
+    );
+    assert_eq!(
+        cells(&stdout, "incident-587-strip-sasl-auth-before-tls"),
+        ["PLAINTEXT +CREDENTIALS"],
+        "{name}: {stdout}"
+    );
+    assert_eq!(
+        cells(&stdout, "starttls-relay"),
+        ["tls trusted"],
+        "{name}: {stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Postfix applies TLS level may to {nexthop} (set by smtp_tls_security_level in main.cf"
+        )),
+        "{name}: {stdout}"
+    );
+    stdout
+}
+
+#[test]
+fn debian_with_sendgrid_s_settings_runs_unchanged_and_mailname_changes_no_path() {
+    // The same configuration without myorigin = /etc/mailname: what a
+    // user had to do by hand before.
+    let without = copy_of("fixtures/configs/real/debian-sendgrid", |m| {
+        m.lines()
+            .filter(|l| !l.starts_with("myorigin ="))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
+    let dir = real("debian-sendgrid").display().to_string();
+    let (code, stdout, stderr) = check_with(
+        &[
+            "--config",
+            &dir,
+            "--candidate",
+            without.path().to_str().unwrap(),
+            STRIPPED,
+            STRIPPED_AUTH,
+            CLEAN,
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(exit::SUCCESS), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("myorigin: /etc/mailname -> (not set)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("made up /etc/mailname (myorigin, {dir}/main.cf:")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("no path changes"), "{stdout}");
+    for (scenario, cell) in [
+        ("incident-587-strip", "deferred 4.7.4"),
+        ("incident-587-strip-sasl-auth-before-tls", "deferred 4.7.4"),
+        ("starttls-relay", "tls trusted"),
+    ] {
+        let row = common::row(&stdout, scenario);
+        assert_eq!(row.len(), 1, "{scenario}: {stdout}");
+        let words: Vec<&str> = row[0]
+            .split("  ")
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .collect();
+        assert_eq!(words, [scenario, cell, cell, "same"], "{stdout}");
+    }
+}
+
+#[test]
+fn amazon_ses_s_settings_require_tls_and_their_smtp_use_tls_is_ignored() {
+    let stdout = a_provider_requiring_tls("amazon-ses", "[email-smtp.us-west-2.amazonaws.com]:587");
+    // smtp.c pre_init(): a set smtp_tls_security_level overrides the
+    // obsolete smtp_use_tls.
+    assert!(
+        stdout.contains("smtp_use_tls = yes in main.cf is ignored"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("/etc/ssl/certs/ca-certificates.crt (smtp_tls_CAfile, "),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn postmark_s_settings_require_tls() {
+    a_provider_requiring_tls("postmark", "[smtp.postmarkapp.com]:587");
+}
+
+#[test]
+fn google_workspace_s_relay_settings_require_tls_with_the_map_in_debian_s_sasl_directory() {
+    a_provider_requiring_tls("google-workspace", "[smtp-relay.gmail.com]:587");
+}
+
+#[test]
+fn mailgun_s_settings_keep_may_and_send_the_password_in_plaintext_where_starttls_is_stripped() {
+    let stdout = a_provider_leaving_may("mailgun", "[smtp.mailgun.org]:587");
+    // The inbound certificate its instructions name, which no package
+    // makes: made up.
+    assert!(
+        stdout.contains("made up /etc/ssl/certs/smtpd.crt (smtpd_tls_cert_file, "),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn microsoft_365_s_settings_keep_may_and_send_the_password_in_plaintext_where_starttls_is_stripped()
+{
+    a_provider_leaving_may("microsoft-365", "[smtp.office365.com]:587");
 }
