@@ -304,28 +304,12 @@ fn ubuntu_s_stock_configuration_runs_as_its_postinst_writes_it() {
 /// feature is supported by the remote SMTP server"); the clean relay gets
 /// the mail over TLS.
 fn a_provider_requiring_tls(name: &str, nexthop: &str) -> String {
-    let (code, stdout, stderr) = check_real(name, false, &[STRIPPED, STRIPPED_AUTH, CLEAN]);
-    assert_eq!(code, Some(exit::SUCCESS), "{name}: {stdout}\n{stderr}");
-    assert_eq!(
-        cells(&stdout, "incident-587-strip"),
-        ["deferred 4.7.4"],
-        "{name}: {stdout}"
-    );
-    assert_eq!(
-        cells(&stdout, "incident-587-strip-sasl-auth-before-tls"),
-        ["deferred 4.7.4"],
-        "{name}: {stdout}"
-    );
-    assert_eq!(
-        cells(&stdout, "starttls-relay"),
-        ["tls trusted"],
-        "{name}: {stdout}"
-    );
-    assert!(
-        stdout.contains(&format!("Postfix applies TLS level encrypt to {nexthop} (set by smtp_tls_security_level in main.cf")),
-        "{name}: {stdout}"
-    );
-    stdout
+    a_provider(
+        name,
+        nexthop,
+        "encrypt",
+        ["deferred 4.7.4", "deferred 4.7.4"],
+    )
 }
 
 /// A provider's documented settings that leave Debian's `may` in place
@@ -339,16 +323,28 @@ fn a_provider_requiring_tls(name: &str, nexthop: &str) -> String {
 /// `C: AUTH PLAIN AHBvc3RtYXN0ZXJAbXlkb21haW4uY29tAHBhc3N3b3Jk` on the
 /// unencrypted session (Mailgun's documented placeholder credentials).
 fn a_provider_leaving_may(name: &str, nexthop: &str) -> String {
+    a_provider(
+        name,
+        nexthop,
+        "may",
+        ["PLAINTEXT", "PLAINTEXT +CREDENTIALS"],
+    )
+}
+
+/// `name` on the stripped path, the stripped path with AUTH before TLS,
+/// and the clean one (over TLS in every case): the level Postfix applies
+/// to `nexthop` and the first two paths' cells.
+fn a_provider(name: &str, nexthop: &str, level: &str, stripped: [&str; 2]) -> String {
     let (code, stdout, stderr) = check_real(name, false, &[STRIPPED, STRIPPED_AUTH, CLEAN]);
     assert_eq!(code, Some(exit::SUCCESS), "{name}: {stdout}\n{stderr}");
     assert_eq!(
         cells(&stdout, "incident-587-strip"),
-        ["PLAINTEXT"],
+        [stripped[0]],
         "{name}: {stdout}"
     );
     assert_eq!(
         cells(&stdout, "incident-587-strip-sasl-auth-before-tls"),
-        ["PLAINTEXT +CREDENTIALS"],
+        [stripped[1]],
         "{name}: {stdout}"
     );
     assert_eq!(
@@ -357,9 +353,7 @@ fn a_provider_leaving_may(name: &str, nexthop: &str) -> String {
         "{name}: {stdout}"
     );
     assert!(
-        stdout.contains(&format!(
-            "Postfix applies TLS level may to {nexthop} (set by smtp_tls_security_level in main.cf"
-        )),
+        stdout.contains(&format!("Postfix applies TLS level {level} to {nexthop} (set by smtp_tls_security_level in main.cf")),
         "{name}: {stdout}"
     );
     stdout

@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::installation;
-use super::references::{self, Kind, Place, Reference};
+use super::references::{self, Kind, Place, Reference, normalise};
 use crate::check::CheckError;
 use crate::check::config::{self, UserConfig};
 
@@ -45,14 +45,6 @@ impl std::str::FromStr for GivenFile {
             local: PathBuf::from(local),
         })
     }
-}
-
-fn normalise(path: &str) -> String {
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    format!("/{}", parts.join("/"))
 }
 
 /// What fits a configuration to the image.

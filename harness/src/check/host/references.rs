@@ -183,7 +183,7 @@ fn scan(
 }
 
 /// `/a//b/./c` as `/a/b/c` (`..` is kept: it is the user's to explain).
-fn normalise(path: &str) -> String {
+pub(super) fn normalise(path: &str) -> String {
     let parts: Vec<&str> = path
         .split('/')
         .filter(|p| !p.is_empty() && *p != ".")
