@@ -1,6 +1,6 @@
 //! The binary as a user of another repository runs it: from a directory
-//! holding only their main.cf before and after a change, nothing of this
-//! source tree in sight.
+//! holding only their configuration (main.cf and its SASL map) before and
+//! after a change, nothing of this source tree in sight.
 
 mod common;
 
@@ -29,8 +29,9 @@ fn tlsharness_in(dir: &Path, args: &[&str]) -> Output {
     }
 }
 
-/// An infrastructure repository: `current/main.cf` (the base branch) and
-/// `candidate/main.cf` (the change), and nothing else.
+/// An infrastructure repository: `current/` (the base branch) and
+/// `candidate/` (the change), each a main.cf and its sasl_passwd, and
+/// nothing else.
 fn infrastructure_repository() -> tempfile::TempDir {
     let repo = tempfile::tempdir().unwrap();
     for (side, fixture) in [
@@ -39,14 +40,16 @@ fn infrastructure_repository() -> tempfile::TempDir {
     ] {
         let dir = repo.path().join(side);
         std::fs::create_dir(&dir).unwrap();
-        std::fs::copy(
-            common::root()
-                .join("fixtures/configs")
-                .join(fixture)
-                .join("main.cf"),
-            dir.join("main.cf"),
-        )
-        .unwrap();
+        for file in ["main.cf", "sasl_passwd"] {
+            std::fs::copy(
+                common::root()
+                    .join("fixtures/configs")
+                    .join(fixture)
+                    .join(file),
+                dir.join(file),
+            )
+            .unwrap();
+        }
     }
     repo
 }
