@@ -271,26 +271,7 @@ pub fn fit_from(
         if holds(&brought, &r.path, r.kind) {
             continue;
         }
-        if let Some(store) = installation::system_store(&r.parameter, &r.path) {
-            if r.path.trim_end_matches('/') == store.image {
-                fit.notes.push(format!(
-                    "{} ({at}) is the system trust store ({}); the image has its own at the same path (Debian's ca-certificates)",
-                    r.path, store.systems
-                ));
-            } else {
-                fit.edits.push(Edit {
-                    service: match &r.set_in {
-                        Place::MainCf => None,
-                        Place::Service(s) => Some(s.clone()),
-                    },
-                    parameter: r.parameter.clone(),
-                    value: Some(store.image.to_owned()),
-                });
-                fit.notes.push(format!(
-                    "{} ({at}), the system trust store of {}: replaced with the image's own, {} (Debian's ca-certificates)",
-                    r.path, store.systems, store.image
-                ));
-            }
+        if map_store(&r, &at, &mut fit) {
             continue;
         }
         if holds(&theirs, &r.path, r.kind) {
@@ -302,20 +283,14 @@ pub fn fit_from(
             .map(str::to_owned);
         let on_host = root.join(r.path.trim_start_matches('/'));
         let mut why = match &inside {
-            Some(rel) => {
+            Some(rel) if is_dir => {
                 format!("is not in {}", config.source.display()) + &compiled_only(config, rel)
             }
+            Some(_) => "is not given: --config names a lone main.cf".to_owned(),
             None => "was not given with --file".to_owned(),
         };
         if host && inside.is_none() && on_host.exists() {
-            let read = if on_host.is_dir() {
-                read_tree(&on_host, &r.path)
-            } else {
-                std::fs::read(&on_host)
-                    .map(|b| vec![(r.path.clone(), b)])
-                    .map_err(|e| format!("cannot read {}: {e}", on_host.display()))
-            };
-            match read {
+            match read_host(&on_host, &r.path) {
                 Ok(files) => {
                     fit.files.extend(files);
                     fit.notes
@@ -351,7 +326,54 @@ pub fn fit_from(
     }
     fit.files.extend(brought);
     installation_edits(&main, config, &mut fit);
-    // One line per reason, the files after it.
+    left_out_notes(config, &mut fit);
+    let mut fitted = config.clone();
+    fitted.fit = fit;
+    Ok(fitted)
+}
+
+/// Maps `r` to the image's trust store if it names a system's; whether
+/// it did.
+fn map_store(r: &Reference, at: &str, fit: &mut Fit) -> bool {
+    let Some(store) = installation::system_store(&r.parameter, &r.path) else {
+        return false;
+    };
+    if r.path.trim_end_matches('/') == store.image {
+        fit.notes.push(format!(
+            "{} ({at}) is the system trust store ({}); the image has its own at the same path (Debian's ca-certificates)",
+            r.path, store.systems
+        ));
+        return true;
+    }
+    fit.edits.push(Edit {
+        service: match &r.set_in {
+            Place::MainCf => None,
+            Place::Service(s) => Some(s.clone()),
+        },
+        parameter: r.parameter.clone(),
+        value: Some(store.image.to_owned()),
+    });
+    fit.notes.push(format!(
+        "{} ({at}), the system trust store of {}: replaced with the image's own, {} (Debian's ca-certificates)",
+        r.path, store.systems, store.image
+    ));
+    true
+}
+
+/// This host's file (or directory) at `on_host`, by the path `path` it
+/// is installed at.
+fn read_host(on_host: &Path, path: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
+    if on_host.is_dir() {
+        read_tree(on_host, path)
+    } else {
+        std::fs::read(on_host)
+            .map(|b| vec![(path.to_owned(), b)])
+            .map_err(|e| format!("cannot read {}: {e}", on_host.display()))
+    }
+}
+
+/// The files of the user's directory left out, one note per reason.
+fn left_out_notes(config: &UserConfig, fit: &mut Fit) {
     let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
     for l in &config.left_out {
         let (path, why) = l.split_once(": ").unwrap_or((l, ""));
@@ -367,9 +389,6 @@ pub fn fit_from(
             paths.join(", ")
         ));
     }
-    let mut fitted = config.clone();
-    fitted.fit = fit;
-    Ok(fitted)
 }
 
 /// ` (it has NAME.db, a compiled table: postmap needs the source)` when
