@@ -413,18 +413,16 @@ fn compiled_only(config: &UserConfig, rel: &str) -> String {
 /// The installation's parameters main.cf sets otherwise than the image:
 /// removed, so that the image's own apply.
 fn installation_edits(main: &str, config: &UserConfig, fit: &mut Fit) {
-    let values = config::parameters(main);
+    // main.cf read once; the last assignment of a name is Postfix's.
+    let assignments = config::assignments(main);
     for (name, image) in installation::parameters() {
-        let Some(value) = values.get(name) else {
+        let Some(last) = assignments.iter().rfind(|a| a.name == name) else {
             continue;
         };
+        let (value, line) = (&last.value, last.line);
         if value == image {
             continue;
         }
-        let line = config::assignments(main)
-            .into_iter()
-            .rfind(|a| a.name == name)
-            .map_or(0, |a| a.line);
         fit.edits.push(Edit {
             service: None,
             parameter: name.to_owned(),
