@@ -514,7 +514,23 @@ fn container(
         .with_label(LABEL_ROLE, "mta")
         .with_container_name(container_name)
         .with_copy_to(format!("{MOUNT}.tar"), archive)
+        .with_host_config_modifier(|host| {
+            host.sysctls
+                .get_or_insert_with(Default::default)
+                .insert(DGRAM_QLEN.0.to_owned(), DGRAM_QLEN.1.to_owned());
+        })
 }
+
+/// The datagram queue of the container's own network namespace, as a
+/// systemd host has it (its sysctl.d/50-default.conf). A new namespace
+/// gets the kernel's 10, and Postfix's postlogd, which reads main.cf like
+/// every daemon, logs each of its warnings (a main.cf that sets a
+/// parameter twice: "overriding earlier entry") to its own postlog
+/// socket: with master's and the first daemons' lines already queued it
+/// blocked there for good (`wchan` unix_wait_for_peer), and not even
+/// master's "daemon started" was written. Docker allows this sysctl in a
+/// container's own network namespace.
+const DGRAM_QLEN: (&str, &str) = ("net.unix.max_dgram_qlen", "512");
 
 /// What a script run by [`run_once`] did.
 #[derive(Clone, Debug)]
