@@ -17,6 +17,7 @@
 //! - [`report`]: terminal matrix, JSON, JUnit, artifacts.
 //! - [`check`]: the user's own configuration (current vs candidate) on
 //!   scenarios' paths; `explain` for mail logs.
+//! - [`explain`]: a Postfix mail log's failures, named as path conditions.
 //! - [`smtp`]: line and reply primitives shared by relay and middlebox.
 //! - [`probe`]: probes a real relay from inside a network and writes a
 //!   scenario whose relay replays what it saw.
@@ -27,6 +28,7 @@ pub mod bench;
 pub mod check;
 pub mod dns;
 pub mod exit;
+pub mod explain;
 pub mod lab;
 pub mod level;
 pub mod middlebox;

@@ -6,7 +6,6 @@
 mod compare;
 mod config;
 mod execute;
-mod explain;
 mod host;
 mod install;
 mod preflight;
@@ -21,10 +20,8 @@ use std::path::PathBuf;
 pub use compare::{Verdict, state, verdict, verdict_at, why};
 pub use config::{MasterService, Relayhost, UserConfig, load, parameters, services};
 pub use execute::{CheckOptions, CheckReport, PostfixWarning, Row, check};
-pub use explain::{
-    ExplainReport, Explanation, Finding as ExplainFinding, Unrecognised, confirm_commands, explain,
-    render as render_explanations,
-};
+// bin/tlsharness/triage.rs still reads a log through `check::explain`.
+pub use crate::explain::explain;
 pub use host::{Fit, GivenFile, MissingFile, fit, fit_from, is_hosts_own};
 pub use report::{Comparison, compare_sides, parameter_diff, render};
 pub use setup::TlsPolicy;

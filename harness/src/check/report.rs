@@ -228,6 +228,26 @@ fn summary(a: &crate::run::Attempt) -> String {
 pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
     let comparisons = compare_sides(report);
     let mut out = String::new();
+    what_was_compared(&mut out, report, sources);
+    let mut images: Vec<&str> = comparisons.iter().map(|c| c.image.as_str()).collect();
+    images.dedup();
+    let with_candidate = comparisons.iter().any(|c| c.candidate.is_some());
+    for image in &images {
+        let rows: Vec<&Comparison> = comparisons.iter().filter(|c| c.image == *image).collect();
+        image_table(&mut out, image, &rows, with_candidate);
+    }
+    if images.len() > 1 {
+        across_versions(&mut out, report);
+    }
+    if with_candidate {
+        verdicts(&mut out, &comparisons);
+    }
+    out
+}
+
+/// Each side's source, what the candidate changes, and what the harness
+/// changed in each configuration to run it.
+fn what_was_compared(out: &mut String, report: &CheckReport, sources: &[(String, String)]) {
     for (side, source) in sources {
         let _ = writeln!(out, "{side}: {source}");
     }
@@ -259,172 +279,172 @@ pub fn render(report: &CheckReport, sources: &[(String, String)]) -> String {
             break;
         }
     }
-    let mut images: Vec<&str> = comparisons.iter().map(|c| c.image.as_str()).collect();
-    images.dedup();
-    let with_candidate = comparisons.iter().any(|c| c.candidate.is_some());
-    for image in &images {
-        let rows: Vec<&Comparison> = comparisons.iter().filter(|c| c.image == *image).collect();
-        let Some(first) = rows.first() else { continue };
-        let _ = writeln!(out, "\n{image} (Postfix {})", first.current.postfix_version);
-        for side in ["current", "candidate"] {
-            for words in first.warnings.get(side).into_iter().flatten() {
-                let _ = writeln!(
-                    out,
-                    "  {side}: Postfix {} warns: {words}",
-                    first.current.postfix_version
-                );
-            }
-        }
-        let currents: Vec<&Row> = rows.iter().map(|r| &r.current).collect();
-        let candidates: Vec<&Row> = rows.iter().filter_map(|r| r.candidate.as_ref()).collect();
-        policy_lines(&mut out, "current", &currents);
-        if with_candidate {
-            policy_lines(&mut out, "candidate", &candidates);
-        }
-        let cur_head = side_head("current", &currents);
-        let cand_head = if with_candidate {
-            side_head("candidate", &candidates)
-        } else {
-            String::new()
-        };
-        let w0 = rows
-            .iter()
-            .map(|r| r.current.name().chars().count())
-            .chain([8])
-            .max()
-            .unwrap_or(8);
-        let w1 = rows
-            .iter()
-            .map(|r| cell(&r.current).chars().count())
-            .chain([cur_head.len()])
-            .max()
-            .unwrap_or(0);
-        let w2 = rows
-            .iter()
-            .filter_map(|r| r.candidate.as_ref().map(|c| cell(c).chars().count()))
-            .chain([cand_head.len()])
-            .max()
-            .unwrap_or(0);
-        let mut head = format!("  {:w0$}  {:w1$}", "scenario", cur_head);
-        if with_candidate {
-            let _ = write!(head, "  {cand_head:w2$}  verdict");
-        }
-        let _ = writeln!(out, "{}", head.trim_end());
-        for r in &rows {
-            let c1 = cell(&r.current);
-            let mut line = format!(
-                "  {:w0$}  {}{}",
-                r.current.name(),
-                c1,
-                " ".repeat(w1 - c1.chars().count())
-            );
-            if let Some(c) = &r.candidate {
-                let c2 = cell(c);
-                let _ = write!(
-                    line,
-                    "  {}{}  {}",
-                    c2,
-                    " ".repeat(w2 - c2.chars().count()),
-                    r.verdict.map(|v| v.to_string()).unwrap_or_default()
-                );
-            }
-            let _ = writeln!(out, "{}", line.trim_end());
-            if let Some(why) = &r.why {
-                let _ = writeln!(out, "    why: {why}");
-            }
-            for (side, row) in [
-                ("current", Some(&r.current)),
-                ("candidate", r.candidate.as_ref()),
-            ] {
-                if let Some(refused) = row.and_then(|row| row.refused.as_ref()) {
-                    let _ = writeln!(out, "    {side}: {refused}");
-                }
-            }
-            if !r.current.dropped_settings.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "    note: the scenario's {} not applied; your configuration decided",
-                    r.current.dropped_settings.join(" ")
-                );
-            }
-        }
-    }
-    // Differences between Postfix versions, per side.
-    if images.len() > 1 {
-        let mut differs: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-        for r in &report.rows {
-            differs
-                .entry((r.side.clone(), r.name()))
-                .or_default()
-                .push(format!("{}: {}", r.image, cell(r)));
-        }
-        let mut any = false;
-        let _ = writeln!(out, "\nAcross Postfix versions:");
-        for ((side, scenario), cells) in &differs {
-            let texts: Vec<&str> = cells
-                .iter()
-                .map(|c| c.split_once(": ").map_or("", |x| x.1))
-                .collect();
-            if texts.windows(2).any(|w| w[0] != w[1]) {
-                any = true;
-                let _ = writeln!(out, "  {scenario} ({side}) differs: {}", cells.join("; "));
-            }
-        }
-        if !any {
+}
+
+/// One image's table: Postfix's warnings and policies, then a line per
+/// path with each side's cell and the verdict.
+fn image_table(out: &mut String, image: &str, rows: &[&Comparison], with_candidate: bool) {
+    let Some(first) = rows.first() else { return };
+    let _ = writeln!(out, "\n{image} (Postfix {})", first.current.postfix_version);
+    for side in ["current", "candidate"] {
+        for words in first.warnings.get(side).into_iter().flatten() {
             let _ = writeln!(
                 out,
-                "  no differences: every scenario gave the same result on every image"
+                "  {side}: Postfix {} warns: {words}",
+                first.current.postfix_version
             );
         }
     }
-    let down = comparisons
-        .iter()
-        .filter(|c| c.verdict == Some(Verdict::Downgrade))
-        .count();
-    let outage = comparisons
-        .iter()
-        .filter(|c| c.verdict == Some(Verdict::Outage))
-        .count();
-    let bounce = comparisons
-        .iter()
-        .filter(|c| c.verdict == Some(Verdict::Bounce))
-        .count();
-    let not_modelled = comparisons
-        .iter()
-        .filter(|c| c.verdict == Some(Verdict::NotModelled))
-        .count();
+    let currents: Vec<&Row> = rows.iter().map(|r| &r.current).collect();
+    let candidates: Vec<&Row> = rows.iter().filter_map(|r| r.candidate.as_ref()).collect();
+    policy_lines(out, "current", &currents);
     if with_candidate {
+        policy_lines(out, "candidate", &candidates);
+    }
+    let cur_head = side_head("current", &currents);
+    let cand_head = if with_candidate {
+        side_head("candidate", &candidates)
+    } else {
+        String::new()
+    };
+    let w0 = rows
+        .iter()
+        .map(|r| r.current.name().chars().count())
+        .chain([8])
+        .max()
+        .unwrap_or(8);
+    let w1 = rows
+        .iter()
+        .map(|r| cell(&r.current).chars().count())
+        .chain([cur_head.len()])
+        .max()
+        .unwrap_or(0);
+    let w2 = rows
+        .iter()
+        .filter_map(|r| r.candidate.as_ref().map(|c| cell(c).chars().count()))
+        .chain([cand_head.len()])
+        .max()
+        .unwrap_or(0);
+    let mut head = format!("  {:w0$}  {:w1$}", "scenario", cur_head);
+    if with_candidate {
+        let _ = write!(head, "  {cand_head:w2$}  verdict");
+    }
+    let _ = writeln!(out, "{}", head.trim_end());
+    for r in rows {
+        path_line(out, r, (w0, w1, w2));
+    }
+}
+
+/// One path's line at the table's column widths, and its notes.
+fn path_line(out: &mut String, r: &Comparison, (w0, w1, w2): (usize, usize, usize)) {
+    let c1 = cell(&r.current);
+    let mut line = format!(
+        "  {:w0$}  {}{}",
+        r.current.name(),
+        c1,
+        " ".repeat(w1 - c1.chars().count())
+    );
+    if let Some(c) = &r.candidate {
+        let c2 = cell(c);
+        let _ = write!(
+            line,
+            "  {}{}  {}",
+            c2,
+            " ".repeat(w2 - c2.chars().count()),
+            r.verdict.map(|v| v.to_string()).unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "{}", line.trim_end());
+    if let Some(why) = &r.why {
+        let _ = writeln!(out, "    why: {why}");
+    }
+    for (side, row) in [
+        ("current", Some(&r.current)),
+        ("candidate", r.candidate.as_ref()),
+    ] {
+        if let Some(refused) = row.and_then(|row| row.refused.as_ref()) {
+            let _ = writeln!(out, "    {side}: {refused}");
+        }
+    }
+    if !r.current.dropped_settings.is_empty() {
         let _ = writeln!(
             out,
-            "\n{down} downgrade(s), {bounce} bounce(s), {outage} outage(s), {not_modelled} not-modelled in {} path(s).",
-            comparisons.len()
+            "    note: the scenario's {} not applied; your configuration decided",
+            r.current.dropped_settings.join(" ")
         );
-        if Comparison::none_changed(&comparisons) {
-            let _ = writeln!(out, "{}", Comparison::NO_PATH_CHANGES);
-        }
-        if not_modelled > 0 {
-            let _ = writeln!(
-                out,
-                "Not modelled: the scenario does not say what happens on the port one side relays to, so that path says nothing about the change (state it in the scenario: a service, relay.elsewhere = \"refused\", or the path's block/drop)."
-            );
-        }
-        for c in comparisons
+    }
+}
+
+/// Differences between Postfix versions, per side.
+fn across_versions(out: &mut String, report: &CheckReport) {
+    let mut differs: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for r in &report.rows {
+        differs
+            .entry((r.side.clone(), r.name()))
+            .or_default()
+            .push(format!("{}: {}", r.image, cell(r)));
+    }
+    let mut any = false;
+    let _ = writeln!(out, "\nAcross Postfix versions:");
+    for ((side, scenario), cells) in &differs {
+        let texts: Vec<&str> = cells
             .iter()
-            .filter(|c| c.verdict.is_some_and(Verdict::gates))
-        {
-            let cand = c.candidate.as_ref().expect("a verdict has a candidate");
-            let _ = writeln!(
-                out,
-                "\n{} {} on {}:\n  current:   {}\n  candidate: {}",
-                c.verdict.expect("filtered"),
-                c.current.name(),
-                c.image,
-                summary(&c.current.attempt),
-                summary(&cand.attempt)
-            );
+            .map(|c| c.split_once(": ").map_or("", |x| x.1))
+            .collect();
+        if texts.windows(2).any(|w| w[0] != w[1]) {
+            any = true;
+            let _ = writeln!(out, "  {scenario} ({side}) differs: {}", cells.join("; "));
         }
     }
-    out
+    if !any {
+        let _ = writeln!(
+            out,
+            "  no differences: every scenario gave the same result on every image"
+        );
+    }
+}
+
+/// The verdicts counted, then each gating one with both sides in words.
+fn verdicts(out: &mut String, comparisons: &[Comparison]) {
+    let count = |verdict: Verdict| {
+        comparisons
+            .iter()
+            .filter(|c| c.verdict == Some(verdict))
+            .count()
+    };
+    let down = count(Verdict::Downgrade);
+    let outage = count(Verdict::Outage);
+    let bounce = count(Verdict::Bounce);
+    let not_modelled = count(Verdict::NotModelled);
+    let _ = writeln!(
+        out,
+        "\n{down} downgrade(s), {bounce} bounce(s), {outage} outage(s), {not_modelled} not-modelled in {} path(s).",
+        comparisons.len()
+    );
+    if Comparison::none_changed(comparisons) {
+        let _ = writeln!(out, "{}", Comparison::NO_PATH_CHANGES);
+    }
+    if not_modelled > 0 {
+        let _ = writeln!(
+            out,
+            "Not modelled: the scenario does not say what happens on the port one side relays to, so that path says nothing about the change (state it in the scenario: a service, relay.elsewhere = \"refused\", or the path's block/drop)."
+        );
+    }
+    for c in comparisons
+        .iter()
+        .filter(|c| c.verdict.is_some_and(Verdict::gates))
+    {
+        let cand = c.candidate.as_ref().expect("a verdict has a candidate");
+        let _ = writeln!(
+            out,
+            "\n{} {} on {}:\n  current:   {}\n  candidate: {}",
+            c.verdict.expect("filtered"),
+            c.current.name(),
+            c.image,
+            summary(&c.current.attempt),
+            summary(&cand.attempt)
+        );
+    }
 }
 
 #[cfg(test)]

@@ -24,37 +24,131 @@ use super::stall::{Stall, StallConfig};
 use super::strip_starttls::StripStarttls;
 use crate::pki::CertKind;
 
-/// One entry of `[middlebox] behaviour = [...]`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BehaviourSpec {
-    PassThrough,
-    StripStarttls,
-    MaskStarttls(MaskStarttlsConfig),
-    MaskBanner,
-    RejectStarttls(RejectStarttlsConfig),
-    DropOnStarttls(DropOnStarttlsConfig),
-    FailHandshake(FailHandshakeConfig),
-    InterceptTls(InterceptTlsConfig),
-    Inject(InjectConfig),
-    Delay(DelayConfig),
-    Stall(StallConfig),
+/// Declares every behaviour once, in the order of the README's table: its
+/// name in scenario files, its variant (with the type of its options, if
+/// it takes any), whether it means anything on a path that is TLS from its
+/// first byte (implicit TLS, port 465), and how one connection's fresh
+/// behaviour is built from it. The enum, [`NAMES`], the names, the
+/// deserializer's lookups and the builder all come from this one list.
+macro_rules! behaviours {
+    ($(
+        $name:literal => $variant:ident $(($config:ty))?,
+        implicit_tls: $implicit:literal,
+        build: |$options:pat_param, $ctx:pat_param| $build:expr;
+    )*) => {
+        /// One entry of `[middlebox] behaviour = [...]`.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+        pub enum BehaviourSpec {
+            $( #[serde(rename = $name)] $variant $(($config))?, )*
+        }
+
+        /// Every behaviour name, in the order of the README's table.
+        pub const NAMES: &[&str] = &[$($name),*];
+
+        impl BehaviourSpec {
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $( behaviours!(@pattern $variant $(($config))?, _) => $name, )*
+                }
+            }
+
+            /// Whether the behaviour means anything on a path that is TLS
+            /// from its first byte (implicit TLS, port 465).
+            pub fn works_with_implicit_tls(&self) -> bool {
+                match self {
+                    $( behaviours!(@pattern $variant $(($config))?, _) => $implicit, )*
+                }
+            }
+
+            /// A fresh behaviour with its own state, for one connection.
+            pub fn build(&self, ctx: &BuildContext) -> Box<dyn Behaviour> {
+                match self {
+                    $( behaviours!(@pattern $variant $(($config))?, config) => {
+                        let $options = behaviours!(@options config $(($config))?);
+                        let $ctx = ctx;
+                        $build
+                    } )*
+                }
+            }
+        }
+
+        /// The behaviour a bare name names, with its default options.
+        fn by_name(name: &str) -> Option<BehaviourSpec> {
+            Some(match name {
+                $( $name => behaviours!(@default $variant $(($config))?), )*
+                _ => return None,
+            })
+        }
+
+        /// The behaviour a one-key table names, with the options of its
+        /// value; a behaviour without options takes an empty table.
+        fn by_table<'de, A: MapAccess<'de>>(
+            name: &str,
+            map: &mut A,
+        ) -> Result<Option<BehaviourSpec>, A::Error> {
+            Ok(Some(match name {
+                $( $name => behaviours!(@table map, $variant $(($config))?), )*
+                _ => return Ok(None),
+            }))
+        }
+    };
+    (@pattern $variant:ident, $bind:pat) => { BehaviourSpec::$variant };
+    (@pattern $variant:ident ($config:ty), $bind:pat) => { BehaviourSpec::$variant($bind) };
+    (@options $bind:ident) => { &() };
+    (@options $bind:ident ($config:ty)) => { $bind };
+    (@default $variant:ident) => { BehaviourSpec::$variant };
+    (@default $variant:ident ($config:ty)) => { BehaviourSpec::$variant(<$config>::default()) };
+    (@table $map:ident, $variant:ident) => {{
+        $map.next_value::<NoOptions>()?;
+        BehaviourSpec::$variant
+    }};
+    (@table $map:ident, $variant:ident ($config:ty)) => {
+        BehaviourSpec::$variant($map.next_value::<$config>()?)
+    };
 }
 
-/// Every behaviour name, in the order of the README's table.
-pub const NAMES: &[&str] = &[
-    "pass-through",
-    "strip-starttls",
-    "mask-starttls",
-    "mask-banner",
-    "reject-starttls",
-    "drop-on-starttls",
-    "fail-handshake",
-    "intercept-tls",
-    "inject",
-    "delay",
-    "stall",
-];
+behaviours! {
+    "pass-through" => PassThrough,
+        implicit_tls: true,
+        build: |_, _| Box::new(PassThrough);
+    "strip-starttls" => StripStarttls,
+        implicit_tls: false,
+        build: |_, _| Box::new(StripStarttls);
+    "mask-starttls" => MaskStarttls(MaskStarttlsConfig),
+        implicit_tls: false,
+        build: |c, _| Box::new(MaskStarttls(c.clone()));
+    "mask-banner" => MaskBanner,
+        implicit_tls: false,
+        build: |_, _| Box::new(MaskBanner);
+    "reject-starttls" => RejectStarttls(RejectStarttlsConfig),
+        implicit_tls: false,
+        build: |c, _| Box::new(RejectStarttls(c.clone()));
+    "drop-on-starttls" => DropOnStarttls(DropOnStarttlsConfig),
+        implicit_tls: false,
+        build: |c, _| Box::new(DropOnStarttls(c.clone()));
+    "fail-handshake" => FailHandshake(FailHandshakeConfig),
+        implicit_tls: true,
+        build: |c, _| Box::new(FailHandshake(c.clone()));
+    "intercept-tls" => InterceptTls(InterceptTlsConfig),
+        implicit_tls: true,
+        build: |c, ctx| Box::new(InterceptTls {
+            config: c.clone(),
+            acceptor: ctx
+                .acceptors
+                .get(&c.certificate)
+                .cloned()
+                .expect("the run prepares an acceptor for every intercept certificate"),
+        });
+    "inject" => Inject(InjectConfig),
+        implicit_tls: false,
+        build: |c, _| Box::new(Inject(c.clone()));
+    "delay" => Delay(DelayConfig),
+        implicit_tls: true,
+        build: |c, _| Box::new(Delay(c.clone()));
+    "stall" => Stall(StallConfig),
+        implicit_tls: true,
+        build: |c, _| Box::new(Stall(c.clone()));
+}
 
 /// What behaviours need from the run to be built.
 #[derive(Clone, Debug, Default)]
@@ -65,64 +159,11 @@ pub struct BuildContext {
 }
 
 impl BehaviourSpec {
-    pub fn name(&self) -> &'static str {
-        match self {
-            BehaviourSpec::PassThrough => NAMES[0],
-            BehaviourSpec::StripStarttls => NAMES[1],
-            BehaviourSpec::MaskStarttls(_) => NAMES[2],
-            BehaviourSpec::MaskBanner => NAMES[3],
-            BehaviourSpec::RejectStarttls(_) => NAMES[4],
-            BehaviourSpec::DropOnStarttls(_) => NAMES[5],
-            BehaviourSpec::FailHandshake(_) => NAMES[6],
-            BehaviourSpec::InterceptTls(_) => NAMES[7],
-            BehaviourSpec::Inject(_) => NAMES[8],
-            BehaviourSpec::Delay(_) => NAMES[9],
-            BehaviourSpec::Stall(_) => NAMES[10],
-        }
-    }
-
-    /// Whether the behaviour means anything on a path that is TLS from its
-    /// first byte (implicit TLS, port 465).
-    pub fn works_with_implicit_tls(&self) -> bool {
-        matches!(
-            self,
-            BehaviourSpec::PassThrough
-                | BehaviourSpec::FailHandshake(_)
-                | BehaviourSpec::InterceptTls(_)
-                | BehaviourSpec::Delay(_)
-                | BehaviourSpec::Stall(_)
-        )
-    }
-
     /// The certificate kind this behaviour presents, if it presents one.
     pub fn certificate(&self) -> Option<CertKind> {
         match self {
             BehaviourSpec::InterceptTls(c) => Some(c.certificate),
             _ => None,
-        }
-    }
-
-    /// A fresh behaviour with its own state, for one connection.
-    pub fn build(&self, ctx: &BuildContext) -> Box<dyn Behaviour> {
-        match self {
-            BehaviourSpec::PassThrough => Box::new(PassThrough),
-            BehaviourSpec::StripStarttls => Box::new(StripStarttls),
-            BehaviourSpec::MaskStarttls(c) => Box::new(MaskStarttls(c.clone())),
-            BehaviourSpec::MaskBanner => Box::new(MaskBanner),
-            BehaviourSpec::RejectStarttls(c) => Box::new(RejectStarttls(c.clone())),
-            BehaviourSpec::DropOnStarttls(c) => Box::new(DropOnStarttls(c.clone())),
-            BehaviourSpec::FailHandshake(c) => Box::new(FailHandshake(c.clone())),
-            BehaviourSpec::InterceptTls(c) => Box::new(InterceptTls {
-                config: c.clone(),
-                acceptor: ctx
-                    .acceptors
-                    .get(&c.certificate)
-                    .cloned()
-                    .expect("the run prepares an acceptor for every intercept certificate"),
-            }),
-            BehaviourSpec::Inject(c) => Box::new(Inject(c.clone())),
-            BehaviourSpec::Delay(c) => Box::new(Delay(c.clone())),
-            BehaviourSpec::Stall(c) => Box::new(Stall(c.clone())),
         }
     }
 }
@@ -148,20 +189,7 @@ impl<'de> Visitor<'de> for SpecVisitor {
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
-        Ok(match name {
-            "pass-through" => BehaviourSpec::PassThrough,
-            "strip-starttls" => BehaviourSpec::StripStarttls,
-            "mask-starttls" => BehaviourSpec::MaskStarttls(Default::default()),
-            "mask-banner" => BehaviourSpec::MaskBanner,
-            "reject-starttls" => BehaviourSpec::RejectStarttls(Default::default()),
-            "drop-on-starttls" => BehaviourSpec::DropOnStarttls(Default::default()),
-            "fail-handshake" => BehaviourSpec::FailHandshake(Default::default()),
-            "intercept-tls" => BehaviourSpec::InterceptTls(Default::default()),
-            "inject" => BehaviourSpec::Inject(Default::default()),
-            "delay" => BehaviourSpec::Delay(Default::default()),
-            "stall" => BehaviourSpec::Stall(Default::default()),
-            other => return Err(E::unknown_variant(other, NAMES)),
-        })
+        by_name(name).ok_or_else(|| E::unknown_variant(name, NAMES))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -170,20 +198,8 @@ impl<'de> Visitor<'de> for SpecVisitor {
                 "an empty table: name a behaviour, e.g. { reject-starttls = { reply = \"454 4.7.0 ...\" } }",
             ));
         };
-        let spec = match name.as_str() {
-            "pass-through" | "strip-starttls" | "mask-banner" => {
-                map.next_value::<NoOptions>()?;
-                self.visit_str(&name)?
-            }
-            "mask-starttls" => BehaviourSpec::MaskStarttls(map.next_value()?),
-            "reject-starttls" => BehaviourSpec::RejectStarttls(map.next_value()?),
-            "drop-on-starttls" => BehaviourSpec::DropOnStarttls(map.next_value()?),
-            "fail-handshake" => BehaviourSpec::FailHandshake(map.next_value()?),
-            "intercept-tls" => BehaviourSpec::InterceptTls(map.next_value()?),
-            "inject" => BehaviourSpec::Inject(map.next_value()?),
-            "delay" => BehaviourSpec::Delay(map.next_value()?),
-            "stall" => BehaviourSpec::Stall(map.next_value()?),
-            other => return Err(de::Error::unknown_variant(other, NAMES)),
+        let Some(spec) = by_table(&name, &mut map)? else {
+            return Err(de::Error::unknown_variant(&name, NAMES));
         };
         if let Some(extra) = map.next_key::<String>()? {
             return Err(de::Error::custom(format!(
@@ -249,6 +265,21 @@ mod tests {
         for name in NAMES {
             let got = parse(&format!("behaviour = [\"{name}\"]")).unwrap();
             assert_eq!(got[0].name(), *name);
+        }
+    }
+
+    #[test]
+    fn every_name_is_its_serialised_tag_and_reads_back() {
+        for name in NAMES {
+            let spec = by_name(name).unwrap();
+            let json = serde_json::to_value(&spec).unwrap();
+            let tag = json
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| json.as_object().and_then(|o| o.keys().next().cloned()));
+            assert_eq!(tag.as_deref(), Some(*name), "{json}");
+            let back: BehaviourSpec = serde_json::from_value(json).unwrap();
+            assert_eq!(back, spec);
         }
     }
 

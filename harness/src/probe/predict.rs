@@ -23,164 +23,34 @@ pub struct Prediction {
 /// Predictions for the levels every scenario states.
 pub fn predict(obs: &Observation, d: &Diagnosis) -> Vec<Prediction> {
     let host = &obs.server_name;
-    let plaintext = || expect(Outcome::DeliveredPlaintext, None, None, None);
+    if obs.implicit_tls.is_some() {
+        return implicit_tls(host, d);
+    }
     let mut out = Vec::new();
     let mut at = |level: Level, expect: AttemptExpectation, why: Vec<String>| {
         out.push(Prediction { level, expect, why });
     };
-
-    if obs.implicit_tls.is_some() {
-        return implicit_tls(host, d);
-    }
     if obs.ehlo.code() == 421 {
-        let dsn = postfix_dsn(&obs.ehlo);
-        let why = vec![format!(
-            "Postfix gives up on a 421 answer to EHLO: ... status=deferred (host {host}[...] refused to talk to me: {})",
-            obs.ehlo
-        )];
-        for level in Level::REQUIRED {
-            at(
-                level,
-                expect(
-                    Outcome::Deferred,
-                    Some(dsn.clone()),
-                    Some("refused to talk to me"),
-                    None,
-                ),
-                if level == Level::None {
-                    why.clone()
-                } else {
-                    Vec::new()
-                },
-            );
-        }
+        ehlo_refused(host, &obs.ehlo, &mut at);
         return out;
     }
-
     at(
         Level::None,
         plaintext(),
         vec!["`none` never starts TLS; the relay takes the message in plaintext.".into()],
     );
     if !d.postfix_sees_starttls {
-        let mut may_why =
-            vec!["Postfix does not see STARTTLS, so `may` goes ahead without TLS.".to_owned()];
-        if pix_banner(&obs.greeting) {
-            may_why.push(format!(
-                "  QUEUEID: enabling PIX workarounds: disable_esmtp for {host}[...] (scenarios/mask-banner.toml)"
-            ));
-        }
-        at(Level::May, plaintext(), may_why);
-        let reason = "TLS is required, but was not offered by host";
-        for level in [Level::Encrypt, Level::Verify, Level::Secure] {
-            let why = if level == Level::Encrypt {
-                vec![
-                    format!("  ... dsn=4.7.4, status=deferred ({reason} {host}[...])"),
-                    "(scenarios/incident-587-strip.toml, mask-starttls.toml, mask-banner.toml, no-starttls-relay.toml)".into(),
-                ]
-            } else {
-                Vec::new()
-            };
-            at(level, deferred("4.7.4", reason), why);
-        }
+        starttls_not_seen(host, obs, &mut at);
         return out;
     }
-
     match &d.replay.starttls {
         // Not reached: Postfix sees STARTTLS only when the reply lists it,
         // and then the probe recorded how it was answered.
         None => {}
-        Some(StarttlsAnswer::Refuse { reply }) => {
-            at(
-                Level::May,
-                plaintext(),
-                vec![
-                    "`may` carries on in plaintext in the same session after the refusal (scenarios/reject-starttls-454.toml)."
-                        .into(),
-                ],
-            );
-            let dsn = postfix_dsn(reply);
-            let outcome = if dsn.as_str().starts_with('5') {
-                Outcome::Bounced
-            } else {
-                Outcome::Deferred
-            };
-            let class = reply.code() / 100;
-            let mut why = vec![format!(
-                "  ... dsn={dsn}, status={} ({}TLS is required, but host {host}[...] refused to start TLS: {reply})",
-                if outcome == Outcome::Bounced {
-                    "bounced"
-                } else {
-                    "deferred"
-                },
-                if class == 4 || class == 5 {
-                    ""
-                } else {
-                    "Protocol error: "
-                }
-            )];
-            why.push(if outcome == Outcome::Bounced {
-                "A 5xx refusal of STARTTLS bounces the message at once (scenarios/reject-starttls-502.toml).".into()
-            } else {
-                "(scenarios/reject-starttls-454.toml)".into()
-            });
-            for level in [Level::Encrypt, Level::Verify, Level::Secure] {
-                at(
-                    level,
-                    expect(
-                        outcome,
-                        Some(dsn.clone()),
-                        Some("refused to start TLS"),
-                        None,
-                    ),
-                    if level == Level::Encrypt {
-                        why.clone()
-                    } else {
-                        Vec::new()
-                    },
-                );
-            }
-        }
-        Some(StarttlsAnswer::Drop(kind)) => {
-            let (reason, why) = match kind {
-                DropKind::Close | DropKind::Reset => (
-                    "while receiving the STARTTLS response",
-                    vec![
-                        format!("  ... dsn=4.4.2, status=deferred (lost connection with {host}[...] while receiving the STARTTLS response)"),
-                        "A lost connection is no reason to retry in plaintext: `may` defers too, even on a retry (scenarios/drop-on-starttls.toml).".into(),
-                    ],
-                ),
-                DropKind::Silence => (
-                    "timed out while receiving the STARTTLS response",
-                    vec![
-                        format!("  ... dsn=4.4.2, status=deferred (conversation with {host}[...] timed out while receiving the STARTTLS response)"),
-                        "(scenarios/replay-starttls-unanswered.toml)".into(),
-                    ],
-                ),
-            };
-            for level in [Level::May, Level::Encrypt, Level::Verify, Level::Secure] {
-                let why = if level == Level::May {
-                    why.clone()
-                } else {
-                    Vec::new()
-                };
-                at(level, deferred("4.4.2", reason), why);
-            }
-        }
+        Some(StarttlsAnswer::Refuse { reply }) => starttls_refused(host, reply, &mut at),
+        Some(StarttlsAnswer::Drop(kind)) => starttls_dropped(host, *kind, &mut at),
         Some(StarttlsAnswer::Accept { handshake, .. }) if *handshake != Handshake::Complete => {
-            let reason = "Cannot start TLS: handshake failure";
-            let why = vec![
-                format!("  ... dsn=4.7.5, status=deferred ({reason})"),
-                "A fresh message at `may` is deferred too; a retry once it is minimal_backoff_time old goes out in plaintext (scenarios/fail-handshake-alert.toml, fail-handshake-immediate-retry.toml).".into(),
-            ];
-            for level in [Level::May, Level::Encrypt, Level::Verify, Level::Secure] {
-                let why = if level == Level::May {
-                    why.clone()
-                } else {
-                    Vec::new()
-                };
-                at(level, deferred("4.7.5", reason), why);
-            }
+            handshake_failed(&mut at)
         }
         Some(StarttlsAnswer::Accept { .. }) => {
             let why = vec![
@@ -192,6 +62,176 @@ pub fn predict(obs: &Observation, d: &Diagnosis) -> Vec<Prediction> {
         }
     }
     out
+}
+
+fn plaintext() -> AttemptExpectation {
+    expect(Outcome::DeliveredPlaintext, None, None, None)
+}
+
+/// A 421 answer to EHLO: every level defers.
+fn ehlo_refused(
+    host: &str,
+    ehlo: &RecordedReply,
+    at: &mut impl FnMut(Level, AttemptExpectation, Vec<String>),
+) {
+    let dsn = postfix_dsn(ehlo);
+    let why = vec![format!(
+        "Postfix gives up on a 421 answer to EHLO: ... status=deferred (host {host}[...] refused to talk to me: {ehlo})"
+    )];
+    for level in Level::REQUIRED {
+        at(
+            level,
+            expect(
+                Outcome::Deferred,
+                Some(dsn.clone()),
+                Some("refused to talk to me"),
+                None,
+            ),
+            if level == Level::None {
+                why.clone()
+            } else {
+                Vec::new()
+            },
+        );
+    }
+}
+
+/// Postfix does not see STARTTLS: `may` goes ahead in plaintext, the
+/// levels that need TLS defer.
+fn starttls_not_seen(
+    host: &str,
+    obs: &Observation,
+    at: &mut impl FnMut(Level, AttemptExpectation, Vec<String>),
+) {
+    let mut may_why =
+        vec!["Postfix does not see STARTTLS, so `may` goes ahead without TLS.".to_owned()];
+    if pix_banner(&obs.greeting) {
+        may_why.push(format!(
+            "  QUEUEID: enabling PIX workarounds: disable_esmtp for {host}[...] (scenarios/mask-banner.toml)"
+        ));
+    }
+    at(Level::May, plaintext(), may_why);
+    let reason = "TLS is required, but was not offered by host";
+    for level in [Level::Encrypt, Level::Verify, Level::Secure] {
+        let why = if level == Level::Encrypt {
+            vec![
+                format!("  ... dsn=4.7.4, status=deferred ({reason} {host}[...])"),
+                "(scenarios/incident-587-strip.toml, mask-starttls.toml, mask-banner.toml, no-starttls-relay.toml)".into(),
+            ]
+        } else {
+            Vec::new()
+        };
+        at(level, deferred("4.7.4", reason), why);
+    }
+}
+
+/// The relay refused STARTTLS with `reply`: `may` carries on in
+/// plaintext, the levels that need TLS defer or bounce by its code.
+fn starttls_refused(
+    host: &str,
+    reply: &RecordedReply,
+    at: &mut impl FnMut(Level, AttemptExpectation, Vec<String>),
+) {
+    at(
+        Level::May,
+        plaintext(),
+        vec![
+            "`may` carries on in plaintext in the same session after the refusal (scenarios/reject-starttls-454.toml)."
+                .into(),
+        ],
+    );
+    let dsn = postfix_dsn(reply);
+    let outcome = if dsn.as_str().starts_with('5') {
+        Outcome::Bounced
+    } else {
+        Outcome::Deferred
+    };
+    let class = reply.code() / 100;
+    let mut why = vec![format!(
+        "  ... dsn={dsn}, status={} ({}TLS is required, but host {host}[...] refused to start TLS: {reply})",
+        if outcome == Outcome::Bounced {
+            "bounced"
+        } else {
+            "deferred"
+        },
+        if class == 4 || class == 5 {
+            ""
+        } else {
+            "Protocol error: "
+        }
+    )];
+    why.push(if outcome == Outcome::Bounced {
+        "A 5xx refusal of STARTTLS bounces the message at once (scenarios/reject-starttls-502.toml).".into()
+    } else {
+        "(scenarios/reject-starttls-454.toml)".into()
+    });
+    for level in [Level::Encrypt, Level::Verify, Level::Secure] {
+        at(
+            level,
+            expect(
+                outcome,
+                Some(dsn.clone()),
+                Some("refused to start TLS"),
+                None,
+            ),
+            if level == Level::Encrypt {
+                why.clone()
+            } else {
+                Vec::new()
+            },
+        );
+    }
+}
+
+/// The relay dropped the connection at STARTTLS: every level from `may`
+/// defers.
+fn starttls_dropped(
+    host: &str,
+    kind: DropKind,
+    at: &mut impl FnMut(Level, AttemptExpectation, Vec<String>),
+) {
+    let (reason, why) = match kind {
+        DropKind::Close | DropKind::Reset => (
+            "while receiving the STARTTLS response",
+            vec![
+                format!("  ... dsn=4.4.2, status=deferred (lost connection with {host}[...] while receiving the STARTTLS response)"),
+                "A lost connection is no reason to retry in plaintext: `may` defers too, even on a retry (scenarios/drop-on-starttls.toml).".into(),
+            ],
+        ),
+        DropKind::Silence => (
+            "timed out while receiving the STARTTLS response",
+            vec![
+                format!("  ... dsn=4.4.2, status=deferred (conversation with {host}[...] timed out while receiving the STARTTLS response)"),
+                "(scenarios/replay-starttls-unanswered.toml)".into(),
+            ],
+        ),
+    };
+    for level in [Level::May, Level::Encrypt, Level::Verify, Level::Secure] {
+        let why = if level == Level::May {
+            why.clone()
+        } else {
+            Vec::new()
+        };
+        at(level, deferred("4.4.2", reason), why);
+    }
+}
+
+/// The handshake after STARTTLS did not complete: a fresh message defers
+/// at every level from `may`.
+fn handshake_failed(at: &mut impl FnMut(Level, AttemptExpectation, Vec<String>)) {
+    let reason = "Cannot start TLS: handshake failure";
+    let why = vec![
+        format!("  ... dsn=4.7.5, status=deferred ({reason})"),
+        "A fresh message at `may` is deferred too; a retry once it is minimal_backoff_time old goes out in plaintext (scenarios/fail-handshake-alert.toml, fail-handshake-immediate-retry.toml).".into(),
+    ];
+    for level in [Level::May, Level::Encrypt, Level::Verify, Level::Secure] {
+        let why = if level == Level::May {
+            why.clone()
+        } else {
+            Vec::new()
+        };
+        at(level, deferred("4.7.5", reason), why);
+    }
 }
 
 /// Predictions for a relay spoken to in wrapper mode (the scenario sets

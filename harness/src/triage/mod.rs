@@ -1,7 +1,7 @@
 //! `tlsharness triage`: from the symptom to the fix, on the affected host,
 //! without Docker. The configuration says where mail goes (`source`,
 //! `hops`), the mail log what failed (`maillog`, read by
-//! `check::explain`), the probe what the path does (`path`); then each
+//! `explain`), the probe what the path does (`path`); then each
 //! standard candidate is predicted against the current configuration
 //! (`predict`, `candidates`), written out (`write`) and, with `--confirm`,
 //! run on real Postfix (`confirm`). `render` puts it in words.

@@ -21,11 +21,11 @@ pub fn configuration(config: &HostConfig, routing: &Routing) -> String {
     out
 }
 
-pub fn mail_log(path: &Path, report: &crate::check::ExplainReport) -> String {
+pub fn mail_log(path: &Path, report: &crate::explain::ExplainReport) -> String {
     format!(
         "\n== mail log ({})\n{}",
         path.display(),
-        crate::check::render_explanations(report)
+        crate::explain::render(report)
     )
 }
 

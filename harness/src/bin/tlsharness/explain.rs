@@ -31,7 +31,7 @@ pub fn explain(args: &ExplainArgs) -> i32 {
     };
     print!(
         "{}",
-        tlsharness::check::render_explanations(&tlsharness::check::explain(&text))
+        tlsharness::explain::render(&tlsharness::explain::explain(&text))
     );
     exit::SUCCESS
 }

@@ -1,25 +1,13 @@
-//! `tlsharness explain LOGFILE`: reads Postfix log lines, names the path
-//! conditions their failures point to, flags deliveries that crossed in
-//! plaintext, and says which built-in scenarios reproduce each, and how to
-//! confirm from inside the affected network.
-//!
-//! A delivery is judged by its status line and the lines the same smtp
-//! process logged before it for that delivery (the "context"): Postfix's
-//! status reasons are terse ("Server certificate not verified"), the line
-//! that says why (a self-signed certificate, a masked greeting) comes
-//! before it.
-
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-
-use serde::Serialize;
+//! The rules: which status lines, with which reason and which clue in the
+//! lines before, point to which condition of the path, and which built-in
+//! scenarios reproduce it.
 
 use crate::mta::log::{Delivery, LogEvent, LogLine};
 use crate::outcome::Trust;
 
 /// Which status lines a rule is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
+pub(super) enum Status {
     /// `deferred`, `bounced` or `expired`.
     Failed,
     /// `sent` with no TLS session for the delivery.
@@ -29,17 +17,17 @@ enum Status {
 /// A pattern in the log and what it means for the network path. A rule
 /// applies when the status is `status`, the reason contains `reason` and a
 /// context line contains `context` (an empty text matches anything).
-struct Rule {
-    status: Status,
-    reason: &'static str,
-    context: Clue,
-    condition: &'static str,
-    scenarios: &'static [&'static str],
+pub(super) struct Rule {
+    pub(super) status: Status,
+    pub(super) reason: &'static str,
+    pub(super) context: Clue,
+    pub(super) condition: &'static str,
+    pub(super) scenarios: &'static [&'static str],
 }
 
 /// What a rule needs from the lines before the status line.
 #[derive(Clone, Copy)]
-enum Clue {
+pub(super) enum Clue {
     None,
     /// A context line containing this text.
     Text(&'static str),
@@ -49,7 +37,7 @@ enum Clue {
 }
 
 /// The rules, most specific first: the first that applies wins.
-const RULES: &[Rule] = &[
+pub(super) const RULES: &[Rule] = &[
     // Deliveries without TLS.
     Rule {
         status: Status::SentPlaintext,
@@ -379,126 +367,8 @@ const RULES: &[Rule] = &[
     },
 ];
 
-/// What kind of finding an explanation is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Finding {
-    /// Mail was delivered without TLS.
-    Plaintext,
-    /// Mail was deferred or bounced.
-    Failure,
-}
-
-/// One condition found in the log, with every delivery line that shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct Explanation {
-    pub finding: Finding,
-    /// The first log line that shows it.
-    pub example: String,
-    /// How many delivery lines show it.
-    pub count: usize,
-    pub condition: String,
-    pub scenarios: Vec<String>,
-    /// The relays, as Postfix names them (`host[addr]:port`), in order of
-    /// appearance; `none` when Postfix did not connect.
-    pub relays: Vec<String>,
-}
-
-/// Deferred or bounced lines with the same reason that no rule explains.
-#[derive(Clone, Debug, Serialize)]
-pub struct Unrecognised {
-    pub status: String,
-    pub reason: String,
-    pub count: usize,
-    /// The first such line.
-    pub example: String,
-}
-
-/// What a log says, as far as TLS on the path goes.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ExplainReport {
-    /// Delivery status lines (`status=...`) read.
-    pub status_lines: usize,
-    /// `sent` lines with a TLS session for the delivery (not flagged).
-    pub sent_tls: usize,
-    /// Plaintext deliveries first, then failures, each in order of appearance.
-    pub found: Vec<Explanation>,
-    pub unrecognised: Vec<Unrecognised>,
-}
-
-/// Explains the deliveries in a mail log.
-pub fn explain(log: &str) -> ExplainReport {
-    let lines: Vec<LogLine> = log.lines().map(crate::mta::postfix::log::parse).collect();
-    let mut report = ExplainReport::default();
-    for (i, verdict) in judge(&lines) {
-        report.status_lines += 1;
-        let line = &lines[i];
-        let LogEvent::Delivery(d) = &line.event else {
-            unreachable!("judge returns status lines only");
-        };
-        match verdict {
-            Verdict::Ignored => {}
-            Verdict::SentTls => report.sent_tls += 1,
-            Verdict::Explained(rule) => add_finding(&mut report.found, rule, line, d),
-            Verdict::Unrecognised => add_unrecognised(&mut report.unrecognised, line, d),
-        }
-    }
-    report
-        .found
-        .sort_by_key(|e| e.finding != Finding::Plaintext);
-    report
-}
-
-/// What became of one status line.
-#[derive(Clone, Copy)]
-enum Verdict {
-    /// Sent by something other than the smtp client (local, lmtp, ...).
-    Ignored,
-    SentTls,
-    Explained(&'static Rule),
-    Unrecognised,
-}
-
-/// A verdict for each status line, by its index in `lines`.
-fn judge(lines: &[LogLine]) -> Vec<(usize, Verdict)> {
-    // Each process's lines, so finding the context does not rescan the log.
-    let mut by_process: BTreeMap<(&str, u32), Vec<usize>> = BTreeMap::new();
-    for (i, line) in lines.iter().enumerate() {
-        by_process
-            .entry((line.program.as_str(), line.pid))
-            .or_default()
-            .push(i);
-    }
-    let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let LogEvent::Delivery(d) = &line.event else {
-            continue;
-        };
-        let own = &by_process[&(line.program.as_str(), line.pid)];
-        let context = context(lines, own, i, d);
-        let status = match d.status.as_str() {
-            "sent" if !is_smtp(line) || d.relay == "none" => {
-                out.push((i, Verdict::Ignored));
-                continue;
-            }
-            "sent" if has_tls_session(&context, &d.relay) => {
-                out.push((i, Verdict::SentTls));
-                continue;
-            }
-            "sent" => Status::SentPlaintext,
-            _ => Status::Failed,
-        };
-        let verdict = match RULES.iter().find(|r| r.applies(status, d, &context)) {
-            Some(rule) => Verdict::Explained(rule),
-            None => Verdict::Unrecognised,
-        };
-        out.push((i, verdict));
-    }
-    out
-}
-
 impl Rule {
-    fn applies(&self, status: Status, d: &Delivery, context: &[&LogLine]) -> bool {
+    pub(super) fn applies(&self, status: Status, d: &Delivery, context: &[&LogLine]) -> bool {
         self.status == status
             && d.reason.contains(self.reason)
             && match self.context {
@@ -511,304 +381,17 @@ impl Rule {
     }
 }
 
-fn is_smtp(line: &LogLine) -> bool {
-    line.program.ends_with("/smtp")
-}
-
-/// The lines the same process logged for this delivery, newest first:
-/// back to the previous delivery of another message. Status lines of the
-/// same message just before (its other recipients) share the session.
-fn context<'a>(lines: &'a [LogLine], own: &[usize], at: usize, d: &Delivery) -> Vec<&'a LogLine> {
-    let mut out = Vec::new();
-    let mut recipients_of_this_session = true;
-    for &j in own.iter().rev().skip_while(|&&j| j >= at) {
-        let line = &lines[j];
-        if let LogEvent::Delivery(other) = &line.event {
-            if other.queue_id == d.queue_id && recipients_of_this_session {
-                continue;
-            }
-            break;
-        }
-        recipients_of_this_session = false;
-        if queue_id(line).is_some_and(|q| q != d.queue_id) {
-            break;
-        }
-        out.push(line);
-    }
-    out
-}
-
-/// The queue id a line starts with; `warning:` and friends are not ids.
-fn queue_id(line: &LogLine) -> Option<&str> {
-    line.queue_id()
-        .filter(|q| !q.bytes().all(|b| b.is_ascii_lowercase()))
-}
-
-/// Whether the context has a TLS session to `relay` (`host[addr]:port`):
-/// a new one, or one reused from the connection cache.
-fn has_tls_session(context: &[&LogLine], relay: &str) -> bool {
-    context.iter().any(|l| match &l.event {
-        LogEvent::Tls(s) => format!("{}[{}]:{}", s.host, s.addr, s.port) == relay,
-        _ => l
-            .message
-            .split_once(" TLS connection reused to ")
-            .is_some_and(|(_, rest)| rest.starts_with(&format!("{relay}:"))),
-    })
-}
-
-fn add_finding(found: &mut Vec<Explanation>, rule: &Rule, line: &LogLine, d: &Delivery) {
-    if let Some(e) = found.iter_mut().find(|e| e.condition == rule.condition) {
-        e.count += 1;
-        if !e.relays.contains(&d.relay) {
-            e.relays.push(d.relay.clone());
-        }
-        return;
-    }
-    found.push(Explanation {
-        finding: match rule.status {
-            Status::SentPlaintext => Finding::Plaintext,
-            Status::Failed => Finding::Failure,
-        },
-        example: line.raw.clone(),
-        count: 1,
-        condition: rule.condition.to_owned(),
-        scenarios: rule.scenarios.iter().map(|s| (*s).to_owned()).collect(),
-        relays: vec![d.relay.clone()],
-    });
-}
-
-fn add_unrecognised(list: &mut Vec<Unrecognised>, line: &LogLine, d: &Delivery) {
-    if let Some(u) = list
-        .iter_mut()
-        .find(|u| u.status == d.status.as_str() && u.reason == d.reason)
-    {
-        u.count += 1;
-        return;
-    }
-    list.push(Unrecognised {
-        status: d.status.as_str().to_owned(),
-        reason: d.reason.clone(),
-        count: 1,
-        example: line.raw.clone(),
-    });
-}
-
-/// `host` and `port` from Postfix's `host[addr]:port`.
-fn host_port(relay: &str) -> Option<(String, String)> {
-    let (host, rest) = relay.split_once('[')?;
-    let port = rest.rsplit_once("]:").map(|(_, p)| p.to_owned())?;
-    Some((host.to_owned(), port))
-}
-
-/// How to look at the path to `relay` (`host[addr]:port`) from inside the
-/// affected network; nothing for `none`.
-pub fn confirm_commands(relay: &str) -> Vec<String> {
-    match host_port(relay) {
-        Some((host, port)) => commands_for(&host, &port),
-        None => Vec::new(),
-    }
-}
-
-fn commands_for(host: &str, port: &str) -> Vec<String> {
-    // 465 speaks TLS from the first byte (smtp_tls_wrappermode), not STARTTLS.
-    let (finger, s_client) = if port == "465" {
-        ("-w ", "")
-    } else {
-        ("", "-starttls smtp ")
-    };
-    vec![
-        format!("posttls-finger {finger}-c -l secure -P /etc/ssl/certs \"[{host}]:{port}\""),
-        format!(
-            "openssl s_client {s_client}-connect {host}:{port} -servername {host} -verify_return_error </dev/null"
-        ),
-        format!("tlsharness probe {host}:{port} --out scenarios/this-network.toml"),
-    ]
-}
-
-/// The report in words: each condition once, then each relay's commands once.
-pub fn render(report: &ExplainReport) -> String {
-    let mut out = String::new();
-    if report.status_lines == 0 {
-        out.push_str("no delivery status lines (status=...) in this log\n");
-        return out;
-    }
-    let plaintext: usize = report
-        .found
-        .iter()
-        .filter(|e| e.finding == Finding::Plaintext)
-        .map(|e| e.count)
-        .sum();
-    let failed: usize = report
-        .found
-        .iter()
-        .filter(|e| e.finding == Finding::Failure)
-        .map(|e| e.count)
-        .sum();
-    let unrecognised: usize = report.unrecognised.iter().map(|u| u.count).sum();
-    let other = report.status_lines - report.sent_tls - plaintext - failed - unrecognised;
-    let _ = write!(
-        out,
-        "{} delivery status line(s): {} sent over TLS, {plaintext} sent in plaintext, {failed} deferred or bounced with a known condition, {unrecognised} not recognised",
-        report.status_lines, report.sent_tls,
-    );
-    if other > 0 {
-        let _ = write!(out, ", {other} not sent by the smtp client");
-    }
-    out.push_str("\n\n");
-    // (host, port) -> the numbers of the conditions seen on it.
-    let mut targets: Vec<((String, String), Vec<usize>)> = Vec::new();
-    for (n, e) in report.found.iter().enumerate() {
-        let n = n + 1;
-        let heading = match e.finding {
-            Finding::Plaintext => "DELIVERED IN PLAINTEXT: ",
-            Finding::Failure => "",
-        };
-        let _ = writeln!(
-            out,
-            "[{n}] {heading}{} delivery line(s) like:\n  {}",
-            e.count, e.example
-        );
-        let _ = writeln!(out, "likely: {}", e.condition);
-        let _ = writeln!(
-            out,
-            "reproduced by: {}",
-            e.scenarios
-                .iter()
-                .map(|s| format!("scenarios/{s}.toml"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let _ = writeln!(out, "relay(s): {}\n", e.relays.join(", "));
-        for relay in &e.relays {
-            let Some(target) = host_port(relay) else {
-                continue;
-            };
-            match targets.iter_mut().find(|(t, _)| *t == target) {
-                Some((_, ns)) if ns.contains(&n) => {}
-                Some((_, ns)) => ns.push(n),
-                None => targets.push((target, vec![n])),
-            }
-        }
-    }
-    if !report.unrecognised.is_empty() {
-        out.push_str("not recognised (deferred or bounced, no known path condition):\n");
-        for u in &report.unrecognised {
-            let _ = writeln!(out, "  {} line(s) like:\n    {}", u.count, u.example);
-        }
-        out.push('\n');
-    }
-    if !targets.is_empty() {
-        out.push_str(
-            "confirm from the affected host (and compare with a host where mail flows):\n",
-        );
-        for ((host, port), ns) in &targets {
-            let ns: Vec<String> = ns.iter().map(|n| format!("[{n}]")).collect();
-            let _ = writeln!(out, "  {host}:{port} (for {}):", ns.join(", "));
-            for c in commands_for(host, port) {
-                let _ = writeln!(out, "    {c}");
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::explain::explain;
+    use crate::explain::fixtures::{
+        ALL_REASONS, RELAY, case_of, is_plaintext, status, verdicts, without_addresses,
+    };
+    use crate::explain::judge::Verdict;
     use crate::level::Level;
     use crate::outcome::Outcome;
     use crate::scenario::builtin;
-
-    const INCIDENT: &str = include_str!("../../../fixtures/logs/incident.log");
-    /// Real lines of every built-in case that does not deliver over TLS (and
-    /// a few that do), one case per distinct reason and clue, from Postfix
-    /// 3.5 (bullseye), 3.7 (bookworm) and 3.10 (trixie), in that order;
-    /// the harness's ephemeral relay ports replaced by the scenario's port.
-    const ALL_REASONS: &str = include_str!("../../../fixtures/logs/all-reasons.log");
-
-    /// `text` with every `[address]` written `[ADDR]`.
-    fn without_addresses(text: &str) -> String {
-        let mut out = String::new();
-        let mut rest = text;
-        while let Some(open) = rest.find('[') {
-            out.push_str(&rest[..=open]);
-            rest = &rest[open + 1..];
-            match rest.find(']') {
-                Some(close) if rest[..close].parse::<std::net::IpAddr>().is_ok() => {
-                    out.push_str("ADDR");
-                    rest = &rest[close..];
-                }
-                _ => {}
-            }
-        }
-        out.push_str(rest);
-        out
-    }
-
-    fn line(pid: u32, message: &str) -> String {
-        format!("Nov 30 02:28:40 postfix postfix/smtp[{pid}]: {message}\n")
-    }
-
-    fn status(pid: u32, qid: &str, relay: &str, status: &str, reason: &str) -> String {
-        line(
-            pid,
-            &format!(
-                "{qid}: to=<a@b.test>, relay={relay}, delay=0.2, delays=0.1/0/0.1/0, dsn=4.7.5, status={status} ({reason})"
-            ),
-        )
-    }
-
-    fn tls(pid: u32, relay: &str) -> String {
-        line(
-            pid,
-            &format!(
-                "Trusted TLS connection established to {relay}: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"
-            ),
-        )
-    }
-
-    const RELAY: &str = "smtp.relay.test[127.0.0.1]:587";
-    const SENT: &str = "250 2.0.0 Ok";
-
-    fn verdicts(log: &str) -> Vec<(String, Verdict)> {
-        let lines: Vec<LogLine> = log.lines().map(crate::mta::postfix::log::parse).collect();
-        judge(&lines)
-            .into_iter()
-            .map(|(i, v)| (lines[i].raw.clone(), v))
-            .collect()
-    }
-
-    fn is_plaintext(v: &Verdict) -> bool {
-        matches!(v, Verdict::Explained(r) if r.status == Status::SentPlaintext)
-    }
-
-    /// The scenario id and level in a harness recipient (`ID.LEVEL@cN...`),
-    /// with the ids the fixture's run still used mapped to today's.
-    fn case_of(raw: &str) -> (String, String) {
-        let local = raw.split("to=<").nth(1).unwrap().split('@').next().unwrap();
-        let (id, level) = local.rsplit_once('.').unwrap();
-        let id = match id {
-            "relay-auth-587-stripped" => "incident-587-strip-sasl",
-            "relay-auth-before-tls-stripped" => "incident-587-strip-sasl-auth-before-tls",
-            id => id,
-        };
-        (id.to_owned(), level.to_owned())
-    }
-
-    #[test]
-    fn explains_the_incident() {
-        let report = explain(INCIDENT);
-        assert_eq!(report.found.len(), 1, "{report:?}");
-        let e = &report.found[0];
-        assert_eq!(e.count, 2);
-        assert!(e.condition.contains("STARTTLS was not offered"));
-        assert!(e.scenarios.contains(&"incident-587-strip".to_owned()));
-        let cmds = confirm_commands(&e.relays[0]);
-        assert!(
-            cmds[1].contains("-connect smtp.sendgrid.net:587"),
-            "{cmds:?}"
-        );
-    }
 
     #[test]
     fn every_named_scenario_exists() {
@@ -1012,175 +595,5 @@ mod tests {
                 assert!(rule.condition.contains("credentials"));
             }
         }
-    }
-
-    #[test]
-    fn a_sent_line_is_plaintext_unless_its_process_logged_tls_to_that_relay_for_it() {
-        let other = "mx2.relay.test[127.0.0.2]:25";
-        let cases = [
-            // TLS to the relay, then the status line: not flagged.
-            (
-                tls(5, RELAY) + &status(5, "AAAAAA1", RELAY, "sent", SENT),
-                false,
-            ),
-            // The TLS line is another process's.
-            (
-                tls(6, RELAY) + &status(5, "AAAAAA1", RELAY, "sent", SENT),
-                true,
-            ),
-            // TLS to the first address, plaintext to the second.
-            (
-                tls(5, RELAY) + &status(5, "AAAAAA1", other, "sent", SENT),
-                true,
-            ),
-            // The TLS session was the previous message's.
-            (
-                tls(5, RELAY)
-                    + &status(5, "AAAAAA1", RELAY, "sent", SENT)
-                    + &status(5, "BBBBBB2", RELAY, "sent", SENT),
-                true,
-            ),
-            // A second recipient of the same message shares the session.
-            (
-                tls(5, RELAY)
-                    + &status(5, "AAAAAA1", RELAY, "sent", SENT)
-                    + &status(5, "AAAAAA1", RELAY, "sent", SENT),
-                false,
-            ),
-            // A session from the connection cache.
-            (
-                line(
-                    5,
-                    &format!("Verified TLS connection reused to {RELAY}: TLSv1.3 with cipher X"),
-                ) + &status(5, "AAAAAA1", RELAY, "sent", SENT),
-                false,
-            ),
-        ];
-        for (log, plaintext) in cases {
-            let judged = verdicts(&log);
-            let (raw, v) = judged.last().unwrap();
-            assert_eq!(is_plaintext(v), plaintext, "{log}\n-> {raw}");
-            assert_eq!(matches!(v, Verdict::SentTls), !plaintext, "{log}");
-        }
-    }
-
-    #[test]
-    fn a_local_delivery_is_not_a_plaintext_relay() {
-        let log = "Nov 30 02:28:40 h postfix/local[9]: AAAAAA1: to=<root@h.test>, relay=local, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0, status=sent (delivered to mailbox)\n";
-        let report = explain(log);
-        assert!(report.found.is_empty(), "{report:?}");
-        assert!(render(&report).contains("1 not sent by the smtp client"));
-    }
-
-    #[test]
-    fn a_suspended_destination_is_explained_by_the_reason_it_quotes() {
-        // After failures Postfix defers the queue's other mail for the
-        // destination through the error transport, quoting the reason.
-        let log = "Nov 30 02:28:40 h postfix/error[77]: AAAAAA1: to=<a@b.test>, relay=none, delay=9, delays=9/0/0/0, dsn=4.7.4, status=deferred (delivery temporarily suspended: TLS is required, but was not offered by host smtp.relay.test[127.0.0.1])\n";
-        let report = explain(log);
-        assert!(report.unrecognised.is_empty(), "{report:?}");
-        assert!(
-            report.found[0]
-                .condition
-                .starts_with("STARTTLS was not offered")
-        );
-    }
-
-    #[test]
-    fn pix_context_wins_over_the_status_reason() {
-        let log = "Nov 27 21:45:06 h postfix/smtp[9]: BB908FE09E: enabling PIX workarounds: disable_esmtp for smtp.relay.test[127.0.0.1]:32971\nNov 27 21:45:06 h postfix/smtp[9]: BB908FE09E: to=<a@b>, relay=smtp.relay.test[127.0.0.1]:32971, delay=1, delays=1/0/0/0, dsn=4.7.4, status=deferred (TLS is required, but was not offered by host smtp.relay.test[127.0.0.1])\n";
-        let found = explain(log).found;
-        assert!(found[0].condition.contains("PIX"), "{found:?}");
-    }
-
-    #[test]
-    fn a_clue_from_another_delivery_is_not_used() {
-        // The PIX line belongs to the previous message of the same process.
-        let log = line(9, "AAAAAA1: enabling PIX workarounds: disable_esmtp for x")
-            + &status(
-                9,
-                "AAAAAA1",
-                RELAY,
-                "deferred",
-                "TLS is required, but was not offered by host x",
-            )
-            + &status(
-                9,
-                "BBBBBB2",
-                RELAY,
-                "deferred",
-                "TLS is required, but was not offered by host x",
-            );
-        let found = explain(&log).found;
-        assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found[1].condition.starts_with("STARTTLS was not offered"));
-    }
-
-    #[test]
-    fn unrecognised_status_lines_are_listed() {
-        let log = status(
-            3,
-            "AAAAAA1",
-            RELAY,
-            "deferred",
-            "host said: 452 4.3.1 Insufficient system storage",
-        ) + &status(
-            4,
-            "BBBBBB2",
-            RELAY,
-            "deferred",
-            "host said: 452 4.3.1 Insufficient system storage",
-        ) + &status(
-            5,
-            "CCCCCC3",
-            RELAY,
-            "deferred",
-            "Server certificate not verified",
-        );
-        let report = explain(&log);
-        assert_eq!(report.unrecognised.len(), 1);
-        assert_eq!(report.unrecognised[0].count, 2);
-        let out = render(&report);
-        assert!(out.contains("not recognised (deferred or bounced"), "{out}");
-        assert!(out.contains("2 line(s) like:\n    Nov 30"), "{out}");
-        assert!(out.contains("Insufficient system storage"), "{out}");
-        assert!(
-            out.contains("1 deferred or bounced with a known condition, 2 not recognised"),
-            "{out}"
-        );
-    }
-
-    #[test]
-    fn each_confirm_command_is_printed_once() {
-        for log in [INCIDENT, ALL_REASONS] {
-            let out = render(&explain(log));
-            let commands: Vec<&str> = out
-                .lines()
-                .filter(|l| l.starts_with("    ") && !l.trim_start().starts_with("Nov"))
-                .collect();
-            assert!(!commands.is_empty(), "{out}");
-            for c in &commands {
-                assert_eq!(out.matches(c).count(), 1, "{c} repeated in\n{out}");
-            }
-        }
-        let implicit = confirm_commands("smtp.relay.test[127.0.0.1]:465");
-        assert!(
-            implicit[0].starts_with("posttls-finger -w "),
-            "{implicit:?}"
-        );
-        assert!(!implicit[1].contains("-starttls"), "{implicit:?}");
-        // The incident's two addresses are one host and port.
-        let out = render(&explain(INCIDENT));
-        assert_eq!(out.matches("openssl s_client").count(), 1, "{out}");
-    }
-
-    #[test]
-    fn a_log_without_status_lines_says_so() {
-        assert_eq!(
-            render(&explain(
-                "Nov 30 02:28:40 h postfix/qmgr[1]: AAAAAA1: removed\n"
-            )),
-            "no delivery status lines (status=...) in this log\n"
-        );
     }
 }
