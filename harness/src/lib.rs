@@ -16,7 +16,7 @@
 //! - [`run`]: scenarios x levels -> cases, execution, classification.
 //! - [`report`]: terminal matrix, JSON, JUnit, artifacts.
 //! - [`check`]: the user's own configuration (current vs candidate) on
-//!   scenarios' paths; `explain` for mail logs.
+//!   scenarios' paths.
 //! - [`explain`]: a Postfix mail log's failures, named as path conditions.
 //! - [`smtp`]: line and reply primitives shared by relay and middlebox.
 //! - [`probe`]: probes a real relay from inside a network and writes a

@@ -1,7 +1,7 @@
 //! `tlsharness check`: the user's own Postfix configuration (and,
 //! optionally, a candidate change to it) against scenarios' network paths,
-//! on one or more Postfix images; and `tlsharness explain`, which reads a
-//! mail log and names the path conditions behind its failures.
+//! on one or more Postfix images. (`tlsharness explain`, which reads a
+//! mail log, is [`crate::explain`].)
 
 mod compare;
 mod config;
