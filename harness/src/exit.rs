@@ -79,16 +79,6 @@ impl Code for crate::scenario::LoadErrors {
     }
 }
 
-impl Code for crate::mta::MtaError {
-    fn exit_code(&self) -> i32 {
-        if self.is_environment() {
-            ENVIRONMENT
-        } else {
-            HARNESS_ERROR
-        }
-    }
-}
-
 impl Code for crate::probe::ProbeError {
     /// The relay cannot be resolved or reached, or does not speak SMTP.
     fn exit_code(&self) -> i32 {

@@ -5,6 +5,15 @@
 //!
 //! Data flows one way:
 //!
+//! - [`exit`]: the exit codes, and the trait each error type implements
+//!   beside its own definition.
+//! - [`docker`]: the ground floor: the Docker engine, the harness's
+//!   container labels and clean-up, images built offline.
+//! - [`outcome`]: what happened to one message at one attempt.
+//! - [`level`], [`policy`]: the client TLS policies a case runs at, by
+//!   each MTA's own names.
+//! - [`tls`]: rustls configurations, and the ways a server breaks a
+//!   handshake on purpose.
 //! - [`scenario`]: file format and strict loading (file:line errors).
 //! - [`pki`]: the run's CA and server certificates (rcgen).
 //! - [`upstream`]: the fake relay (mailin's SMTP engine on tokio).
@@ -13,6 +22,10 @@
 //! - [`mta`]: the MTA under test behind one boundary: its container, its
 //!   configuration for a case's TLS policy, its log as typed delivery
 //!   events; Postfix and Exim each in a module of their own.
+//! - [`lab`]: a run's private network: the MTA (started through
+//!   [`mta`]) with only its own loopback, and the agent's container in
+//!   that namespace, where the fakes listen and the injector speaks to
+//!   the MTA.
 //! - [`run`]: scenarios x levels -> cases, execution, classification.
 //! - [`report`]: terminal matrix, JSON, JUnit, artifacts.
 //! - [`check`]: the user's own configuration (current vs candidate) on
@@ -21,12 +34,14 @@
 //! - [`smtp`]: line and reply primitives shared by relay and middlebox.
 //! - [`probe`]: probes a real relay from inside a network and writes a
 //!   scenario whose relay replays what it saw.
+//! - [`bench`]: how fast the harness runs against real Postfix.
 //! - [`triage`]: on the affected host, no Docker: configuration, mail log
 //!   and probe to a predicted fix, written as `check` candidates.
 
 pub mod bench;
 pub mod check;
 pub mod dns;
+pub mod docker;
 pub mod exit;
 pub mod explain;
 pub mod lab;

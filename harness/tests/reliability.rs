@@ -210,7 +210,7 @@ async fn start_lab(
         zones: Vec::new(),
     };
     let image = tlsharness::mta::image::DEFAULT_IMAGE;
-    let prepared = tlsharness::mta::docker::prepare_run(&[image])
+    let prepared = tlsharness::lab::prepare_run(&[image])
         .await
         .expect("Docker, the image and the agent are ready");
     Lab::start(LabOptions {

@@ -174,9 +174,7 @@ async fn lost_retry() {
         b"slowdefer unix - n n - - pipe\n  flags= user=nobody argv=/bin/sh -c { sleep 2; exit 75 }\n",
     );
     let image = tlsharness::mta::image::DEFAULT_IMAGE;
-    let prepared = tlsharness::mta::docker::prepare_run(&[image])
-        .await
-        .unwrap();
+    let prepared = tlsharness::lab::prepare_run(&[image]).await.unwrap();
     let mut lab = Lab::start(LabOptions {
         mta: StartOptions {
             mta: tlsharness::policy::Mta::Postfix,

@@ -19,7 +19,7 @@ use super::setup::{self, TlsPolicy};
 use super::{CheckError, Refusal, Stage};
 use crate::lab::{AgentImage, CLOSED, INJECT, Lab, LabError, LabOptions};
 use crate::level::Level;
-use crate::mta::{MtaError, StartOptions, docker};
+use crate::mta::{MtaError, StartOptions};
 use crate::pki::Pki;
 use crate::run::{Attempt, Case, Delivery, Placement, Workshop, findings, observe};
 use crate::scenario::{AttemptExpectation, PortFate, PortStatement, Scenario};
@@ -132,7 +132,7 @@ pub async fn check(
         ));
     }
     let images: Vec<&str> = opts.images.iter().map(String::as_str).collect();
-    let docker::PreparedRun { run_id, agent } = docker::prepare_run(&images).await?;
+    let crate::lab::PreparedRun { run_id, agent } = crate::lab::prepare_run(&images).await?;
     let routing = tokio::select! {
         r = routes::discover(sides, images[0], &run_id, opts.startup_timeout) => r?,
         _ = opts.cancel.cancelled() => return Err(CheckError::Interrupted),

@@ -78,7 +78,7 @@ impl AgentClient {
             .map_err(|e| failed("create", e))?;
         let id = created.id;
         let remove = || async {
-            let _ = crate::mta::docker::remove(docker, &id).await;
+            let _ = crate::docker::remove(docker, &id).await;
         };
         let attached = docker
             .attach_container(
@@ -199,7 +199,7 @@ impl AgentClient {
             p.abort();
         }
         let id = std::mem::take(&mut self.id);
-        let _ = crate::mta::docker::remove(&self.docker, &id).await;
+        let _ = crate::docker::remove(&self.docker, &id).await;
     }
 }
 
@@ -289,7 +289,7 @@ impl Drop for AgentClient {
             };
             rt.block_on(async {
                 if let Ok(docker) = Docker::connect_with_defaults() {
-                    let _ = crate::mta::docker::remove(&docker, &id).await;
+                    let _ = crate::docker::remove(&docker, &id).await;
                 }
             });
         })

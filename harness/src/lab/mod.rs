@@ -18,14 +18,15 @@ pub use agent::{peak_rss_kb, serve};
 pub use image::{AgentImage, agent_binary, mapped_libraries, use_agent_binary};
 use protocol::{Call, Hex, Reply, RigSpec, RigState};
 
-use crate::mta::docker::{
-    LABEL_BOOT, LABEL_PID, LABEL_PIDNS, LABEL_ROLE, LABEL_RUN, boot_id, pid_namespace, process_tag,
+use crate::docker::{
+    DockerError, LABEL_BOOT, LABEL_PID, LABEL_PIDNS, LABEL_ROLE, LABEL_RUN, boot_id, pid_namespace,
+    process_tag,
 };
 use crate::mta::{Instance, MtaError, StartOptions};
 use crate::pki::Identity;
 
 /// Where the MTA listens for injected mail, inside the namespace.
-pub const INJECT: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 25);
+pub const INJECT: SocketAddr = crate::mta::INJECT;
 /// A port inside the namespace where nothing ever listens.
 pub const CLOSED: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
 /// The envelope sender of every test message.
@@ -47,6 +48,8 @@ pub fn source_address(index: usize) -> IpAddr {
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
     Mta(#[from] MtaError),
     #[error("{0}")]
     Agent(String),
@@ -61,19 +64,50 @@ impl LabError {
     pub fn is_environment(&self) -> bool {
         match self {
             LabError::Mta(e) => e.is_environment(),
-            LabError::Agent(_) => true,
+            LabError::Docker(_) | LabError::Agent(_) => true,
             LabError::Rig(_) | LabError::NotContained(_) => false,
         }
     }
 }
 
-impl From<LabError> for MtaError {
-    fn from(e: LabError) -> MtaError {
-        match e {
-            LabError::Mta(e) => e,
-            other => MtaError::Docker(other.to_string()),
+impl crate::exit::Code for LabError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            LabError::Mta(e) => e.exit_code(),
+            e if e.is_environment() => crate::exit::ENVIRONMENT,
+            _ => crate::exit::HARNESS_ERROR,
         }
     }
+}
+
+/// What a run has once it may start containers: its id and its agent's
+/// image.
+pub struct PreparedRun {
+    pub run_id: String,
+    pub agent: AgentImage,
+}
+
+/// What every run does before it starts anything: reach Docker, clear up
+/// after killed runs, check that every image is present (nothing is ever
+/// pulled), and make the agent's image if this binary has none yet.
+pub async fn prepare_run(images: &[&str]) -> Result<PreparedRun, LabError> {
+    let docker = crate::docker::connect(std::time::Duration::from_secs(10)).await?;
+    crate::docker::sweep(&docker).await?;
+    crate::docker::sweep_run_dirs();
+    for image in images {
+        if !crate::docker::image_exists(&docker, image).await? {
+            return Err(LabError::Mta(MtaError::ImageMissing {
+                image: (*image).to_owned(),
+                build_args: crate::mta::image::build_args(image),
+            }));
+        }
+    }
+    let binary = agent_binary()?;
+    let agent = image::ensure(&docker, &binary).await?;
+    Ok(PreparedRun {
+        run_id: crate::docker::new_run_id(),
+        agent,
+    })
 }
 
 /// How to start a lab.

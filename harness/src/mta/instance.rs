@@ -18,10 +18,10 @@ use tokio::task::JoinHandle;
 
 use super::MOUNT;
 use super::MtaError;
-use super::docker::{
+use super::log::{Delivery, LogEvent, LogLine};
+use crate::docker::{
     LABEL_BOOT, LABEL_PID, LABEL_PIDNS, LABEL_ROLE, LABEL_RUN, boot_id, pid_namespace, process_tag,
 };
-use super::log::{Delivery, LogEvent, LogLine};
 
 /// A delivery status line, with its position in the log.
 #[derive(Clone, Debug)]
@@ -157,7 +157,7 @@ impl Instance {
         files: &[(String, Vec<u8>)],
         opts: &StartOptions,
     ) -> Result<Instance, MtaError> {
-        let docker = super::docker::client()?;
+        let docker = crate::docker::client()?;
         let container = container(
             &opts.image,
             &opts.run_id,
@@ -168,7 +168,7 @@ impl Instance {
         .with_startup_timeout(opts.startup_timeout)
         .start()
         .await
-        .map_err(|e| MtaError::Start(e.to_string()))?;
+        .map_err(MtaError::Start)?;
         let hub = Arc::new(LogHub::default());
         let (state_tx, state) = watch::channel(State::Starting);
         let state_tx = Arc::new(state_tx);
@@ -555,7 +555,7 @@ pub async fn run_once(
     let container = container(image, run_id, container_name, archive(files)?, script)
         .start()
         .await
-        .map_err(|e| MtaError::Start(e.to_string()))?;
+        .map_err(MtaError::Start)?;
     let read = async {
         let mut out = Vec::new();
         let mut err = Vec::new();
@@ -626,10 +626,9 @@ fn archive(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, MtaError> {
         header.set_mode(0o644);
         header.set_cksum();
         tar.append_data(&mut header, path, bytes.as_slice())
-            .map_err(|e| MtaError::Start(format!("failed to pack the configuration: {e}")))?;
+            .map_err(MtaError::Pack)?;
     }
-    tar.into_inner()
-        .map_err(|e| MtaError::Start(format!("failed to pack the configuration: {e}")))
+    tar.into_inner().map_err(MtaError::Pack)
 }
 
 /// `name:tag`, allowing a registry port in the name.

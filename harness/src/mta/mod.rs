@@ -8,7 +8,6 @@
 
 pub mod containment;
 pub mod dns;
-pub mod docker;
 pub mod exim;
 pub mod image;
 mod instance;
@@ -29,6 +28,13 @@ pub const MOUNT: &str = "/tlsharness";
 /// The envelope sender of every test message; its domain is discarded
 /// inside the MTA, so bounces never leave it.
 pub const SENDER: &str = "harness@tlsharness.test";
+
+/// Where the MTA accepts the harness's messages: its own port 25 on the
+/// loopback of the namespace it shares with the agent.
+pub const INJECT: std::net::SocketAddr = std::net::SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    25,
+);
 /// The domain under which every case has its own recipient domain.
 pub const CASE_DOMAIN: &str = "tlsharness.test";
 
@@ -232,23 +238,21 @@ fn section(text: &str, head: impl Fn(&str) -> bool) -> String {
     out
 }
 
-/// Failures around the MTA's container and Docker.
+/// Failures around the MTA's container.
 #[derive(Debug, thiserror::Error)]
 pub enum MtaError {
+    #[error(transparent)]
+    Docker(#[from] crate::docker::DockerError),
     #[error(
-        "no Docker daemon answers at {endpoint} ({detail}); run `ci/setup-docker.sh` to install and start one, or set DOCKER_HOST"
+        "the MTA image {image} is not present and nothing can be pulled; build it with `tlsharness image build{build_args}`"
     )]
-    NoDocker { endpoint: String, detail: String },
-    #[error(
-        "the MTA image {image} is not present and nothing can be pulled; build it with `tlsharness image build{suite_arg}`"
-    )]
-    ImageMissing { image: String, suite_arg: String },
-    #[error("failed to build the MTA image: {0}")]
-    Image(String),
-    #[error("{0}")]
-    Docker(String),
+    ImageMissing { image: String, build_args: String },
+    #[error("unknown suite `{0}` (built-in: bullseye, bookworm, trixie)")]
+    UnknownSuite(String),
     #[error("failed to start the MTA's container: {0}")]
-    Start(String),
+    Start(#[from] testcontainers::TestcontainersError),
+    #[error("failed to pack the MTA's configuration: {0}")]
+    Pack(#[source] std::io::Error),
     #[error("the MTA did not start within {secs}s; its last log lines:\n{log}")]
     NotReady { secs: u64, log: String },
     #[error("the MTA refused to start: {why}\n{log}")]
@@ -257,8 +261,6 @@ pub enum MtaError {
     Inject(String),
     #[error("failed to run a command in the MTA's container: {0}")]
     Exec(String),
-    #[error("{0}")]
-    RunDir(String),
 }
 
 impl MtaError {
@@ -266,13 +268,18 @@ impl MtaError {
     pub fn is_environment(&self) -> bool {
         matches!(
             self,
-            MtaError::NoDocker { .. }
-                | MtaError::ImageMissing { .. }
-                | MtaError::Image(_)
-                | MtaError::Docker(_)
-                | MtaError::Start(_)
-                | MtaError::RunDir(_)
+            MtaError::Docker(_) | MtaError::ImageMissing { .. } | MtaError::Start(_)
         )
+    }
+}
+
+impl crate::exit::Code for MtaError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            MtaError::UnknownSuite(_) => crate::exit::BAD_INPUT,
+            e if e.is_environment() => crate::exit::ENVIRONMENT,
+            _ => crate::exit::HARNESS_ERROR,
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use super::observe::{Delivery, observe};
 use super::plan::{Case, Selection, on_images, plan};
 use super::rig::{Placement, Rig, Workshop};
 use crate::lab::{Lab, LabError, LabOptions};
-use crate::mta::{DeliveryEvent, MtaError, StartOptions, docker};
+use crate::mta::{DeliveryEvent, MtaError, StartOptions};
 use crate::pki::{Pki, PkiError};
 use crate::policy::{Mta, Policy};
 use crate::scenario::{Expectation, Scenario};
@@ -338,7 +338,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     let mut images: Vec<&str> = cases.iter().map(|c| c.image.as_str()).collect();
     images.sort();
     images.dedup();
-    let docker::PreparedRun { run_id, agent } = docker::prepare_run(&images).await?;
+    let crate::lab::PreparedRun { run_id, agent } = crate::lab::prepare_run(&images).await?;
     let mut workshop = Workshop::new(Pki::new(&run_id)?, opts.attempt_timeout);
     let mut rigs = Vec::new();
     for (i, case) in cases.iter().enumerate() {

@@ -115,10 +115,10 @@ pub fn containers_of_run(run_id: &str) -> Vec<String> {
 }
 
 pub async fn containers_of_run_async(run_id: &str) -> Vec<String> {
-    let docker = tlsharness::mta::docker::connect(Duration::from_secs(10))
+    let docker = tlsharness::docker::connect(Duration::from_secs(10))
         .await
         .expect("the tests need a Docker daemon: run ci/setup-docker.sh");
-    tlsharness::mta::docker::containers_of_run(&docker, run_id)
+    tlsharness::docker::containers_of_run(&docker, run_id)
         .await
         .expect("containers can be listed")
 }

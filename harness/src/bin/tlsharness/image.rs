@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use clap::Subcommand;
+use tlsharness::docker;
 use tlsharness::exit;
-use tlsharness::mta::{docker, image};
+use tlsharness::mta::image;
 
 #[derive(Subcommand)]
 pub enum ImageCommand {

@@ -16,8 +16,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use tlsharness::docker;
 use tlsharness::exit;
-use tlsharness::mta::{docker, image as postfix_image};
+use tlsharness::mta::image as postfix_image;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]

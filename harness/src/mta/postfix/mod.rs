@@ -181,7 +181,7 @@ pub(super) fn render(
         }
     }
     let config = PostfixConfig {
-        inject: crate::lab::INJECT,
+        inject: super::INJECT,
         transports: transports
             .into_iter()
             .map(|(settings, name)| Transport { name, settings })

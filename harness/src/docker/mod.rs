@@ -1,16 +1,51 @@
-//! The Docker engine: reachability with a deadline, and finding and
-//! removing the harness's containers (including those of killed runs).
+//! The Docker engine, the ground floor under the lab and the MTAs:
+//! reachability with a deadline, the labels on every container the
+//! harness starts, finding and removing those containers (including those
+//! of killed runs) and run directories, and images built offline
+//! ([`offline`]). It knows no MTA and no agent.
+
+pub mod offline;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::errors::Error as DockerError;
+use bollard::errors::Error as DockerApiError;
 use bollard::models::ContainerSummaryStateEnum;
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use futures_util::StreamExt;
 
-use super::MtaError;
+/// Failures of the Docker engine or of talking to it: all the machine's,
+/// not the run's (exit code [`crate::exit::ENVIRONMENT`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error(
+        "no Docker daemon answers at {endpoint} ({detail}); run `ci/setup-docker.sh` to install and start one, or set DOCKER_HOST"
+    )]
+    Unreachable { endpoint: String, detail: String },
+    #[error("failed to {what}: {source}")]
+    Api {
+        what: String,
+        #[source]
+        source: DockerApiError,
+    },
+    #[error("failed to build the image {image}: {detail}")]
+    Build { image: String, detail: String },
+}
+
+impl crate::exit::Code for DockerError {
+    fn exit_code(&self) -> i32 {
+        crate::exit::ENVIRONMENT
+    }
+}
+
+impl DockerError {
+    /// A failed call to the engine, saying what it was for.
+    pub fn api(what: impl Into<String>) -> impl FnOnce(DockerApiError) -> DockerError {
+        let what = what.into();
+        move |source| DockerError::Api { what, source }
+    }
+}
 
 /// Label on every container the harness starts: the run's id.
 pub const LABEL_RUN: &str = "tlsharness.run";
@@ -27,17 +62,16 @@ pub const LABEL_PIDNS: &str = "tlsharness.pidns";
 pub const LABEL_ROLE: &str = "tlsharness.role";
 
 /// A Docker client for DOCKER_HOST (or the local socket), not yet tried.
-pub fn client() -> Result<Docker, MtaError> {
-    Docker::connect_with_defaults()
-        .map_err(|e| MtaError::Docker(format!("failed to reach Docker: {e}")))
+pub fn client() -> Result<Docker, DockerError> {
+    Docker::connect_with_defaults().map_err(DockerError::api("reach Docker"))
 }
 
 /// Connects to the Docker engine (DOCKER_HOST, or the local socket) and
 /// checks that it answers within `deadline`.
-pub async fn connect(deadline: Duration) -> Result<Docker, MtaError> {
+pub async fn connect(deadline: Duration) -> Result<Docker, DockerError> {
     let endpoint =
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-    let no_docker = |detail: String| MtaError::NoDocker {
+    let no_docker = |detail: String| DockerError::Unreachable {
         endpoint: endpoint.clone(),
         detail,
     };
@@ -97,7 +131,7 @@ fn owner_alive(tag: &str) -> bool {
 async fn list(
     docker: &Docker,
     label: String,
-) -> Result<Vec<bollard::models::ContainerSummary>, MtaError> {
+) -> Result<Vec<bollard::models::ContainerSummary>, DockerError> {
     docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -112,13 +146,13 @@ async fn list(
             });
             found
         })
-        .map_err(|e| MtaError::Docker(format!("failed to list containers: {e}")))
+        .map_err(DockerError::api("list containers"))
 }
 
 /// Force-removes a container; one that is gone counts as removed, and one
 /// already being removed (by another harness's sweep, say) once Docker
 /// says it is gone.
-pub(crate) async fn remove(docker: &Docker, id: &str) -> Result<(), MtaError> {
+pub async fn remove(docker: &Docker, id: &str) -> Result<(), DockerError> {
     let options = RemoveContainerOptions {
         force: true,
         v: true,
@@ -126,10 +160,10 @@ pub(crate) async fn remove(docker: &Docker, id: &str) -> Result<(), MtaError> {
     };
     match docker.remove_container(id, Some(options)).await {
         Ok(()) => Ok(()),
-        Err(DockerError::DockerResponseServerError {
+        Err(DockerApiError::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(()),
-        Err(DockerError::DockerResponseServerError {
+        Err(DockerApiError::DockerResponseServerError {
             status_code: 409, ..
         }) => {
             let removed = docker.wait_container(
@@ -144,9 +178,7 @@ pub(crate) async fn remove(docker: &Docker, id: &str) -> Result<(), MtaError> {
             let _ = tokio::time::timeout(Duration::from_secs(30), removed.next()).await;
             Ok(())
         }
-        Err(e) => Err(MtaError::Docker(format!(
-            "failed to remove container {id}: {e}"
-        ))),
+        Err(e) => Err(DockerError::api(format!("remove container {id}"))(e)),
     }
 }
 
@@ -166,7 +198,7 @@ pub struct Swept {
 /// (boot id) and same PID namespace. A container owned from elsewhere (a
 /// parallel CI job on the same daemon, an earlier boot, another machine)
 /// is removed only once it has stopped.
-pub async fn sweep(docker: &Docker) -> Result<Swept, MtaError> {
+pub async fn sweep(docker: &Docker) -> Result<Swept, DockerError> {
     let boot = boot_id();
     let pidns = pid_namespace();
     let mut removed = Swept::default();
@@ -269,13 +301,13 @@ pub fn sweep_run_dirs() -> usize {
 }
 
 /// Ids of the containers labelled with this run id.
-pub async fn containers_of_run(docker: &Docker, run_id: &str) -> Result<Vec<String>, MtaError> {
+pub async fn containers_of_run(docker: &Docker, run_id: &str) -> Result<Vec<String>, DockerError> {
     let found = list(docker, format!("{LABEL_RUN}={run_id}")).await?;
     Ok(found.into_iter().filter_map(|c| c.id).collect())
 }
 
 /// Removes every container this process started.
-pub async fn remove_owned(docker: &Docker) -> Result<usize, MtaError> {
+pub async fn remove_owned(docker: &Docker) -> Result<usize, DockerError> {
     let found = list(docker, format!("{LABEL_PID}={}", process_tag())).await?;
     let mut removed = 0;
     for id in found.into_iter().filter_map(|c| c.id) {
@@ -286,57 +318,18 @@ pub async fn remove_owned(docker: &Docker) -> Result<usize, MtaError> {
 }
 
 /// Whether the image exists locally (nothing is ever pulled).
-pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool, MtaError> {
+pub async fn image_exists(docker: &Docker, image: &str) -> Result<bool, DockerError> {
     match docker.inspect_image(image).await {
         Ok(_) => Ok(true),
-        Err(DockerError::DockerResponseServerError {
+        Err(DockerApiError::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(false),
-        Err(e) => Err(MtaError::Docker(format!(
-            "failed to inspect image {image}: {e}"
-        ))),
+        Err(e) => Err(DockerError::api(format!("inspect image {image}"))(e)),
     }
-}
-
-/// What a run has once it may start containers: its id and its agent's
-/// image.
-pub struct PreparedRun {
-    pub run_id: String,
-    pub agent: crate::lab::AgentImage,
-}
-
-/// What every run does before it starts anything: reach Docker, clear up
-/// after killed runs, check that every image is present (nothing is ever
-/// pulled), and make the agent's image if this binary has none yet.
-pub async fn prepare_run(images: &[&str]) -> Result<PreparedRun, MtaError> {
-    let docker = connect(Duration::from_secs(10)).await?;
-    sweep(&docker).await?;
-    sweep_run_dirs();
-    for image in images {
-        if !image_exists(&docker, image).await? {
-            let suite_arg = if *image == super::image::EXIM_IMAGE {
-                " --mta exim".to_owned()
-            } else {
-                super::image::suite_of(image)
-                    .map(|s| format!(" --suite {s}"))
-                    .unwrap_or_else(|| " (or build your own image with the MTA in it)".into())
-            };
-            return Err(MtaError::ImageMissing {
-                image: (*image).to_owned(),
-                suite_arg,
-            });
-        }
-    }
-    let binary = crate::lab::agent_binary()?;
-    let agent = crate::lab::image::ensure(&docker, &binary).await?;
-    Ok(PreparedRun {
-        run_id: new_run_id(),
-        agent,
-    })
 }
 
 /// A short random id naming the run's container, directory and CA.
-fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
