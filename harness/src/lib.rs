@@ -45,7 +45,7 @@ pub mod docker;
 pub mod exit;
 pub mod explain;
 pub mod lab;
-pub mod level;
+pub use mta::postfix::level;
 pub mod middlebox;
 pub mod mta;
 pub mod outcome;

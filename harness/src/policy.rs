@@ -1,14 +1,14 @@
-//! The MTAs the harness can test, and each one's client TLS policies by
-//! its own names: Postfix's `smtp_tls_security_level` values
-//! ([`Level`]), Exim's smtp transport options ([`EximPolicy`]). A case
-//! runs one scenario at one [`Policy`].
+//! The one list of the MTAs the harness can test ([`Mta`]), each reached
+//! through its folder's [`Driver`], and a client TLS policy of one of
+//! them ([`Policy`]), named and ordered by that MTA's own driver. A case
+//! runs one scenario at one policy.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
 
-pub use crate::level::Level;
+use crate::mta::Driver;
 
 /// An MTA the harness runs in its container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -21,19 +21,26 @@ pub enum Mta {
 impl Mta {
     pub const ALL: [Mta; 2] = [Mta::Postfix, Mta::Exim];
 
-    pub fn as_str(self) -> &'static str {
+    /// The MTA's folder: the only place that names every MTA's driver.
+    pub fn driver(self) -> &'static dyn Driver {
         match self {
-            Mta::Postfix => "postfix",
-            Mta::Exim => "exim",
+            Mta::Postfix => &crate::mta::postfix::Postfix,
+            Mta::Exim => &crate::mta::exim::Exim,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.driver().name()
     }
 
     /// The MTA's own name, for messages.
     pub fn title(self) -> &'static str {
-        match self {
-            Mta::Postfix => "Postfix",
-            Mta::Exim => "Exim",
-        }
+        self.driver().title()
+    }
+
+    /// Every policy of this MTA, weakest first.
+    pub fn policies(self) -> impl Iterator<Item = Policy> {
+        (0..self.driver().policies().len()).map(move |index| Policy::new(self, index))
     }
 }
 
@@ -50,7 +57,7 @@ impl fmt::Display for Mta {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown MTA `{0}` (expected postfix or exim)")]
+#[error("unknown MTA `{0}` (expected one of: {names})", names = Mta::ALL.map(Mta::as_str).join(", "))]
 pub struct UnknownMta(pub String);
 
 impl FromStr for Mta {
@@ -64,107 +71,58 @@ impl FromStr for Mta {
     }
 }
 
-/// Exim 4's client TLS policies, named after the smtp transport options
-/// that make them (Exim 4.96 has no `hosts_try_tls`: opportunistic TLS
-/// is its default), weakest first.
+/// One client TLS policy of one MTA: its place in the MTA's own list
+/// ([`Driver::policies`]), so policies order weakest first within an MTA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EximPolicy {
-    /// `hosts_avoid_tls = *`: never STARTTLS.
-    None,
-    /// The defaults: STARTTLS when offered, and after a failed handshake
-    /// a new connection in clear (`tls_tempfail_tryclear = true`).
-    Try,
-    /// STARTTLS when offered, no clear retry after a failed handshake
-    /// (`tls_tempfail_tryclear = false`).
-    TryNoclear,
-    /// `hosts_require_tls = *`: TLS or nothing, any certificate.
-    Require,
-    /// `hosts_require_tls` and `tls_verify_hosts = *` with the CA and
-    /// the host's name checked (`tls_verify_cert_hostnames = *`).
-    RequireVerify,
-    /// `hosts_require_dane = *`: DANE or nothing (needs DNSSEC-signed MX
-    /// hosts with TLSA records: scenarios with `[dns]`).
-    Dane,
-}
-
-impl EximPolicy {
-    pub const ALL: [EximPolicy; 6] = [
-        EximPolicy::None,
-        EximPolicy::Try,
-        EximPolicy::TryNoclear,
-        EximPolicy::Require,
-        EximPolicy::RequireVerify,
-        EximPolicy::Dane,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EximPolicy::None => "none",
-            EximPolicy::Try => "try",
-            EximPolicy::TryNoclear => "try-noclear",
-            EximPolicy::Require => "require",
-            EximPolicy::RequireVerify => "require-verify",
-            EximPolicy::Dane => "dane",
-        }
-    }
-}
-
-impl fmt::Display for EximPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One client TLS policy of one MTA.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Policy {
-    Postfix(Level),
-    Exim(EximPolicy),
+pub struct Policy {
+    mta: Mta,
+    index: u8,
 }
 
 impl Policy {
-    pub fn mta(self) -> Mta {
-        match self {
-            Policy::Postfix(_) => Mta::Postfix,
-            Policy::Exim(_) => Mta::Exim,
+    /// The `index`th policy of `mta` ([`Driver::policies`]).
+    pub fn new(mta: Mta, index: usize) -> Policy {
+        assert!(
+            index < mta.driver().policies().len(),
+            "{mta} has no policy {index}"
+        );
+        Policy {
+            mta,
+            index: index as u8,
         }
+    }
+
+    pub fn mta(self) -> Mta {
+        self.mta
+    }
+
+    /// Its place in its MTA's list of policies.
+    pub fn index(self) -> usize {
+        usize::from(self.index)
     }
 
     /// The policy's name in its MTA's terms (`encrypt`, `try-noclear`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Postfix(l) => l.as_str(),
-            Policy::Exim(p) => p.as_str(),
-        }
-    }
-
-    /// Postfix's level, for a Postfix case.
-    pub fn level(self) -> Option<Level> {
-        match self {
-            Policy::Postfix(l) => Some(l),
-            Policy::Exim(_) => None,
-        }
+        self.mta.driver().policies()[self.index()]
     }
 
     /// Parses a policy name of `mta`.
-    pub fn parse(mta: Mta, s: &str) -> Result<Policy, String> {
-        match mta {
-            Mta::Postfix => s
-                .parse::<Level>()
-                .map(Policy::Postfix)
-                .map_err(|e| e.to_string()),
-            Mta::Exim => EximPolicy::ALL
-                .into_iter()
-                .find(|p| p.as_str() == s)
-                .map(Policy::Exim)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown Exim policy `{s}` (expected one of: {})",
-                        EximPolicy::ALL.map(|p| p.as_str()).join(", ")
-                    )
-                }),
-        }
+    pub fn parse(mta: Mta, s: &str) -> Result<Policy, UnknownPolicy> {
+        mta.policies()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownPolicy {
+                mta,
+                name: s.to_owned(),
+            })
     }
+}
+
+/// A name that is not one of an MTA's policies.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("unknown {} policy `{name}` (expected one of: {})", mta.title(), mta.driver().policies().join(", "))]
+pub struct UnknownPolicy {
+    pub mta: Mta,
+    pub name: String,
 }
 
 impl fmt::Display for Policy {
@@ -179,31 +137,28 @@ impl Serialize for Policy {
     }
 }
 
-impl From<Level> for Policy {
-    fn from(l: Level) -> Policy {
-        Policy::Postfix(l)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn names_parse_per_mta() {
-        for p in EximPolicy::ALL {
-            assert_eq!(Policy::parse(Mta::Exim, p.as_str()), Ok(Policy::Exim(p)));
+        for mta in Mta::ALL {
+            assert_eq!(mta.as_str().parse::<Mta>().unwrap(), mta);
+            for p in mta.policies() {
+                assert_eq!(Policy::parse(mta, p.as_str()), Ok(p));
+                assert_eq!(p.mta(), mta);
+            }
         }
-        assert_eq!(
-            Policy::parse(Mta::Postfix, "encrypt"),
-            Ok(Policy::Postfix(Level::Encrypt))
-        );
         // Both MTAs have a `none`; each parses its own.
-        assert_eq!(
-            Policy::parse(Mta::Exim, "none"),
-            Ok(Policy::Exim(EximPolicy::None))
+        let exim = Policy::parse(Mta::Exim, "none").unwrap();
+        let postfix = Policy::parse(Mta::Postfix, "none").unwrap();
+        assert_ne!(exim, postfix);
+        let e = Policy::parse(Mta::Exim, "encrypt").unwrap_err();
+        assert!(
+            e.to_string().starts_with("unknown Exim policy `encrypt`"),
+            "{e}"
         );
-        assert!(Policy::parse(Mta::Exim, "encrypt").is_err());
-        assert_eq!("exim".parse::<Mta>().unwrap(), Mta::Exim);
+        assert!("sendmail".parse::<Mta>().is_err());
     }
 }

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use tlsharness::level::Level;
-use tlsharness::mta::image;
+use tlsharness::mta::postfix::image;
 use tlsharness::outcome::{Outcome, Trust};
 use tlsharness::run::{CaseResult, RunOptions, RunReport, run};
 use tlsharness::scenario::load_paths;

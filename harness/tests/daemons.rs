@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{SecondDaemon, Watched, containers_of_run, tlsharness};
-use tlsharness::mta::image::DEFAULT_IMAGE;
+use tlsharness::mta::postfix::image::DEFAULT_IMAGE;
 
 /// Far above a run of the built-in suite (about 15 s alone on two cores):
 /// only a stuck run reaches it.

@@ -7,9 +7,10 @@ mod common;
 
 use std::sync::Arc;
 
+use tlsharness::mta::exim::EximPolicy;
 use tlsharness::mta::log::Status;
 use tlsharness::outcome::{Outcome, Trust};
-use tlsharness::policy::{EximPolicy, Mta, Policy};
+use tlsharness::policy::{Mta, Policy};
 use tlsharness::run::{CaseResult, RunOptions, RunReport, Selection, plan, run};
 use tlsharness::scenario::{Scenario, load_paths};
 use tokio::sync::OnceCell;
@@ -26,7 +27,7 @@ fn library() -> Vec<Arc<Scenario>> {
 
 fn on_exim() -> RunOptions {
     RunOptions {
-        images: vec![Mta::Exim.default_image().to_owned()],
+        images: vec![Mta::Exim.driver().default_image().to_owned()],
         selection: Selection {
             mta: Mta::Exim,
             ..Selection::default()
@@ -50,7 +51,7 @@ async fn report() -> &'static RunReport {
 fn case<'a>(r: &'a RunReport, scenario: &str, policy: EximPolicy) -> &'a CaseResult {
     r.cases
         .iter()
-        .find(|c| c.scenario == scenario && c.level == Policy::Exim(policy))
+        .find(|c| c.scenario == scenario && c.level == Policy::from(policy))
         .unwrap_or_else(|| panic!("no case {scenario}/{policy}"))
 }
 
@@ -68,7 +69,7 @@ async fn every_exim_expectation_holds_on_real_exim() {
     assert!(r.postfix_version.starts_with("4."), "{}", r.postfix_version);
     // Every scenario with an [exim] section ran at every policy it states,
     // and no other scenario ran.
-    let stated: usize = library().iter().map(|s| s.exim.len()).sum();
+    let stated: usize = library().iter().map(|s| s.policies(Mta::Exim).len()).sum();
     assert_eq!(r.cases.len(), stated);
     assert!(
         stated >= 27 * 5,
@@ -215,7 +216,11 @@ fn only_scenarios_with_exim_expectations_have_exim_cases() {
             ..Selection::default()
         },
     );
-    assert!(cases.iter().all(|c| !c.scenario.exim.is_empty()));
+    assert!(
+        cases
+            .iter()
+            .all(|c| !c.scenario.policies(Mta::Exim).is_empty())
+    );
     assert!(
         !cases.iter().any(|c| c.scenario.id == "relay-auth-587"),
         "a scenario without [exim] is not run on Exim"

@@ -194,7 +194,7 @@ fn cases<'a>(cases: &'a [CaseResult], id: &str) -> BTreeMap<Level, &'a CaseResul
     cases
         .iter()
         .filter(|c| c.scenario == id)
-        .filter_map(|c| Some((c.level.level()?, c)))
+        .filter_map(|c| Some((tlsharness::level::Level::of(c.level)?, c)))
         .collect()
 }
 

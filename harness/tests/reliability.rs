@@ -209,7 +209,7 @@ async fn start_lab(
         maps: Default::default(),
         zones: Vec::new(),
     };
-    let image = tlsharness::mta::image::DEFAULT_IMAGE;
+    let image = tlsharness::mta::postfix::image::DEFAULT_IMAGE;
     let prepared = tlsharness::lab::prepare_run(&[image])
         .await
         .expect("Docker, the image and the agent are ready");

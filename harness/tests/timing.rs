@@ -173,7 +173,7 @@ async fn lost_retry() {
     master.1.extend_from_slice(
         b"slowdefer unix - n n - - pipe\n  flags= user=nobody argv=/bin/sh -c { sleep 2; exit 75 }\n",
     );
-    let image = tlsharness::mta::image::DEFAULT_IMAGE;
+    let image = tlsharness::mta::postfix::image::DEFAULT_IMAGE;
     let prepared = tlsharness::lab::prepare_run(&[image]).await.unwrap();
     let mut lab = Lab::start(LabOptions {
         mta: StartOptions {

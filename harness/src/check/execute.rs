@@ -402,7 +402,7 @@ fn case_of(job: &Job<'_>, k: usize, scenario: &Arc<Scenario>) -> Case {
     Case {
         index: k,
         scenario: scenario.clone(),
-        level: crate::policy::Policy::Postfix(job.config.level.parse().unwrap_or(Level::None)),
+        level: crate::policy::Policy::from(job.config.level.parse().unwrap_or(Level::None)),
         expect: scenario
             .expect
             .values()

@@ -821,8 +821,8 @@ mod tests {
              && sh /tmp/entry.sh >&2 && postconf -n 2>&1 >/dev/null && echo {SEPARATOR} && {}",
             views.join(&format!(" && echo {SEPARATOR} && "))
         );
-        for (suite, _) in crate::mta::image::SUITES {
-            let image = crate::mta::image::image_for_suite(suite);
+        for (suite, _) in crate::mta::postfix::image::SUITES {
+            let image = crate::mta::postfix::image::image_for_suite(suite);
             let mut child = std::process::Command::new("docker")
                 .args([
                     "run",

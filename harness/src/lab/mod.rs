@@ -226,7 +226,7 @@ impl Lab {
         // transport per case, and takes a noticeable part of a second
         // with a thousand.
         let mta = self.mta.mta();
-        let commands = mta.containment_commands();
+        let commands = mta.driver().containment_commands();
         let mut script = String::new();
         for (i, c) in commands.iter().enumerate() {
             script.push_str(&format!("{} > /tmp/tlsh-{i} & p{i}=$!; ", c.join(" ")));
@@ -242,7 +242,7 @@ impl Lab {
         ));
         let out = self.mta.exec(&["sh", "-c", &script]).await?;
         let parts: Vec<&str> = out.split(&format!("{SEPARATOR}\n")).collect();
-        mta.verify_containment(&parts)?;
+        mta.driver().verify_containment(&parts)?;
         Ok(())
     }
 

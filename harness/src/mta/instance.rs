@@ -304,9 +304,9 @@ impl Instance {
     /// So the request is repeated, ever less often, until qmgr logs that it
     /// took the message up (`(queue active)`).
     pub async fn flush(&self, queue_id: &str) -> Result<(), MtaError> {
-        let cmd = self.mta.retry_command(queue_id);
+        let cmd = self.mta.driver().retry_command(queue_id);
         let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        if !self.mta.logs_attempt_start() {
+        if !self.mta.driver().logs_attempt_start() {
             return self.exec(&cmd).await.map(|_| ());
         }
         let from = self.line_count();
@@ -333,7 +333,7 @@ impl Instance {
 
     /// Removes one queued message.
     pub async fn remove(&self, queue_id: &str) -> Result<(), MtaError> {
-        let cmd = self.mta.remove_command(queue_id);
+        let cmd = self.mta.driver().remove_command(queue_id);
         let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
         self.exec(&cmd).await.map(|_| ())
     }
@@ -605,7 +605,10 @@ async fn pump(
             break;
         }
         let text = String::from_utf8_lossy(&buf);
-        hub.push(mta.parse_line(text.trim_end_matches(['\r', '\n'])), &state);
+        hub.push(
+            mta.driver().parse_line(text.trim_end_matches(['\r', '\n'])),
+            &state,
+        );
         buf.clear();
     }
     state.send_if_modified(|s| {

@@ -8,6 +8,7 @@
 
 pub mod containment;
 pub mod dns;
+pub mod driver;
 pub mod exim;
 pub mod image;
 mod instance;
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 pub use containment::{Loose, NotContained};
+pub use driver::Driver;
 pub use instance::{DeliveryEvent, Instance, Ran, StartOptions, run_once};
 
 pub use crate::policy::{Mta, Policy};
@@ -31,10 +33,8 @@ pub const SENDER: &str = "harness@tlsharness.test";
 
 /// Where the MTA accepts the harness's messages: its own port 25 on the
 /// loopback of the namespace it shares with the agent.
-pub const INJECT: std::net::SocketAddr = std::net::SocketAddr::new(
-    std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-    25,
-);
+pub const INJECT: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 25);
 /// The domain under which every case has its own recipient domain.
 pub const CASE_DOMAIN: &str = "tlsharness.test";
 
@@ -76,126 +76,6 @@ pub struct Rendered {
     /// Per target, in order: the transport it uses and its route, in
     /// the MTA's own terms.
     pub routes: Vec<(String, String)>,
-}
-
-impl Mta {
-    /// Renders one instance's configuration for `targets`, with `hosts`
-    /// the names its client resolves and `ca_pem` the CA it trusts.
-    pub fn render(
-        self,
-        targets: &[Target<'_>],
-        hosts: &BTreeMap<String, Vec<IpAddr>>,
-        ca_pem: &str,
-    ) -> Rendered {
-        match self {
-            Mta::Postfix => postfix::render(targets, hosts, ca_pem),
-            Mta::Exim => exim::render(targets, hosts, ca_pem),
-        }
-    }
-
-    /// Parses one line of the MTA's log.
-    pub fn parse_line(self, raw: &str) -> log::LogLine {
-        match self {
-            Mta::Postfix => postfix::log::parse(raw),
-            Mta::Exim => exim::log::parse(raw),
-        }
-    }
-
-    /// The command that makes the MTA try a queued message again now.
-    pub fn retry_command(self, queue_id: &str) -> Vec<String> {
-        match self {
-            Mta::Postfix => vec!["postqueue".into(), "-i".into(), queue_id.into()],
-            Mta::Exim => exim::retry_command(queue_id),
-        }
-    }
-
-    /// A case's configuration as its failure artifacts show it: its
-    /// route, its transport, then the whole configuration (`configs` is
-    /// the instance's [`Rendered::configs`]).
-    pub fn case_config(
-        self,
-        version: &str,
-        image: &str,
-        configs: &(String, String),
-        transport: &str,
-        route: &str,
-    ) -> String {
-        match self {
-            Mta::Postfix => postfix::case_config(version, image, configs, transport, route),
-            Mta::Exim => exim::case_config(version, image, configs, transport, route),
-        }
-    }
-
-    /// The message age from which the MTA at `policy` retries a failed
-    /// TLS handshake in plaintext, where its age decides that (Postfix's
-    /// `may`); `None` where age decides nothing (Exim retries in clear at
-    /// once, whatever the age).
-    pub fn plaintext_fallback_age(
-        self,
-        policy: Policy,
-        scenario: &Scenario,
-    ) -> Option<std::time::Duration> {
-        match (self, policy.level()) {
-            (Mta::Postfix, Some(level)) => postfix::plaintext_fallback_age(level, scenario),
-            _ => None,
-        }
-    }
-
-    /// The command that removes a queued message (a case run again starts
-    /// from a fresh one).
-    pub fn remove_command(self, queue_id: &str) -> Vec<String> {
-        match self {
-            Mta::Postfix => vec!["postsuper".into(), "-d".into(), queue_id.into()],
-            Mta::Exim => vec!["exim".into(), "-Mrm".into(), queue_id.into()],
-        }
-    }
-
-    /// Whether the MTA logs when it takes a message up for an attempt
-    /// ([`log::LogEvent::Active`]), so that a retry request, which does
-    /// nothing while the message is busy, can be confirmed (Postfix; Exim's
-    /// `exim -M` is the attempt itself).
-    pub fn logs_attempt_start(self) -> bool {
-        self == Mta::Postfix
-    }
-
-    /// Whether the MTA only queues what it receives, and the first
-    /// delivery is the harness's [`Mta::retry_command`] (Exim; Postfix
-    /// delivers at once).
-    pub fn queues_on_receipt(self) -> bool {
-        self == Mta::Exim
-    }
-
-    /// The image a run of this MTA uses unless told otherwise.
-    pub fn default_image(self) -> &'static str {
-        match self {
-            Mta::Postfix => image::DEFAULT_IMAGE,
-            Mta::Exim => image::EXIM_IMAGE,
-        }
-    }
-
-    /// The commands whose output shows, in the MTA's own words, where
-    /// its configuration can send mail, joined by the lab into one
-    /// script; [`Mta::verify_containment`] judges their outputs.
-    pub fn containment_commands(self) -> Vec<Vec<String>> {
-        match self {
-            Mta::Postfix => postfix::containment::commands().to_vec(),
-            Mta::Exim => exim::containment_commands(),
-        }
-    }
-
-    /// Refuses a configuration that would let mail out; `outputs` are the
-    /// outputs of [`Mta::containment_commands`], then resolv.conf.
-    pub fn verify_containment(self, outputs: &[&str]) -> Result<(), NotContained> {
-        match self {
-            Mta::Postfix => match outputs {
-                [main, services, overrides, resolv_conf] => {
-                    postfix::containment::verify(main, services, overrides, resolv_conf)
-                }
-                _ => Err(NotContained::unreadable("postconf")),
-            },
-            Mta::Exim => exim::verify_containment(outputs),
-        }
-    }
 }
 
 /// `/etc/hosts` lines for the names the MTA's client resolves: the run's
@@ -247,8 +127,12 @@ pub enum MtaError {
         "the MTA image {image} is not present and nothing can be pulled; build it with `tlsharness image build{build_args}`"
     )]
     ImageMissing { image: String, build_args: String },
-    #[error("unknown suite `{0}` (built-in: bullseye, bookworm, trixie)")]
-    UnknownSuite(String),
+    #[error("{} has no built-in image for the suite `{suite}` (built-in: {known})", mta.title())]
+    UnknownSuite {
+        mta: Mta,
+        suite: String,
+        known: String,
+    },
     #[error("failed to start the MTA's container: {0}")]
     Start(#[from] testcontainers::TestcontainersError),
     #[error("failed to pack the MTA's configuration: {0}")]
@@ -276,7 +160,7 @@ impl MtaError {
 impl crate::exit::Code for MtaError {
     fn exit_code(&self) -> i32 {
         match self {
-            MtaError::UnknownSuite(_) => crate::exit::BAD_INPUT,
+            MtaError::UnknownSuite { .. } => crate::exit::BAD_INPUT,
             e if e.is_environment() => crate::exit::ENVIRONMENT,
             _ => crate::exit::HARNESS_ERROR,
         }

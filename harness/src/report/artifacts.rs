@@ -10,7 +10,7 @@ use crate::run::{CaseResult, RunReport};
 
 fn config_text(report: &RunReport, c: &CaseResult) -> String {
     let configs = report.configs.get(c.group).cloned().unwrap_or_default();
-    c.mta.case_config(
+    c.mta.driver().case_config(
         &c.postfix_version,
         &c.image,
         &configs,

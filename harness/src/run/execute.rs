@@ -49,7 +49,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            images: vec![crate::mta::image::DEFAULT_IMAGE.to_owned()],
+            images: vec![Mta::default().driver().default_image().to_owned()],
             selection: Selection::default(),
             startup_timeout: Duration::from_secs(60),
             attempt_timeout: Duration::from_secs(120),
@@ -313,7 +313,7 @@ fn configure(
         .iter()
         .map(|&i| rigs[i].target(&cases[i]))
         .collect();
-    mta.render(&targets, &group.hosts, ca_pem)
+    mta.driver().render(&targets, &group.hosts, ca_pem)
 }
 
 /// Runs every level of every scenario against as few MTA instances
@@ -434,9 +434,10 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         });
     }
     let timed = |case: &Case| {
-        mta.logs_attempt_start()
+        mta.driver().logs_attempt_start()
             && case.scenario.delivery.retry_after.is_some()
             && mta
+                .driver()
                 .plaintext_fallback_age(case.level, &case.scenario)
                 .is_some()
     };
@@ -557,6 +558,7 @@ async fn run_case(
     };
     let fallback_age = instance
         .mta()
+        .driver()
         .plaintext_fallback_age(case.level, &case.scenario);
     let unmet = |attempts: &[Attempt]| {
         fallback_age

@@ -90,7 +90,7 @@ pub(crate) async fn observe(
                     let id = lab
                         .inject(&plan.recipient, &plan.subject, &rig.message_id)
                         .await?;
-                    if instance.mta().queues_on_receipt() {
+                    if instance.mta().driver().queues_on_receipt() {
                         instance.flush(&id).await?;
                     }
                     Ok(Some(id))

@@ -7,11 +7,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::model::{
-    DeliverySpec, Expectation, MiddleboxSpec, PostfixSpec, RawScenario, RelaySpec, ServiceMode,
-    ServiceSpec, VersionPrefix,
+    DeliverySpec, Expectation, MiddleboxSpec, PostfixSpec, RawMtaTable, RawScenario, RelaySpec,
+    ServiceMode, ServiceSpec, VersionPrefix,
 };
 use crate::level::Level;
-use crate::policy::{EximPolicy, Mta, Policy};
+use crate::policy::{Mta, Policy};
 use crate::upstream::ReplaySpec;
 
 /// A validated scenario: one network path and what Postfix must do at each level.
@@ -36,11 +36,18 @@ pub struct Scenario {
     /// Where some Postfix versions do something else: per version, the
     /// levels whose expectation differs from `expect`.
     pub versions: Vec<VersionExpectations>,
-    /// What Exim does (`[exim]`), by its policy names; empty: the
-    /// scenario is not run on Exim.
-    pub exim: BTreeMap<EximPolicy, Expectation>,
-    /// `[exim.settings]`: options of the case's Exim smtp transport.
-    pub exim_settings: BTreeMap<String, String>,
+    /// What each MTA with a table of its own (`[exim]`, ...) does; an MTA
+    /// the scenario has no table for does not run it.
+    pub tables: BTreeMap<Mta, MtaTable>,
+}
+
+/// What one MTA does, from its own table of the scenario (`[exim]`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MtaTable {
+    /// By the MTA's own policy names.
+    pub expect: BTreeMap<Policy, Expectation>,
+    /// `settings`: the case's own client options, by the MTA's names.
+    pub settings: BTreeMap<String, String>,
 }
 
 /// `[expect.postfix."VERSION"]`: the levels where that version differs.
@@ -66,27 +73,31 @@ impl Scenario {
 
     /// What must happen at `policy` on that MTA's `version`.
     pub fn expectation_for(&self, policy: Policy, version: &str) -> Option<&Expectation> {
-        match policy {
-            Policy::Postfix(level) => self.expectation(level, version),
-            Policy::Exim(p) => self.exim.get(&p),
+        match Level::of(policy) {
+            Some(level) => self.expectation(level, version),
+            None => self.tables.get(&policy.mta())?.expect.get(&policy),
         }
     }
 
     /// The policies of `mta` this scenario states an expectation for,
     /// weakest first, with that expectation (before version entries).
     pub fn policies(&self, mta: Mta) -> Vec<(Policy, &Expectation)> {
-        match mta {
-            Mta::Postfix => self
+        match self.tables.get(&mta) {
+            _ if mta.driver().scenario_table().is_none() => self
                 .expect
                 .iter()
-                .map(|(l, e)| (Policy::Postfix(*l), e))
+                .map(|(l, e)| (Policy::from(*l), e))
                 .collect(),
-            Mta::Exim => self
-                .exim
-                .iter()
-                .map(|(p, e)| (Policy::Exim(*p), e))
-                .collect(),
+            Some(table) => table.expect.iter().map(|(p, e)| (*p, e)).collect(),
+            None => Vec::new(),
         }
+    }
+
+    /// The case's own client options on `mta`, from its table's
+    /// `settings`.
+    pub fn settings(&self, mta: Mta) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        self.tables.get(&mta).map_or(&NONE, |t| &t.settings)
     }
 
     /// The id as a mail local part, readable in Postfix's log: lower-case
@@ -278,7 +289,8 @@ fn clean_path(p: &str) -> String {
         .join(".")
 }
 
-fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadError> {
+fn validate(path: &Path, text: &str, mut raw: RawScenario) -> Result<Scenario, LoadError> {
+    let mta_tables_raw = raw.mta_tables();
     let bytes = text.as_bytes();
     let expect_span = raw.expect.span();
     let mut raw_expect = raw.expect.into_inner();
@@ -306,54 +318,7 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         check_expectation(&e).map_err(|m| invalid(path, bytes, span, &key, m))?;
         checked.insert(level, e);
     }
-    let mut exim = BTreeMap::new();
-    let mut exim_settings = BTreeMap::new();
-    if let Some(raw_exim) = raw.exim {
-        let exim_span = raw_exim.span();
-        let mut raw_exim = raw_exim.into_inner();
-        for (name, value) in std::mem::take(&mut raw_exim.settings) {
-            let key = format!("exim.settings.{}", name.get_ref());
-            if !super::model::EXIM_SETTINGS.contains(&name.get_ref().as_str()) {
-                return Err(invalid(
-                    path,
-                    bytes,
-                    name.span(),
-                    &key,
-                    format!(
-                        "not an smtp transport option a scenario may set (one of: {})",
-                        super::model::EXIM_SETTINGS.join(", ")
-                    ),
-                ));
-            }
-            if value.contains('\n') || value.trim().is_empty() {
-                return Err(invalid(
-                    path,
-                    bytes,
-                    name.span(),
-                    &key,
-                    "give a one-line value".into(),
-                ));
-            }
-            exim_settings.insert(name.into_inner(), value);
-        }
-        let map = raw_exim.into_map();
-        if map.is_empty() {
-            return Err(invalid(
-                path,
-                bytes,
-                exim_span,
-                "exim",
-                "[exim] states no policy: give what Exim does at try, require, ... or remove the table".into(),
-            ));
-        }
-        for (policy, spanned) in map {
-            let span = spanned.span();
-            let key = format!("exim.{policy}");
-            let e = spanned.into_inner();
-            check_expectation(&e).map_err(|m| invalid(path, bytes, span, &key, m))?;
-            exim.insert(policy, e);
-        }
-    }
+    let tables = mta_tables(path, bytes, mta_tables_raw)?;
     let mut versions = Vec::new();
     let mut spans = std::collections::HashMap::new();
     for (version, spanned) in raw_versions {
@@ -724,8 +689,7 @@ fn validate(path: &Path, text: &str, raw: RawScenario) -> Result<Scenario, LoadE
         delivery: raw.delivery,
         expect: checked,
         versions,
-        exim,
-        exim_settings,
+        tables,
     })
 }
 
@@ -844,6 +808,65 @@ fn check_replay(
     }
 }
 
+/// The MTAs' own tables (`[exim]`, ...), each checked against its MTA's
+/// driver: its policy names, and the settings it lets a scenario give.
+fn mta_tables(
+    path: &Path,
+    bytes: &[u8],
+    raw: Vec<(&'static str, Option<toml::Spanned<RawMtaTable>>)>,
+) -> Result<BTreeMap<Mta, MtaTable>, LoadError> {
+    let mut tables = BTreeMap::new();
+    for (name, table) in raw {
+        let Some(table) = table else { continue };
+        let mta = Mta::ALL
+            .into_iter()
+            .find(|m| m.driver().scenario_table().is_some_and(|(n, _)| n == name))
+            .expect("every MTA table of the format is an MTA's");
+        let (_, allowed) = mta.driver().scenario_table().expect("found by it");
+        let span = table.span();
+        let table = table.into_inner();
+        let mut read = MtaTable::default();
+        for (setting, value) in table.settings {
+            let key = format!("{name}.settings.{}", setting.get_ref());
+            if !allowed.contains(&setting.get_ref().as_str()) {
+                let m = format!(
+                    "not a {} client option a scenario may set (one of: {})",
+                    mta.title(),
+                    allowed.join(", ")
+                );
+                return Err(invalid(path, bytes, setting.span(), &key, m));
+            }
+            if value.contains('\n') || value.trim().is_empty() {
+                let m = "give a one-line value".to_owned();
+                return Err(invalid(path, bytes, setting.span(), &key, m));
+            }
+            read.settings.insert(setting.into_inner(), value);
+        }
+        if table.policies.is_empty() {
+            let m = format!(
+                "[{name}] states no policy: give what {} does at {}, ... or remove the table",
+                mta.title(),
+                mta.driver().policies()[..2].join(", ")
+            );
+            return Err(invalid(path, bytes, span, name, m));
+        }
+        for (policy, e) in table.policies {
+            let key = format!("{name}.{}", policy.get_ref());
+            let p = Policy::parse(mta, policy.get_ref())
+                .map_err(|m| invalid(path, bytes, policy.span(), &key, m.to_string()))?;
+            let span = e.span();
+            let e = e.into_inner();
+            check_expectation(&e).map_err(|m| invalid(path, bytes, span, &key, m))?;
+            if read.expect.insert(p, e).is_some() {
+                let m = "stated twice".to_owned();
+                return Err(invalid(path, bytes, policy.span(), &key, m));
+            }
+        }
+        tables.insert(mta, read);
+    }
+    Ok(tables)
+}
+
 fn check_expectation(e: &Expectation) -> Result<(), String> {
     let last = e.attempts.len() - 1;
     for (i, a) in e.attempts.iter().enumerate() {
@@ -958,12 +981,13 @@ secure = ["deferred"]
             "{GOOD}\n[exim]\ntry = \"delivered-plaintext\"\nrequire = {{ outcome = \"deferred\", reason = \"a TLS session is required\" }}\nsettings = {{ command_timeout = \"2s\" }}\n"
         );
         let s = load(&text).unwrap();
-        assert_eq!(s.exim.len(), 2);
+        let exim = &s.tables[&Mta::Exim];
+        assert_eq!(exim.expect.len(), 2);
         assert_eq!(
-            s.exim[&EximPolicy::Try].attempts[0].outcome,
+            exim.expect[&Policy::parse(Mta::Exim, "try").unwrap()].attempts[0].outcome,
             Outcome::DeliveredPlaintext
         );
-        assert_eq!(s.exim_settings["command_timeout"], "2s");
+        assert_eq!(s.settings(Mta::Exim)["command_timeout"], "2s");
         let policies: Vec<String> = s
             .policies(Mta::Exim)
             .iter()
@@ -982,7 +1006,10 @@ secure = ["deferred"]
         let (line, key, message) = at("encrypt = \"deferred\"");
         let text = format!("{GOOD}\n[exim]\nencrypt");
         assert_eq!(line, text.lines().count(), "{key}: {message}");
-        assert!(message.contains("unknown field `encrypt`"), "{message}");
+        assert!(
+            message.contains("unknown Exim policy `encrypt`"),
+            "{message}"
+        );
         let (_, key, message) =
             at("try = \"delivered-plaintext\"\nsettings = { hosts_require_tls = \"*\" }");
         assert_eq!(key, "exim.settings.hosts_require_tls");

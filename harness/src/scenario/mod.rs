@@ -7,8 +7,8 @@ mod ports;
 mod versions;
 
 pub use load::{
-    LoadError, LoadErrors, Scenario, VersionExpectations, line_column, load_bytes, load_file,
-    load_paths, scenario_id,
+    LoadError, LoadErrors, MtaTable, Scenario, VersionExpectations, line_column, load_bytes,
+    load_file, load_paths, scenario_id,
 };
 pub use model::{
     AttemptExpectation, AuthMechanism, DeliverySpec, Dsn, Elsewhere, Expectation, Hop, Hostname,

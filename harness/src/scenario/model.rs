@@ -13,7 +13,6 @@ use crate::level::Level;
 use crate::middlebox::BehaviourSpec;
 use crate::outcome::{Outcome, Trust};
 use crate::pki::CertKind;
-use crate::policy::EximPolicy;
 use crate::tls::TlsVersions;
 use crate::upstream::ReplaySpec;
 
@@ -43,10 +42,10 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub delivery: DeliverySpec,
     pub expect: Spanned<RawExpectations>,
-    /// What Exim does, by Exim's policy names; a scenario without it is
-    /// not run on Exim.
+    /// What Exim does (`[exim]`), by Exim's policy names; a scenario
+    /// without it is not run on Exim.
     #[serde(default)]
-    pub exim: Option<Spanned<RawEximExpectations>>,
+    pub exim: Option<Spanned<RawMtaTable>>,
 }
 
 /// The fake upstream relay at the far end of the network path.
@@ -728,49 +727,47 @@ impl RawExpectations {
     }
 }
 
-/// `[exim]`: one entry per Exim policy ([`crate::policy::EximPolicy`]).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawEximExpectations {
-    pub none: Option<Spanned<Expectation>>,
-    #[serde(rename = "try")]
-    pub try_: Option<Spanned<Expectation>>,
-    #[serde(rename = "try-noclear")]
-    pub try_noclear: Option<Spanned<Expectation>>,
-    pub require: Option<Spanned<Expectation>>,
-    #[serde(rename = "require-verify")]
-    pub require_verify: Option<Spanned<Expectation>>,
-    pub dane: Option<Spanned<Expectation>>,
-    /// Options for the case's smtp transport, e.g. a shorter
-    /// `command_timeout` where the path stalls (see [`EXIM_SETTINGS`]).
-    #[serde(default)]
+impl RawScenario {
+    /// The MTAs' own tables (`[exim]`, ...), by table name: each is read
+    /// the neutral way and checked against its MTA's driver.
+    pub fn mta_tables(&mut self) -> Vec<(&'static str, Option<Spanned<RawMtaTable>>)> {
+        vec![("exim", self.exim.take())]
+    }
+}
+
+/// A scenario's table of what one MTA does, as written: one key per
+/// policy of that MTA (its driver names them; the loader checks the
+/// names) with what must happen there, and `settings` for the case's
+/// own client options.
+#[derive(Debug, Default)]
+pub(crate) struct RawMtaTable {
+    pub policies: Vec<(Spanned<String>, Spanned<Expectation>)>,
     pub settings: BTreeMap<Spanned<String>, String>,
 }
 
-/// The smtp transport options a scenario may set in `[exim.settings]`:
-/// timeouts and the TLS versions and ciphers the client offers. Those
-/// that make a policy, route or contain the mail are the harness's.
-pub const EXIM_SETTINGS: [&str; 5] = [
-    "command_timeout",
-    "connect_timeout",
-    "data_timeout",
-    "final_timeout",
-    "tls_require_ciphers",
-];
+impl<'de> Deserialize<'de> for RawMtaTable {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TableVisitor;
+        impl<'de> Visitor<'de> for TableVisitor {
+            type Value = RawMtaTable;
 
-impl RawEximExpectations {
-    pub fn into_map(self) -> BTreeMap<EximPolicy, Spanned<Expectation>> {
-        [
-            (EximPolicy::None, self.none),
-            (EximPolicy::Try, self.try_),
-            (EximPolicy::TryNoclear, self.try_noclear),
-            (EximPolicy::Require, self.require),
-            (EximPolicy::RequireVerify, self.require_verify),
-            (EximPolicy::Dane, self.dane),
-        ]
-        .into_iter()
-        .filter_map(|(policy, e)| e.map(|e| (policy, e)))
-        .collect()
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table of policy names, and `settings`")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawMtaTable, A::Error> {
+                let mut table = RawMtaTable::default();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    if key.get_ref() == "settings" {
+                        table.settings = map.next_value()?;
+                    } else {
+                        table.policies.push((key, map.next_value()?));
+                    }
+                }
+                Ok(table)
+            }
+        }
+        d.deserialize_map(TableVisitor)
     }
 }
 

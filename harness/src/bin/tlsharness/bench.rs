@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 use tlsharness::exit;
-use tlsharness::mta::image;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args)]
@@ -21,7 +20,7 @@ pub struct BenchArgs {
     /// Also run the suite with one container per scenario and report the ratio.
     #[arg(long)]
     compare: bool,
-    #[arg(long, default_value = image::DEFAULT_IMAGE)]
+    #[arg(long, default_value = tlsharness::mta::postfix::image::DEFAULT_IMAGE)]
     image: String,
     /// Write the results table into this file, between the
     /// `<!-- bench:begin -->` and `<!-- bench:end -->` markers.

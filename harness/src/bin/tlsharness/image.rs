@@ -9,9 +9,9 @@ use tlsharness::mta::image;
 
 #[derive(Subcommand)]
 pub enum ImageCommand {
-    /// Build tlsharness/postfix:SUITE (or, with --mta exim,
-    /// tlsharness/exim:bookworm) offline (debootstrap + docker import)
-    /// unless present.
+    /// Build an MTA's built-in image for a Debian suite offline
+    /// (debootstrap + docker import) unless present:
+    /// tlsharness/postfix:SUITE, or with --mta exim tlsharness/exim:bookworm.
     Build {
         /// Debian suite: bullseye (Postfix 3.5), bookworm (3.7), trixie (3.10).
         #[arg(long, default_value = "bookworm")]
@@ -35,22 +35,13 @@ pub async fn image(command: ImageCommand) -> i32 {
         Ok(d) => d,
         Err(e) => return super::fail(&e),
     };
-    let (ensured, name) = match mta {
-        tlsharness::policy::Mta::Postfix => (
-            image::ensure(&docker, &suite, rebuild).await,
-            image::image_for_suite(&suite),
-        ),
-        tlsharness::policy::Mta::Exim => (
-            image::ensure_exim(&docker, rebuild).await,
-            image::EXIM_IMAGE.to_owned(),
-        ),
-    };
+    let ensured = image::ensure(&docker, mta, &suite, rebuild).await;
     match ensured {
-        Ok(image::Ensured::AlreadyPresent) => {
+        Ok((name, image::Ensured::AlreadyPresent)) => {
             println!("{name} is present");
             exit::SUCCESS
         }
-        Ok(image::Ensured::Built) => exit::SUCCESS,
+        Ok((_, image::Ensured::Built)) => exit::SUCCESS,
         Err(e) => super::fail(&e),
     }
 }

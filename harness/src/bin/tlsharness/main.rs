@@ -18,7 +18,6 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tlsharness::docker;
 use tlsharness::exit;
-use tlsharness::mta::image as postfix_image;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -167,14 +166,10 @@ fn fail_located(e: &tlsharness::scenario::LoadErrors) -> i32 {
 fn images(mta: tlsharness::policy::Mta, named: &[String], all_versions: bool) -> Vec<String> {
     let mut images: Vec<String> = named.to_vec();
     if all_versions {
-        images.extend(
-            postfix_image::SUITES
-                .iter()
-                .map(|(s, _)| postfix_image::image_for_suite(s)),
-        );
+        images.extend(mta.driver().images().iter().map(|b| b.image.to_owned()));
     }
     if images.is_empty() {
-        images.push(mta.default_image().to_owned());
+        images.push(mta.driver().default_image().to_owned());
     }
     let mut seen = std::collections::HashSet::new();
     images.retain(|i| seen.insert(i.clone()));

@@ -75,7 +75,7 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
     };
     let levels = match &args.level {
         Some(names) => {
-            let parsed: Result<Vec<Policy>, String> = names
+            let parsed: Result<Vec<Policy>, _> = names
                 .iter()
                 .map(|n| Policy::parse(args.mta, n.trim()))
                 .collect();
@@ -89,9 +89,11 @@ pub async fn run(args: RunArgs, cancel: CancellationToken) -> i32 {
         }
         None => None,
     };
-    if args.mta == Mta::Exim && args.all_versions {
+    if args.all_versions && args.mta.driver().images().len() < 2 {
         eprintln!(
-            "tlsharness: --all-versions runs the three Postfix images; Exim has one (tlsharness/exim:bookworm)"
+            "tlsharness: --all-versions runs every built-in image of the MTA; {} has one ({})",
+            args.mta.title(),
+            args.mta.driver().default_image()
         );
         return exit::BAD_INPUT;
     }

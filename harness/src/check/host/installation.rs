@@ -146,8 +146,8 @@ mod tests {
     fn the_table_is_each_built_in_image_s_own() {
         let names: Vec<&str> = IMAGE.iter().map(|(n, _)| *n).collect();
         let expected: String = IMAGE.iter().map(|(n, v)| format!("{n} = {v}\n")).collect();
-        for (suite, _) in crate::mta::image::SUITES {
-            let image = crate::mta::image::image_for_suite(suite);
+        for (suite, _) in crate::mta::postfix::image::SUITES {
+            let image = crate::mta::postfix::image::image_for_suite(suite);
             let out = std::process::Command::new("docker")
                 .args(["run", "--rm", "--network", "none", "--entrypoint", "sh"])
                 .arg(&image)

@@ -1,20 +1,129 @@
 //! Exim 4 behind the MTA boundary: the whole configuration is the
 //! harness's own (Debian's split configuration is not used), with one
-//! smtp transport per policy ([`crate::policy::EximPolicy`]) and a route
+//! smtp transport per policy ([`EximPolicy`]) and a route
 //! per case read from a table: the case's recipient domain goes to the
 //! relay's name and port, from the case's source address; a case by MX
 //! becomes an address in its zone's domain, delivered by Exim's own
 //! dnslookup router.
 
 pub mod log;
+pub mod policy;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+pub use policy::EximPolicy;
+
 use super::containment::{Loose, NotContained};
-use super::{CASE_DOMAIN, Rendered, Target};
-use crate::policy::{EximPolicy, Policy};
+use super::image::BuiltIn;
+use super::{CASE_DOMAIN, Driver, Rendered, Target};
+use crate::policy::Mta;
+
+/// The Exim image: Debian bookworm's Exim 4.96 (exim4-daemon-heavy,
+/// built with GnuTLS).
+pub const IMAGE: &str = "tlsharness/exim:bookworm";
+/// What the Exim image holds besides the base system: Exim, and for
+/// scenarios with DNS on the path the validating resolver (unbound), the
+/// name server of the run's zones (nsd) and the tools that sign them and
+/// ask the resolver (ldnsutils). Exim has no MTA-STS, so no policy daemon.
+pub const PACKAGES: [&str; 5] = [
+    "exim4-daemon-heavy",
+    "ca-certificates",
+    "unbound",
+    "nsd",
+    "ldnsutils",
+];
+
+/// The smtp transport options a scenario may set in `[exim.settings]`:
+/// timeouts and the TLS versions and ciphers the client offers. Those
+/// that make a policy, route or contain the mail are the harness's.
+pub const SETTINGS: [&str; 5] = [
+    "command_timeout",
+    "connect_timeout",
+    "data_timeout",
+    "final_timeout",
+    "tls_require_ciphers",
+];
+
+/// Exim's driver: its policies are [`EximPolicy`]'s, its scenario table
+/// `[exim]`.
+pub struct Exim;
+
+impl Driver for Exim {
+    fn name(&self) -> &'static str {
+        "exim"
+    }
+
+    fn title(&self) -> &'static str {
+        "Exim"
+    }
+
+    fn policies(&self) -> &'static [&'static str] {
+        &policy::NAMES
+    }
+
+    fn scenario_table(&self) -> Option<(&'static str, &'static [&'static str])> {
+        Some(("exim", &SETTINGS))
+    }
+
+    fn default_image(&self) -> &'static str {
+        IMAGE
+    }
+
+    fn images(&self) -> &'static [BuiltIn] {
+        &[BuiltIn {
+            image: IMAGE,
+            suite: "bookworm",
+            packages: &PACKAGES,
+        }]
+    }
+
+    fn render(
+        &self,
+        targets: &[Target<'_>],
+        hosts: &BTreeMap<String, Vec<IpAddr>>,
+        ca_pem: &str,
+    ) -> Rendered {
+        render(targets, hosts, ca_pem)
+    }
+
+    fn parse_line(&self, raw: &str) -> super::log::LogLine {
+        log::parse(raw)
+    }
+
+    fn retry_command(&self, queue_id: &str) -> Vec<String> {
+        retry_command(queue_id)
+    }
+
+    fn remove_command(&self, queue_id: &str) -> Vec<String> {
+        vec!["exim".into(), "-Mrm".into(), queue_id.into()]
+    }
+
+    fn case_config(
+        &self,
+        version: &str,
+        image: &str,
+        configs: &(String, String),
+        transport: &str,
+        route: &str,
+    ) -> String {
+        case_config(version, image, configs, transport, route)
+    }
+
+    /// Exim only queues what it receives; `exim -M` is the attempt.
+    fn queues_on_receipt(&self) -> bool {
+        true
+    }
+
+    fn containment_commands(&self) -> Vec<Vec<String>> {
+        containment_commands()
+    }
+
+    fn verify_containment(&self, outputs: &[&str]) -> Result<(), NotContained> {
+        verify_containment(outputs)
+    }
+}
 
 /// Where the harness's route table and CA live inside the container.
 const CONF_DIR: &str = "/etc/exim4/tlsharness";
@@ -187,11 +296,7 @@ exec exim -bdf
 "#;
 
 /// The configuration of one Exim instance for `targets`.
-pub(super) fn render(
-    targets: &[Target<'_>],
-    hosts: &BTreeMap<String, Vec<IpAddr>>,
-    ca_pem: &str,
-) -> Rendered {
+fn render(targets: &[Target<'_>], hosts: &BTreeMap<String, Vec<IpAddr>>, ca_pem: &str) -> Rendered {
     let mut transports: Vec<(String, TransportKey)> = Vec::new();
     let mut routes = String::new();
     let mut by_mx = String::new();
@@ -199,10 +304,8 @@ pub(super) fn render(
     let mut zone_list = Vec::new();
     let mut shown = Vec::new();
     for t in targets {
-        let Policy::Exim(policy) = t.policy else {
-            panic!("an Exim case has an Exim policy");
-        };
-        let key = (policy, t.scenario.exim_settings.clone());
+        let policy = EximPolicy::of(t.policy).expect("an Exim case has an Exim policy");
+        let key = (policy, t.scenario.settings(Mta::Exim).clone());
         let name = match transports.iter().find(|(_, k)| *k == key) {
             Some((name, _)) => name.clone(),
             None => {
@@ -252,7 +355,7 @@ fn transport_section(conf: &str, transport: &str) -> String {
 
 /// A case's configuration for its artifacts: its route, its transport,
 /// then the whole exim4.conf.
-pub(super) fn case_config(
+fn case_config(
     version: &str,
     image: &str,
     (conf, _routes): &(String, String),
@@ -269,7 +372,7 @@ pub(super) fn case_config(
 /// Delivers one queued message now, whatever its retry time (`-M`; it
 /// waits for the delivery, and its exit status says only that the
 /// message is still queued, which the log says better).
-pub(super) fn retry_command(queue_id: &str) -> Vec<String> {
+fn retry_command(queue_id: &str) -> Vec<String> {
     vec![
         "sh".into(),
         "-c".into(),
@@ -283,7 +386,7 @@ pub(super) fn retry_command(queue_id: &str) -> Vec<String> {
 const ROUTERS: [&str; 4] = ["discard", "tlsh_zone", "tlsh", "tlsh_mx"];
 
 /// Exim's own account of its routers and transports, then resolv.conf.
-pub(super) fn containment_commands() -> Vec<Vec<String>> {
+fn containment_commands() -> Vec<Vec<String>> {
     vec![
         vec!["exim".into(), "-bP".into(), "router_list".into()],
         vec!["exim".into(), "-bP".into(), "transports".into()],
@@ -294,7 +397,7 @@ pub(super) fn containment_commands() -> Vec<Vec<String>> {
 /// whose transports could send anywhere but to the route's host from
 /// loopback (`hosts` or `fallback_hosts` set, or an `interface` that the
 /// route table does not give).
-pub(super) fn verify_containment(outputs: &[&str]) -> Result<(), NotContained> {
+fn verify_containment(outputs: &[&str]) -> Result<(), NotContained> {
     let [routers, transports, resolv_conf] = outputs else {
         return Err(NotContained::unreadable("exim -bP"));
     };
@@ -367,6 +470,23 @@ pub(super) fn verify_containment(outputs: &[&str]) -> Result<(), NotContained> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dockerfile_installs_and_labels_the_same_packages() {
+        let dockerfile = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/exim/Dockerfile"),
+        )
+        .unwrap();
+        let label = crate::docker::offline::PACKAGES_LABEL;
+        let list = PACKAGES.join(",");
+        assert!(
+            dockerfile.contains(&format!("LABEL {label}={list}\n")),
+            "{dockerfile}"
+        );
+        for p in PACKAGES {
+            assert!(dockerfile.contains(&format!(" {p} ")), "{p}: {dockerfile}");
+        }
+    }
 
     #[test]
     fn every_policy_has_its_transport_and_options() {

@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod containment;
+pub mod image;
+pub mod level;
 pub mod log;
 
 use std::collections::BTreeMap;
@@ -11,8 +13,96 @@ use std::net::IpAddr;
 
 use config::{CONF_DIR, PostfixConfig, Route, Transport};
 
-use super::{Rendered, Target};
+use super::containment::NotContained;
+use super::image::BuiltIn;
+use super::{Driver, Rendered, Target};
 use crate::level::Level;
+use crate::policy::Policy;
+use crate::scenario::Scenario;
+
+/// Postfix's driver: its policies are `smtp_tls_security_level`'s values
+/// ([`Level`]), then the two legacy policies.
+pub struct Postfix;
+
+impl Driver for Postfix {
+    fn name(&self) -> &'static str {
+        "postfix"
+    }
+
+    fn title(&self) -> &'static str {
+        "Postfix"
+    }
+
+    fn policies(&self) -> &'static [&'static str] {
+        &level::NAMES
+    }
+
+    fn default_image(&self) -> &'static str {
+        image::DEFAULT_IMAGE
+    }
+
+    fn images(&self) -> &'static [BuiltIn] {
+        &image::IMAGES
+    }
+
+    fn render(
+        &self,
+        targets: &[Target<'_>],
+        hosts: &BTreeMap<String, Vec<IpAddr>>,
+        ca_pem: &str,
+    ) -> Rendered {
+        render(targets, hosts, ca_pem)
+    }
+
+    fn parse_line(&self, raw: &str) -> super::log::LogLine {
+        log::parse(raw)
+    }
+
+    fn retry_command(&self, queue_id: &str) -> Vec<String> {
+        vec!["postqueue".into(), "-i".into(), queue_id.into()]
+    }
+
+    fn remove_command(&self, queue_id: &str) -> Vec<String> {
+        vec!["postsuper".into(), "-d".into(), queue_id.into()]
+    }
+
+    fn case_config(
+        &self,
+        version: &str,
+        image: &str,
+        configs: &(String, String),
+        transport: &str,
+        route: &str,
+    ) -> String {
+        case_config(version, image, configs, transport, route)
+    }
+
+    fn plaintext_fallback_age(
+        &self,
+        policy: Policy,
+        scenario: &Scenario,
+    ) -> Option<std::time::Duration> {
+        plaintext_fallback_age(Level::of(policy)?, scenario)
+    }
+
+    /// qmgr's `(queue active)` line.
+    fn logs_attempt_start(&self) -> bool {
+        true
+    }
+
+    fn containment_commands(&self) -> Vec<Vec<String>> {
+        containment::commands().to_vec()
+    }
+
+    fn verify_containment(&self, outputs: &[&str]) -> Result<(), NotContained> {
+        match outputs {
+            [main, services, overrides, resolv_conf] => {
+                containment::verify(main, services, overrides, resolv_conf)
+            }
+            _ => Err(NotContained::unreadable("postconf")),
+        }
+    }
+}
 
 /// The file of case `rig`'s own lookup table `kind`: cases share next
 /// hops (the relay's name and real port), so each has tables of its own.
@@ -56,10 +146,7 @@ const DEFAULT_MINIMAL_BACKOFF: u64 = 300;
 /// before entering the active queue (smtp_proto.c,
 /// `PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE`: `PREACTIVE_DELAY >=
 /// var_min_backoff_time && !HAVE_SASL_CREDENTIALS`).
-pub(super) fn plaintext_fallback_age(
-    level: Level,
-    scenario: &crate::scenario::Scenario,
-) -> Option<std::time::Duration> {
+fn plaintext_fallback_age(level: Level, scenario: &Scenario) -> Option<std::time::Duration> {
     if !matches!(level, Level::May | Level::LegacyUseTls) || scenario.postfix.sasl.is_some() {
         return None;
     }
@@ -138,19 +225,12 @@ fn settings(t: &Target<'_>, level: Level) -> BTreeMap<String, String> {
 
 /// The configuration of one Postfix instance for `targets`: a transport
 /// per distinct set of settings (`tlsh<N>-<level>`), a route per case.
-pub(super) fn render(
-    targets: &[Target<'_>],
-    hosts: &BTreeMap<String, Vec<IpAddr>>,
-    ca_pem: &str,
-) -> Rendered {
+fn render(targets: &[Target<'_>], hosts: &BTreeMap<String, Vec<IpAddr>>, ca_pem: &str) -> Rendered {
     let mut transports: BTreeMap<BTreeMap<String, String>, String> = BTreeMap::new();
     let mut routes = Vec::new();
     let mut maps = BTreeMap::new();
     for t in targets {
-        let level = t
-            .policy
-            .level()
-            .expect("a Postfix case has a Postfix level");
+        let level = Level::of(t.policy).expect("a Postfix case has a Postfix level");
         let settings = settings(t, level);
         let next = transports.len();
         let name = settings
@@ -215,7 +295,7 @@ fn master_entry(master_cf: &str, service: &str) -> String {
 
 /// A case's configuration for its artifacts: its transport_maps entry,
 /// its master.cf service, then the whole main.cf.
-pub(super) fn case_config(
+fn case_config(
     version: &str,
     image: &str,
     (main_cf, master_cf): &(String, String),

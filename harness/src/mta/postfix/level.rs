@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::{Mta, Policy};
+
 /// One value of `smtp_tls_security_level`, weakest first, then the
 /// legacy policies (`smtp_tls_security_level` empty, `smtp_use_tls = yes`
 /// or `smtp_enforce_tls = yes`).
@@ -50,18 +52,33 @@ impl Level {
 
     /// The spelling Postfix uses in main.cf.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Level::None => "none",
-            Level::May => "may",
-            Level::Encrypt => "encrypt",
-            Level::Fingerprint => "fingerprint",
-            Level::Dane => "dane",
-            Level::DaneOnly => "dane-only",
-            Level::Verify => "verify",
-            Level::Secure => "secure",
-            Level::LegacyUseTls => "legacy-use-tls",
-            Level::LegacyEnforceTls => "legacy-enforce-tls",
-        }
+        NAMES[self as usize]
+    }
+
+    /// The level of a Postfix policy.
+    pub fn of(policy: Policy) -> Option<Level> {
+        (policy.mta() == Mta::Postfix).then(|| Level::ALL[policy.index()])
+    }
+}
+
+/// The levels' spellings, in [`Level::ALL`]'s order: Postfix's policies
+/// as its driver names them.
+pub const NAMES: [&str; 10] = [
+    "none",
+    "may",
+    "encrypt",
+    "fingerprint",
+    "dane",
+    "dane-only",
+    "verify",
+    "secure",
+    "legacy-use-tls",
+    "legacy-enforce-tls",
+];
+
+impl From<Level> for Policy {
+    fn from(level: Level) -> Policy {
+        Policy::new(Mta::Postfix, level as usize)
     }
 }
 
@@ -99,5 +116,9 @@ mod tests {
             assert_eq!(level.as_str().parse::<Level>().unwrap(), level);
         }
         assert!("encrpyt".parse::<Level>().is_err());
+        for (i, level) in Level::ALL.into_iter().enumerate() {
+            assert_eq!(level as usize, i);
+            assert_eq!(Level::of(Policy::from(level)), Some(level));
+        }
     }
 }
