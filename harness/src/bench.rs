@@ -151,7 +151,7 @@ impl Machine {
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct BenchReport {
-    pub postfix_version: String,
+    pub mta_version: String,
     pub image: String,
     pub machine: Machine,
     /// Runs per phase.
@@ -294,7 +294,7 @@ pub async fn bench(
         report.scale_misclassified = report
             .scale_misclassified
             .max(r.cases.iter().filter(|c| !c.passed).count());
-        report.postfix_version = r.postfix_version.clone();
+        report.mta_version = r.mta_version.clone();
         report.agent_peak_rss_mb = report
             .agent_peak_rss_mb
             .max(r.agent_peak_rss_kb as f64 / 1024.0);
@@ -392,7 +392,7 @@ pub fn markdown(r: &BenchReport, command: &str) -> String {
         out,
         "Measured by `{command}` on {}, Postfix {} ({}), {} per phase. p95 is the nearest-rank 95th percentile, given where there are 20 samples or more (otherwise the maximum).\n",
         r.machine.describe(),
-        r.postfix_version,
+        r.mta_version,
         r.image,
         match r.repeat {
             1 => "1 run".to_owned(),
@@ -545,7 +545,7 @@ mod tests {
 
     fn report(compare: bool) -> BenchReport {
         BenchReport {
-            postfix_version: "3.7.11".into(),
+            mta_version: "3.7.11".into(),
             image: "tlsharness/postfix:bookworm".into(),
             machine: Machine::from_proc(2, MEMINFO, CPUINFO),
             repeat: 3,

@@ -88,7 +88,7 @@ async fn every_builtin_scenario_meets_its_expectations() {
         .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));
     // One instance served every case.
-    assert!(r.postfix_version.starts_with("3."), "{}", r.postfix_version);
+    assert!(r.mta_version.starts_with("3."), "{}", r.mta_version);
 }
 
 /// `ci/test.sh` runs this on all three images: every expectation holds on
@@ -139,7 +139,7 @@ async fn incident_defers_encrypt_and_may_delivers_in_plaintext() {
             .starts_with("TLS is required, but was not offered by host smtp.sendgrid.net[")
     );
     // The relay did offer STARTTLS; Postfix never saw it.
-    assert!(a.wire.relay_offered_starttls && !a.wire.postfix_saw_starttls);
+    assert!(a.wire.relay_offered_starttls && !a.wire.client_saw_starttls);
     assert!(
         enc.transcript.contains("S~ 250 STARTTLS"),
         "{}",
@@ -168,7 +168,7 @@ async fn clean_relay_is_verified_at_verify_and_secure() {
     }
     // `none` never starts TLS, although the relay offers it.
     let none = &case(r, "starttls-relay", Level::None).attempts[0];
-    assert!(none.wire.postfix_saw_starttls && !none.wire.postfix_sent_starttls);
+    assert!(none.wire.client_saw_starttls && !none.wire.client_sent_starttls);
 }
 
 #[tokio::test(flavor = "multi_thread")]

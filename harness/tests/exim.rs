@@ -66,7 +66,7 @@ async fn every_exim_expectation_holds_on_real_exim() {
         .collect();
     assert!(failed.is_empty(), "{}", failed.join("\n"));
     assert_eq!(r.mta, Mta::Exim);
-    assert!(r.postfix_version.starts_with("4."), "{}", r.postfix_version);
+    assert!(r.mta_version.starts_with("4."), "{}", r.mta_version);
     // Every scenario with an [exim] section ran at every policy it states,
     // and no other scenario ran.
     let stated: usize = library().iter().map(|s| s.policies(Mta::Exim).len()).sum();
@@ -100,7 +100,7 @@ async fn incident_require_defers_and_try_delivers_in_plaintext() {
     assert!(a.tls.is_none(), "no X= on the line: {}", a.log_line);
     // The relay offered STARTTLS; the middlebox kept it from Exim (the
     // wire record's field names predate Exim: "postfix" is the client).
-    assert!(a.wire.relay_offered_starttls && !a.wire.postfix_saw_starttls);
+    assert!(a.wire.relay_offered_starttls && !a.wire.client_saw_starttls);
     assert!(a.wire.plaintext_data);
     assert_eq!(a.received.as_ref().map(|m| m.tls), Some(false));
     let matrix = tlsharness::report::matrix(r);

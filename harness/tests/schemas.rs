@@ -104,8 +104,8 @@ fn wire(tls: bool) -> Wire {
     Wire {
         connections: 1,
         relay_offered_starttls: tls,
-        postfix_saw_starttls: tls,
-        postfix_sent_starttls: tls,
+        client_saw_starttls: tls,
+        client_sent_starttls: tls,
         tls_started: tls,
         ..Wire::default()
     }
@@ -125,7 +125,7 @@ fn case(scenario: &str, level: Level, expected: Expectation, attempts: Vec<Attem
         level: level.into(),
         mta: tlsharness::policy::Mta::Postfix,
         image: IMAGE.into(),
-        postfix_version: "3.7.11".into(),
+        mta_version: "3.7.11".into(),
         expected,
         passed: failure.is_none(),
         failure,
@@ -154,7 +154,7 @@ fn mixed_run(run_id: &str) -> RunReport {
         run_id: run_id.into(),
         mta: tlsharness::policy::Mta::Postfix,
         image: IMAGE.into(),
-        postfix_version: "3.7.11".into(),
+        mta_version: "3.7.11".into(),
         cases: vec![
             case(
                 "starttls-relay",
@@ -550,7 +550,7 @@ fn artifacts_of_a_run_on_several_images_do_not_overwrite_each_other() {
     let mut run = mixed_run("r1");
     let mut other = run.cases[1].clone();
     other.image = "tlsharness/postfix:trixie".into();
-    other.postfix_version = "3.10.5".into();
+    other.mta_version = "3.10.5".into();
     run.cases.push(other);
     let dir = tempfile::tempdir().unwrap();
     report::write_artifacts(&run, dir.path()).unwrap();

@@ -46,7 +46,7 @@ pub struct Row {
     /// `current` or `candidate`.
     pub side: String,
     pub image: String,
-    pub postfix_version: String,
+    pub mta_version: String,
     /// The configuration's smtp_tls_security_level (main.cf).
     pub level: String,
     /// The TLS policy Postfix applied on this path: the level after the
@@ -606,8 +606,7 @@ async fn run_scenarios(
         if let Some(policy) = row.tls_policy.as_ref().filter(|p| p.level != level)
             && row.not_modelled.is_none()
         {
-            row.expected =
-                expected_at(path.scenario, &policy.level, row.port, &row.postfix_version);
+            row.expected = expected_at(path.scenario, &policy.level, row.port, &row.mta_version);
         }
         row.level = level.clone();
         rows.push(row);
@@ -722,7 +721,7 @@ fn row_of(job: &Job<'_>, scenario: &Scenario, instance: &Lab, port: u16) -> Row 
         route: String::new(),
         side: job.side.to_owned(),
         image: job.image.to_owned(),
-        postfix_version: instance.mta.version().to_owned(),
+        mta_version: instance.mta.version().to_owned(),
         level: job.config.level.clone(),
         tls_policy: None,
         dropped_settings: Vec::new(),

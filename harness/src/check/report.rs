@@ -285,13 +285,13 @@ fn what_was_compared(out: &mut String, report: &CheckReport, sources: &[(String,
 /// path with each side's cell and the verdict.
 fn image_table(out: &mut String, image: &str, rows: &[&Comparison], with_candidate: bool) {
     let Some(first) = rows.first() else { return };
-    let _ = writeln!(out, "\n{image} (Postfix {})", first.current.postfix_version);
+    let _ = writeln!(out, "\n{image} (Postfix {})", first.current.mta_version);
     for side in ["current", "candidate"] {
         for words in first.warnings.get(side).into_iter().flatten() {
             let _ = writeln!(
                 out,
                 "  {side}: Postfix {} warns: {words}",
-                first.current.postfix_version
+                first.current.mta_version
             );
         }
     }
@@ -459,7 +459,7 @@ mod tests {
             route: "smtp:[a]:587".to_owned(),
             side: side.to_owned(),
             image: "tlsharness/postfix:bookworm".to_owned(),
-            postfix_version: "3.7.11".to_owned(),
+            mta_version: "3.7.11".to_owned(),
             level: "may".to_owned(),
             tls_policy: None,
             dropped_settings: Vec::new(),
@@ -524,7 +524,7 @@ mod tests {
 
     fn trixie(mut r: Row) -> Row {
         r.image = "tlsharness/postfix:trixie".to_owned();
-        r.postfix_version = "3.10.13".to_owned();
+        r.mta_version = "3.10.13".to_owned();
         r
     }
 

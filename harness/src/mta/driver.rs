@@ -42,6 +42,12 @@ pub trait Driver: Sync {
     /// ([`super::image::ensure`]).
     fn images(&self) -> &'static [BuiltIn];
 
+    /// The image `scenario` pins for this MTA, if it pins one (its cases
+    /// then run on that image only).
+    fn pinned_image<'s>(&self, _scenario: &'s Scenario) -> Option<&'s str> {
+        None
+    }
+
     /// Renders one instance's configuration for `targets`, with `hosts`
     /// the names its client resolves and `ca_pem` the CA it trusts.
     fn render(

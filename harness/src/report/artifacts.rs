@@ -10,13 +10,9 @@ use crate::run::{CaseResult, RunReport};
 
 fn config_text(report: &RunReport, c: &CaseResult) -> String {
     let configs = report.configs.get(c.group).cloned().unwrap_or_default();
-    c.mta.driver().case_config(
-        &c.postfix_version,
-        &c.image,
-        &configs,
-        &c.transport,
-        &c.route,
-    )
+    c.mta
+        .driver()
+        .case_config(&c.mta_version, &c.image, &configs, &c.transport, &c.route)
 }
 
 /// A path component for an image name: GitHub's artifact upload refuses

@@ -20,7 +20,9 @@ pub struct JsonReport<'a> {
     pub run_id: &'a str,
     pub mta: Mta,
     pub image: &'a str,
-    pub postfix_version: &'a str,
+    /// The MTA's version, under the report format's published key.
+    #[serde(rename = "postfix_version")]
+    pub mta_version: &'a str,
     pub passed: bool,
     pub startup_ms: u64,
     pub total_ms: u64,
@@ -36,7 +38,9 @@ pub struct RunRecord<'a> {
     pub repetition: usize,
     pub run_id: &'a str,
     pub image: &'a str,
-    pub postfix_version: &'a str,
+    /// The MTA's version, under the report format's published key.
+    #[serde(rename = "postfix_version")]
+    pub mta_version: &'a str,
     pub passed: bool,
     pub startup_ms: u64,
     pub total_ms: u64,
@@ -48,7 +52,7 @@ impl<'a> RunRecord<'a> {
             repetition,
             run_id: &r.run_id,
             image: &r.image,
-            postfix_version: &r.postfix_version,
+            mta_version: &r.mta_version,
             passed: r.passed(),
             startup_ms: r.startup_ms,
             total_ms: r.total_ms,
@@ -69,7 +73,9 @@ pub struct CaseRecord<'a> {
     pub level: Policy,
     pub mta: Mta,
     pub image: &'a str,
-    pub postfix_version: &'a str,
+    /// The MTA's version, under the report format's published key.
+    #[serde(rename = "postfix_version")]
+    pub mta_version: &'a str,
     /// The last attempt's outcome; `null` when it could not be classified.
     pub outcome: Option<Outcome>,
     pub dsn: &'a str,
@@ -110,7 +116,7 @@ impl<'a> CaseRecord<'a> {
             level: c.level,
             mta: c.mta,
             image: &c.image,
-            postfix_version: &c.postfix_version,
+            mta_version: &c.mta_version,
             outcome: c.outcome(),
             dsn: last.map_or("", |a| a.dsn.as_str()),
             reason: last.map_or("", |a| a.error.as_deref().unwrap_or(a.reason.as_str())),
@@ -163,7 +169,7 @@ impl<'a> JsonReport<'a> {
             run_id: &first.run_id,
             mta: first.mta,
             image: &first.image,
-            postfix_version: &first.postfix_version,
+            mta_version: &first.mta_version,
             passed: reports.iter().all(RunReport::passed),
             startup_ms: reports.iter().map(|r| r.startup_ms).sum(),
             total_ms: reports.iter().map(|r| r.total_ms).sum(),

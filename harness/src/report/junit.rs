@@ -159,7 +159,7 @@ fn suites(
                 ("description", first.name.as_str()),
                 ("relay", first.relay.as_str()),
                 ("mta", first.mta.as_str()),
-                ("postfix_version", first.postfix_version.as_str()),
+                ("postfix_version", first.mta_version.as_str()),
                 ("image", first.image.as_str()),
             ]
             .map(|(name, value)| Property::new(name, text(value))),

@@ -110,7 +110,7 @@ pub fn matrix(report: &RunReport) -> String {
     for image in &images {
         let cases: Vec<&CaseResult> = report.cases.iter().filter(|c| c.image == *image).collect();
         if images.len() > 1 {
-            let version = cases.first().map_or("", |c| c.postfix_version.as_str());
+            let version = cases.first().map_or("", |c| c.mta_version.as_str());
             let _ = writeln!(out, "{image} ({} {version})", report.mta.title());
         }
         out.push_str(&table(&cases));
@@ -146,7 +146,7 @@ pub fn matrix(report: &RunReport) -> String {
                 .cases
                 .iter()
                 .find(|c| c.image == *i)
-                .map_or("", |c| c.postfix_version.as_str());
+                .map_or("", |c| c.mta_version.as_str());
             format!("{} {v} ({i})", report.mta.title())
         })
         .collect();

@@ -19,8 +19,13 @@ use crate::upstream::Received;
 pub struct Wire {
     pub connections: usize,
     pub relay_offered_starttls: bool,
-    pub postfix_saw_starttls: bool,
-    pub postfix_sent_starttls: bool,
+    /// Whether the MTA's client saw STARTTLS offered (the report format's
+    /// published key names the first MTA it had).
+    #[serde(rename = "postfix_saw_starttls")]
+    pub client_saw_starttls: bool,
+    /// Whether the MTA's client sent STARTTLS.
+    #[serde(rename = "postfix_sent_starttls")]
+    pub client_sent_starttls: bool,
     pub tls_started: bool,
     /// The middlebox broke a TLS handshake.
     pub tls_broken: bool,
@@ -46,8 +51,8 @@ impl Wire {
         Wire {
             connections: records.len(),
             relay_offered_starttls: any(|r| r.relay_offered_starttls),
-            postfix_saw_starttls: any(|r| r.client_saw_starttls),
-            postfix_sent_starttls: any(|r| r.client_sent_starttls),
+            client_saw_starttls: any(|r| r.client_saw_starttls),
+            client_sent_starttls: any(|r| r.client_sent_starttls),
             tls_started: any(|r| r.tls_started),
             tls_broken: any(|r| r.tls_broken.is_some()),
             intercepted: any(|r| r.intercepted),
@@ -245,11 +250,7 @@ pub fn classify(
 /// began on the wire and the message did not cross it in plaintext, and
 /// the relay received it; in plaintext when the MTA logged no TLS, the
 /// message crossed the wire in plaintext and the relay received it so.
-fn delivered(
-    postfix_tls: bool,
-    wire: &Wire,
-    received: Option<&Received>,
-) -> Result<Outcome, String> {
+fn delivered(mta_tls: bool, wire: &Wire, received: Option<&Received>) -> Result<Outcome, String> {
     let Some(r) = received else {
         return Err("the MTA logged status=sent but the relay recorded no message".to_owned());
     };
@@ -267,15 +268,15 @@ fn delivered(
     } else {
         r.tls
     };
-    if postfix_tls && tls_on_wire && !wire.plaintext_data && relay_agrees {
+    if mta_tls && tls_on_wire && !wire.plaintext_data && relay_agrees {
         return Ok(Outcome::DeliveredTls);
     }
-    if !postfix_tls && wire.plaintext_data && !r.tls {
+    if !mta_tls && wire.plaintext_data && !r.tls {
         return Ok(Outcome::DeliveredPlaintext);
     }
     Err(format!(
         "the witnesses disagree: the MTA logged status=sent and {} TLS session; the wire {} TLS begin and {} the message in plaintext; the relay received it {}",
-        if postfix_tls { "a" } else { "no" },
+        if mta_tls { "a" } else { "no" },
         if tls_on_wire { "saw" } else { "did not see" },
         if wire.plaintext_data {
             "carried"

@@ -90,7 +90,7 @@ pub struct CaseResult {
     /// The MTA image and version the case ran on (the version's key
     /// predates Exim).
     pub image: String,
-    pub postfix_version: String,
+    pub mta_version: String,
     pub expected: Expectation,
     pub attempts: Vec<Attempt>,
     pub passed: bool,
@@ -158,7 +158,7 @@ pub struct RunReport {
     /// The MTA the run tested.
     pub mta: Mta,
     pub image: String,
-    pub postfix_version: String,
+    pub mta_version: String,
     pub cases: Vec<CaseResult>,
     /// From asking Docker for the container to the MTA accepting mail.
     pub startup_ms: u64,
@@ -184,7 +184,7 @@ impl RunReport {
             run_id: String::new(),
             mta: Mta::default(),
             image: image.to_owned(),
-            postfix_version: String::new(),
+            mta_version: String::new(),
             cases: Vec::new(),
             startup_ms: 0,
             total_ms: 0,
@@ -518,7 +518,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
         run_id,
         mta,
         image: opts.images[0].clone(),
-        postfix_version: version,
+        mta_version: version,
         cases: results,
         startup_ms: startup.as_millis() as u64,
         total_ms: t0.elapsed().as_millis() as u64,
@@ -638,7 +638,7 @@ async fn run_case(
         level: case.level,
         mta: instance.mta(),
         image: case.image.clone(),
-        postfix_version: instance.version().to_owned(),
+        mta_version: instance.version().to_owned(),
         expected: expect.clone(),
         passed: failure.is_none() && inconclusive.is_none(),
         failure,

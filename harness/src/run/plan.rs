@@ -180,12 +180,9 @@ pub fn on_images(cases: Vec<Case>, images: &[String]) -> Vec<Case> {
     let mut out = Vec::new();
     for (k, image) in images.iter().enumerate() {
         for c in &cases {
-            let pinned = match c.level.mta() {
-                Mta::Postfix => &c.scenario.postfix.image,
-                Mta::Exim => &None,
-            };
+            let pinned = c.level.mta().driver().pinned_image(&c.scenario);
             let image = match pinned {
-                Some(pinned) if k == 0 => pinned.clone(),
+                Some(pinned) if k == 0 => pinned.to_owned(),
                 Some(_) => continue,
                 None => image.clone(),
             };

@@ -45,6 +45,11 @@ impl Driver for Postfix {
         &image::IMAGES
     }
 
+    /// `[postfix] image`.
+    fn pinned_image<'s>(&self, scenario: &'s Scenario) -> Option<&'s str> {
+        scenario.postfix.image.as_deref()
+    }
+
     fn render(
         &self,
         targets: &[Target<'_>],

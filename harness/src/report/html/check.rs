@@ -29,7 +29,7 @@ fn row_view(r: &Row, key: String) -> CaseView {
         // `check` compares Postfix configurations.
         mta: crate::policy::Mta::Postfix.title(),
         image: r.image.clone(),
-        version: r.postfix_version.clone(),
+        version: r.mta_version.clone(),
         cat: if r.not_modelled.is_some() {
             "not-modelled"
         } else {
@@ -100,7 +100,7 @@ pub(super) fn check_page(report: &CheckReport, sources: &[(String, String)]) -> 
             image: image.to_string(),
             version: of_image
                 .first()
-                .map_or(String::new(), |c| c.current.postfix_version.clone()),
+                .map_or(String::new(), |c| c.current.mta_version.clone()),
             rows,
         });
     }

@@ -67,7 +67,7 @@ pub(super) fn row(side: &str, attempt: Attempt) -> Row {
         scenario: "incident-587-strip".to_owned(),
         side: side.to_owned(),
         image: "tlsharness/postfix:bookworm".to_owned(),
-        postfix_version: "3.7.11".to_owned(),
+        mta_version: "3.7.11".to_owned(),
         level: "may".to_owned(),
         tls_policy: None,
         dropped_settings: Vec::new(),

@@ -19,7 +19,7 @@ fn case_view(c: &CaseResult, key: String) -> CaseView {
         level: c.level.as_str().to_owned(),
         mta: c.mta.title(),
         image: c.image.clone(),
-        version: c.postfix_version.clone(),
+        version: c.mta_version.clone(),
         cat,
         intercepted: c.attempts.iter().any(|a| a.wire.intercepted),
         cell: if cells.is_empty() {
@@ -100,7 +100,7 @@ pub(super) fn run_page(reports: &[RunReport]) -> Page {
                 row.2[col] = Some(cases.len());
                 cases.push(case_view(c, case_key(c, images.len() > 1, repetition)));
             }
-            let version = of_image.first().map_or("", |c| c.postfix_version.as_str());
+            let version = of_image.first().map_or("", |c| c.mta_version.as_str());
             let mut title = format!("{} {version} ({image})", report.mta.title());
             if let Some(k) = repetition {
                 title = format!("repetition {k}: {title}");
