@@ -82,15 +82,16 @@ impl Scenario {
     /// The policies of `mta` this scenario states an expectation for,
     /// weakest first, with that expectation (before version entries).
     pub fn policies(&self, mta: Mta) -> Vec<(Policy, &Expectation)> {
-        match self.tables.get(&mta) {
-            _ if mta.driver().scenario_table().is_none() => self
+        if mta.driver().scenario_table().is_none() {
+            return self
                 .expect
                 .iter()
                 .map(|(l, e)| (Policy::from(*l), e))
-                .collect(),
-            Some(table) => table.expect.iter().map(|(p, e)| (*p, e)).collect(),
-            None => Vec::new(),
+                .collect();
         }
+        self.tables.get(&mta).map_or_else(Vec::new, |t| {
+            t.expect.iter().map(|(p, e)| (*p, e)).collect()
+        })
     }
 
     /// The case's own client options on `mta`, from its table's
