@@ -114,9 +114,24 @@ printf '%s\n' \
   "  directory: \"$d\"" \
   "  pidfile: \"$d/unbound.pid\"" \
   '  use-syslog: no' \
-  "  logfile: \"$d/unbound.log\"" \
-  'remote-control:' \
-  '  control-enable: no' > "$d/unbound.conf"
+  "  logfile: \"$d/unbound.log\"" > "$d/unbound.conf"
+# Unbound's DNSBomb mitigation (upstream 1.20; Debian backports it, so
+# bookworm's 1.17.1-2+deb12u4 has it too, bullseye's 1.13.1 not) sends no
+# reply at all to a query whose recursion took over discard-timeout
+# (1.9 s), and keeps at most wait-limit replies waiting per client address.
+# The run's one client is the MTA on 127.0.0.1, and on a busy machine a
+# recursion through the run's name server can take longer: unbound then
+# counted the query as dropped ("requestlist ... exceeded N"), the MTA's
+# resolver asked again and, asked twice in vain, Postfix deferred 4.4.3
+# (Host not found, try again) or went on without an MTA-STS policy. The
+# mitigation guards against floods from forged addresses, which the run's
+# loopback does not have: off wherever this unbound knows it.
+for option in discard-timeout wait-limit; do
+  if unbound-checkconf -o "$option" "$d/unbound.conf" >/dev/null 2>&1; then
+    printf '  %s: 0\n' "$option" >> "$d/unbound.conf"
+  fi
+done
+printf 'remote-control:\n  control-enable: no\n' >> "$d/unbound.conf"
 # Both bind their sockets before they return: no wait is needed.
 unbound -c "$d/unbound.conf"
 printf 'nameserver 127.0.0.1\noptions trust-ad\n' > /etc/resolv.conf
