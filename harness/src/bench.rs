@@ -34,6 +34,16 @@ pub enum BenchError {
     NoTemplates,
 }
 
+impl crate::exit::Code for BenchError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            BenchError::Load(e) => e.exit_code(),
+            BenchError::NoTemplates => crate::exit::BAD_INPUT,
+            BenchError::Run(e) => e.exit_code(),
+        }
+    }
+}
+
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {

@@ -1,6 +1,7 @@
-//! The binary's exit codes, and the one mapping from every error type to
-//! them. Setup failures differ from failed expectations so that CI can
-//! tell "the relay config regressed" from "Docker is down".
+//! The binary's exit codes, and the trait through which every error names
+//! its code (each implements it beside its own definition). Setup failures
+//! differ from failed expectations so that CI can tell "the relay config
+//! regressed" from "Docker is down".
 
 /// Every case ran and met its expectation.
 pub const SUCCESS: i32 = 0;
@@ -37,61 +38,4 @@ pub const INTERRUPTED: i32 = 130;
 /// from every command.
 pub trait Code {
     fn exit_code(&self) -> i32;
-}
-
-impl Code for crate::run::RunError {
-    fn exit_code(&self) -> i32 {
-        use crate::run::RunError;
-        match self {
-            RunError::Interrupted => INTERRUPTED,
-            RunError::NothingToRun(_) => BAD_INPUT,
-            e if e.is_environment() => ENVIRONMENT,
-            _ => HARNESS_ERROR,
-        }
-    }
-}
-
-impl Code for crate::check::CheckError {
-    fn exit_code(&self) -> i32 {
-        match self {
-            crate::check::CheckError::Interrupted => INTERRUPTED,
-            e if e.is_bad_input() => BAD_INPUT,
-            e if e.is_environment() => ENVIRONMENT,
-            _ => HARNESS_ERROR,
-        }
-    }
-}
-
-impl Code for crate::bench::BenchError {
-    fn exit_code(&self) -> i32 {
-        use crate::bench::BenchError;
-        match self {
-            BenchError::Load(e) => e.exit_code(),
-            BenchError::NoTemplates => BAD_INPUT,
-            BenchError::Run(e) => e.exit_code(),
-        }
-    }
-}
-
-impl Code for crate::scenario::LoadErrors {
-    fn exit_code(&self) -> i32 {
-        BAD_INPUT
-    }
-}
-
-impl Code for crate::probe::ProbeError {
-    /// The relay cannot be resolved or reached, or does not speak SMTP.
-    fn exit_code(&self) -> i32 {
-        ENVIRONMENT
-    }
-}
-
-impl Code for crate::probe::ScenarioError {
-    fn exit_code(&self) -> i32 {
-        match self {
-            crate::probe::ScenarioError::Hostname(_) => BAD_INPUT,
-            crate::probe::ScenarioError::NothingAnswered { .. } => ENVIRONMENT,
-            _ => HARNESS_ERROR,
-        }
-    }
 }

@@ -54,6 +54,17 @@ pub enum CheckError {
     Interrupted,
 }
 
+impl crate::exit::Code for CheckError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            CheckError::Interrupted => crate::exit::INTERRUPTED,
+            e if e.is_bad_input() => crate::exit::BAD_INPUT,
+            e if e.is_environment() => crate::exit::ENVIRONMENT,
+            _ => crate::exit::HARNESS_ERROR,
+        }
+    }
+}
+
 impl CheckError {
     /// Whether the user's input is at fault (exit code 2).
     pub fn is_bad_input(&self) -> bool {

@@ -43,6 +43,13 @@ pub enum ProbeError {
     Protocol { step: String, detail: String },
 }
 
+impl crate::exit::Code for ProbeError {
+    /// The relay cannot be resolved or reached, or does not speak SMTP.
+    fn exit_code(&self) -> i32 {
+        crate::exit::ENVIRONMENT
+    }
+}
+
 impl ProbeError {
     /// The port accepted the connection but said nothing: perhaps it
     /// waits for a TLS ClientHello (implicit TLS).

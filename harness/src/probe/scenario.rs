@@ -39,6 +39,16 @@ pub enum ScenarioError {
     Invalid(#[from] LoadError),
 }
 
+impl crate::exit::Code for ScenarioError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            ScenarioError::Hostname(_) => crate::exit::BAD_INPUT,
+            ScenarioError::NothingAnswered { .. } => crate::exit::ENVIRONMENT,
+            _ => crate::exit::HARNESS_ERROR,
+        }
+    }
+}
+
 /// The scenario text, checked by loading it as `path` would be loaded.
 pub fn scenario_text(obs: &Observation, path: &Path) -> Result<(String, Scenario), ScenarioError> {
     let hostname = Hostname::parse(&obs.server_name).map_err(ScenarioError::Hostname)?;

@@ -245,6 +245,17 @@ pub enum RunError {
     MtaStopped { image: String },
 }
 
+impl crate::exit::Code for RunError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Interrupted => crate::exit::INTERRUPTED,
+            RunError::NothingToRun(_) => crate::exit::BAD_INPUT,
+            e if e.is_environment() => crate::exit::ENVIRONMENT,
+            _ => crate::exit::HARNESS_ERROR,
+        }
+    }
+}
+
 impl RunError {
     pub fn is_environment(&self) -> bool {
         match self {

@@ -165,6 +165,12 @@ impl fmt::Display for LoadErrors {
 
 impl std::error::Error for LoadErrors {}
 
+impl crate::exit::Code for LoadErrors {
+    fn exit_code(&self) -> i32 {
+        crate::exit::BAD_INPUT
+    }
+}
+
 /// Loads scenario files and directories (every `*.toml` directly inside,
 /// sorted by name). All files are checked; every problem is returned.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Scenario>, LoadErrors> {
