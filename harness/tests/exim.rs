@@ -99,7 +99,7 @@ async fn incident_require_defers_and_try_delivers_in_plaintext() {
     assert!(a.log_line.contains(" => "), "{}", a.log_line);
     assert!(a.tls.is_none(), "no X= on the line: {}", a.log_line);
     // The relay offered STARTTLS; the middlebox kept it from Exim (the
-    // wire record's field names predate Exim: "postfix" is the client).
+    // client).
     assert!(a.wire.relay_offered_starttls && !a.wire.client_saw_starttls);
     assert!(a.wire.plaintext_data);
     assert_eq!(a.received.as_ref().map(|m| m.tls), Some(false));

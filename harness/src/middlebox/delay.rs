@@ -9,7 +9,9 @@ use super::behaviour::{Behaviour, Shaping};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DelayConfig {
-    #[serde(default, rename = "to_postfix_ms")]
+    /// Before each write to the MTA (`to_postfix_ms`, the older spelling,
+    /// is still read).
+    #[serde(default, rename = "to_mta_ms", alias = "to_postfix_ms")]
     pub to_client_ms: u64,
     #[serde(default, rename = "to_relay_ms")]
     pub to_server_ms: u64,

@@ -1,8 +1,8 @@
 //! `inject`: STARTTLS injection (the CVE-2011-0411 class, and the EAST
 //! test cases): plaintext sent in the same packet right behind the STARTTLS
 //! exchange, where a careless peer would read it as the first words of the
-//! TLS session. `into = "postfix"` appends to the relay's `220` reply
-//! (response injection); `into = "relay"` appends to Postfix's STARTTLS
+//! TLS session. `into = "mta"` appends to the relay's `220` reply
+//! (response injection); `into = "relay"` appends to the MTA's STARTTLS
 //! command (command injection).
 
 use serde::{Deserialize, Serialize};
@@ -10,11 +10,13 @@ use serde::{Deserialize, Serialize};
 use super::behaviour::{Behaviour, ReplyContext};
 use crate::smtp::Reply;
 
-/// A side of the path, by the names scenarios give them.
+/// A side of the path, by the names scenarios give them: the MTA under
+/// test (the SMTP client; `postfix` is the older spelling, still read) and
+/// the relay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
 pub enum Target {
     #[default]
-    #[serde(rename = "postfix")]
+    #[serde(rename = "mta", alias = "postfix")]
     Client,
     #[serde(rename = "relay")]
     Server,
@@ -26,7 +28,7 @@ pub struct InjectConfig {
     #[serde(default)]
     pub into: Target,
     /// The injected text; CRLF is added to each line. Defaults to a
-    /// rejection (to Postfix) or a foreign envelope sender (to the relay).
+    /// rejection (to the MTA) or a foreign envelope sender (to the relay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
 }

@@ -113,7 +113,7 @@ mod tests {
         let (a, b) = tokio::io::duplex(1024);
         let notes = Arc::new(Mutex::new(Vec::new()));
         (
-            Shaped::new(Box::new(a), shape, "Postfix", notes.clone()),
+            Shaped::new(Box::new(a), shape, "the MTA", notes.clone()),
             b,
             notes,
         )

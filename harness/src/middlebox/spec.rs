@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn sides_keep_their_scenario_names() {
         let got = parse(
-            r#"behaviour = [{ delay = { to_postfix_ms = 5, to_relay_ms = 7 } }, { stall = { to = "relay", after_bytes = 3 } }, { inject = { into = "postfix" } }]"#,
+            r#"behaviour = [{ delay = { to_mta_ms = 5, to_relay_ms = 7 } }, { stall = { to = "relay", after_bytes = 3 } }, { inject = { into = "mta" } }]"#,
         )
         .unwrap();
         let mut shaping = super::super::behaviour::Shaping::default();
@@ -257,7 +257,14 @@ mod tests {
             (None, Some(3))
         );
         let e = parse(r#"behaviour = [{ stall = { to = "client" } }]"#).unwrap_err();
-        assert!(e.contains("expected `postfix` or `relay`"), "{e}");
+        assert!(e.contains("`mta`") && e.contains("`relay`"), "{e}");
+    }
+
+    #[test]
+    fn the_older_spelling_of_the_mta_s_side_still_reads() {
+        let old = r#"behaviour = [{ delay = { to_postfix_ms = 5 } }, { stall = { to = "postfix" } }, { inject = { into = "postfix" } }]"#;
+        let new = r#"behaviour = [{ delay = { to_mta_ms = 5 } }, { stall = { to = "mta" } }, { inject = { into = "mta" } }]"#;
+        assert_eq!(parse(old).unwrap(), parse(new).unwrap());
     }
 
     #[test]
