@@ -81,9 +81,6 @@ pub const MAX_POLICY: usize = 64 * 1024;
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(127, 0, 3, 1);
 pub const NOWHERE: Ipv4Addr = Ipv4Addr::new(127, 0, 3, 2);
 
-/// Where Postfix asks the resolver daemon (socketmap).
-pub const DAEMON: &str = "socketmap:inet:127.0.0.1:8461:postfix";
-
 impl MtaStsSpec {
     /// The policy file, as written (names without a case's label).
     pub fn text(&self, mx_hosts: &[&str]) -> String {

@@ -169,35 +169,144 @@ impl crate::exit::Code for MtaError {
 
 #[cfg(test)]
 mod tests {
-    /// `run/`, `report/`, `scenario/` and `lab/` see the MTA only through
-    /// this module's neutral face, never one MTA's module.
-    #[test]
-    fn the_boundary_holds() {
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    use std::path::{Path, PathBuf};
+
+    fn rust_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(path) = stack.pop() {
+            if path.is_dir() {
+                for entry in std::fs::read_dir(&path).unwrap() {
+                    stack.push(entry.unwrap().path());
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") && !test_only(&path) {
+                files.push(path);
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// Whether `path` is a module its parent declares only for tests.
+    fn test_only(path: &Path) -> bool {
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            return false;
+        };
+        let parent = path.parent().unwrap();
+        ["mod.rs", "lib.rs"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(parent.join(f)).ok())
+            .any(|t| t.contains(&format!("#[cfg(test)]\nmod {stem};")))
+    }
+
+    /// The lines of `text` that are code: comments and the unit tests at
+    /// the end of a file (which may well quote one MTA's log) left out.
+    fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+        text.lines()
+            .enumerate()
+            .take_while(|(_, l)| !l.starts_with("#[cfg(test)]"))
+            .filter(|(_, l)| {
+                let t = l.trim_start();
+                !(t.starts_with("//") || t.starts_with("*") || t.starts_with("/*"))
+            })
+    }
+
+    fn src() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+    }
+
+    /// Where `dirs` (under `src`) name one of `words` (in any case when
+    /// they are lower-case), outside `allowed` lines: `path:line: text`
+    /// each.
+    fn naming(src: &Path, dirs: &[&str], words: &[&str], allowed: &[&str]) -> Vec<String> {
         let mut offenders = Vec::new();
-        for dir in ["run", "report", "scenario", "lab"] {
-            let mut stack = vec![src.join(dir)];
-            while let Some(path) = stack.pop() {
-                if path.is_dir() {
-                    for entry in std::fs::read_dir(&path).unwrap() {
-                        stack.push(entry.unwrap().path());
-                    }
-                    continue;
-                }
-                if path.extension().is_none_or(|e| e != "rs") {
-                    continue;
-                }
+        for dir in dirs {
+            for path in rust_files(&src.join(dir)) {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for (n, line) in text.lines().enumerate() {
-                    if ["mta::postfix", "mta::exim", "crate::postfix"]
-                        .iter()
-                        .any(|m| line.contains(m))
-                    {
+                for (n, line) in code_lines(&text) {
+                    let lower = line.to_ascii_lowercase();
+                    let names = |w: &&str| {
+                        line.contains(*w) || (w.to_ascii_lowercase() == *w && lower.contains(*w))
+                    };
+                    if words.iter().any(names) && !allowed.iter().any(|a| line.contains(a)) {
                         offenders.push(format!("{}:{}: {line}", path.display(), n + 1));
                     }
                 }
             }
         }
+        offenders
+    }
+
+    /// `run/`, `report/`, `scenario/` and `lab/` see the MTA only through
+    /// this module's neutral face, never one MTA's module.
+    #[test]
+    fn the_boundary_holds() {
+        let offenders = naming(
+            &src(),
+            &["run", "report", "scenario", "lab", "docker"],
+            &[
+                "mta::postfix",
+                "mta::exim",
+                "crate::postfix",
+                "Mta::Postfix",
+                "Mta::Exim",
+            ],
+            &[],
+        );
         assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+    }
+
+    /// The floors below and beside the MTA speak of "the MTA": no MTA's
+    /// name, policy or level type in their code. The exceptions are the
+    /// published report keys that predate a second MTA (JSON and JUnit
+    /// keep them, whatever the MTA), and `check`'s own page, which is
+    /// about a main.cf. (`scenario/` still reads Postfix's `[postfix]` and
+    /// `[expect]` tables itself, and is not yet held to this.)
+    #[test]
+    fn the_neutral_floors_name_no_mta() {
+        let offenders = naming(
+            &src(),
+            &[
+                "run",
+                "report",
+                "lab",
+                "docker",
+                "dns",
+                "middlebox",
+                "upstream",
+                "smtp",
+            ],
+            &["postfix", "exim", "level::", "eximpolicy"],
+            &[
+                "rename = \"postfix_",
+                "(\"postfix_version\",",
+                "alias = \"postfix\"",
+                "alias = \"to_postfix_ms\"",
+            ],
+        );
+        let offenders: Vec<_> = offenders
+            .into_iter()
+            .filter(|o| !o.contains("report/html/check.rs"))
+            .collect();
+        assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+    }
+
+    /// The test above finds what it is meant to find.
+    #[test]
+    fn an_mta_s_name_in_a_neutral_floor_would_be_found() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir(src.path().join("run")).unwrap();
+        let planted = src.path().join("run/planted.rs");
+        std::fs::write(
+            &planted,
+            "// Postfix, in a comment, is fine.\nconst X: &str = \"Exim\";\n#[cfg(test)]\nconst Y: &str = \"postfix\";\n",
+        )
+        .unwrap();
+        let found = naming(src.path(), &["run"], &["postfix", "exim"], &[]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].ends_with("planted.rs:2: const X: &str = \"Exim\";"),
+            "{found:?}"
+        );
     }
 }

@@ -39,7 +39,7 @@ fn case_details(c: &CaseResult) -> String {
 fn system_out(c: &CaseResult) -> String {
     let mut out = String::new();
     if !c.log.is_empty() {
-        out.push_str("postfix log:\n");
+        let _ = writeln!(out, "{} log:", c.mta.as_str());
         for l in &c.log {
             let _ = writeln!(out, "  {l}");
         }

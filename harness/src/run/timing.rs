@@ -47,7 +47,7 @@ pub(crate) fn unmet(
             // Postfix compares whole seconds (its active and arrival times'
             // tv_sec), a second more at worst than what it logs.
             return Some(format!(
-                "attempt {}: the message had waited {shown} in the queue before the MTA began the attempt; the scenario needs under {}s (the fallback age {}s, less Postfix's whole-second rounding), as a fresh message",
+                "attempt {}: the message had waited {shown} in the queue before the MTA began the attempt; the scenario needs under {}s (the fallback age {}s, less the MTA's whole-second rounding), as a fresh message",
                 n + 1,
                 (age_ms.saturating_sub(1000 + resolution)) as f64 / 1000.0,
                 fallback_age.as_secs()

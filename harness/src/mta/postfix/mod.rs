@@ -162,6 +162,10 @@ fn plaintext_fallback_age(level: Level, scenario: &Scenario) -> Option<std::time
     Some(std::time::Duration::from_secs(secs))
 }
 
+/// Where Postfix asks the MTA-STS resolver daemon the run starts
+/// (postfix-mta-sts-resolver's socketmap, on its default address).
+const MTA_STS_DAEMON: &str = "socketmap:inet:127.0.0.1:8461:postfix";
+
 /// The `-o` settings of a case's smtp transport: its level, source
 /// address, trust, backoff, pinned fingerprint, DNS, SASL and policy
 /// tables, then the scenario's own `[postfix.settings]`.
@@ -203,10 +207,7 @@ fn settings(t: &Target<'_>, level: Level) -> BTreeMap<String, String> {
         settings.insert("smtp_dns_support_level".into(), support.into());
         settings.insert("smtp_host_lookup".into(), "dns".into());
         if scenario.mta_sts.is_some() {
-            settings.insert(
-                "smtp_tls_policy_maps".into(),
-                crate::dns::mta_sts::DAEMON.into(),
-            );
+            settings.insert("smtp_tls_policy_maps".into(), MTA_STS_DAEMON.into());
         }
     }
     if scenario.postfix.sasl.is_some() {

@@ -26,8 +26,7 @@ fn row_view(r: &Row, key: String) -> CaseView {
         scenario: r.name(),
         name: r.side.clone(),
         level,
-        // `check` compares Postfix configurations.
-        mta: crate::policy::Mta::Postfix.title(),
+        mta: crate::check::MTA.title(),
         image: r.image.clone(),
         version: r.mta_version.clone(),
         cat: if r.not_modelled.is_some() {
