@@ -137,57 +137,9 @@ pub async fn check(
         r = routes::discover(sides, images[0], &run_id, opts.startup_timeout) => r?,
         _ = opts.cancel.cancelled() => return Err(CheckError::Interrupted),
     };
-    // A relay's class of mail runs the scenarios without [dns]; the class
-    // that goes by MX, those with it.
-    let grid: Vec<(usize, usize)> = routing
-        .classes
-        .iter()
-        .enumerate()
-        .flat_map(|(c, class)| {
-            let mx = class.routes.first().is_some_and(|(_, h)| *h == Hop::Mx);
-            scenarios
-                .iter()
-                .enumerate()
-                .filter(move |(_, s)| s.dns.is_some() == mx)
-                .map(move |(i, _)| (c, i))
-        })
-        .collect();
-    let not_run: Vec<String> = scenarios
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !grid.iter().any(|(_, j)| j == i))
-        .map(|(_, s)| s.id.clone())
-        .collect();
-    if grid.is_empty() {
-        return Err(CheckError::Input(format!(
-            "no scenario selected runs on your configuration's routes: scenarios without [dns] need mail that goes to a relay, those with [dns] mail that goes by MX ({})",
-            routing
-                .classes
-                .iter()
-                .map(|c| format!("{}: {}", c.label, c.routes[0].0))
-                .collect::<Vec<_>>()
-                .join("; ")
-        )));
-    }
-    if grid.len() > 250 {
-        return Err(CheckError::Input(format!(
-            "check runs at most 250 paths at once: {} (scenarios on each class of mail's route)",
-            grid.len()
-        )));
-    }
+    let grid = Grid::of(&routing, scenarios)?;
     let pki = Pki::new(&run_id)?;
-    let mut jobs = Vec::new();
-    for (n, (side, config)) in sides.iter().enumerate() {
-        for image in &opts.images {
-            jobs.push(Job {
-                index: jobs.len(),
-                side: side.as_str(),
-                side_index: n,
-                config,
-                image: image.as_str(),
-            });
-        }
-    }
+    let jobs = jobs(sides, &opts.images);
     let classes = &routing.classes;
     // Each Postfix's cases, planned before it starts: the by-MX cases'
     // zones are signed and served from its start.
@@ -200,16 +152,145 @@ pub async fn check(
             job,
             classes,
             scenarios,
-            &grid,
+            &grid.cells,
             &mut workshop,
             &run_id,
         )?);
         workshops.push(Some(workshop));
     }
-    let started = futures_util::future::join_all(jobs.iter().zip(&plans).map(|(job, plan)| {
+    let Running {
+        instances,
+        warnings,
+    } = start_all(&jobs, &plans, &pki, &run_id, &agent, opts).await?;
+    let (parameters, policies) = match ask_postfix(&instances, &plans).await {
+        Ok(a) => a,
+        Err(e) => {
+            stop(instances).await;
+            return Err(e);
+        }
+    };
+    let runs = futures_util::future::join_all(instances.iter().zip(&policies).map(
+        |((job, instance), policies)| {
+            let workshop = workshops[job.index].take().expect("one run per job");
+            run_scenarios(
+                job,
+                classes,
+                &plans[job.index],
+                instance,
+                policies,
+                workshop,
+                &run_id,
+                opts,
+            )
+        },
+    ))
+    .await;
+    stop(instances).await;
+    let mut rows = Vec::new();
+    for r in runs {
+        rows.extend(r?);
+    }
+    Ok(CheckReport {
+        run_id,
+        rows,
+        changes: all_changes(sides, &routing, scenarios, &grid.not_run),
+        parameters,
+        file_changes: match sides {
+            [(_, current), (_, candidate)] => file_changes(current, candidate),
+            _ => Vec::new(),
+        },
+        warnings,
+    })
+}
+
+/// Which scenarios run on which class of mail.
+struct Grid {
+    /// Per case: its class of mail (index) and its scenario (index).
+    cells: Vec<(usize, usize)>,
+    /// The scenarios no class of mail takes.
+    not_run: Vec<String>,
+}
+
+impl Grid {
+    /// A relay's class of mail runs the scenarios without [dns]; the class
+    /// that goes by MX, those with it. At least one path, at most 250.
+    fn of(routing: &Routing, scenarios: &[Arc<Scenario>]) -> Result<Grid, CheckError> {
+        let cells: Vec<(usize, usize)> = routing
+            .classes
+            .iter()
+            .enumerate()
+            .flat_map(|(c, class)| {
+                let mx = class.routes.first().is_some_and(|(_, h)| *h == Hop::Mx);
+                scenarios
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, s)| s.dns.is_some() == mx)
+                    .map(move |(i, _)| (c, i))
+            })
+            .collect();
+        let not_run: Vec<String> = scenarios
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !cells.iter().any(|(_, j)| j == i))
+            .map(|(_, s)| s.id.clone())
+            .collect();
+        if cells.is_empty() {
+            return Err(CheckError::Input(format!(
+                "no scenario selected runs on your configuration's routes: scenarios without [dns] need mail that goes to a relay, those with [dns] mail that goes by MX ({})",
+                routing
+                    .classes
+                    .iter()
+                    .map(|c| format!("{}: {}", c.label, c.routes[0].0))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )));
+        }
+        if cells.len() > 250 {
+            return Err(CheckError::Input(format!(
+                "check runs at most 250 paths at once: {} (scenarios on each class of mail's route)",
+                cells.len()
+            )));
+        }
+        Ok(Grid { cells, not_run })
+    }
+}
+
+/// Every side's configuration on every image, in that order.
+fn jobs<'a>(sides: &'a [(String, UserConfig)], images: &'a [String]) -> Vec<Job<'a>> {
+    let mut jobs = Vec::new();
+    for (n, (side, config)) in sides.iter().enumerate() {
+        for image in images {
+            jobs.push(Job {
+                index: jobs.len(),
+                side: side.as_str(),
+                side_index: n,
+                config,
+                image: image.as_str(),
+            });
+        }
+    }
+    jobs
+}
+
+/// The started Postfixes, each with its job, and what `postconf` warned
+/// of their configurations.
+struct Running<'j> {
+    instances: Vec<(&'j Job<'j>, Box<Lab>)>,
+    warnings: Vec<PostfixWarning>,
+}
+
+/// Starts every job's Postfix at once. An interruption, a refusal or an
+/// error ends the check: the instances that did start are stopped.
+async fn start_all<'j>(
+    jobs: &'j [Job<'j>],
+    plans: &[Plan<'_>],
+    pki: &Pki,
+    run_id: &str,
+    agent: &AgentImage,
+    opts: &CheckOptions,
+) -> Result<Running<'j>, CheckError> {
+    let started = futures_util::future::join_all(jobs.iter().zip(plans).map(|(job, plan)| {
         let ca_pem = pki.ca_pem();
-        let run_id = run_id.as_str();
-        let agent = &agent;
         async move { start(job, plan, &ca_pem, run_id, agent, opts).await }
     }))
     .await;
@@ -241,68 +322,43 @@ pub async fn check(
         error
     };
     if let Some(e) = failure {
-        for (_, mut instance) in instances {
-            instance.stop().await;
-        }
+        stop(instances).await;
         return Err(e);
     }
-    let asked = ask_postfix(&instances, &plans).await;
-    let (parameters, policies) = match asked {
-        Ok(a) => a,
-        Err(e) => {
-            for (_, mut instance) in instances {
-                instance.stop().await;
-            }
-            return Err(e);
-        }
-    };
-    let runs = futures_util::future::join_all(instances.iter().zip(&policies).map(
-        |((job, instance), policies)| {
-            let workshop = workshops[job.index].take().expect("one run per job");
-            run_scenarios(
-                job,
-                classes,
-                &plans[job.index],
-                instance,
-                policies,
-                workshop,
-                &run_id,
-                opts,
-            )
-        },
-    ))
-    .await;
+    Ok(Running {
+        instances,
+        warnings,
+    })
+}
+
+async fn stop(instances: Vec<(&Job<'_>, Box<Lab>)>) {
     for (_, mut instance) in instances {
         instance.stop().await;
     }
-    let mut rows = Vec::new();
-    for r in runs {
-        rows.extend(r?);
-    }
-    Ok(CheckReport {
-        run_id,
-        rows,
-        changes: sides
-            .iter()
-            .enumerate()
-            .map(|(n, (side, c))| {
-                let mut changes = changes(c, n, &routing, scenarios);
-                if !not_run.is_empty() {
-                    changes.push(format!(
-                        "not run: {} (no class of your mail takes such a path: scenarios without [dns] need mail to a relay, those with [dns] mail by MX)",
-                        not_run.join(", ")
-                    ));
-                }
-                (side.clone(), changes)
-            })
-            .collect(),
-        parameters,
-        file_changes: match sides {
-            [(_, current), (_, candidate)] => file_changes(current, candidate),
-            _ => Vec::new(),
-        },
-        warnings,
-    })
+}
+
+/// Per side, what the harness changed in its configuration, and the
+/// scenarios that did not run.
+fn all_changes(
+    sides: &[(String, UserConfig)],
+    routing: &Routing,
+    scenarios: &[Arc<Scenario>],
+    not_run: &[String],
+) -> Vec<(String, Vec<String>)> {
+    sides
+        .iter()
+        .enumerate()
+        .map(|(n, (side, c))| {
+            let mut changes = changes(c, n, routing, scenarios);
+            if !not_run.is_empty() {
+                changes.push(format!(
+                    "not run: {} (no class of your mail takes such a path: scenarios without [dns] need mail to a relay, those with [dns] mail by MX)",
+                    not_run.join(", ")
+                ));
+            }
+            (side.clone(), changes)
+        })
+        .collect()
 }
 
 fn changes(

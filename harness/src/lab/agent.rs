@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::protocol::{Call, GREETING, Reply, Request, Response, RigSpec, RigState};
+use super::protocol::{Call, GREETING, Hex, Reply, Request, Response, RigSpec, RigState};
 use super::{INJECT, SENDER};
 use crate::middlebox::{BuildContext, Middlebox, MiddleboxConfig};
 use crate::pki::Identity;
@@ -125,6 +125,44 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let (out_tx, writer) = write_replies(output);
+    let agent = Arc::new(Agent::new());
+    // The DNS middlebox, between the MTA's validating resolver and the
+    // run's name server, and the MTA-STS policy server (only runs with
+    // zones use them): bound before the greeting, so that they answer from
+    // the moment the harness knows the agent is there.
+    agent.open_dns_path().await;
+    agent.open_policy_server().await;
+    let _ = out_tx.send(format!("{GREETING}\n"));
+    let mut lines = BufReader::new(input).lines();
+    while let Some(line) = lines.next_line().await? {
+        let request: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("tlsharness agent: a request it cannot read: {e}: {line}");
+                continue;
+            }
+        };
+        let reply = Replier {
+            id: request.id,
+            out: out_tx.clone(),
+        };
+        agent.call(request.call, reply).await;
+    }
+    // The harness is gone or done: stop everything, then leave.
+    agent.stop.cancel();
+    agent.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), agent.tasks.wait()).await;
+    drop(out_tx);
+    let _ = writer.await;
+    Ok(())
+}
+
+/// The task that writes the lines sent to it to `output`, and its sender.
+fn write_replies<W>(output: W) -> (mpsc::UnboundedSender<String>, tokio::task::JoinHandle<()>)
+where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
     let writer = tokio::spawn(async move {
         let mut output = output;
@@ -143,155 +181,21 @@ where
             }
         }
     });
-    let agent = Arc::new(Agent {
-        identities: Mutex::default(),
-        rigs: Mutex::default(),
-        routes: Mutex::default(),
-        closing: Mutex::default(),
-        tasks: TaskTracker::new(),
-        stop: CancellationToken::new(),
-        smtp: AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(INJECT.ip().to_string())
-            .port(INJECT.port())
-            .hello_name(ClientId::Domain("injector.tlsharness.test".into()))
-            .timeout(Some(Duration::from_secs(30)))
-            .pool_config(PoolConfig::new().max_size(INJECTORS as u32))
-            .build(),
-        injecting: tokio::sync::Semaphore::new(INJECTORS),
-        dns: crate::dns::proxy::Table::default(),
-        policies: crate::dns::mta_sts::Table::default(),
-    });
-    // The DNS middlebox, between the MTA's validating resolver and the
-    // run's name server, and the MTA-STS policy server (only runs with
-    // zones use them): bound before the greeting, so that they answer from
-    // the moment the harness knows the agent is there.
-    for address in [crate::dns::proxy::PATH, crate::dns::proxy::QUIET] {
-        let listen = SocketAddr::new(address.into(), 53);
-        match crate::dns::proxy::bind(listen).await {
-            Ok(bound) => {
-                let (table, stop) = (agent.dns.clone(), agent.stop.clone());
-                let upstream = SocketAddr::new(crate::dns::SERVER.into(), 53);
-                agent.tasks.spawn(async move {
-                    let _ = crate::dns::proxy::serve(bound, upstream, table, stop).await;
-                });
-            }
-            Err(e) => {
-                eprintln!("tlsharness agent: the DNS middlebox cannot listen on {listen}: {e}")
-            }
-        }
+    (out_tx, writer)
+}
+
+/// Where the reply to one request goes.
+struct Replier {
+    id: u64,
+    out: mpsc::UnboundedSender<String>,
+}
+
+impl Replier {
+    fn send(self, reply: Reply) {
+        let line =
+            serde_json::to_string(&Response { id: self.id, reply }).expect("replies serialise");
+        let _ = self.out.send(line + "\n");
     }
-    let listen = SocketAddr::new(crate::dns::mta_sts::SERVER.into(), 443);
-    match crate::dns::mta_sts::bind(listen).await {
-        Ok(listener) => {
-            let (table, stop) = (agent.policies.clone(), agent.stop.clone());
-            agent.tasks.spawn(async move {
-                let _ = crate::dns::mta_sts::serve(listener, table, stop).await;
-            });
-        }
-        Err(e) => {
-            eprintln!("tlsharness agent: the MTA-STS policy server cannot listen on {listen}: {e}")
-        }
-    }
-    let _ = out_tx.send(format!("{GREETING}\n"));
-    let mut lines = BufReader::new(input).lines();
-    while let Some(line) = lines.next_line().await? {
-        let request: Request = match serde_json::from_str(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("tlsharness agent: a request it cannot read: {e}: {line}");
-                continue;
-            }
-        };
-        let id = request.id;
-        let send = {
-            let out_tx = out_tx.clone();
-            move |reply: Reply| {
-                let line =
-                    serde_json::to_string(&Response { id, reply }).expect("replies serialise");
-                let _ = out_tx.send(line + "\n");
-            }
-        };
-        match request.call {
-            // In order: a rig may name the identities sent before it.
-            Call::Identity {
-                key,
-                chain,
-                private_key,
-            } => {
-                let identity = Identity {
-                    chain: chain
-                        .into_iter()
-                        .map(|c| CertificateDer::from(c.0))
-                        .collect(),
-                    key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(private_key.0)),
-                };
-                agent
-                    .identities
-                    .lock()
-                    .expect("agent poisoned")
-                    .insert(key, identity);
-                send(Reply::Done);
-            }
-            Call::Rig(spec) => send(match agent.rig(*spec).await {
-                Ok(()) => Reply::Done,
-                Err(error) => Reply::Failed { error },
-            }),
-            Call::Unrig { rig } => {
-                agent.unrig(rig);
-                send(Reply::Done);
-            }
-            Call::State { rig, idle_ms } => {
-                let agent = agent.clone();
-                tokio::spawn(async move { send(agent.state(rig, idle_ms).await) });
-            }
-            Call::Inject {
-                recipient,
-                subject,
-                message_id,
-            } => {
-                let agent = agent.clone();
-                tokio::spawn(async move {
-                    send(
-                        match agent.inject(&recipient, &subject, &message_id).await {
-                            Ok(queue_id) => Reply::Injected { queue_id },
-                            Err(error) => Reply::Failed { error },
-                        },
-                    )
-                });
-            }
-            Call::Usage => send(Reply::Usage {
-                peak_rss_kb: peak_rss_kb(),
-            }),
-            Call::Ready { timeout_ms } => {
-                let agent = agent.clone();
-                tokio::spawn(async move {
-                    let r = tokio::time::timeout(
-                        Duration::from_millis(timeout_ms),
-                        agent.smtp.test_connection(),
-                    )
-                    .await;
-                    send(match r {
-                        Ok(Ok(true)) => Reply::Done,
-                        Ok(Ok(false)) => Reply::Failed {
-                            error: "it did not greet".into(),
-                        },
-                        Ok(Err(e)) => Reply::Failed {
-                            error: e.to_string(),
-                        },
-                        Err(_) => Reply::Failed {
-                            error: "timed out".into(),
-                        },
-                    })
-                });
-            }
-        }
-    }
-    // The harness is gone or done: stop everything, then leave.
-    agent.stop.cancel();
-    agent.tasks.close();
-    let _ = tokio::time::timeout(Duration::from_secs(5), agent.tasks.wait()).await;
-    drop(out_tx);
-    let _ = writer.await;
-    Ok(())
 }
 
 /// This process's peak resident memory (VmHWM), in KiB.
@@ -308,6 +212,151 @@ pub fn peak_rss_kb() -> u64 {
 }
 
 impl Agent {
+    fn new() -> Agent {
+        Agent {
+            identities: Mutex::default(),
+            rigs: Mutex::default(),
+            routes: Mutex::default(),
+            closing: Mutex::default(),
+            tasks: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            smtp: AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(INJECT.ip().to_string())
+                .port(INJECT.port())
+                .hello_name(ClientId::Domain("injector.tlsharness.test".into()))
+                .timeout(Some(Duration::from_secs(30)))
+                .pool_config(PoolConfig::new().max_size(INJECTORS as u32))
+                .build(),
+            injecting: tokio::sync::Semaphore::new(INJECTORS),
+            dns: crate::dns::proxy::Table::default(),
+            policies: crate::dns::mta_sts::Table::default(),
+        }
+    }
+
+    /// The DNS middlebox on each of its addresses; one that cannot listen
+    /// is reported, and the agent goes on without it.
+    async fn open_dns_path(&self) {
+        for address in [crate::dns::proxy::PATH, crate::dns::proxy::QUIET] {
+            let listen = SocketAddr::new(address.into(), 53);
+            match crate::dns::proxy::bind(listen).await {
+                Ok(bound) => {
+                    let (table, stop) = (self.dns.clone(), self.stop.clone());
+                    let upstream = SocketAddr::new(crate::dns::SERVER.into(), 53);
+                    self.tasks.spawn(async move {
+                        let _ = crate::dns::proxy::serve(bound, upstream, table, stop).await;
+                    });
+                }
+                Err(e) => {
+                    eprintln!("tlsharness agent: the DNS middlebox cannot listen on {listen}: {e}")
+                }
+            }
+        }
+    }
+
+    /// The MTA-STS policy server; one that cannot listen is reported, and
+    /// the agent goes on without it.
+    async fn open_policy_server(&self) {
+        let listen = SocketAddr::new(crate::dns::mta_sts::SERVER.into(), 443);
+        match crate::dns::mta_sts::bind(listen).await {
+            Ok(listener) => {
+                let (table, stop) = (self.policies.clone(), self.stop.clone());
+                self.tasks.spawn(async move {
+                    let _ = crate::dns::mta_sts::serve(listener, table, stop).await;
+                });
+            }
+            Err(e) => {
+                eprintln!(
+                    "tlsharness agent: the MTA-STS policy server cannot listen on {listen}: {e}"
+                )
+            }
+        }
+    }
+
+    /// Serves one call: those that wait on the network (a rig's state, an
+    /// injection, the MTA's readiness) in tasks of their own, the others
+    /// in the order they came.
+    async fn call(self: &Arc<Self>, call: Call, reply: Replier) {
+        match call {
+            // In order: a rig may name the identities sent before it.
+            Call::Identity {
+                key,
+                chain,
+                private_key,
+            } => {
+                self.add_identity(key, chain, private_key);
+                reply.send(Reply::Done);
+            }
+            Call::Rig(spec) => reply.send(match self.rig(*spec).await {
+                Ok(()) => Reply::Done,
+                Err(error) => Reply::Failed { error },
+            }),
+            Call::Unrig { rig } => {
+                self.unrig(rig);
+                reply.send(Reply::Done);
+            }
+            Call::State { rig, idle_ms } => {
+                let agent = self.clone();
+                tokio::spawn(async move { reply.send(agent.state(rig, idle_ms).await) });
+            }
+            Call::Inject {
+                recipient,
+                subject,
+                message_id,
+            } => {
+                let agent = self.clone();
+                tokio::spawn(async move {
+                    reply.send(
+                        match agent.inject(&recipient, &subject, &message_id).await {
+                            Ok(queue_id) => Reply::Injected { queue_id },
+                            Err(error) => Reply::Failed { error },
+                        },
+                    )
+                });
+            }
+            Call::Usage => reply.send(Reply::Usage {
+                peak_rss_kb: peak_rss_kb(),
+            }),
+            Call::Ready { timeout_ms } => {
+                let agent = self.clone();
+                tokio::spawn(async move { reply.send(agent.ready(timeout_ms).await) });
+            }
+        }
+    }
+
+    fn add_identity(&self, key: u64, chain: Vec<Hex>, private_key: Hex) {
+        let identity = Identity {
+            chain: chain
+                .into_iter()
+                .map(|c| CertificateDer::from(c.0))
+                .collect(),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(private_key.0)),
+        };
+        self.identities
+            .lock()
+            .expect("agent poisoned")
+            .insert(key, identity);
+    }
+
+    /// Whether the MTA's listener greets within `timeout_ms`.
+    async fn ready(&self, timeout_ms: u64) -> Reply {
+        let r = tokio::time::timeout(
+            Duration::from_millis(timeout_ms),
+            self.smtp.test_connection(),
+        )
+        .await;
+        match r {
+            Ok(Ok(true)) => Reply::Done,
+            Ok(Ok(false)) => Reply::Failed {
+                error: "it did not greet".into(),
+            },
+            Ok(Err(e)) => Reply::Failed {
+                error: e.to_string(),
+            },
+            Err(_) => Reply::Failed {
+                error: "timed out".into(),
+            },
+        }
+    }
+
     fn identity(&self, key: u64) -> Result<Identity, String> {
         self.identities
             .lock()

@@ -18,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::classify::{Attempt, compare};
 use super::head_start::{HeadStart, Ticket};
-use super::observe::{Delivery, observe};
+use super::observe::{Delivery, Observation, observe};
 use super::plan::{Case, Selection, on_images, plan};
 use super::rig::{Placement, Rig, Workshop};
-use crate::lab::{Lab, LabError, LabOptions};
+use crate::lab::protocol::RigState;
+use crate::lab::{AgentImage, Lab, LabError, LabOptions};
 use crate::mta::{DeliveryEvent, MtaError, StartOptions};
 use crate::pki::{Pki, PkiError};
 use crate::policy::{Mta, Policy};
@@ -332,160 +333,264 @@ fn configure(
 /// addresses in different scenarios).
 pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunReport, RunError> {
     let t0 = Instant::now();
-    let cases = on_images(plan(scenarios, &opts.selection), &opts.images);
-    if cases.is_empty() {
-        let unsharded = Selection {
-            partition: None,
-            ..opts.selection.clone()
-        };
-        if opts.selection.partition.is_some() && !plan(scenarios, &unsharded).is_empty() {
-            // More shards than cases: this shard simply has nothing to do.
-            return Ok(RunReport::empty(&opts.images[0]));
-        }
-        return Err(RunError::NothingToRun(
-            "no scenario and level match the selection".into(),
-        ));
-    }
-    let mut images: Vec<&str> = cases.iter().map(|c| c.image.as_str()).collect();
-    images.sort();
-    images.dedup();
-    let crate::lab::PreparedRun { run_id, agent } = crate::lab::prepare_run(&images).await?;
-    let mut workshop = Workshop::new(Pki::new(&run_id)?, opts.attempt_timeout);
-    let mut rigs = Vec::new();
-    for (i, case) in cases.iter().enumerate() {
-        rigs.push(workshop.rig(i as u64, case, &run_id, &Placement::Case)?);
-    }
-    let groups = group(&cases, &rigs);
+    let Some(cases) = selected(scenarios, opts)? else {
+        return Ok(RunReport::empty(&opts.images[0]));
+    };
+    let setup = Setup::prepare(cases, opts).await?;
     let mta = opts.selection.mta;
-    let mut configs = Vec::new();
-    let mut routes: Vec<Option<(usize, (String, String))>> = vec![None; cases.len()];
-    for (g, group) in groups.iter().enumerate() {
-        let mut rendered = configure(mta, group, &cases, &rigs, &workshop.pki.ca_pem());
-        for (&i, route) in group.cases.iter().zip(std::mem::take(&mut rendered.routes)) {
-            routes[i] = Some((g, route));
-        }
-        configs.push(rendered);
-    }
-
     if opts.cancel.is_cancelled() {
         return Err(RunError::Interrupted);
     }
     if let Some(obs) = &opts.observer {
-        let images: Vec<String> = groups.iter().map(|g| g.image.clone()).collect();
+        let images: Vec<String> = setup.groups.iter().map(|g| g.image.clone()).collect();
         obs(RunEvent::Starting {
-            run_id: &run_id,
+            run_id: &setup.run_id,
             mta,
             images: &images,
         });
     }
-    let started = futures_util::future::join_all(configs.iter().enumerate().map(|(g, config)| {
-        let name = if groups.len() == 1 {
-            run_id.clone()
-        } else {
-            format!("{run_id}-{g}")
-        };
-        let lab = LabOptions {
-            mta: StartOptions {
-                mta,
-                image: groups[g].image.clone(),
-                run_id: run_id.clone(),
-                container_name: format!("tlsharness-{name}"),
-                startup_timeout: opts.startup_timeout,
-            },
-            files: config.files.clone(),
-            agent: agent.clone(),
-        };
-        let rigs = &rigs;
-        let group = &groups[g];
-        async move {
-            let t = Instant::now();
-            let mut lab = Lab::start(lab).await?;
-            let ready = t.elapsed();
-            for &i in &group.cases {
-                if let Err(e) = lab.rig(&rigs[i].fakes).await {
-                    lab.stop().await;
-                    return Err(e);
-                }
-            }
-            Ok::<(Lab, Duration), LabError>((lab, ready))
-        }
-    }))
-    .await;
-    let mut labs = Vec::new();
-    let mut failure = None;
-    // From asking Docker for the containers to the MTA accepting mail (the
-    // slowest instance); the fakes are started after that.
-    let mut startup = Duration::ZERO;
-    for s in started {
-        match s {
-            Ok((l, ready)) => {
-                labs.push(l);
-                startup = startup.max(ready);
-            }
-            Err(e) => failure = failure.or(Some(e)),
-        }
-    }
-    // A container being created cannot be abandoned safely, so an
-    // interruption during start-up takes effect once they are up.
-    if failure.is_some() || opts.cancel.is_cancelled() {
-        for l in &mut labs {
-            l.stop().await;
-        }
-        return Err(failure.map_or(RunError::Interrupted, |e| match e {
-            LabError::Mta(e) => RunError::Mta(e),
-            e => RunError::Lab(e),
-        }));
-    }
+    let (labs, startup) = setup.start(opts).await?;
     if let Some(obs) = &opts.observer {
         obs(RunEvent::Ready {
             mta,
             version: labs[0].mta.version(),
-            cases: cases.len(),
+            cases: setup.cases.len(),
             startup,
         });
     }
-    let timed = |case: &Case| {
-        mta.driver().logs_attempt_start()
-            && case.scenario.delivery.retry_after.is_some()
-            && mta
-                .driver()
-                .plaintext_fallback_age(case.level, &case.scenario)
-                .is_some()
+    let results = setup.run_cases(&labs, opts).await;
+    let after = wind_down(labs, &setup.groups, results.as_deref()).await;
+    let Some(results) = results else {
+        return Err(RunError::Interrupted);
     };
-    let head_start = HeadStart::new(cases.iter().filter(|c| timed(c)).count());
-    let work: Vec<_> = cases
-        .iter()
-        .zip(&rigs)
-        .zip(&routes)
-        .map(|((case, rig), route)| {
-            let (g, route) = route.as_ref().expect("every case has a group");
-            let lab = &labs[*g];
-            let rx = lab.mta.subscribe(&case.recipient());
-            let start = if timed(case) {
-                Start::First(head_start.ticket())
-            } else {
-                Start::After(head_start.clone())
-            };
-            (case, rig, (*g, route), lab, rx, start)
+    if let Some(image) = after.stopped {
+        return Err(RunError::MtaStopped { image });
+    }
+    Ok(RunReport {
+        run_id: setup.run_id,
+        mta,
+        image: opts.images[0].clone(),
+        mta_version: after.version,
+        cases: results,
+        startup_ms: startup.as_millis() as u64,
+        total_ms: t0.elapsed().as_millis() as u64,
+        configs: setup.configs.into_iter().map(|c| c.configs).collect(),
+        agent_peak_rss_kb: after.agent_peak_rss_kb,
+        dns_logs: after.dns_logs,
+    })
+}
+
+/// The selection's cases on their images; `None` when the selection is
+/// a shard with nothing to do.
+fn selected(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<Option<Vec<Case>>, RunError> {
+    let cases = on_images(plan(scenarios, &opts.selection), &opts.images);
+    if !cases.is_empty() {
+        return Ok(Some(cases));
+    }
+    let unsharded = Selection {
+        partition: None,
+        ..opts.selection.clone()
+    };
+    if opts.selection.partition.is_some() && !plan(scenarios, &unsharded).is_empty() {
+        // More shards than cases: this shard simply has nothing to do.
+        return Ok(None);
+    }
+    Err(RunError::NothingToRun(
+        "no scenario and level match the selection".into(),
+    ))
+}
+
+/// A run's cases with their fakes, grouped onto MTA instances, and each
+/// instance's configuration.
+struct Setup {
+    run_id: String,
+    agent: AgentImage,
+    cases: Vec<Case>,
+    rigs: Vec<Rig>,
+    groups: Vec<Group>,
+    configs: Vec<crate::mta::Rendered>,
+    /// Per case: its group, and its transport and route.
+    routes: Vec<Option<(usize, (String, String))>>,
+}
+
+impl Setup {
+    async fn prepare(cases: Vec<Case>, opts: &RunOptions) -> Result<Setup, RunError> {
+        let mut images: Vec<&str> = cases.iter().map(|c| c.image.as_str()).collect();
+        images.sort();
+        images.dedup();
+        let crate::lab::PreparedRun { run_id, agent } = crate::lab::prepare_run(&images).await?;
+        let mut workshop = Workshop::new(Pki::new(&run_id)?, opts.attempt_timeout);
+        let mut rigs = Vec::new();
+        for (i, case) in cases.iter().enumerate() {
+            rigs.push(workshop.rig(i as u64, case, &run_id, &Placement::Case)?);
+        }
+        let groups = group(&cases, &rigs);
+        let mta = opts.selection.mta;
+        let mut configs = Vec::new();
+        let mut routes: Vec<Option<(usize, (String, String))>> = vec![None; cases.len()];
+        for (g, group) in groups.iter().enumerate() {
+            let mut rendered = configure(mta, group, &cases, &rigs, &workshop.pki.ca_pem());
+            for (&i, route) in group.cases.iter().zip(std::mem::take(&mut rendered.routes)) {
+                routes[i] = Some((g, route));
+            }
+            configs.push(rendered);
+        }
+        Ok(Setup {
+            run_id,
+            agent,
+            cases,
+            rigs,
+            groups,
+            configs,
+            routes,
         })
-        .collect();
-    let all = futures_util::future::join_all(work.into_iter().map(
-        |(case, rig, route, lab, rx, start)| run_case(case, rig, route, lab, rx, start, opts),
-    ));
-    let results = tokio::select! {
-        results = all => Some(results),
-        _ = opts.cancel.cancelled() => None,
-    };
+    }
+
+    /// Starts every group's instance with its cases' fakes, and how long
+    /// the slowest MTA took to accept mail. On a failure, or an
+    /// interruption, the instances that did start are stopped.
+    async fn start(&self, opts: &RunOptions) -> Result<(Vec<Lab>, Duration), RunError> {
+        let started = futures_util::future::join_all(
+            self.groups
+                .iter()
+                .enumerate()
+                .map(|(g, group)| start_group(self.lab_options(g, opts), group, &self.rigs)),
+        )
+        .await;
+        let mut labs = Vec::new();
+        let mut failure = None;
+        // From asking Docker for the containers to the MTA accepting mail (the
+        // slowest instance); the fakes are started after that.
+        let mut startup = Duration::ZERO;
+        for s in started {
+            match s {
+                Ok((l, ready)) => {
+                    labs.push(l);
+                    startup = startup.max(ready);
+                }
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        // A container being created cannot be abandoned safely, so an
+        // interruption during start-up takes effect once they are up.
+        if failure.is_some() || opts.cancel.is_cancelled() {
+            for l in &mut labs {
+                l.stop().await;
+            }
+            return Err(failure.map_or(RunError::Interrupted, |e| match e {
+                LabError::Mta(e) => RunError::Mta(e),
+                e => RunError::Lab(e),
+            }));
+        }
+        Ok((labs, startup))
+    }
+
+    /// Group `g`'s instance, as the lab is to start it.
+    fn lab_options(&self, g: usize, opts: &RunOptions) -> LabOptions {
+        let run_id = &self.run_id;
+        let name = if self.groups.len() == 1 {
+            run_id.clone()
+        } else {
+            format!("{run_id}-{g}")
+        };
+        LabOptions {
+            mta: StartOptions {
+                mta: opts.selection.mta,
+                image: self.groups[g].image.clone(),
+                run_id: run_id.clone(),
+                container_name: format!("tlsharness-{name}"),
+                startup_timeout: opts.startup_timeout,
+            },
+            files: self.configs[g].files.clone(),
+            agent: self.agent.clone(),
+        }
+    }
+
+    /// Every case at once, each on its group's instance; `None` when the
+    /// run was interrupted.
+    async fn run_cases(&self, labs: &[Lab], opts: &RunOptions) -> Option<Vec<CaseResult>> {
+        let mta = opts.selection.mta;
+        let timed = |case: &Case| {
+            mta.driver().logs_attempt_start()
+                && case.scenario.delivery.retry_after.is_some()
+                && mta
+                    .driver()
+                    .plaintext_fallback_age(case.level, &case.scenario)
+                    .is_some()
+        };
+        let head_start = HeadStart::new(self.cases.iter().filter(|c| timed(c)).count());
+        let work: Vec<_> = self
+            .cases
+            .iter()
+            .zip(&self.rigs)
+            .zip(&self.routes)
+            .map(|((case, rig), route)| {
+                let (g, route) = route.as_ref().expect("every case has a group");
+                let lab = &labs[*g];
+                let rx = lab.mta.subscribe(&case.recipient());
+                let start = if timed(case) {
+                    Start::First(head_start.ticket())
+                } else {
+                    Start::After(head_start.clone())
+                };
+                (case, rig, (*g, route), lab, rx, start)
+            })
+            .collect();
+        let all = futures_util::future::join_all(work.into_iter().map(
+            |(case, rig, route, lab, rx, start)| run_case(case, rig, route, lab, rx, start, opts),
+        ));
+        tokio::select! {
+            results = all => Some(results),
+            _ = opts.cancel.cancelled() => None,
+        }
+    }
+}
+
+/// Starts one group's instance and rigs its cases' fakes; with how long
+/// the MTA took to accept mail.
+async fn start_group(
+    options: LabOptions,
+    group: &Group,
+    rigs: &[Rig],
+) -> Result<(Lab, Duration), LabError> {
+    let t = Instant::now();
+    let mut lab = Lab::start(options).await?;
+    let ready = t.elapsed();
+    for &i in &group.cases {
+        if let Err(e) = lab.rig(&rigs[i].fakes).await {
+            lab.stop().await;
+            return Err(e);
+        }
+    }
+    Ok((lab, ready))
+}
+
+/// What the instances told at the end of the run, before they stopped.
+struct Aftermath {
+    version: String,
+    /// The image of an instance that had stopped under the run.
+    stopped: Option<String>,
+    dns_logs: Vec<String>,
+    agent_peak_rss_kb: u64,
+}
+
+/// Asks every instance what the report needs of it, then stops them all.
+/// `results`: the cases' (`None`: the run was interrupted).
+async fn wind_down(
+    mut labs: Vec<Lab>,
+    groups: &[Group],
+    results: Option<&[CaseResult]>,
+) -> Aftermath {
     let version = labs[0].mta.version().to_owned();
     // Cases that could not be classified may be the first sign that
     // the MTA died (an injection refused before its log ended): give its
     // log a moment to end, then ask Docker.
     let mut stopped = None;
     let errors = results
-        .iter()
+        .into_iter()
         .flatten()
         .any(|c| c.attempts.iter().any(|a| a.outcome.is_none()));
-    for (l, g) in labs.iter().zip(&groups) {
+    for (l, g) in labs.iter().zip(groups) {
         let ended = errors
             && tokio::time::timeout(Duration::from_secs(5), l.mta.stopped())
                 .await
@@ -499,7 +604,7 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     let mut dns_logs = Vec::new();
     for (g, l) in labs.iter().enumerate() {
         let wanted = results
-            .iter()
+            .into_iter()
             .flatten()
             .any(|c| c.group == g && c.by_mx && !c.passed);
         let text = if wanted {
@@ -519,24 +624,12 @@ pub async fn run(scenarios: &[Arc<Scenario>], opts: &RunOptions) -> Result<RunRe
     for l in &mut labs {
         l.stop().await;
     }
-    let Some(results) = results else {
-        return Err(RunError::Interrupted);
-    };
-    if let Some(image) = stopped {
-        return Err(RunError::MtaStopped { image });
-    }
-    Ok(RunReport {
-        run_id,
-        mta,
-        image: opts.images[0].clone(),
-        mta_version: version,
-        cases: results,
-        startup_ms: startup.as_millis() as u64,
-        total_ms: t0.elapsed().as_millis() as u64,
-        configs: configs.into_iter().map(|c| c.configs).collect(),
-        agent_peak_rss_kb,
+    Aftermath {
+        version,
+        stopped,
         dns_logs,
-    })
+        agent_peak_rss_kb,
+    }
 }
 
 /// When a case's message may go in: a timed case's first, holding a
@@ -595,25 +688,7 @@ async fn run_case(
     let mut rerun = None;
     let mut timing = unmet(&seen.attempts);
     if let Some(why) = timing.take() {
-        // Once more with a fresh message, the first one gone (a deferred
-        // one would otherwise be retried by the MTA among the new one's
-        // attempts).
-        let removed = match &seen.queue_id {
-            Some(id)
-                if !seen
-                    .attempts
-                    .last()
-                    .is_some_and(|a| a.outcome.is_some_and(|o| o.is_final())) =>
-            {
-                instance.remove(id).await
-            }
-            _ => Ok(()),
-        };
-        let state = match removed {
-            Ok(()) => lab.state(rig.id, None).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match state {
+        match clear(&seen, rig, lab).await {
             Ok(state) => {
                 let first_log = std::mem::take(&mut seen.log);
                 seen = observe(&plan, rig, lab, &mut rx, opts.attempt_timeout, state, None).await;
@@ -626,22 +701,7 @@ async fn run_case(
             }
         }
     }
-    let compared = compare(expect, &seen.attempts);
-    // Unmet timing outranks what the outcome says: the expectation was
-    // about another situation than the one the MTA was in.
-    let (failure, inconclusive) = match timing {
-        Some(why) => (
-            None,
-            Some(format!(
-                "the MTA was too slow for this scenario's timing ({why}){}",
-                compared
-                    .as_deref()
-                    .map(|c| format!("; what it then did: {c}"))
-                    .unwrap_or_default()
-            )),
-        ),
-        None => (compared, None),
-    };
+    let (failure, inconclusive) = verdict(compare(expect, &seen.attempts), timing);
     let result = CaseResult {
         scenario: case.scenario.id.clone(),
         name: case.scenario.name.clone(),
@@ -675,6 +735,47 @@ async fn run_case(
         obs(RunEvent::CaseDone(&result));
     }
     result
+}
+
+/// Makes way for the case's run again with a fresh message: the first
+/// one gone (a deferred one would otherwise be retried by the MTA among
+/// the new one's attempts), and what the fakes have seen by then.
+async fn clear(seen: &Observation, rig: &Rig, lab: &Lab) -> Result<RigState, String> {
+    let removed = match &seen.queue_id {
+        Some(id)
+            if !seen
+                .attempts
+                .last()
+                .is_some_and(|a| a.outcome.is_some_and(|o| o.is_final())) =>
+        {
+            lab.mta.remove(id).await
+        }
+        _ => Ok(()),
+    };
+    match removed {
+        Ok(()) => lab.state(rig.id, None).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The case's failure or why it is inconclusive, from how its attempts
+/// compared with the expectation and whether its timing held.
+fn verdict(compared: Option<String>, timing: Option<String>) -> (Option<String>, Option<String>) {
+    // Unmet timing outranks what the outcome says: the expectation was
+    // about another situation than the one the MTA was in.
+    match timing {
+        Some(why) => (
+            None,
+            Some(format!(
+                "the MTA was too slow for this scenario's timing ({why}){}",
+                compared
+                    .as_deref()
+                    .map(|c| format!("; what it then did: {c}"))
+                    .unwrap_or_default()
+            )),
+        ),
+        None => (compared, None),
+    }
 }
 
 /// Each path's behaviours, `+`-joined (`pass-through` when none).

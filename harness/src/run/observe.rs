@@ -11,9 +11,10 @@ use super::rig::Rig;
 use crate::lab::Lab;
 use crate::lab::protocol::RigState;
 use crate::middlebox::ConnectionRecord;
-use crate::mta::log::LogEvent;
+use crate::mta::log::{LogEvent, LogLine, TlsSession};
 use crate::mta::{DeliveryEvent, MtaError};
 use crate::scenario::Seconds;
+use crate::upstream::Received;
 
 /// What to send and how often to try.
 pub(crate) struct Delivery {
@@ -43,49 +44,151 @@ pub(crate) async fn observe(
     lab: &Lab,
     rx: &mut mpsc::UnboundedReceiver<DeliveryEvent>,
     attempt_timeout: Duration,
-    mut seen: RigState,
+    seen: RigState,
     mut head_start: Option<Ticket>,
 ) -> Observation {
-    let started = Instant::now();
+    let mut watch = Watch::new(plan, rig, lab, attempt_timeout, seen);
     let mut attempts: Vec<Attempt> = Vec::new();
-    let mut queue_id: Option<String> = None;
-    let mut log: Vec<(usize, String)> = Vec::new();
-    let mut injected_at = tokio::time::Instant::now();
-    let instance = &lab.mta;
-    // What the fakes saw, as of the last question asked, and whether that
-    // answer is the whole story: asked after the last attempt's status,
-    // with every connection closed.
-    let mut complete = false;
-    let earlier = seen.ended();
-    // Per attempt, how many connections had ended on each path when it began.
-    let mut befores: Vec<Vec<usize>> = Vec::new();
     for n in 0..plan.attempts {
-        if n > 0
-            && let Some(after) = plan.retry_after
-        {
-            // The scenario's deliberate wait: the message must be this old
-            // for Postfix to treat the next attempt as a retry after
-            // backoff. Postfix compares whole seconds (queue arrival vs
-            // active arrival), hence one second more.
-            let age = Duration::from_secs(after.0 + 1);
-            tokio::time::sleep_until(injected_at + age).await;
-        }
-        let first_line = instance.line_count();
-        complete = false;
-        if n > 0 {
-            match lab.state(rig.id, None).await {
-                Ok(s) => seen = s,
-                Err(e) => {
-                    attempts.push(Attempt::failed(e.to_string(), Wire::default()));
+        match watch.attempt(n, rx, &mut head_start).await {
+            Ok(attempt) => {
+                let done = attempt.outcome.is_none_or(|o| o.is_final());
+                attempts.push(attempt);
+                if done {
                     break;
                 }
             }
+            Err(why) => {
+                attempts.push(Attempt::failed(why, Wire::default()));
+                break;
+            }
         }
-        let connections_before = seen.ended();
-        befores.push(connections_before.clone());
-        let received_before = received_copies(&seen, rig).len();
+    }
+    watch.finish(attempts).await
+}
+
+/// The MTA's log ended under the message.
+const STOPPED: &str = "the MTA stopped during the run: its mail log ended";
+
+/// One message on its way through its attempts, and what the fakes and
+/// the MTA's log said of it so far.
+struct Watch<'a> {
+    plan: &'a Delivery,
+    rig: &'a Rig,
+    lab: &'a Lab,
+    attempt_timeout: Duration,
+    started: Instant,
+    /// What the fakes saw, as of the last question asked.
+    seen: RigState,
+    /// Whether that answer is the whole story: asked after the last
+    /// attempt's status, with every connection closed.
+    complete: bool,
+    /// How many connections had ended on each path before the message.
+    earlier: Vec<usize>,
+    /// Per attempt, how many connections had ended on each path when it began.
+    befores: Vec<Vec<usize>>,
+    queue_id: Option<String>,
+    injected_at: tokio::time::Instant,
+    log: Vec<(usize, String)>,
+}
+
+impl<'a> Watch<'a> {
+    fn new(
+        plan: &'a Delivery,
+        rig: &'a Rig,
+        lab: &'a Lab,
+        attempt_timeout: Duration,
+        seen: RigState,
+    ) -> Watch<'a> {
+        Watch {
+            plan,
+            rig,
+            lab,
+            attempt_timeout,
+            started: Instant::now(),
+            complete: false,
+            earlier: seen.ended(),
+            seen,
+            befores: Vec::new(),
+            queue_id: None,
+            injected_at: tokio::time::Instant::now(),
+            log: Vec::new(),
+        }
+    }
+
+    /// Attempt `n`, from its start to its classification; an error is why
+    /// it could not be classified (and the message is followed no further).
+    async fn attempt(
+        &mut self,
+        n: usize,
+        rx: &mut mpsc::UnboundedReceiver<DeliveryEvent>,
+        head_start: &mut Option<Ticket>,
+    ) -> Result<Attempt, String> {
+        if n > 0 {
+            self.wait_for_retry().await;
+        }
+        let first_line = self.lab.mta.line_count();
+        self.complete = false;
+        if n > 0 {
+            self.seen = self.ask(None).await?;
+        }
+        let connections_before = self.seen.ended();
+        self.befores.push(connections_before.clone());
+        let received_before = received_copies(&self.seen, self.rig).len();
+        self.kick().await.map_err(|e| e.to_string())?;
+        if let (Some(ticket), Some(id)) = (head_start.take(), &self.queue_id) {
+            // The run's other messages wait for this one to be taken up.
+            let patience = tokio::time::Instant::now() + Duration::from_secs(10);
+            self.lab.mta.activated(id, first_line, patience).await;
+            drop(ticket);
+        }
+        let (event, deadline) = self.status(n, rx).await?;
+        // The MTA logs the status before it says QUIT; the wire record of
+        // the attempt is complete once its connections have closed. The
+        // agent answers after everything it saw before the question: all
+        // that the MTA's status line could be about.
+        self.seen = self.ask(Some(deadline)).await?;
+        self.complete = self.seen.open == 0;
+        let wire = Wire::from_records(&self.seen.records_since(&connections_before))
+            .with_open(self.seen.open);
+        let lines = self.lines_of(&event, first_line);
+        // Whatever the MTA logged: a relay that has the message although
+        // the MTA deferred it is a disagreement, not a detail.
+        let received = received_copies(&self.seen, self.rig)
+            .into_iter()
+            .nth(received_before);
+        let attempt = judge(&event, &lines, self.rig.port, wire, received);
+        self.log.extend(lines.into_iter().map(|(i, l)| (i, l.raw)));
+        Ok(attempt)
+    }
+
+    /// The scenario's deliberate wait: the message must be this old for
+    /// Postfix to treat the next attempt as a retry after backoff.
+    async fn wait_for_retry(&self) {
+        if let Some(after) = self.plan.retry_after {
+            // Postfix compares whole seconds (queue arrival vs active
+            // arrival), hence one second more.
+            let age = Duration::from_secs(after.0 + 1);
+            tokio::time::sleep_until(self.injected_at + age).await;
+        }
+    }
+
+    /// What the fakes have seen; with `idle_by`, once the rig's
+    /// connections are idle (or at that instant).
+    async fn ask(&self, idle_by: Option<tokio::time::Instant>) -> Result<RigState, String> {
+        self.lab
+            .state(self.rig.id, idle_by)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Hands the message to the MTA (its first attempt) or has the MTA try
+    /// it again.
+    async fn kick(&mut self) -> Result<(), MtaError> {
+        let (lab, plan, rig) = (self.lab, self.plan, self.rig);
+        let instance = &lab.mta;
         let kick = async {
-            match &queue_id {
+            match &self.queue_id {
                 None => {
                     let id = lab
                         .inject(&plan.recipient, &plan.subject, &rig.message_id)
@@ -100,68 +203,46 @@ pub(crate) async fn observe(
         };
         let kicked = tokio::select! {
             k = kick => k,
-            _ = instance.stopped() => Err(MtaError::Exec(
-                "the MTA stopped during the run: its mail log ended".into(),
-            )),
+            _ = instance.stopped() => Err(MtaError::Exec(STOPPED.into())),
         };
-        let kicked = kicked.map(|id| {
-            if let Some(id) = id {
-                // Postfix timestamps the message once it has it.
-                injected_at = tokio::time::Instant::now();
-                queue_id = Some(id);
-            }
-        });
-        if let Err(e) = kicked {
-            attempts.push(Attempt::failed(e.to_string(), Wire::default()));
-            break;
+        if let Some(id) = kicked? {
+            // Postfix timestamps the message once it has it.
+            self.injected_at = tokio::time::Instant::now();
+            self.queue_id = Some(id);
         }
-        if let (Some(ticket), Some(id)) = (head_start.take(), &queue_id) {
-            // The run's other messages wait for this one to be taken up.
-            let patience = tokio::time::Instant::now() + Duration::from_secs(10);
-            instance.activated(id, first_line, patience).await;
-            drop(ticket);
-        }
-        let deadline = tokio::time::Instant::now() + attempt_timeout;
+        Ok(())
+    }
+
+    /// The MTA's status line of attempt `n`, and the deadline it was
+    /// awaited by.
+    async fn status(
+        &self,
+        n: usize,
+        rx: &mut mpsc::UnboundedReceiver<DeliveryEvent>,
+    ) -> Result<(DeliveryEvent, tokio::time::Instant), String> {
+        let deadline = tokio::time::Instant::now() + self.attempt_timeout;
         let event = tokio::select! {
             e = tokio::time::timeout_at(deadline, rx.recv()) => e,
-            _ = instance.stopped() => {
-                attempts.push(Attempt::failed(
-                    "the MTA stopped during the run: its mail log ended".into(),
-                    Wire::default(),
-                ));
-                break;
-            }
+            _ = self.lab.mta.stopped() => return Err(STOPPED.into()),
         };
         let Ok(Some(event)) = event else {
-            attempts.push(Attempt::failed(
-                format!(
-                    "the MTA logged no delivery status for attempt {} within {}s",
-                    n + 1,
-                    attempt_timeout.as_secs()
-                ),
-                Wire::default(),
+            return Err(format!(
+                "the MTA logged no delivery status for attempt {} within {}s",
+                n + 1,
+                self.attempt_timeout.as_secs()
             ));
-            break;
         };
-        // The MTA logs the status before it says QUIT; the wire record of
-        // the attempt is complete once its connections have closed. The
-        // agent answers after everything it saw before the question: all
-        // that the MTA's status line could be about.
-        match lab.state(rig.id, Some(deadline)).await {
-            Ok(s) => seen = s,
-            Err(e) => {
-                attempts.push(Attempt::failed(e.to_string(), Wire::default()));
-                break;
-            }
-        }
-        complete = seen.open == 0;
-        let wire =
-            Wire::from_records(&seen.records_since(&connections_before)).with_open(seen.open);
-        let mut lines = instance.lines_about(
-            Some(event.pid),
-            queue_id.as_deref(),
-            first_line..event.index + 1,
-        );
+        Ok((event, deadline))
+    }
+
+    /// The MTA's lines about the attempt whose status is `event`, from
+    /// `first_line` on, with their indexes.
+    fn lines_of(&self, event: &DeliveryEvent, first_line: usize) -> Vec<(usize, LogLine)> {
+        let queue_id = self.queue_id.as_deref();
+        let mut lines =
+            self.lab
+                .mta
+                .lines_about(Some(event.pid), queue_id, first_line..event.index + 1);
         // An smtp process delivers one message at a time: its lines after
         // its previous status line are about this delivery.
         let previous = lines
@@ -172,83 +253,117 @@ pub(crate) async fn observe(
             .map(|(i, _)| *i)
             .next_back();
         if let Some(previous) = previous {
-            lines.retain(|(i, l)| {
-                *i > previous || (l.pid != event.pid && l.queue_id() == queue_id.as_deref())
-            });
-        }
-        // The session with the address that delivered (or failed last):
-        // with several paths a session on another address is not this one.
-        let port = rig.port;
-        let relay_addr = event
-            .delivery
-            .relay
-            .split_once('[')
-            .and_then(|(_, rest)| rest.split_once(']'))
-            .map(|(addr, _)| addr.to_owned());
-        // Exim logs the session on the status line; Postfix on a line of
-        // its own, before it.
-        let tls = event.delivery.tls.clone().or_else(|| {
             lines
-                .iter()
-                .filter(|(_, l)| l.pid == event.pid)
-                .filter_map(|(_, l)| match &l.event {
-                    LogEvent::Tls(t)
-                        if t.port == port && relay_addr.as_deref().is_none_or(|a| a == t.addr) =>
-                    {
-                        Some(t.clone())
-                    }
-                    _ => None,
-                })
-                .next_back()
-        });
-        // The client's own note that it gave up TLS with a host and
-        // delivered in clear on a new connection (Exim, within one attempt).
-        let retried_in_clear = lines.iter().find_map(|(_, l)| match &l.event {
-            LogEvent::RetriedInClear(host) => Some(host.clone()),
-            _ => None,
-        });
-        let status_line = lines
-            .iter()
-            .find(|(i, _)| *i == event.index)
-            .map(|(_, l)| l.raw.clone())
-            .unwrap_or_default();
-        let attempt_log: Vec<String> = lines.iter().map(|(_, l)| l.raw.clone()).collect();
-        log.extend(lines.into_iter().map(|(i, l)| (i, l.raw)));
-        // Whatever the MTA logged: a relay that has the message although
-        // the MTA deferred it is a disagreement, not a detail.
-        let received = received_copies(&seen, rig).into_iter().nth(received_before);
-        let mut attempt = classify(
-            &event.delivery,
-            &status_line,
-            tls,
-            wire,
-            received,
-            retried_in_clear,
-        );
-        attempt.log = attempt_log;
-        let done = attempt.outcome.is_none_or(|o| o.is_final());
-        attempts.push(attempt);
-        if done {
-            break;
+                .retain(|(i, l)| *i > previous || (l.pid != event.pid && l.queue_id() == queue_id));
+        }
+        lines
+    }
+
+    /// The message's story: each attempt with its connections, the log and
+    /// the wire transcript.
+    async fn finish(mut self, mut attempts: Vec<Attempt>) -> Observation {
+        self.log.sort();
+        self.log.dedup();
+        // One more question only when the story may have gone on (every
+        // question is a round trip through the agent's attach stream).
+        if !self.complete
+            && let Ok(s) = self.ask(None).await
+        {
+            self.seen = s;
+        }
+        // The ladders read each attempt's connections from this last record,
+        // which also holds those that closed after the attempt's status line
+        // (an attempt that timed out has no other); the classification above
+        // keeps what it saw at the time.
+        for (n, attempt) in attempts.iter_mut().enumerate() {
+            let Some(before) = self.befores.get(n) else {
+                break;
+            };
+            attempt.connections = records_between(&self.seen, before, self.befores.get(n + 1));
+        }
+        Observation {
+            attempts,
+            transcript: transcript(&self.seen, &self.earlier),
+            queue_id: self.queue_id,
+            log: self.log.into_iter().map(|(_, l)| l).collect(),
+            duration_ms: self.started.elapsed().as_millis() as u64,
         }
     }
-    log.sort();
-    log.dedup();
-    // One more question only when the story may have gone on (every
-    // question is a round trip through the agent's attach stream).
-    if !complete && let Ok(s) = lab.state(rig.id, None).await {
-        seen = s;
-    }
-    // The ladders read each attempt's connections from this last record,
-    // which also holds those that closed after the attempt's status line
-    // (an attempt that timed out has no other); the classification above
-    // keeps what it saw at the time.
-    for (n, attempt) in attempts.iter_mut().enumerate() {
-        let Some(before) = befores.get(n) else { break };
-        attempt.connections = records_between(&seen, before, befores.get(n + 1));
-    }
+}
+
+/// Classifies one attempt from its status line, its lines in the log, the
+/// wire and the relay's copy of the message, if it has one.
+fn judge(
+    event: &DeliveryEvent,
+    lines: &[(usize, LogLine)],
+    port: u16,
+    wire: Wire,
+    received: Option<Received>,
+) -> Attempt {
+    // Exim logs the session on the status line; Postfix on a line of
+    // its own, before it.
+    let tls = event
+        .delivery
+        .tls
+        .clone()
+        .or_else(|| logged_session(event, lines, port));
+    // The client's own note that it gave up TLS with a host and
+    // delivered in clear on a new connection (Exim, within one attempt).
+    let retried_in_clear = lines.iter().find_map(|(_, l)| match &l.event {
+        LogEvent::RetriedInClear(host) => Some(host.clone()),
+        _ => None,
+    });
+    let status_line = lines
+        .iter()
+        .find(|(i, _)| *i == event.index)
+        .map(|(_, l)| l.raw.clone())
+        .unwrap_or_default();
+    let mut attempt = classify(
+        &event.delivery,
+        &status_line,
+        tls,
+        wire,
+        received,
+        retried_in_clear,
+    );
+    attempt.log = lines.iter().map(|(_, l)| l.raw.clone()).collect();
+    attempt
+}
+
+/// The TLS session the delivering process logged on its own line, with
+/// the fakes' port.
+fn logged_session(
+    event: &DeliveryEvent,
+    lines: &[(usize, LogLine)],
+    port: u16,
+) -> Option<TlsSession> {
+    // The session with the address that delivered (or failed last):
+    // with several paths a session on another address is not this one.
+    let relay_addr = event
+        .delivery
+        .relay
+        .split_once('[')
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(addr, _)| addr.to_owned());
+    lines
+        .iter()
+        .filter(|(_, l)| l.pid == event.pid)
+        .filter_map(|(_, l)| match &l.event {
+            LogEvent::Tls(t)
+                if t.port == port && relay_addr.as_deref().is_none_or(|a| a == t.addr) =>
+            {
+                Some(t.clone())
+            }
+            _ => None,
+        })
+        .next_back()
+}
+
+/// Every connection that ended after `earlier`, and the DNS path's
+/// events when the case has one.
+fn transcript(seen: &RigState, earlier: &[usize]) -> String {
     let transcript = seen
-        .records_since(&earlier)
+        .records_since(earlier)
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -257,18 +372,11 @@ pub(crate) async fn observe(
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let transcript = if seen.dns.is_empty() {
+    if seen.dns.is_empty() {
         transcript
     } else {
         let dns: Vec<String> = seen.dns.iter().map(|e| format!("  {e}")).collect();
         format!("DNS path:\n{}\n{transcript}", dns.join("\n"))
-    };
-    Observation {
-        attempts,
-        queue_id,
-        log: log.into_iter().map(|(_, l)| l).collect(),
-        transcript,
-        duration_ms: started.elapsed().as_millis() as u64,
     }
 }
 
@@ -298,7 +406,7 @@ fn records_between(
 }
 
 /// The relay's records of the case's message, in the order it received them.
-fn received_copies(seen: &RigState, rig: &Rig) -> Vec<crate::upstream::Received> {
+fn received_copies(seen: &RigState, rig: &Rig) -> Vec<Received> {
     seen.received
         .iter()
         .filter(|r| r.message_id.as_deref() == Some(rig.message_id.as_str()))

@@ -13,7 +13,7 @@ use super::plan::Case;
 use crate::lab::protocol::{DnsPathSpec, PathSpec, PolicySpec, RelaySpec, RigSpec};
 use crate::lab::{Fakes, path_address, source_address};
 use crate::pki::{CertKind, Identity, Pki, PkiError};
-use crate::scenario::{AuthMechanism, PortFate, ServiceMode};
+use crate::scenario::{AuthMechanism, MiddleboxSpec, PortFate, ServiceMode};
 use crate::upstream::ReplaySpec;
 
 /// Who presents a certificate: the relay, or a middlebox in its name.
@@ -207,11 +207,10 @@ impl Workshop {
         placement: &Placement,
     ) -> Result<Rig, PkiError> {
         let scenario = &case.scenario;
-        let spec = &scenario.relay;
         let (hostname, port, source) = match placement {
             Placement::Case => (
-                spec.hostname.as_str().to_owned(),
-                spec.port,
+                scenario.relay.hostname.as_str().to_owned(),
+                scenario.relay.port,
                 Some(source_address(case.index)),
             ),
             Placement::Fixed { hostname, port } => (hostname.clone(), *port, None),
@@ -228,90 +227,29 @@ impl Workshop {
             None => vec![hostname],
         };
         let hostname = names[0].clone();
-        // The relay's listener on the port Postfix connects to: run's is
-        // the scenario's first; check's is the configuration's, which the
-        // relay may not serve at all (RelaySpec::service_for).
-        let service = spec.service_for(port);
-        let mode = service.as_ref().map_or(ServiceMode::None, |s| s.mode);
-        // That listener's own certificate and recording, when it has them.
-        let certificate = service
-            .as_ref()
-            .and_then(|s| s.certificate)
-            .unwrap_or(spec.certificate);
-        let replay = service
-            .as_ref()
-            .and_then(|s| s.replay.clone())
-            .or_else(|| spec.replay.clone());
-        let mut identities = Vec::new();
-        let relay_id = self.identity(Role::Relay, certificate, &names)?;
-        identities.push(relay_id.clone());
-        let (auth, auth_before_tls, auth_optional) = match (&spec.auth, &replay) {
-            (Some(a), _) => (a.mechanisms.clone(), a.before_tls, false),
-            (None, Some(r)) => recorded_auth(r, mode.implicit_tls()),
-            (None, None) => (Vec::new(), false, false),
-        };
-        let relay = RelaySpec {
-            hostname: hostname.clone(),
-            identity: (mode != ServiceMode::None).then_some(relay_id.0),
-            tls_versions: spec.tls_versions,
-            implicit_tls: mode.implicit_tls(),
-            auth,
-            auth_before_tls,
-            auth_optional,
-            require_tls: spec.require_tls,
-            credentials: spec
-                .auth
-                .as_ref()
-                .map(|a| (a.username.clone(), a.password.clone())),
-            any_credentials: self.any_credentials,
-            idle_timeout_ms: self.idle_timeout.as_millis() as u64,
-            replay,
-        };
-        let count = scenario.paths.len();
-        let addresses: Vec<IpAddr> = (0..count).map(path_address).collect();
-        let mut paths = Vec::new();
-        for (address, path) in addresses.iter().zip(&scenario.paths) {
-            // Nothing listens where the relay has no service or the path
-            // blocks the port: Postfix's connection is refused, as in life.
-            let behaviours = match path.fate(port) {
-                PortFate::Refused => continue,
-                PortFate::Dropped => {
-                    paths.push(PathSpec {
-                        listen: SocketAddr::new(*address, port),
-                        behaviours: Vec::new(),
-                        acceptors: Vec::new(),
-                        drop: true,
-                    });
-                    continue;
-                }
-                PortFate::Passes(_) if service.is_none() => continue,
-                PortFate::Passes(b) => b,
-            };
-            let mut acceptors = Vec::new();
-            for kind in behaviours.iter().filter_map(|b| b.certificate()) {
-                let id = self.identity(Role::Middlebox, kind, &names)?;
-                acceptors.push((kind, id.0));
-                identities.push(id);
-            }
-            paths.push(PathSpec {
-                listen: SocketAddr::new(*address, port),
-                behaviours,
-                acceptors,
-                drop: false,
-            });
-        }
-
+        let relay = self.relay(&scenario.relay, &names, port)?;
+        let mut identities = vec![relay.identity.clone()];
+        let addresses: Vec<IpAddr> = (0..scenario.paths.len()).map(path_address).collect();
+        let paths = self.paths(
+            &scenario.paths,
+            &addresses,
+            port,
+            relay.serves,
+            &names,
+            &mut identities,
+        )?;
         let (zone, policy) = match dns {
             Some(d) => {
-                let policy = match &scenario.mta_sts {
-                    Some(sts) => Some(self.policy(d, sts, &label)?),
-                    None => None,
-                };
-                let zone = self.zone(d, &label, &addresses, &relay_id.1, policy.as_ref())?;
-                if let Some(id) = policy.as_ref().and_then(|p| p.identity.clone()) {
-                    identities.push(id);
-                }
-                (Some(zone), policy.and_then(|p| p.served))
+                let sts = scenario.mta_sts.as_ref();
+                let (zone, policy) = self.by_mx(
+                    d,
+                    sts,
+                    &label,
+                    &addresses,
+                    &relay.identity.1,
+                    &mut identities,
+                )?;
+                (Some(zone), policy)
             }
             None => (None, None),
         };
@@ -320,7 +258,7 @@ impl Workshop {
             fakes: Fakes {
                 spec: RigSpec {
                     rig: id,
-                    relay,
+                    relay: relay.spec,
                     paths,
                     source,
                     connect_timeout_ms: 10_000,
@@ -336,11 +274,137 @@ impl Workshop {
             addresses,
             port,
             source,
-            relay_fingerprint: fingerprint(relay_id.1.leaf()),
+            relay_fingerprint: fingerprint(relay.identity.1.leaf()),
             message_id: format!("<case-{}.{run_id}@tlsharness.test>", case.index),
             zone,
         })
     }
+
+    /// The case's relay under `names`, as it answers on `port`.
+    fn relay(
+        &mut self,
+        spec: &crate::scenario::RelaySpec,
+        names: &[String],
+        port: u16,
+    ) -> Result<PlannedRelay, PkiError> {
+        // The relay's listener on the port Postfix connects to: run's is
+        // the scenario's first; check's is the configuration's, which the
+        // relay may not serve at all (RelaySpec::service_for).
+        let service = spec.service_for(port);
+        let mode = service.as_ref().map_or(ServiceMode::None, |s| s.mode);
+        // That listener's own certificate and recording, when it has them.
+        let certificate = service
+            .as_ref()
+            .and_then(|s| s.certificate)
+            .unwrap_or(spec.certificate);
+        let replay = service
+            .as_ref()
+            .and_then(|s| s.replay.clone())
+            .or_else(|| spec.replay.clone());
+        let identity = self.identity(Role::Relay, certificate, names)?;
+        let (auth, auth_before_tls, auth_optional) = match (&spec.auth, &replay) {
+            (Some(a), _) => (a.mechanisms.clone(), a.before_tls, false),
+            (None, Some(r)) => recorded_auth(r, mode.implicit_tls()),
+            (None, None) => (Vec::new(), false, false),
+        };
+        let relay = RelaySpec {
+            hostname: names[0].clone(),
+            identity: (mode != ServiceMode::None).then_some(identity.0),
+            tls_versions: spec.tls_versions,
+            implicit_tls: mode.implicit_tls(),
+            auth,
+            auth_before_tls,
+            auth_optional,
+            require_tls: spec.require_tls,
+            credentials: spec
+                .auth
+                .as_ref()
+                .map(|a| (a.username.clone(), a.password.clone())),
+            any_credentials: self.any_credentials,
+            idle_timeout_ms: self.idle_timeout.as_millis() as u64,
+            replay,
+        };
+        Ok(PlannedRelay {
+            spec: relay,
+            identity,
+            serves: service.is_some(),
+        })
+    }
+
+    /// Each path's listener on `port` at its address, if anything listens
+    /// there; the identities its middlebox presents go to `identities`.
+    fn paths(
+        &mut self,
+        paths: &[MiddleboxSpec],
+        addresses: &[IpAddr],
+        port: u16,
+        serves: bool,
+        names: &[String],
+        identities: &mut Vec<(u64, Identity)>,
+    ) -> Result<Vec<PathSpec>, PkiError> {
+        let mut specs = Vec::new();
+        for (address, path) in addresses.iter().zip(paths) {
+            // Nothing listens where the relay has no service or the path
+            // blocks the port: Postfix's connection is refused, as in life.
+            let behaviours = match path.fate(port) {
+                PortFate::Refused => continue,
+                PortFate::Dropped => {
+                    specs.push(PathSpec {
+                        listen: SocketAddr::new(*address, port),
+                        behaviours: Vec::new(),
+                        acceptors: Vec::new(),
+                        drop: true,
+                    });
+                    continue;
+                }
+                PortFate::Passes(_) if !serves => continue,
+                PortFate::Passes(b) => b,
+            };
+            let mut acceptors = Vec::new();
+            for kind in behaviours.iter().filter_map(|b| b.certificate()) {
+                let id = self.identity(Role::Middlebox, kind, names)?;
+                acceptors.push((kind, id.0));
+                identities.push(id);
+            }
+            specs.push(PathSpec {
+                listen: SocketAddr::new(*address, port),
+                behaviours,
+                acceptors,
+                drop: false,
+            });
+        }
+        Ok(specs)
+    }
+
+    /// By MX: the case's zone, and what the agent's policy server serves
+    /// for it (its identity goes to `identities`).
+    fn by_mx(
+        &mut self,
+        d: &crate::dns::DnsSpec,
+        sts: Option<&crate::dns::mta_sts::MtaStsSpec>,
+        label: &str,
+        addresses: &[IpAddr],
+        relay: &Identity,
+        identities: &mut Vec<(u64, Identity)>,
+    ) -> Result<(crate::dns::Zone, Option<PolicySpec>), PkiError> {
+        let policy = match sts {
+            Some(sts) => Some(self.policy(d, sts, label)?),
+            None => None,
+        };
+        let zone = self.zone(d, label, addresses, relay, policy.as_ref())?;
+        if let Some(id) = policy.as_ref().and_then(|p| p.identity.clone()) {
+            identities.push(id);
+        }
+        Ok((zone, policy.and_then(|p| p.served)))
+    }
+}
+
+/// A case's relay as the agent is to start it, and its identity.
+struct PlannedRelay {
+    spec: RelaySpec,
+    identity: (u64, Identity),
+    /// Whether it has a service on the port the MTA connects to.
+    serves: bool,
 }
 
 /// The AUTH a replayed relay offers: what its recorded EHLO replies list
