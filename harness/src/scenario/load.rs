@@ -1,14 +1,16 @@
 //! Strict loading: every problem is reported with file, line, column and
 //! the path of the key, before anything is started.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use toml::Spanned;
+
 use super::model::{
-    DeliverySpec, Expectation, MiddleboxSpec, PostfixSpec, RawMtaTable, RawScenario, RelaySpec,
-    ServiceMode, ServiceSpec, VersionPrefix,
+    DeliverySpec, Expectation, MiddleboxSpec, PostfixSpec, RawExpectations, RawMtaTable,
+    RawScenario, RelaySpec, ServiceMode, ServiceSpec, VersionPrefix,
 };
 use crate::level::Level;
 use crate::policy::{Mta, Policy};
@@ -296,18 +298,66 @@ fn clean_path(p: &str) -> String {
         .join(".")
 }
 
+/// The file being validated, to locate its errors in.
+struct SourceFile<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl SourceFile<'_> {
+    fn error(&self, span: Range<usize>, key: &str, message: String) -> LoadError {
+        invalid(self.path, self.text.as_bytes(), span, key, message)
+    }
+}
+
+/// The version entries of `[expect]` as written, by version.
+type RawVersions = BTreeMap<VersionPrefix, Spanned<RawExpectations>>;
+
+/// The checks across keys, section by section; the first problem found
+/// is the one reported, so their order is the order errors come in.
 fn validate(path: &Path, text: &str, mut raw: RawScenario) -> Result<Scenario, LoadError> {
-    let mta_tables_raw = raw.mta_tables();
-    let bytes = text.as_bytes();
-    let expect_span = raw.expect.span();
-    let mut raw_expect = raw.expect.into_inner();
-    let raw_versions = std::mem::take(&mut raw_expect.postfix);
-    let expect = raw_expect.into_map();
+    let file = SourceFile { path, text };
+    let raw_tables = raw.mta_tables();
+    let (expect, raw_versions) = expectations(&file, raw.expect)?;
+    let tables = mta_tables(&file, raw_tables)?;
+    let versions = versions(&file, raw_versions, &expect)?;
+    let relay_span = raw.relay.span();
+    let relay = relay(&file, relay_span.clone(), raw.relay.into_inner())?;
+    let paths = paths(&file, raw.middlebox, raw.paths, &relay, relay_span)?;
+    name(&file, &raw.name)?;
+    let dns = dns(&file, raw.dns, &relay, paths.len())?;
+    let mta_sts = mta_sts(&file, raw.mta_sts, dns.as_ref())?;
+    Ok(Scenario {
+        id: scenario_id(path),
+        name: raw.name,
+        description: raw.description,
+        path: path.to_owned(),
+        relay,
+        paths,
+        dns,
+        mta_sts,
+        postfix: raw.postfix,
+        delivery: raw.delivery,
+        expect,
+        versions,
+        tables,
+    })
+}
+
+/// `[expect]`: every required level, each a possible sequence of
+/// attempts. Its version entries are returned as written, for
+/// [`versions`], which checks them against it.
+fn expectations(
+    file: &SourceFile,
+    raw: Spanned<RawExpectations>,
+) -> Result<(BTreeMap<Level, Expectation>, RawVersions), LoadError> {
+    let expect_span = raw.span();
+    let mut raw = raw.into_inner();
+    let raw_versions = std::mem::take(&mut raw.postfix);
+    let expect = raw.into_map();
     for level in Level::REQUIRED {
         if !expect.contains_key(&level) {
-            return Err(invalid(
-                path,
-                bytes,
+            return Err(file.error(
                 expect_span.clone(),
                 "expect",
                 format!(
@@ -317,53 +367,55 @@ fn validate(path: &Path, text: &str, mut raw: RawScenario) -> Result<Scenario, L
         }
     }
     let mut checked = BTreeMap::new();
-
     for (level, spanned) in expect {
         let span = spanned.span();
         let key = format!("expect.{level}");
         let e = spanned.into_inner();
-        check_expectation(&e).map_err(|m| invalid(path, bytes, span, &key, m))?;
+        check_expectation(&e).map_err(|m| file.error(span, &key, m))?;
         checked.insert(level, e);
     }
-    let tables = mta_tables(path, bytes, mta_tables_raw)?;
+    Ok((checked, raw_versions))
+}
+
+/// `[expect.postfix."VERSION"]`: each entry states levels `[expect]`
+/// states too, and says something different from what would apply
+/// without it.
+fn versions(
+    file: &SourceFile,
+    raw_versions: RawVersions,
+    expect: &BTreeMap<Level, Expectation>,
+) -> Result<Vec<VersionExpectations>, LoadError> {
     let mut versions = Vec::new();
-    let mut spans = std::collections::HashMap::new();
+    let mut spans = HashMap::new();
     for (version, spanned) in raw_versions {
         let span = spanned.span();
         let table = format!("expect.postfix.\"{version}\"");
-        let mut raw = spanned.into_inner();
+        let raw = spanned.into_inner();
         if !raw.postfix.is_empty() {
-            return Err(invalid(
-                path,
-                bytes,
+            return Err(file.error(
                 span,
                 &format!("{table}.postfix"),
                 "version entries do not nest: give each version its own [expect.postfix.\"VERSION\"]"
                     .into(),
             ));
         }
-        raw.postfix.clear();
         let levels = raw.into_map();
         if levels.is_empty() {
-            return Err(invalid(
-                path,
-                bytes,
+            return Err(file.error(
                 span,
                 &table,
                 "states no level: give the levels where this version differs, or remove the table"
                     .into(),
             ));
         }
-        let mut expect = BTreeMap::new();
+        let mut differs = BTreeMap::new();
         for (level, spanned) in levels {
             let span = spanned.span();
             let key = format!("{table}.{level}");
             let e = spanned.into_inner();
-            check_expectation(&e).map_err(|m| invalid(path, bytes, span.clone(), &key, m))?;
-            if !checked.contains_key(&level) {
-                return Err(invalid(
-                    path,
-                    bytes,
+            check_expectation(&e).map_err(|m| file.error(span.clone(), &key, m))?;
+            if !expect.contains_key(&level) {
+                return Err(file.error(
                     span,
                     &key,
                     format!(
@@ -372,13 +424,26 @@ fn validate(path: &Path, text: &str, mut raw: RawScenario) -> Result<Scenario, L
                 ));
             }
             spans.insert((version.clone(), level), span);
-            expect.insert(level, e);
+            differs.insert(level, e);
         }
-        versions.push(VersionExpectations { version, expect });
+        versions.push(VersionExpectations {
+            version,
+            expect: differs,
+        });
     }
-    // An entry must say something different from what would apply to that
-    // version without it: the next less specific entry, else [expect].
-    for v in &versions {
+    each_entry_differs(file, &versions, &spans, expect)?;
+    Ok(versions)
+}
+
+/// An entry must say something different from what would apply to that
+/// version without it: the next less specific entry, else [expect].
+fn each_entry_differs(
+    file: &SourceFile,
+    versions: &[VersionExpectations],
+    spans: &HashMap<(VersionPrefix, Level), Range<usize>>,
+    expect: &BTreeMap<Level, Expectation>,
+) -> Result<(), LoadError> {
+    for v in versions {
         for (level, e) in &v.expect {
             let (parent, said_by) = versions
                 .iter()
@@ -388,11 +453,9 @@ fn validate(path: &Path, text: &str, mut raw: RawScenario) -> Result<Scenario, L
                 .filter_map(|p| p.expect.get(level).map(|pe| (p, pe)))
                 .max_by_key(|(p, _)| p.version.parts())
                 .map(|(p, pe)| (pe, format!("[expect.postfix.\"{}\"]", p.version)))
-                .unwrap_or_else(|| (&checked[level], "[expect]".to_owned()));
+                .unwrap_or_else(|| (&expect[level], "[expect]".to_owned()));
             if parent == e {
-                return Err(invalid(
-                    path,
-                    bytes,
+                return Err(file.error(
                     spans[&(v.version.clone(), *level)].clone(),
                     &format!("expect.postfix.\"{}\".{level}", v.version),
                     format!("the same as {said_by} says: remove it, or say what differs"),
@@ -400,76 +463,117 @@ fn validate(path: &Path, text: &str, mut raw: RawScenario) -> Result<Scenario, L
             }
         }
     }
-    let relay_span = raw.relay.span();
-    let mut relay = raw.relay.into_inner();
-    let relay_error = |m: &str| invalid(path, bytes, relay_span.clone(), "relay", m.to_owned());
+    Ok(())
+}
+
+/// `[relay]`: where it listens, in either form, and what it offers there.
+/// `span` is the table's, where every error about it is located.
+fn relay(
+    file: &SourceFile,
+    span: Range<usize>,
+    mut relay: RelaySpec,
+) -> Result<RelaySpec, LoadError> {
     // Which of port, starttls and implicit_tls the file itself gives: with
     // `services` none may, without it starttls must (serde's defaults
     // cannot tell an absent key from its default).
-    let written: Vec<String> = toml::from_str::<toml::Table>(text)
+    let written: Vec<String> = toml::from_str::<toml::Table>(file.text)
         .ok()
         .and_then(|t| t.get("relay").and_then(|r| r.as_table()).cloned())
         .map(|r| r.keys().cloned().collect())
         .unwrap_or_default();
     let wrote = |k: &str| written.iter().any(|w| w == k);
     if relay.services.is_empty() {
-        if !wrote("starttls") {
-            return Err(relay_error(
-                "missing field `starttls` (or give the relay's listeners in `services`)",
-            ));
-        }
-        if relay.implicit_tls && relay.starttls {
-            return Err(relay_error(
-                "a relay with implicit TLS does not offer STARTTLS: set starttls = false",
-            ));
-        }
-        let mode = if relay.implicit_tls {
-            ServiceMode::ImplicitTls
-        } else if relay.starttls {
-            ServiceMode::Starttls
-        } else {
-            ServiceMode::None
-        };
-        relay.services = vec![ServiceSpec::new(relay.port, mode)];
-        relay.single_port = true;
+        single_port(file, &span, &mut relay, wrote("starttls"))?;
     } else {
-        if let Some(k) = ["port", "starttls", "implicit_tls"]
-            .into_iter()
-            .find(|k| wrote(k))
-        {
-            return Err(relay_error(&format!(
-                "`{k}` and `services` both say where the relay listens: give each listener's port and mode in `services` only"
-            )));
-        }
-        if relay.services.len() > 8 {
-            return Err(relay_error("at most 8 services per relay"));
-        }
-        for (i, s) in relay.services.iter().enumerate() {
-            if s.port == 0 {
-                return Err(invalid(
-                    path,
-                    bytes,
-                    relay_span.clone(),
-                    &format!("relay.services[{i}].port"),
-                    "port 0 is not a port".into(),
-                ));
-            }
-            if relay.services[..i].iter().any(|o| o.port == s.port) {
-                return Err(invalid(
-                    path,
-                    bytes,
-                    relay_span.clone(),
-                    &format!("relay.services[{i}].port"),
-                    format!("port {} is listed twice: give each port once", s.port),
-                ));
-            }
-        }
-        // The first service is the one `run` delivers to.
-        let first = relay.services[0].clone();
-        relay.port = first.port;
-        relay.starttls = first.mode.starttls();
-        relay.implicit_tls = first.mode.implicit_tls();
+        services(file, &span, &mut relay, wrote)?;
     }
+    relay_offers(file, &span, &relay)?;
+    Ok(relay)
+}
+
+/// The single-port form (`port`, `starttls`, `implicit_tls`), filled in
+/// as the one service it describes.
+fn single_port(
+    file: &SourceFile,
+    span: &Range<usize>,
+    relay: &mut RelaySpec,
+    wrote_starttls: bool,
+) -> Result<(), LoadError> {
+    let relay_error = |m: &str| file.error(span.clone(), "relay", m.to_owned());
+    if !wrote_starttls {
+        return Err(relay_error(
+            "missing field `starttls` (or give the relay's listeners in `services`)",
+        ));
+    }
+    if relay.implicit_tls && relay.starttls {
+        return Err(relay_error(
+            "a relay with implicit TLS does not offer STARTTLS: set starttls = false",
+        ));
+    }
+    let mode = if relay.implicit_tls {
+        ServiceMode::ImplicitTls
+    } else if relay.starttls {
+        ServiceMode::Starttls
+    } else {
+        ServiceMode::None
+    };
+    relay.services = vec![ServiceSpec::new(relay.port, mode)];
+    relay.single_port = true;
+    Ok(())
+}
+
+/// `services`: the relay's listeners, each port once; `wrote` says
+/// whether the file gives a key of the single-port form too.
+fn services(
+    file: &SourceFile,
+    span: &Range<usize>,
+    relay: &mut RelaySpec,
+    wrote: impl Fn(&str) -> bool,
+) -> Result<(), LoadError> {
+    let relay_error = |m: &str| file.error(span.clone(), "relay", m.to_owned());
+    if let Some(k) = ["port", "starttls", "implicit_tls"]
+        .into_iter()
+        .find(|k| wrote(k))
+    {
+        return Err(relay_error(&format!(
+            "`{k}` and `services` both say where the relay listens: give each listener's port and mode in `services` only"
+        )));
+    }
+    if relay.services.len() > 8 {
+        return Err(relay_error("at most 8 services per relay"));
+    }
+    for (i, s) in relay.services.iter().enumerate() {
+        if s.port == 0 {
+            return Err(file.error(
+                span.clone(),
+                &format!("relay.services[{i}].port"),
+                "port 0 is not a port".into(),
+            ));
+        }
+        if relay.services[..i].iter().any(|o| o.port == s.port) {
+            return Err(file.error(
+                span.clone(),
+                &format!("relay.services[{i}].port"),
+                format!("port {} is listed twice: give each port once", s.port),
+            ));
+        }
+    }
+    // The first service is the one `run` delivers to.
+    let first = relay.services[0].clone();
+    relay.port = first.port;
+    relay.starttls = first.mode.starttls();
+    relay.implicit_tls = first.mode.implicit_tls();
+    Ok(())
+}
+
+/// What the relay's listeners offer agrees with how they start TLS:
+/// required TLS, AUTH, recorded replies and certificates.
+fn relay_offers(
+    file: &SourceFile,
+    span: &Range<usize>,
+    relay: &RelaySpec,
+) -> Result<(), LoadError> {
+    let relay_error = |m: &str| file.error(span.clone(), "relay", m.to_owned());
     let tls_somewhere = relay.services.iter().all(|s| s.mode != ServiceMode::None);
     if relay.require_tls && !tls_somewhere {
         return Err(relay_error(
@@ -490,29 +594,39 @@ fn validate(path: &Path, text: &str, mut raw: RawScenario) -> Result<Scenario, L
         ));
     }
     if let Some(replay) = &relay.replay {
-        check_replay(&relay, &relay.services[0], replay)
-            .map_err(|m| invalid(path, bytes, relay_span.clone(), "relay.replay", m))?;
+        check_replay(relay, &relay.services[0], replay)
+            .map_err(|m| file.error(span.clone(), "relay.replay", m))?;
     }
     for (i, s) in relay.services.iter().enumerate() {
         if let Some(replay) = &s.replay {
-            check_replay(&relay, s, replay).map_err(|m| {
+            check_replay(relay, s, replay).map_err(|m| {
                 let key = format!("relay.services[{i}].replay");
-                invalid(path, bytes, relay_span.clone(), &key, m)
+                file.error(span.clone(), &key, m)
             })?;
         }
         if s.certificate.is_some() && s.mode == ServiceMode::None {
             let key = format!("relay.services[{i}].certificate");
             let m = "this listener never starts TLS, so it presents no certificate: remove it";
-            return Err(invalid(path, bytes, relay_span.clone(), &key, m.into()));
+            return Err(file.error(span.clone(), &key, m.into()));
         }
     }
-    let middlebox_span = raw.middlebox.as_ref().map(|m| m.span());
-    let paths_span = raw.paths.as_ref().map(|p| p.span());
-    let paths = match (raw.middlebox, raw.paths) {
+    Ok(())
+}
+
+/// `[middlebox]` (one path) or `[[paths]]` (one per address of the
+/// relay's name), each checked against the relay it leads to.
+fn paths(
+    file: &SourceFile,
+    middlebox: Option<Spanned<MiddleboxSpec>>,
+    listed: Option<Spanned<Vec<MiddleboxSpec>>>,
+    relay: &RelaySpec,
+    relay_span: Range<usize>,
+) -> Result<Vec<MiddleboxSpec>, LoadError> {
+    let middlebox_span = middlebox.as_ref().map(|m| m.span());
+    let listed_span = listed.as_ref().map(|p| p.span());
+    let paths = match (middlebox, listed) {
         (Some(_), Some(p)) => {
-            return Err(invalid(
-                path,
-                bytes,
+            return Err(file.error(
                 p.span(),
                 "paths",
                 "give either [middlebox] (one path) or [[paths]] (one per address), not both"
@@ -520,19 +634,11 @@ fn validate(path: &Path, text: &str, mut raw: RawScenario) -> Result<Scenario, L
             ));
         }
         (None, Some(p)) if p.get_ref().is_empty() => {
-            return Err(invalid(
-                path,
-                bytes,
-                p.span(),
-                "paths",
-                "no paths: give at least one".into(),
-            ));
+            return Err(file.error(p.span(), "paths", "no paths: give at least one".into()));
         }
         (None, Some(p)) => {
             if p.get_ref().len() > 8 {
-                return Err(invalid(
-                    path,
-                    bytes,
+                return Err(file.error(
                     p.span(),
                     "paths",
                     "at most 8 paths (addresses) per relay".into(),
@@ -543,13 +649,14 @@ fn validate(path: &Path, text: &str, mut raw: RawScenario) -> Result<Scenario, L
         (Some(m), None) => vec![m.into_inner()],
         (None, None) => vec![MiddleboxSpec::default()],
     };
-    let (paths_key, paths_span) = match &paths_span {
+    let (paths_key, paths_span) = match &listed_span {
         Some(span) => ("paths", span.clone()),
         None => (
             "middlebox",
             middlebox_span.clone().unwrap_or(relay_span.clone()),
         ),
     };
+    let relay_error = |m: &str| file.error(relay_span.clone(), "relay", m.to_owned());
     for (i, p) in paths.iter().enumerate() {
         let key = |k: &str| {
             if paths_key == "paths" {
@@ -558,146 +665,157 @@ fn validate(path: &Path, text: &str, mut raw: RawScenario) -> Result<Scenario, L
                 format!("middlebox.{k}")
             }
         };
-        let path_error = |k: &str, m: String| invalid(path, bytes, paths_span.clone(), &key(k), m);
-        for (k, ports) in [
-            ("ports", p.ports.as_deref().unwrap_or(&[])),
-            ("block", &p.block),
-            ("drop", &p.drop),
-        ] {
-            for (j, port) in ports.iter().enumerate() {
-                // A path may refuse or drop any port (that is what a
-                // probe saw there); it inspects only ports the relay serves.
-                if *port == 0 {
-                    return Err(path_error(k, "port 0 is not a port".into()));
-                }
-                if k == "ports" && relay.service(*port).is_none() {
-                    return Err(path_error(
-                        k,
-                        format!(
-                            "the relay does not serve port {port} (its ports: {})",
-                            relay
-                                .services
-                                .iter()
-                                .map(|s| s.port.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ));
-                }
-                if ports[..j].contains(port) {
-                    return Err(path_error(k, format!("port {port} is listed twice")));
-                }
+        let path_error = |k: &str, m: String| file.error(paths_span.clone(), &key(k), m);
+        check_path(i, p, relay, path_error, relay_error)?;
+    }
+    Ok(paths)
+}
+
+/// Path `i` (0-based): the ports it names are real and each has one
+/// fate, and its behaviours suit the services they act on. `path_error`
+/// locates a problem with one of its keys, `relay_error` one that needs
+/// the relay changed.
+fn check_path(
+    i: usize,
+    p: &MiddleboxSpec,
+    relay: &RelaySpec,
+    path_error: impl Fn(&str, String) -> LoadError,
+    relay_error: impl Fn(&str) -> LoadError,
+) -> Result<(), LoadError> {
+    for (k, ports) in [
+        ("ports", p.ports.as_deref().unwrap_or(&[])),
+        ("block", &p.block),
+        ("drop", &p.drop),
+    ] {
+        for (j, port) in ports.iter().enumerate() {
+            // A path may refuse or drop any port (that is what a
+            // probe saw there); it inspects only ports the relay serves.
+            if *port == 0 {
+                return Err(path_error(k, "port 0 is not a port".into()));
             }
-        }
-        if p.ports.as_ref().is_some_and(|v| v.is_empty()) {
-            return Err(path_error(
-                "ports",
-                "no ports: leave `ports` out for every port, or name the ports the behaviours act on".into(),
-            ));
-        }
-        for (k, closed, what) in [("block", &p.block, "refused"), ("drop", &p.drop, "dropped")] {
-            if let Some(port) = closed
-                .iter()
-                .find(|b| p.ports.as_ref().is_some_and(|v| v.contains(b)))
-            {
+            if k == "ports" && relay.service(*port).is_none() {
                 return Err(path_error(
                     k,
                     format!(
-                        "port {port} is both {what} and inspected: a {what} connection has nothing to inspect"
+                        "the relay does not serve port {port} (its ports: {})",
+                        relay
+                            .services
+                            .iter()
+                            .map(|s| s.port.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
-        }
-        if let Some(port) = p.drop.iter().find(|d| p.block.contains(d)) {
-            return Err(path_error(
-                "drop",
-                format!("port {port} is both refused (block) and dropped: say which the path does"),
-            ));
-        }
-        if p.drop.contains(&relay.port) {
-            return Err(path_error(
-                "drop",
-                format!(
-                    "port {} is the relay's first service, where `run` delivers: a path that drops it leaves nothing to run (list first a service this path lets through)",
-                    relay.port
-                ),
-            ));
-        }
-        for s in relay.services.iter().filter(|s| s.mode.implicit_tls()) {
-            let on = p.on_port(s.port).unwrap_or_default();
-            if let Some(b) = on.iter().find(|b| !b.works_with_implicit_tls()) {
-                let which = if relay.services.len() > 1 {
-                    format!(" on port {} (give `ports` to leave it out)", s.port)
-                } else {
-                    String::new()
-                };
-                return Err(relay_error(&format!(
-                    "path {}: `{}` acts on the plaintext SMTP dialogue, which a relay with implicit TLS does not have{which}",
-                    i + 1,
-                    b.name()
-                )));
+            if ports[..j].contains(port) {
+                return Err(path_error(k, format!("port {port} is listed twice")));
             }
         }
     }
-    if raw.name.trim().is_empty() {
-        return Err(invalid(
-            path,
-            bytes,
-            0..0,
-            "name",
-            "the scenario needs a non-empty name".into(),
+    if p.ports.as_ref().is_some_and(|v| v.is_empty()) {
+        return Err(path_error(
+            "ports",
+            "no ports: leave `ports` out for every port, or name the ports the behaviours act on"
+                .into(),
         ));
     }
-    let dns = match raw.dns {
-        Some(spanned) => {
-            let span = spanned.span();
-            let spec = spanned.into_inner();
-            check_dns(&spec, &relay, paths.len())
-                .map_err(|(key, m)| invalid(path, bytes, span, &key, m))?;
-            Some(spec)
+    for (k, closed, what) in [("block", &p.block, "refused"), ("drop", &p.drop, "dropped")] {
+        if let Some(port) = closed
+            .iter()
+            .find(|b| p.ports.as_ref().is_some_and(|v| v.contains(b)))
+        {
+            return Err(path_error(
+                k,
+                format!(
+                    "port {port} is both {what} and inspected: a {what} connection has nothing to inspect"
+                ),
+            ));
         }
-        None => None,
-    };
-    let mta_sts = match raw.mta_sts {
-        Some(spanned) => {
-            let span = spanned.span();
-            let spec = spanned.into_inner();
-            let Some(d) = &dns else {
-                return Err(invalid(
-                    path,
-                    bytes,
-                    span,
-                    "mta_sts",
-                    "MTA-STS is a policy of the recipient domain: give [dns] too".into(),
-                ));
-            };
-            let hosts: Vec<&str> = d.mx.iter().map(|m| m.host.as_str()).collect();
-            let key = if spec.policy.is_some() {
-                "mta_sts.policy"
+    }
+    if let Some(port) = p.drop.iter().find(|d| p.block.contains(d)) {
+        return Err(path_error(
+            "drop",
+            format!("port {port} is both refused (block) and dropped: say which the path does"),
+        ));
+    }
+    if p.drop.contains(&relay.port) {
+        return Err(path_error(
+            "drop",
+            format!(
+                "port {} is the relay's first service, where `run` delivers: a path that drops it leaves nothing to run (list first a service this path lets through)",
+                relay.port
+            ),
+        ));
+    }
+    for s in relay.services.iter().filter(|s| s.mode.implicit_tls()) {
+        let on = p.on_port(s.port).unwrap_or_default();
+        if let Some(b) = on.iter().find(|b| !b.works_with_implicit_tls()) {
+            let which = if relay.services.len() > 1 {
+                format!(" on port {} (give `ports` to leave it out)", s.port)
             } else {
-                "mta_sts"
+                String::new()
             };
-            crate::dns::mta_sts::check_policy(&spec.text(&hosts))
-                .map_err(|m| invalid(path, bytes, span, key, m))?;
-            Some(spec)
+            return Err(relay_error(&format!(
+                "path {}: `{}` acts on the plaintext SMTP dialogue, which a relay with implicit TLS does not have{which}",
+                i + 1,
+                b.name()
+            )));
         }
-        None => None,
+    }
+    Ok(())
+}
+
+/// `name`: it names the scenario in reports, so it says something.
+fn name(file: &SourceFile, name: &str) -> Result<(), LoadError> {
+    if name.trim().is_empty() {
+        return Err(file.error(0..0, "name", "the scenario needs a non-empty name".into()));
+    }
+    Ok(())
+}
+
+/// `[dns]`, when given, against the relay and its paths.
+fn dns(
+    file: &SourceFile,
+    raw: Option<Spanned<crate::dns::DnsSpec>>,
+    relay: &RelaySpec,
+    paths: usize,
+) -> Result<Option<crate::dns::DnsSpec>, LoadError> {
+    let Some(spanned) = raw else {
+        return Ok(None);
     };
-    Ok(Scenario {
-        id: scenario_id(path),
-        name: raw.name,
-        description: raw.description,
-        path: path.to_owned(),
-        relay,
-        paths,
-        dns,
-        mta_sts,
-        postfix: raw.postfix,
-        delivery: raw.delivery,
-        expect: checked,
-        versions,
-        tables,
-    })
+    let span = spanned.span();
+    let spec = spanned.into_inner();
+    check_dns(&spec, relay, paths).map_err(|(key, m)| file.error(span, &key, m))?;
+    Ok(Some(spec))
+}
+
+/// `[mta_sts]`, when given: a policy of the domain `[dns]` gives, that
+/// its policy server can serve.
+fn mta_sts(
+    file: &SourceFile,
+    raw: Option<Spanned<crate::dns::mta_sts::MtaStsSpec>>,
+    dns: Option<&crate::dns::DnsSpec>,
+) -> Result<Option<crate::dns::mta_sts::MtaStsSpec>, LoadError> {
+    let Some(spanned) = raw else {
+        return Ok(None);
+    };
+    let span = spanned.span();
+    let spec = spanned.into_inner();
+    let Some(d) = dns else {
+        return Err(file.error(
+            span,
+            "mta_sts",
+            "MTA-STS is a policy of the recipient domain: give [dns] too".into(),
+        ));
+    };
+    let hosts: Vec<&str> = d.mx.iter().map(|m| m.host.as_str()).collect();
+    let key = if spec.policy.is_some() {
+        "mta_sts.policy"
+    } else {
+        "mta_sts"
+    };
+    crate::dns::mta_sts::check_policy(&spec.text(&hosts)).map_err(|m| file.error(span, key, m))?;
+    Ok(Some(spec))
 }
 
 /// `[dns]` against the rest: one MX host per path, each under the domain
@@ -818,9 +936,8 @@ fn check_replay(
 /// The MTAs' own tables (`[exim]`, ...), each checked against its MTA's
 /// driver: its policy names, and the settings it lets a scenario give.
 fn mta_tables(
-    path: &Path,
-    bytes: &[u8],
-    raw: Vec<(&'static str, Option<toml::Spanned<RawMtaTable>>)>,
+    file: &SourceFile,
+    raw: Vec<(&'static str, Option<Spanned<RawMtaTable>>)>,
 ) -> Result<BTreeMap<Mta, MtaTable>, LoadError> {
     let mut tables = BTreeMap::new();
     for (name, table) in raw {
@@ -841,11 +958,11 @@ fn mta_tables(
                     mta.title(),
                     allowed.join(", ")
                 );
-                return Err(invalid(path, bytes, setting.span(), &key, m));
+                return Err(file.error(setting.span(), &key, m));
             }
             if value.contains('\n') || value.trim().is_empty() {
                 let m = "give a one-line value".to_owned();
-                return Err(invalid(path, bytes, setting.span(), &key, m));
+                return Err(file.error(setting.span(), &key, m));
             }
             read.settings.insert(setting.into_inner(), value);
         }
@@ -855,18 +972,18 @@ fn mta_tables(
                 mta.title(),
                 mta.driver().policies()[..2].join(", ")
             );
-            return Err(invalid(path, bytes, span, name, m));
+            return Err(file.error(span, name, m));
         }
         for (policy, e) in table.policies {
             let key = format!("{name}.{}", policy.get_ref());
             let p = Policy::parse(mta, policy.get_ref())
-                .map_err(|m| invalid(path, bytes, policy.span(), &key, m.to_string()))?;
+                .map_err(|m| file.error(policy.span(), &key, m.to_string()))?;
             let span = e.span();
             let e = e.into_inner();
-            check_expectation(&e).map_err(|m| invalid(path, bytes, span, &key, m))?;
+            check_expectation(&e).map_err(|m| file.error(span, &key, m))?;
             if read.expect.insert(p, e).is_some() {
                 let m = "stated twice".to_owned();
-                return Err(invalid(path, bytes, policy.span(), &key, m));
+                return Err(file.error(policy.span(), &key, m));
             }
         }
         tables.insert(mta, read);
