@@ -4,11 +4,11 @@ pub mod builtin;
 mod load;
 mod model;
 mod ports;
+mod validated;
 mod versions;
 
 pub use load::{
-    LoadError, LoadErrors, MtaTable, Scenario, VersionExpectations, line_column, load_bytes,
-    load_file, load_paths, scenario_id,
+    LoadError, LoadErrors, line_column, load_bytes, load_file, load_paths, scenario_id,
 };
 pub use model::{
     AttemptExpectation, AuthMechanism, DeliverySpec, Dsn, Elsewhere, Expectation, Hop, Hostname,
@@ -17,4 +17,5 @@ pub use model::{
     TlsPolicy, VersionPrefix,
 };
 pub use ports::PortStatement;
+pub use validated::{MtaTable, Scenario, VersionExpectations};
 pub use versions::versions_table;
