@@ -2,12 +2,12 @@
 //! the path of the key, before anything is started.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::error::{LoadError, LoadErrors, SourceFile, clean_path, invalid};
 use super::model::{
     Expectation, MiddleboxSpec, RawExpectations, RawMtaTable, RawScenario, RelaySpec, ServiceMode,
     ServiceSpec, VersionPrefix,
@@ -16,59 +16,6 @@ use super::validated::{MtaTable, Scenario, VersionExpectations};
 use crate::level::Level;
 use crate::policy::{Mta, Policy};
 use crate::upstream::ReplaySpec;
-
-/// A scenario file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("{}: cannot read: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: {message}", path.display())]
-    NoScenarios { path: PathBuf, message: String },
-    #[error("{}:{line}:{column}: {}{message}", path.display(), key_prefix(key))]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        /// Dotted path of the offending key (empty for the file's top level).
-        key: String,
-        message: String,
-    },
-}
-
-fn key_prefix(key: &str) -> String {
-    if key.is_empty() {
-        String::new()
-    } else {
-        format!("{key}: ")
-    }
-}
-
-/// All the problems found in the given files, in file order.
-#[derive(Debug)]
-pub struct LoadErrors(pub Vec<LoadError>);
-
-impl fmt::Display for LoadErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for LoadErrors {}
-
-impl crate::exit::Code for LoadErrors {
-    fn exit_code(&self) -> i32 {
-        crate::exit::BAD_INPUT
-    }
-}
 
 /// Loads scenario files and directories (every `*.toml` directly inside,
 /// sorted by name). All files are checked; every problem is returned.
@@ -181,30 +128,6 @@ fn parse(path: &Path, text: &str) -> Result<RawScenario, LoadError> {
             inner.message().trim().to_owned(),
         )
     })
-}
-
-/// serde_path_to_error shows the top level as "." and descends into
-/// `Spanned` wrappers; neither means anything to the user.
-fn clean_path(p: &str) -> String {
-    if p == "." {
-        return String::new();
-    }
-    p.split('.')
-        .filter(|seg| !seg.starts_with("$__serde_spanned"))
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-/// The file being validated, to locate its errors in.
-struct SourceFile<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl SourceFile<'_> {
-    fn error(&self, span: Range<usize>, key: &str, message: String) -> LoadError {
-        invalid(self.path, self.text.as_bytes(), span, key, message)
-    }
 }
 
 /// The version entries of `[expect]` as written, by version.
@@ -935,33 +858,6 @@ pub fn scenario_id(path: &Path) -> String {
         .unwrap_or_else(|| "scenario".into())
 }
 
-fn invalid(path: &Path, text: &[u8], span: Range<usize>, key: &str, message: String) -> LoadError {
-    let (line, column) = line_column(text, span.start);
-    LoadError::Invalid {
-        path: path.to_owned(),
-        line,
-        column,
-        key: key.to_owned(),
-        message,
-    }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-pub fn line_column(text: &[u8], offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    let column = String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count()
-        + 1;
-    (line, column)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1511,12 +1407,6 @@ secure = "deferred"
             );
         let s = load(&text).unwrap();
         assert!(s.relay.implicit_tls && s.relay.replay.is_some());
-    }
-
-    #[test]
-    fn line_column_counts_characters() {
-        assert_eq!(line_column(b"ab\ncd", 4), (2, 2));
-        assert_eq!(line_column("é=\nx".as_bytes(), 2), (1, 2));
     }
 }
 
