@@ -1,6 +1,7 @@
 //! Scenario files: one network path and what Postfix must do at each level.
 
 pub mod builtin;
+mod checks;
 mod error;
 mod load;
 mod model;
