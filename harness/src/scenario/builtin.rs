@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::load::{LoadErrors, Scenario, load_bytes, load_paths};
+use super::{LoadErrors, Scenario, load_bytes, load_paths};
 use crate::exit;
 
 /// One file of the built-in library.
