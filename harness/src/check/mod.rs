@@ -10,6 +10,7 @@ mod host;
 mod install;
 mod preflight;
 mod report;
+mod result;
 mod routes;
 mod setup;
 mod tls_level;
@@ -19,7 +20,8 @@ use std::path::PathBuf;
 
 pub use compare::{Verdict, state, verdict, verdict_at, why};
 pub use config::{MasterService, Relayhost, UserConfig, load, parameters, services};
-pub use execute::{CheckOptions, CheckReport, PostfixWarning, Row, check};
+pub use execute::{CheckOptions, check};
+pub use result::{CheckReport, PostfixWarning, Row};
 // bin/tlsharness/triage.rs still reads a log through `check::explain`.
 pub use crate::explain::explain;
 

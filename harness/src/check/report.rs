@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::compare::{Verdict, verdict_at, why};
-use super::execute::{CheckReport, Row};
+use super::result::{CheckReport, Row};
 use super::setup::is_overridden;
 use crate::report::attempt_summary;
 
