@@ -24,12 +24,12 @@ pub use execute::{CheckOptions, check};
 pub use result::{CheckReport, PostfixWarning, Row};
 // bin/tlsharness/triage.rs still reads a log through `check::explain`.
 pub use crate::explain::explain;
-
-/// The MTA whose configurations `check` compares: it reads a main.cf.
-pub const MTA: crate::policy::Mta = crate::policy::Mta::Postfix;
 pub use host::{Fit, GivenFile, MissingFile, fit, fit_from, is_hosts_own};
 pub use report::{Comparison, compare_sides, parameter_diff, render};
 pub use setup::TlsPolicy;
+
+/// The MTA whose configurations `check` compares: it reads a main.cf.
+pub const MTA: crate::policy::Mta = crate::policy::Mta::Postfix;
 
 /// Why a check could not be carried out.
 #[derive(Debug, thiserror::Error)]
