@@ -306,7 +306,7 @@ impl Agent {
                 tokio::spawn(async move {
                     reply.send(
                         match agent.inject(&recipient, &subject, &message_id).await {
-                            Ok(queue_id) => Reply::Injected { queue_id },
+                            Ok(response) => Reply::Injected { response },
                             Err(error) => Reply::Failed { error },
                         },
                     )
@@ -644,12 +644,7 @@ impl Agent {
                 ))
             })?
             .map_err(|e| bad(e.to_string()))?;
-        let first = response.message().next().unwrap_or_default().to_owned();
-        // Postfix: `2.0.0 Ok: queued as 4ABC123`; Exim: `OK id=1xXyir-00000T-1e`.
-        first
-            .rsplit_once("queued as ")
-            .or_else(|| first.rsplit_once("id="))
-            .map(|(_, id)| id.trim().to_owned())
-            .ok_or_else(|| bad(format!("the MTA's reply has no queue id: {first}")))
+        // Its first line, where every MTA says the queue id.
+        Ok(response.message().next().unwrap_or_default().to_owned())
     }
 }

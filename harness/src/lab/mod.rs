@@ -325,7 +325,16 @@ impl Lab {
             message_id: message_id.to_owned(),
         };
         match self.call(call).await {
-            Ok(Reply::Injected { queue_id }) => Ok(queue_id),
+            Ok(Reply::Injected { response }) => self
+                .mta
+                .mta()
+                .driver()
+                .queue_id_in_reply(&response)
+                .ok_or_else(|| {
+                    MtaError::Inject(format!(
+                        "message to {recipient}: the MTA's reply has no queue id: {response}"
+                    ))
+                }),
             Ok(Reply::Failed { error }) => Err(MtaError::Inject(error)),
             Ok(r) => Err(MtaError::Inject(format!("unexpected reply {r:?}"))),
             Err(e) => Err(MtaError::Inject(e.to_string())),

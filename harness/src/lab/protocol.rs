@@ -65,7 +65,7 @@ pub struct Response {
 pub enum Reply {
     Done,
     State(Box<RigState>),
-    Injected { queue_id: String },
+    Injected { response: String },
     Usage { peak_rss_kb: u64 },
     Failed { error: String },
 }

@@ -14,6 +14,9 @@ use super::{Rendered, Target};
 use crate::policy::Policy;
 use crate::scenario::Scenario;
 
+/// A parser of one instance's log, line after line.
+pub type LineParser = Box<dyn FnMut(&str) -> LogLine + Send>;
+
 /// One MTA, as its folder implements it.
 pub trait Driver: Sync {
     /// The MTA's name in files and on the command line (`postfix`).
@@ -60,8 +63,24 @@ pub trait Driver: Sync {
     /// Parses one line of the MTA's log.
     fn parse_line(&self, raw: &str) -> LogLine;
 
+    /// The parser of one instance's log, whose rendered files are
+    /// `files` ([`Rendered::files`]): line by line unless the MTA's log
+    /// needs what earlier lines said.
+    fn log_parser(&'static self, _files: &[(String, Vec<u8>)]) -> LineParser {
+        Box::new(move |raw| self.parse_line(raw))
+    }
+
+    /// The queue id in the MTA's reply to the message's end of data.
+    fn queue_id_in_reply(&self, reply: &str) -> Option<String>;
+
     /// The command that makes the MTA try a queued message again now.
     fn retry_command(&self, queue_id: &str) -> Vec<String>;
+
+    /// Whether a retry request took, by its output; one that did not (the
+    /// message was still busy with its last attempt) is asked again.
+    fn retry_taken(&self, _output: &str) -> bool {
+        true
+    }
 
     /// The command that removes a queued message (a case run again
     /// starts from a fresh one).

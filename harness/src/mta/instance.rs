@@ -172,16 +172,17 @@ impl Instance {
         let hub = Arc::new(LogHub::default());
         let (state_tx, state) = watch::channel(State::Starting);
         let state_tx = Arc::new(state_tx);
+        let parser = Arc::new(Mutex::new(opts.mta.driver().log_parser(files)));
         let pumps = vec![
             tokio::spawn(pump(
-                opts.mta,
+                parser.clone(),
                 container.stdout(true),
                 hub.clone(),
                 state_tx.clone(),
                 true,
             )),
             tokio::spawn(pump(
-                opts.mta,
+                parser,
                 container.stderr(true),
                 hub.clone(),
                 state_tx.clone(),
@@ -302,23 +303,32 @@ impl Instance {
     /// still there does nothing: asked at once, the retry was lost and the
     /// harness waited out its whole deadline for a status that never came.
     /// So the request is repeated, ever less often, until qmgr logs that it
-    /// took the message up (`(queue active)`).
+    /// took the message up (`(queue active)`). An MTA that answers the
+    /// request itself (OpenSMTPD: `0 envelope scheduled` while the message
+    /// is in flight) is asked again the same way until it takes it.
     pub async fn flush(&self, queue_id: &str) -> Result<(), MtaError> {
         let cmd = self.mta.driver().retry_command(queue_id);
         let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        if !self.mta.driver().logs_attempt_start() {
-            return self.exec(&cmd).await.map(|_| ());
-        }
+        let driver = self.mta.driver();
         let from = self.line_count();
         let give_up = tokio::time::Instant::now() + RETRY_TIMEOUT;
         let mut patience = Duration::from_millis(250);
         let mut asked = 0;
         loop {
-            self.exec(&cmd).await?;
+            let output = self.exec(&cmd).await?;
             asked += 1;
             let until = (tokio::time::Instant::now() + patience).min(give_up);
-            if self.activated(queue_id, from, until).await {
+            let taken = driver.retry_taken(&output);
+            if taken && !driver.logs_attempt_start() {
                 return Ok(());
+            }
+            if taken && self.activated(queue_id, from, until).await {
+                return Ok(());
+            }
+            if !taken {
+                // Still busy with its last attempt, by the MTA's own
+                // answer: asked again after a while, ever less often.
+                tokio::time::sleep_until(until).await;
             }
             if tokio::time::Instant::now() >= give_up {
                 return Err(MtaError::Exec(format!(
@@ -590,7 +600,7 @@ pub async fn run_once(
 /// stdout (the mail log) means the MTA is gone, whether it never started
 /// or stopped mid-run.
 async fn pump(
-    mta: super::Mta,
+    parser: Arc<Mutex<super::LineParser>>,
     stream: std::pin::Pin<Box<dyn AsyncBufRead + Send>>,
     hub: Arc<LogHub>,
     state: Arc<watch::Sender<State>>,
@@ -605,10 +615,8 @@ async fn pump(
             break;
         }
         let text = String::from_utf8_lossy(&buf);
-        hub.push(
-            mta.driver().parse_line(text.trim_end_matches(['\r', '\n'])),
-            &state,
-        );
+        let line = parser.lock().expect("parser poisoned")(text.trim_end_matches(['\r', '\n']));
+        hub.push(line, &state);
         buf.clear();
     }
     state.send_if_modified(|s| {

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 pub use containment::{Loose, NotContained};
-pub use driver::Driver;
+pub use driver::{Driver, LineParser};
 pub use instance::{DeliveryEvent, Instance, Ran, StartOptions, run_once};
 
 pub use crate::policy::{Mta, Policy};

@@ -92,6 +92,12 @@ impl Driver for Exim {
         log::parse(raw)
     }
 
+    /// `OK id=1xXyir-00000T-1e`
+    fn queue_id_in_reply(&self, reply: &str) -> Option<String> {
+        let (_, id) = reply.rsplit_once("id=")?;
+        Some(id.trim().to_owned())
+    }
+
     fn retry_command(&self, queue_id: &str) -> Vec<String> {
         retry_command(queue_id)
     }

@@ -63,6 +63,12 @@ impl Driver for Postfix {
         log::parse(raw)
     }
 
+    /// `2.0.0 Ok: queued as 4ABC123`
+    fn queue_id_in_reply(&self, reply: &str) -> Option<String> {
+        let (_, id) = reply.rsplit_once("queued as ")?;
+        Some(id.trim().to_owned())
+    }
+
     fn retry_command(&self, queue_id: &str) -> Vec<String> {
         vec!["postqueue".into(), "-i".into(), queue_id.into()]
     }
