@@ -37,7 +37,7 @@ pub struct ConnectionRecord {
     pub relay_offered_starttls: bool,
     /// An EHLO reply Postfix received listed STARTTLS.
     pub client_saw_starttls: bool,
-    /// Postfix sent STARTTLS.
+    /// The MTA's client sent STARTTLS (whether or not the middlebox passed it on).
     pub client_sent_starttls: bool,
     /// TLS started end to end between Postfix and the relay (the middlebox
     /// saw the STARTTLS exchange succeed and handed the handshake over).
@@ -308,6 +308,10 @@ impl Connection {
             }
         };
         let verb = command_verb(&line);
+        // The client asked for TLS, whatever the middlebox makes of it.
+        if verb == "STARTTLS" {
+            self.record.client_sent_starttls = true;
+        }
         let mut verdict = CommandVerdict::Pass;
         let mut by = "";
         for b in &mut self.behaviours {
@@ -368,7 +372,6 @@ impl Connection {
     fn note_command(&mut self, verb: &str) {
         let plain = self.phase == Phase::Plain;
         match verb {
-            "STARTTLS" => self.record.client_sent_starttls = true,
             "MAIL" if plain => self.record.plaintext_mail = true,
             "AUTH" if plain => self.record.plaintext_auth = true,
             _ => {}

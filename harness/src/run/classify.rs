@@ -206,16 +206,18 @@ pub fn classify(
             not_delivered(status, &wire, received.as_ref())
         }
     };
-    // The MTA says it opened a second connection in clear: the wire must
-    // have seen a connection whose handshake broke, and another.
+    // The MTA says it gave up TLS and opened a second connection in clear:
+    // the wire must have seen a connection on which it tried TLS (a
+    // handshake that broke, or a STARTTLS that got no further), and another.
+    let tried_tls = wire.tls_broken || wire.client_sent_starttls;
     let verdict = match (&retried_in_clear, verdict) {
-        (Some(host), Ok(_)) if wire.connections < 2 || !wire.tls_broken => Err(format!(
-            "the witnesses disagree: the MTA logged delivering unencrypted to {host} after a failed handshake, but the wire saw {} connection(s){}",
+        (Some(host), Ok(_)) if wire.connections < 2 || !tried_tls => Err(format!(
+            "the witnesses disagree: the MTA logged delivering unencrypted to {host} after TLS failed, but the wire saw {} connection(s){}",
             wire.connections,
-            if wire.tls_broken {
+            if tried_tls {
                 ""
             } else {
-                " and no broken handshake"
+                " and no STARTTLS or broken handshake"
             }
         )),
         (_, v) => v,
