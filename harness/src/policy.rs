@@ -16,16 +16,18 @@ pub enum Mta {
     #[default]
     Postfix,
     Exim,
+    Opensmtpd,
 }
 
 impl Mta {
-    pub const ALL: [Mta; 2] = [Mta::Postfix, Mta::Exim];
+    pub const ALL: [Mta; 3] = [Mta::Postfix, Mta::Exim, Mta::Opensmtpd];
 
     /// The MTA's folder: the only place that names every MTA's driver.
     pub fn driver(self) -> &'static dyn Driver {
         match self {
             Mta::Postfix => &crate::mta::postfix::Postfix,
             Mta::Exim => &crate::mta::exim::Exim,
+            Mta::Opensmtpd => &crate::mta::opensmtpd::Opensmtpd,
         }
     }
 

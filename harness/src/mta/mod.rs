@@ -13,6 +13,7 @@ pub mod exim;
 pub mod image;
 mod instance;
 pub mod log;
+pub mod opensmtpd;
 pub mod postfix;
 
 use std::collections::BTreeMap;

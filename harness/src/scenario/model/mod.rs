@@ -54,12 +54,18 @@ pub(crate) struct RawScenario {
     /// without it is not run on Exim.
     #[serde(default)]
     pub exim: Option<Spanned<RawMtaTable>>,
+    /// What OpenSMTPD does (`[opensmtpd]`), by its policy names.
+    #[serde(default)]
+    pub opensmtpd: Option<Spanned<RawMtaTable>>,
 }
 
 impl RawScenario {
     /// The MTAs' own tables (`[exim]`, ...), by table name: each is read
     /// the neutral way and checked against its MTA's driver.
     pub fn mta_tables(&mut self) -> Vec<(&'static str, Option<Spanned<RawMtaTable>>)> {
-        vec![("exim", self.exim.take())]
+        vec![
+            ("exim", self.exim.take()),
+            ("opensmtpd", self.opensmtpd.take()),
+        ]
     }
 }
