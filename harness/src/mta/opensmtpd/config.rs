@@ -124,8 +124,12 @@ mkdir -p /etc/smtpd/tlsharness
 cp "$src/smtpd.conf" /etc/smtpd.conf
 cp "$src/ca.pem" "$src/sources" /etc/smtpd/tlsharness/
 cat "$src/hosts" >> /etc/hosts
-# Relay names resolve from /etc/hosts; nothing answers DNS in the namespace.
-echo "nameserver 127.0.0.1" > /etc/resolv.conf
+# Relay names (and the injector's address) resolve from /etc/hosts only:
+# smtpd's resolver (OpenBSD's asr, built in) asks DNS first by default, and
+# with nothing on port 53 each lookup waits for an ICMP port unreachable,
+# which the kernel rate-limits machine-wide: under load a lookup, and the
+# injection or delivery behind it, waited out asr's timeouts.
+printf 'nameserver 127.0.0.1\nlookup file\n' > /etc/resolv.conf
 echo "mta.tlsharness.test" > /etc/mailname
 if ! smtpd -n -f /etc/smtpd.conf 2>&1; then
     echo "tlsharness: smtpd refused its configuration"
@@ -160,7 +164,7 @@ what=$1 id=$2
 domain=$(smtpctl show queue | awk -F'|' -v id="$id" 'index($1, id) == 1 { n = split($6, a, "@"); print a[n]; exit }')
 src=$(awk -v d="$domain" '$1 == d { print $2 }' /etc/smtpd/tlsharness/sources)
 if [ -n "$src" ]; then
-    for route in $(smtpctl show routes | awk -v s="$src" '$2 == s && $5 ~ /D/ { sub(/\.$/, "", $1); print $1 }'); do
+    for route in $(smtpctl show routes | awk -v s="$src" '$2 == s && $6 ~ /D/ { sub(/\.$/, "", $1); print $1 }'); do
         smtpctl resume route "$route" >/dev/null
     done
 fi

@@ -113,6 +113,12 @@ impl Parser {
                 line.pid = pid(&failure.session);
                 self.routes.insert(src, failure);
             }
+        } else if let Some(route) = rest.strip_prefix("Enabling route ") {
+            // Shown with the session whose error disabled the route.
+            let src = route.split(' ').next().unwrap_or_default();
+            if let Some(failure) = self.routes.get(src) {
+                line.pid = pid(&failure.session);
+            }
         } else if let Some((session, why)) = rest
             .strip_prefix("Error on session ")
             .and_then(|r| r.split_once(": "))
