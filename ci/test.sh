@@ -23,14 +23,16 @@ if [ -n "$missing" ]; then
 fi
 cargo build --locked --bins
 # The check tests compare Postfix 3.5, 3.7 and 3.10; tests/exim.rs runs
-# Exim 4.96.
+# Exim 4.96, tests/opensmtpd.rs OpenSMTPD 6.8.
 for suite in bullseye bookworm trixie; do
     target/debug/tlsharness image build --suite "$suite"
 done
 target/debug/tlsharness image build --mta exim
+target/debug/tlsharness image build --mta opensmtpd
 # The built-in suite must hold on every Postfix the images ship (3.5, 3.7,
-# 3.10), as the scenarios' version tables say, and on Exim where the
-# scenarios state what Exim does.
+# 3.10), as the scenarios' version tables say, and on Exim and OpenSMTPD
+# where the scenarios state what they do.
 target/debug/tlsharness run scenarios --all-versions
 target/debug/tlsharness run scenarios --mta exim
+target/debug/tlsharness run scenarios --mta opensmtpd
 cargo test --locked "$@"

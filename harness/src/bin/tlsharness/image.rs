@@ -11,12 +11,14 @@ use tlsharness::mta::image;
 pub enum ImageCommand {
     /// Build an MTA's built-in image for a Debian suite offline
     /// (debootstrap + docker import) unless present:
-    /// tlsharness/postfix:SUITE, or with --mta exim tlsharness/exim:bookworm.
+    /// tlsharness/postfix:SUITE, or with --mta exim (opensmtpd)
+    /// tlsharness/exim:bookworm (tlsharness/opensmtpd:bookworm).
     Build {
         /// Debian suite: bullseye (Postfix 3.5), bookworm (3.7), trixie (3.10).
         #[arg(long, default_value = "bookworm")]
         suite: String,
-        /// The MTA: postfix, or exim (Debian bookworm's Exim 4.96).
+        /// The MTA: postfix, exim (Debian bookworm's Exim 4.96) or
+        /// opensmtpd (its OpenSMTPD 6.8).
         #[arg(long, default_value = "postfix")]
         mta: tlsharness::policy::Mta,
         /// Build even if the image exists.

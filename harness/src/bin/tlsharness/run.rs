@@ -35,12 +35,15 @@ pub struct RunArgs {
     /// may be repeated.
     #[arg(long, value_name = "PATTERN")]
     scenario: Vec<String>,
-    /// The MTA under test: postfix, or exim (Exim 4.96; the scenarios
-    /// with an [exim] section, at Exim's policies).
+    /// The MTA under test: postfix, exim (Exim 4.96; the scenarios with
+    /// an [exim] section, at Exim's policies) or opensmtpd (OpenSMTPD
+    /// 6.8; the scenarios with an [opensmtpd] section).
     #[arg(long, default_value = "postfix", value_name = "MTA")]
     mta: Mta,
     /// Only these levels (comma-separated); with --mta exim, Exim's
-    /// policies (none, try, try-noclear, require, require-verify).
+    /// policies (none, try, try-noclear, require, require-verify); with
+    /// --mta opensmtpd, OpenSMTPD's (notls, opportunistic, tls-no-verify,
+    /// tls, smtps-no-verify, smtps).
     #[arg(long, value_delimiter = ',', value_name = "LEVELS")]
     level: Option<Vec<String>>,
     /// Run shard K of N (cases dealt round-robin, so shards are balanced and
@@ -48,7 +51,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "K/N")]
     partition: Option<run::Partition>,
     /// The MTA's image; repeat to run every case on each (default
-    /// tlsharness/postfix:bookworm, with --mta exim tlsharness/exim:bookworm).
+    /// tlsharness/postfix:bookworm, with --mta exim tlsharness/exim:bookworm,
+    /// with --mta opensmtpd tlsharness/opensmtpd:bookworm).
     #[arg(long)]
     image: Vec<String>,
     /// Run on the three built-in images (Postfix 3.5, 3.7, 3.10).
