@@ -70,6 +70,12 @@ pub trait Driver: Sync {
         Box::new(move |raw| self.parse_line(raw))
     }
 
+    /// How many messages the harness may hand the MTA at once (each on a
+    /// connection of its own).
+    fn concurrent_injections(&self) -> usize {
+        16
+    }
+
     /// The queue id in the MTA's reply to the message's end of data.
     fn queue_id_in_reply(&self, reply: &str) -> Option<String>;
 
