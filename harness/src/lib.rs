@@ -21,7 +21,7 @@
 //! - [`dns`]: a scenario's domain, MX hosts and TLSA records, as zones.
 //! - [`mta`]: the MTA under test behind one boundary: its container, its
 //!   configuration for a case's TLS policy, its log as typed delivery
-//!   events; Postfix and Exim each in a module of their own.
+//!   events; Postfix, Exim and OpenSMTPD each in a folder of their own.
 //! - [`lab`]: a run's private network: the MTA (started through
 //!   [`mta`]) with only its own loopback, and the agent's container in
 //!   that namespace, where the fakes listen and the injector speaks to
