@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::checks;
 use super::error::{LoadError, LoadErrors, SourceFile, clean_path, invalid};
-use super::model::RawScenario;
+use super::model::{MtaTables, RawScenario};
 use super::validated::Scenario;
 
 /// Loads scenario files and directories (every `*.toml` directly inside,
@@ -94,11 +94,13 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Scenario, LoadError> {
             "the file is not valid UTF-8".into(),
         )
     })?;
-    let raw = parse(path, text)?;
-    validate(path, text, raw)
+    // The MTAs' tables first: they also refuse any key no part reads.
+    let tables = parse::<MtaTables>(path, text)?;
+    let raw = parse::<RawScenario>(path, text)?;
+    validate(path, text, raw, tables)
 }
 
-fn parse(path: &Path, text: &str) -> Result<RawScenario, LoadError> {
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, LoadError> {
     let de = toml::Deserializer::parse(text).map_err(|e| {
         invalid(
             path,
@@ -123,11 +125,15 @@ fn parse(path: &Path, text: &str) -> Result<RawScenario, LoadError> {
 
 /// The checks across keys, section by section; the first problem found
 /// is the one reported, so their order is the order errors come in.
-fn validate(path: &Path, text: &str, mut raw: RawScenario) -> Result<Scenario, LoadError> {
+fn validate(
+    path: &Path,
+    text: &str,
+    raw: RawScenario,
+    raw_tables: MtaTables,
+) -> Result<Scenario, LoadError> {
     let file = SourceFile { path, text };
-    let raw_tables = raw.mta_tables();
     let (expect, raw_versions) = checks::expectations(&file, raw.expect)?;
-    let tables = checks::mta_tables(&file, raw_tables)?;
+    let tables = checks::mta_tables(&file, raw_tables.0)?;
     let versions = checks::versions(&file, raw_versions, &expect)?;
     let relay_span = raw.relay.span();
     let relay = checks::relay(&file, relay_span.clone(), raw.relay.into_inner())?;
@@ -249,6 +255,49 @@ secure = ["deferred"]
         let (_, key, message) = at("try = [\"delivered-plaintext\", \"deferred\"]");
         assert_eq!(key, "exim.try");
         assert!(message.contains("leaves the queue"), "{message}");
+    }
+
+    #[test]
+    fn opensmtpd_tables_load_and_their_mistakes_are_located() {
+        let text = format!(
+            "{GOOD}\n[opensmtpd]\nopportunistic = \"delivered-plaintext\"\ntls = {{ outcome = \"deferred\", reason = \"TLS required but not supported by remote host\" }}\n"
+        );
+        let s = load(&text).unwrap();
+        let policies: Vec<String> = s
+            .policies(Mta::Opensmtpd)
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .collect();
+        assert_eq!(policies, ["opportunistic", "tls"]);
+        assert!(s.policies(Mta::Exim).is_empty());
+        let at = |extra: &str| error(&format!("{GOOD}\n[opensmtpd]\n{extra}\n"));
+        let (line, key, message) = at("try = \"deferred\"");
+        assert_eq!(line, format!("{GOOD}\n[opensmtpd]\ntry").lines().count());
+        assert_eq!(key, "opensmtpd.try");
+        assert!(
+            message.contains("unknown OpenSMTPD policy `try`"),
+            "{message}"
+        );
+        let (_, key, message) = at("tls = \"deferred\"\nsettings = { helo = \"x\" }");
+        assert_eq!(key, "opensmtpd.settings.helo");
+        assert!(message.contains("takes no client options"), "{message}");
+    }
+
+    /// A key that is neither the scenario's nor an MTA's table is refused
+    /// where it is, with every key the file may have.
+    #[test]
+    fn an_unknown_top_level_key_is_refused_where_it_is() {
+        let (line, key, message) = error(&format!("{GOOD}\n[sendmail]\nmay = \"deferred\"\n"));
+        assert_eq!(line, format!("{GOOD}\n[sendmail]").lines().count());
+        assert_eq!(key, "sendmail");
+        assert!(
+            message.starts_with("unknown field `sendmail`, expected one of `name`,"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("`expect`, `exim`, `opensmtpd`"),
+            "{message}"
+        );
     }
 
     #[test]

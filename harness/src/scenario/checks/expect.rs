@@ -141,11 +141,10 @@ fn each_entry_differs(
 /// driver: its policy names, and the settings it lets a scenario give.
 pub(crate) fn mta_tables(
     file: &SourceFile,
-    raw: Vec<(&'static str, Option<Spanned<RawMtaTable>>)>,
+    raw: Vec<(&'static str, Spanned<RawMtaTable>)>,
 ) -> Result<BTreeMap<Mta, MtaTable>, LoadError> {
     let mut tables = BTreeMap::new();
     for (name, table) in raw {
-        let Some(table) = table else { continue };
         let mta = Mta::ALL
             .into_iter()
             .find(|m| m.driver().scenario_table().is_some_and(|(n, _)| n == name))
@@ -157,11 +156,15 @@ pub(crate) fn mta_tables(
         for (setting, value) in table.settings {
             let key = format!("{name}.settings.{}", setting.get_ref());
             if !allowed.contains(&setting.get_ref().as_str()) {
-                let m = format!(
-                    "not a {} client option a scenario may set (one of: {})",
-                    mta.title(),
-                    allowed.join(", ")
-                );
+                let m = if allowed.is_empty() {
+                    format!("{} takes no client options from a scenario", mta.title())
+                } else {
+                    format!(
+                        "not one of the {} client options a scenario may set: {}",
+                        mta.title(),
+                        allowed.join(", ")
+                    )
+                };
                 return Err(file.error(setting.span(), &key, m));
             }
             if value.contains('\n') || value.trim().is_empty() {

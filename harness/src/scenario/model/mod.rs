@@ -5,6 +5,7 @@
 mod delivery;
 mod expect;
 mod hostname;
+mod mta_tables;
 mod paths;
 mod postfix;
 mod relay;
@@ -17,6 +18,7 @@ pub use delivery::{DeliverySpec, Seconds};
 pub use expect::{AttemptExpectation, Dsn, Expectation, Hop, VersionPrefix};
 pub(crate) use expect::{RawExpectations, RawMtaTable};
 pub use hostname::Hostname;
+pub(crate) use mta_tables::MtaTables;
 pub use paths::{MiddleboxSpec, PortFate};
 pub use postfix::{PostfixSpec, SaslSpec, TlsPolicy};
 pub use relay::{
@@ -24,9 +26,11 @@ pub use relay::{
 };
 pub use settings::{OWNED_SETTINGS, SettingName, SettingValue};
 
-/// The scenario file as written, before cross-key checks.
+/// The scenario file as written, before cross-key checks, but for the
+/// MTAs' own tables ([`MtaTables`], read from the same text). It ignores
+/// keys it does not know: [`MtaTables`] refuses those that are neither its
+/// nor an MTA's.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawScenario {
     pub name: String,
     #[serde(default)]
@@ -50,22 +54,4 @@ pub(crate) struct RawScenario {
     #[serde(default)]
     pub delivery: DeliverySpec,
     pub expect: Spanned<RawExpectations>,
-    /// What Exim does (`[exim]`), by Exim's policy names; a scenario
-    /// without it is not run on Exim.
-    #[serde(default)]
-    pub exim: Option<Spanned<RawMtaTable>>,
-    /// What OpenSMTPD does (`[opensmtpd]`), by its policy names.
-    #[serde(default)]
-    pub opensmtpd: Option<Spanned<RawMtaTable>>,
-}
-
-impl RawScenario {
-    /// The MTAs' own tables (`[exim]`, ...), by table name: each is read
-    /// the neutral way and checked against its MTA's driver.
-    pub fn mta_tables(&mut self) -> Vec<(&'static str, Option<Spanned<RawMtaTable>>)> {
-        vec![
-            ("exim", self.exim.take()),
-            ("opensmtpd", self.opensmtpd.take()),
-        ]
-    }
 }
