@@ -248,9 +248,11 @@ mod tests {
             &[
                 "mta::postfix",
                 "mta::exim",
+                "mta::opensmtpd",
                 "crate::postfix",
                 "Mta::Postfix",
                 "Mta::Exim",
+                "Mta::Opensmtpd",
             ],
             &[],
         );
@@ -277,7 +279,16 @@ mod tests {
                 "upstream",
                 "smtp",
             ],
-            &["postfix", "exim", "level::", "eximpolicy"],
+            &[
+                "postfix",
+                "exim",
+                "opensmtpd",
+                "smtpd.conf",
+                "smtpctl",
+                "level::",
+                "eximpolicy",
+                "opensmtpdpolicy",
+            ],
             &[
                 "rename = \"postfix_",
                 "(\"postfix_version\",",
