@@ -113,6 +113,8 @@ struct Agent {
     stop: CancellationToken,
     smtp: AsyncSmtpTransport<Tokio1Executor>,
     injecting: tokio::sync::Semaphore,
+    /// Set once `injecting` has been cut to what the MTA takes.
+    injections_set: std::sync::OnceLock<usize>,
     /// The DNS middlebox's zones.
     dns: crate::dns::proxy::Table,
     /// The MTA-STS policy server's cases.
@@ -227,6 +229,7 @@ impl Agent {
                 .pool_config(PoolConfig::new().max_size(INJECTORS as u32))
                 .build(),
             injecting: tokio::sync::Semaphore::new(INJECTORS),
+            injections_set: std::sync::OnceLock::new(),
             dns: crate::dns::proxy::Table::default(),
             policies: crate::dns::mta_sts::Table::default(),
         }
@@ -315,7 +318,16 @@ impl Agent {
             Call::Usage => reply.send(Reply::Usage {
                 peak_rss_kb: peak_rss_kb(),
             }),
-            Call::Ready { timeout_ms } => {
+            Call::Ready {
+                timeout_ms,
+                injections,
+            } => {
+                // No more injections at once than the MTA takes
+                // connections at once, from now on.
+                if self.injections_set.set(injections).is_ok() {
+                    let fewer = INJECTORS.saturating_sub(injections.max(1));
+                    self.injecting.forget_permits(fewer);
+                }
                 let agent = self.clone();
                 tokio::spawn(async move { reply.send(agent.ready(timeout_ms).await) });
             }

@@ -131,9 +131,6 @@ pub struct Lab {
     pub mta: Instance,
     agent: Option<client::AgentClient>,
     sent: Mutex<HashSet<u64>>,
-    /// Injections at once, as many as the MTA takes connections at once
-    /// ([`crate::mta::Driver::concurrent_injections`]).
-    injecting: tokio::sync::Semaphore,
 }
 
 impl Lab {
@@ -156,12 +153,10 @@ impl Lab {
             client::AgentClient::start(&docker, &opts.agent, &mta, &agent_name, labels, deadline),
             instance.wait_started(deadline),
         );
-        let injections = instance.mta().driver().concurrent_injections();
         let mut lab = Lab {
             mta: instance,
             agent: None,
             sent: Mutex::default(),
-            injecting: tokio::sync::Semaphore::new(injections),
         };
         // The MTA's own refusal first: when it exits at once, the agent may
         // fail only because the namespace it was to join is gone.
@@ -186,6 +181,7 @@ impl Lab {
         let ready = lab
             .call(Call::Ready {
                 timeout_ms: left.as_millis() as u64,
+                injections: lab.mta.mta().driver().concurrent_injections(),
             })
             .await;
         match ready {
@@ -324,11 +320,6 @@ impl Lab {
         subject: &str,
         message_id: &str,
     ) -> Result<String, MtaError> {
-        let _permit = self
-            .injecting
-            .acquire()
-            .await
-            .map_err(|e| MtaError::Inject(e.to_string()))?;
         let call = Call::Inject {
             recipient: recipient.to_owned(),
             subject: subject.to_owned(),

@@ -47,8 +47,10 @@ pub enum Call {
         subject: String,
         message_id: String,
     },
-    /// Wait (at most `timeout_ms`) until the MTA's listener greets.
-    Ready { timeout_ms: u64 },
+    /// Wait (at most `timeout_ms`) until the MTA's listener greets; from
+    /// then on inject at most `injections` messages at once (the first
+    /// `Ready` says).
+    Ready { timeout_ms: u64, injections: usize },
     /// The agent's peak resident memory so far.
     Usage,
 }
