@@ -276,3 +276,59 @@ fn the_cli_runs_opensmtpd_and_refuses_another_mta_s_policy_for_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown OpenSMTPD policy `encrypt`"), "{err}");
 }
+
+/// An OpenSMTPD run's reports: the JSON names the MTA and validates
+/// against the published schema; the JUnit and HTML reports are written.
+#[test]
+fn an_opensmtpd_run_s_reports_name_it_and_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, junit, html) = (
+        dir.path().join("r.json"),
+        dir.path().join("r.xml"),
+        dir.path().join("r.html"),
+    );
+    let out = common::tlsharness()
+        .args([
+            "run",
+            "--mta",
+            "opensmtpd",
+            "--scenario",
+            "fail-handshake-reset",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--junit")
+        .arg(&junit)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(common::report_schema_errors(&report), Vec::<String>::new());
+    assert_eq!(report["mta"], "opensmtpd");
+    let opportunistic = report["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["level"] == "opportunistic")
+        .expect("the opportunistic case");
+    assert!(
+        opportunistic["attempts"][0]["retried_in_clear"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("smtp.relay.test[127.0.1.1]:587")),
+        "{opportunistic}"
+    );
+    let junit = std::fs::read_to_string(&junit).unwrap();
+    assert!(junit.contains("fail-handshake-reset/tls"), "{junit}");
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        html.contains("OpenSMTPD 6.8.0p2"),
+        "the HTML report names the MTA"
+    );
+}

@@ -642,3 +642,30 @@ fn an_inconclusive_case_is_neither_passed_nor_failed_in_every_report() {
         "{details}"
     );
 }
+
+/// The schema names every MTA and every policy of each (a run on any MTA
+/// writes a report that validates).
+#[test]
+fn the_schema_names_every_mta_and_each_one_s_policies() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("fixtures/schemas/report.schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let names = |def: &str| -> Vec<String> {
+        schema["$defs"][def]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mtas = names("mta");
+    let levels = names("level");
+    for mta in tlsharness::policy::Mta::ALL {
+        assert!(mtas.contains(&mta.as_str().to_owned()), "{mta}");
+        for p in mta.policies() {
+            assert!(levels.contains(&p.as_str().to_owned()), "{mta} {p}");
+        }
+    }
+}
