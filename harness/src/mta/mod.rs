@@ -303,6 +303,19 @@ mod tests {
         assert!(offenders.is_empty(), "{}", offenders.join("\n"));
     }
 
+    /// Each MTA's folder names no other MTA in its code: what they share
+    /// is this module's.
+    #[test]
+    fn no_mta_s_folder_names_another_mta() {
+        let names: Vec<&str> = super::Mta::ALL.iter().map(|m| m.as_str()).collect();
+        let mut offenders = Vec::new();
+        for mta in &names {
+            let others: Vec<&str> = names.iter().copied().filter(|n| n != mta).collect();
+            offenders.extend(naming(&src(), &[&format!("mta/{mta}")], &others, &[]));
+        }
+        assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+    }
+
     /// The test above finds what it is meant to find.
     #[test]
     fn an_mta_s_name_in_a_neutral_floor_would_be_found() {

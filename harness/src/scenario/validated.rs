@@ -90,6 +90,13 @@ impl Scenario {
         })
     }
 
+    /// Whether the MTA trusts the CA that signed the relay's certificate
+    /// (the run's CA), whichever MTA it is. The file says so under
+    /// `[postfix] trust_ca`, the first MTA's table; every driver asks here.
+    pub fn mta_trusts_run_ca(&self) -> bool {
+        self.postfix.trust_ca
+    }
+
     /// The case's own client options on `mta`, from its table's
     /// `settings`.
     pub fn settings(&self, mta: Mta) -> &BTreeMap<String, String> {

@@ -256,7 +256,7 @@ begin transports
 /// ca=... transport=...`, or for a case by MX, its zone's entry
 /// `ZONE: port=25 source=... ca=... transport=...`.
 fn route_line(t: &Target<'_>, transport: &str) -> String {
-    let ca = if t.scenario.postfix.trust_ca {
+    let ca = if t.scenario.mta_trusts_run_ca() {
         format!("{CONF_DIR}/ca.pem")
     } else {
         // The system store, which does not hold the run's CA.

@@ -88,7 +88,7 @@ fn case_lines(t: &Target<'_>, policy: OpensmtpdPolicy, name: &str) -> (String, S
     }
     // Without `ca`, smtpd verifies against the system store, which does
     // not hold the run's CA (a scenario's `trust_ca = false`).
-    if t.scenario.postfix.trust_ca {
+    if t.scenario.mta_trusts_run_ca() {
         let _ = write!(action, " ca {CA_NAME}");
     }
     action.push('\n');
