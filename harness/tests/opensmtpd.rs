@@ -332,3 +332,29 @@ fn an_opensmtpd_run_s_reports_name_it_and_validate() {
         "the HTML report names the MTA"
     );
 }
+
+/// OpenSMTPD's cases relay by name: a scenario by MX that states what it
+/// does is refused at load time, where the table is, with exit 2.
+#[test]
+fn an_opensmtpd_table_in_a_scenario_by_mx_is_refused_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("by-mx.toml");
+    let text =
+        std::fs::read_to_string(common::root().join("scenarios/dane-strip-starttls.toml")).unwrap();
+    let text = format!("{text}\n[opensmtpd]\ntls = \"deferred\"\n");
+    std::fs::write(&path, &text).unwrap();
+    let out = common::tlsharness()
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(tlsharness::exit::BAD_INPUT));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().position(|l| l == "[opensmtpd]").unwrap() + 1;
+    assert!(
+        err.contains(&format!(
+            "by-mx.toml:{line}:1: opensmtpd: [opensmtpd] in a scenario with [dns]"
+        )),
+        "{err}"
+    );
+}

@@ -38,6 +38,12 @@ pub trait Driver: Sync {
         None
     }
 
+    /// Whether the harness runs this MTA's cases by MX (scenarios with
+    /// `[dns]`): its driver renders a case's zone as the MTA's own lookup.
+    fn delivers_by_mx(&self) -> bool {
+        true
+    }
+
     /// The image a run of this MTA uses unless told otherwise.
     fn default_image(&self) -> &'static str;
 

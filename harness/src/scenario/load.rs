@@ -133,7 +133,7 @@ fn validate(
 ) -> Result<Scenario, LoadError> {
     let file = SourceFile { path, text };
     let (expect, raw_versions) = checks::expectations(&file, raw.expect)?;
-    let tables = checks::mta_tables(&file, raw_tables.0)?;
+    let tables = checks::mta_tables(&file, raw_tables.0, raw.dns.is_some())?;
     let versions = checks::versions(&file, raw_versions, &expect)?;
     let relay_span = raw.relay.span();
     let relay = checks::relay(&file, relay_span.clone(), raw.relay.into_inner())?;

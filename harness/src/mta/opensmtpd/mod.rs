@@ -49,6 +49,12 @@ impl Driver for Opensmtpd {
         Some(("opensmtpd", &[]))
     }
 
+    /// Its cases relay by name only: its MX lookup (`relay` without
+    /// `host`) is not modelled, and it has no DANE or MTA-STS.
+    fn delivers_by_mx(&self) -> bool {
+        false
+    }
+
     fn default_image(&self) -> &'static str {
         IMAGE
     }

@@ -142,6 +142,7 @@ fn each_entry_differs(
 pub(crate) fn mta_tables(
     file: &SourceFile,
     raw: Vec<(&'static str, Spanned<RawMtaTable>)>,
+    by_mx: bool,
 ) -> Result<BTreeMap<Mta, MtaTable>, LoadError> {
     let mut tables = BTreeMap::new();
     for (name, table) in raw {
@@ -151,6 +152,13 @@ pub(crate) fn mta_tables(
             .expect("every MTA table of the format is an MTA's");
         let (_, allowed) = mta.driver().scenario_table().expect("found by it");
         let span = table.span();
+        if by_mx && !mta.driver().delivers_by_mx() {
+            let m = format!(
+                "[{name}] in a scenario with [dns]: the harness runs {} by relay name only (its MX lookup is not modelled); remove the table or the [dns] section",
+                mta.title()
+            );
+            return Err(file.error(span, name, m));
+        }
         let table = table.into_inner();
         let mut read = MtaTable::default();
         for (setting, value) in table.settings {
