@@ -181,14 +181,7 @@ hostname = "smtp.relay.test"
 port = 587
 starttls = true
 certificate = "self-signed"
-# What Postfix does (the format asks for it; not run here), as in
-# scenarios/relay-cert-self-signed.toml.
-[expect]
-none    = "delivered-plaintext"
-may     = { outcome = "delivered-tls", trust = "untrusted" }
-encrypt = { outcome = "delivered-tls", trust = "untrusted" }
-verify  = { outcome = "deferred", dsn = "4.7.5", reason = "Server certificate not verified" }
-secure  = { outcome = "deferred", dsn = "4.7.5", reason = "Server certificate not verified" }
+# No [expect]: a scenario about OpenSMTPD alone is not run on Postfix.
 [opensmtpd]
 tls = [
   { outcome = "deferred", reason = "SSL certificate check failed" },
@@ -357,4 +350,37 @@ fn an_opensmtpd_table_in_a_scenario_by_mx_is_refused_where_it_is() {
         )),
         "{err}"
     );
+}
+
+/// A scenario may state what OpenSMTPD does and nothing of Postfix: it
+/// runs on OpenSMTPD only. One that states no MTA at all is refused.
+#[test]
+fn a_scenario_for_opensmtpd_alone_needs_no_postfix_expectations() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("only-opensmtpd.toml");
+    let relay = "name = \"a clean relay\"\n[relay]\nhostname = \"smtp.relay.test\"\nport = 587\nstarttls = true\n";
+    std::fs::write(
+        &path,
+        format!("{relay}[opensmtpd]\ntls = \"delivered-tls\"\n"),
+    )
+    .unwrap();
+    let list = |mta: &str| {
+        let out = common::tlsharness()
+            .args(["run", "--mta", mta, "--list"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(list("opensmtpd").trim(), "only-opensmtpd/tls");
+    assert_eq!(list("postfix").trim(), "");
+    std::fs::write(&path, relay).unwrap();
+    let out = common::tlsharness()
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(tlsharness::exit::BAD_INPUT));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only-opensmtpd.toml:1:1: missing field `expect`: say what Postfix does in [expect], or what another MTA does in its own table ([exim], [opensmtpd])"), "{err}");
 }

@@ -132,7 +132,7 @@ fn validate(
     raw_tables: MtaTables,
 ) -> Result<Scenario, LoadError> {
     let file = SourceFile { path, text };
-    let (expect, raw_versions) = checks::expectations(&file, raw.expect)?;
+    let (expect, raw_versions) = checks::expectations(&file, raw.expect, !raw_tables.0.is_empty())?;
     let tables = checks::mta_tables(&file, raw_tables.0, raw.dns.is_some())?;
     let versions = checks::versions(&file, raw_versions, &expect)?;
     let relay_span = raw.relay.span();

@@ -20,8 +20,26 @@ pub(crate) type RawVersions = BTreeMap<VersionPrefix, Spanned<RawExpectations>>;
 /// [`versions`], which checks them against it.
 pub(crate) fn expectations(
     file: &SourceFile,
-    raw: Spanned<RawExpectations>,
+    raw: Option<Spanned<RawExpectations>>,
+    other_tables: bool,
 ) -> Result<(BTreeMap<Level, Expectation>, RawVersions), LoadError> {
+    let Some(raw) = raw else {
+        if other_tables {
+            return Ok((BTreeMap::new(), RawVersions::default()));
+        }
+        let tables: Vec<&str> = Mta::ALL
+            .iter()
+            .filter_map(|m| m.driver().scenario_table().map(|(n, _)| n))
+            .collect();
+        return Err(file.error(
+            0..0,
+            "",
+            format!(
+                "missing field `expect`: say what Postfix does in [expect], or what another MTA does in its own table ([{}])",
+                tables.join("], [")
+            ),
+        ));
+    };
     let expect_span = raw.span();
     let mut raw = raw.into_inner();
     let raw_versions = std::mem::take(&mut raw.postfix);
