@@ -374,6 +374,20 @@ fn a_scenario_for_opensmtpd_alone_needs_no_postfix_expectations() {
     };
     assert_eq!(list("opensmtpd").trim(), "only-opensmtpd/tls");
     assert_eq!(list("postfix").trim(), "");
+    // `check` still runs its path with your Postfix configuration.
+    let out = common::tlsharness()
+        .args(["check", "--config"])
+        .arg(common::root().join("fixtures/configs/incident-before"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("only-opensmtpd  tls trusted"), "{stdout}");
     std::fs::write(&path, relay).unwrap();
     let out = common::tlsharness()
         .arg("validate")
