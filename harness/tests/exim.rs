@@ -5,43 +5,21 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use tlsharness::mta::exim::EximPolicy;
 use tlsharness::mta::log::Status;
 use tlsharness::outcome::{Outcome, Trust};
 use tlsharness::policy::{Mta, Policy};
-use tlsharness::run::{CaseResult, RunOptions, RunReport, Selection, plan, run};
-use tlsharness::scenario::{Scenario, load_paths};
+use tlsharness::run::{CaseResult, RunReport, Selection, plan, run};
 use tokio::sync::OnceCell;
 
 static REPORT: OnceCell<RunReport> = OnceCell::const_new();
-
-fn library() -> Vec<Arc<Scenario>> {
-    load_paths(&[common::root().join("scenarios")])
-        .expect("the built-in scenarios load")
-        .into_iter()
-        .map(Arc::new)
-        .collect()
-}
-
-fn on_exim() -> RunOptions {
-    RunOptions {
-        images: vec![Mta::Exim.driver().default_image().to_owned()],
-        selection: Selection {
-            mta: Mta::Exim,
-            ..Selection::default()
-        },
-        ..RunOptions::default()
-    }
-}
 
 /// One run of every scenario with an `[exim]` section, shared by the tests.
 async fn report() -> &'static RunReport {
     REPORT
         .get_or_init(|| async {
             common::in_process();
-            run(&library(), &on_exim())
+            run(&common::library(), &common::on(Mta::Exim))
                 .await
                 .expect("the run completes (needs Docker and tlsharness/exim:bookworm: ci/test.sh sets both up)")
         })
@@ -69,7 +47,10 @@ async fn every_exim_expectation_holds_on_real_exim() {
     assert!(r.mta_version.starts_with("4."), "{}", r.mta_version);
     // Every scenario with an [exim] section ran at every policy it states,
     // and no other scenario ran.
-    let stated: usize = library().iter().map(|s| s.policies(Mta::Exim).len()).sum();
+    let stated: usize = common::library()
+        .iter()
+        .map(|s| s.policies(Mta::Exim).len())
+        .sum();
     assert_eq!(r.cases.len(), stated);
     assert!(
         stated >= 27 * 5,
@@ -208,7 +189,7 @@ async fn dane_applies_at_every_policy_where_the_zone_is_signed() {
 
 #[test]
 fn only_scenarios_with_exim_expectations_have_exim_cases() {
-    let all = library();
+    let all = common::library();
     let cases = plan(
         &all,
         &Selection {

@@ -12,30 +12,11 @@ use tlsharness::mta::log::Status;
 use tlsharness::mta::opensmtpd::OpensmtpdPolicy;
 use tlsharness::outcome::{Outcome, Trust};
 use tlsharness::policy::{Mta, Policy};
-use tlsharness::run::{CaseResult, RunOptions, RunReport, Selection, plan, run};
-use tlsharness::scenario::{Scenario, load_paths};
+use tlsharness::run::{CaseResult, RunReport, Selection, plan, run};
+use tlsharness::scenario::load_paths;
 use tokio::sync::OnceCell;
 
 static REPORT: OnceCell<RunReport> = OnceCell::const_new();
-
-fn library() -> Vec<Arc<Scenario>> {
-    load_paths(&[common::root().join("scenarios")])
-        .expect("the built-in scenarios load")
-        .into_iter()
-        .map(Arc::new)
-        .collect()
-}
-
-fn on_opensmtpd() -> RunOptions {
-    RunOptions {
-        images: vec![Mta::Opensmtpd.driver().default_image().to_owned()],
-        selection: Selection {
-            mta: Mta::Opensmtpd,
-            ..Selection::default()
-        },
-        ..RunOptions::default()
-    }
-}
 
 /// One run of every scenario with an `[opensmtpd]` section, shared by the
 /// tests.
@@ -43,7 +24,7 @@ async fn report() -> &'static RunReport {
     REPORT
         .get_or_init(|| async {
             common::in_process();
-            run(&library(), &on_opensmtpd())
+            run(&common::library(), &common::on(Mta::Opensmtpd))
                 .await
                 .expect("the run completes (needs Docker and tlsharness/opensmtpd:bookworm: ci/test.sh sets both up)")
         })
@@ -69,7 +50,7 @@ async fn every_opensmtpd_expectation_holds_on_real_opensmtpd() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
     assert_eq!(r.mta, Mta::Opensmtpd);
     assert_eq!(r.mta_version, "6.8.0p2");
-    let stated: usize = library()
+    let stated: usize = common::library()
         .iter()
         .map(|s| s.policies(Mta::Opensmtpd).len())
         .sum();
@@ -196,7 +177,7 @@ tls = [
         .into_iter()
         .map(Arc::new)
         .collect();
-    let r = run(&scenarios, &on_opensmtpd())
+    let r = run(&scenarios, &common::on(Mta::Opensmtpd))
         .await
         .expect("the run completes");
     let c = &r.cases[0];
@@ -217,7 +198,7 @@ tls = [
 #[test]
 fn only_scenarios_with_opensmtpd_expectations_have_opensmtpd_cases() {
     let cases = plan(
-        &library(),
+        &common::library(),
         &Selection {
             mta: Mta::Opensmtpd,
             ..Selection::default()

@@ -75,6 +75,21 @@ impl NotContained {
     }
 }
 
+/// The name servers a resolv.conf names, in its order: the container's
+/// DNS may only be the run's own resolver on 127.0.0.1, whatever the MTA.
+pub fn nameservers(resolv_conf: &str) -> Vec<&str> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .map(str::trim)
+        .collect()
+}
+
+/// Whether a resolv.conf sends DNS anywhere but to loopback's 127.0.0.1.
+pub fn asks_off_loopback(resolv_conf: &str) -> bool {
+    nameservers(resolv_conf).iter().any(|s| *s != "127.0.0.1")
+}
+
 fn list(loose: &[Loose]) -> String {
     loose.iter().map(|l| format!("\n  {l}")).collect()
 }

@@ -69,6 +69,32 @@ pub async fn ensure(
 mod tests {
     use super::*;
 
+    /// Each MTA's Dockerfile (`fixtures/<mta>/Dockerfile`, for machines
+    /// with a registry) installs and labels the packages of its default
+    /// image, as the offline build does.
+    #[test]
+    fn every_mta_s_dockerfile_installs_and_labels_the_same_packages() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+        for mta in Mta::ALL {
+            let path = fixtures.join(mta.as_str()).join("Dockerfile");
+            let dockerfile = std::fs::read_to_string(&path).unwrap();
+            let (_, built) = built_in(mta.driver().default_image()).expect("a built-in image");
+            let label = crate::docker::offline::PACKAGES_LABEL;
+            let list = built.packages.join(",");
+            assert!(
+                dockerfile.contains(&format!("LABEL {label}={list}\n")),
+                "{}: {dockerfile}",
+                path.display()
+            );
+            for p in built.packages {
+                assert!(
+                    dockerfile.contains(&format!(" {p} ")),
+                    "{mta}: {p} not installed"
+                );
+            }
+        }
+    }
+
     #[test]
     fn every_built_in_image_says_how_it_is_built() {
         assert_eq!(build_args("tlsharness/postfix:trixie"), " --suite trixie");

@@ -28,6 +28,27 @@ pub fn in_process() {
     tlsharness::lab::use_agent_binary(env!("CARGO_BIN_EXE_tlsharness"));
 }
 
+/// The built-in scenario library.
+pub fn library() -> Vec<std::sync::Arc<tlsharness::scenario::Scenario>> {
+    tlsharness::scenario::load_paths(&[root().join("scenarios")])
+        .expect("the built-in scenarios load")
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect()
+}
+
+/// A run on `mta`'s default image, every case the scenarios state for it.
+pub fn on(mta: tlsharness::policy::Mta) -> tlsharness::run::RunOptions {
+    tlsharness::run::RunOptions {
+        images: vec![mta.driver().default_image().to_owned()],
+        selection: tlsharness::run::Selection {
+            mta,
+            ..tlsharness::run::Selection::default()
+        },
+        ..tlsharness::run::RunOptions::default()
+    }
+}
+
 pub fn tlsharness() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tlsharness"));
     c.current_dir(root());

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use super::config::CONF;
-use crate::mta::containment::{Loose, NotContained};
+use crate::mta::containment::{Loose, NotContained, asks_off_loopback, nameservers};
 
 /// The run's smtpd.conf and /etc/hosts (the lab adds resolv.conf).
 pub fn commands() -> Vec<Vec<String>> {
@@ -78,13 +78,8 @@ pub fn verify(outputs: &[&str]) -> Result<(), NotContained> {
             ),
         }
     }
-    let servers: Vec<&str> = resolv_conf
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .map(str::trim)
-        .collect();
-    if servers.iter().any(|s| *s != "127.0.0.1") {
-        let line = format!("nameserver {}", servers.join(" "));
+    if asks_off_loopback(resolv_conf) {
+        let line = format!("nameserver {}", nameservers(resolv_conf).join(" "));
         flag(
             "resolver",
             &line,

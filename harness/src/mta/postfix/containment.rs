@@ -76,11 +76,7 @@ pub fn loose(main: &str, services: &str, overrides: &str) -> Vec<Loose> {
 /// upstream is the run's own name server in the same namespace: then
 /// DNS lookups stay inside the run, and the smtp clients may use them.
 pub fn the_run_s_resolver(resolv_conf: &str) -> bool {
-    let servers: Vec<&str> = resolv_conf
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .map(str::trim)
-        .collect();
+    let servers = crate::mta::containment::nameservers(resolv_conf);
     !servers.is_empty() && servers.iter().all(|s| *s == "127.0.0.1")
 }
 
