@@ -317,13 +317,7 @@ fn an_opensmtpd_table_in_a_scenario_by_mx_is_refused_where_it_is() {
         std::fs::read_to_string(common::root().join("scenarios/dane-strip-starttls.toml")).unwrap();
     let text = format!("{text}\n[opensmtpd]\ntls = \"deferred\"\n");
     std::fs::write(&path, &text).unwrap();
-    let out = common::tlsharness()
-        .arg("validate")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(tlsharness::exit::BAD_INPUT));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&path);
     let line = text.lines().position(|l| l == "[opensmtpd]").unwrap() + 1;
     assert!(
         err.contains(&format!(
@@ -370,12 +364,17 @@ fn a_scenario_for_opensmtpd_alone_needs_no_postfix_expectations() {
     );
     assert!(stdout.contains("only-opensmtpd  tls trusted"), "{stdout}");
     std::fs::write(&path, relay).unwrap();
+    let err = refused(&path);
+    assert!(err.contains("only-opensmtpd.toml:1:1: missing field `expect`: say what Postfix does in [expect], or what another MTA does in its own table ([exim], [opensmtpd])"), "{err}");
+}
+
+/// What `validate` says of a file it refuses (with exit 2).
+fn refused(path: &std::path::Path) -> String {
     let out = common::tlsharness()
         .arg("validate")
-        .arg(&path)
+        .arg(path)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(tlsharness::exit::BAD_INPUT));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("only-opensmtpd.toml:1:1: missing field `expect`: say what Postfix does in [expect], or what another MTA does in its own table ([exim], [opensmtpd])"), "{err}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
